@@ -1,0 +1,1 @@
+//! Benchmark scenarios (issue 4).

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Install what xdpipe needs to build and test on a fresh Debian machine.
+# Idempotent: every step checks first, so a second run takes seconds.
+# Needs root (apt-get, bpffs mount).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  log "must run as root (installs Debian packages); try: sudo $0"
+  exit 1
+fi
+
+# --- Debian packages -------------------------------------------------------------
+# clang-19 + libclang + libpcap-dev: xsk-rs builds libxdp from source (its configure
+# checks for libpcap) and runs bindgen.
+# libelf/zlib: libbpf. iproute2/ethtool/bpftool: testbed and inspection.
+# tshark: tests check that generated frames dissect cleanly.
+pkgs=(clang-19 libclang-19-dev llvm-19 libelf-dev zlib1g-dev libpcap-dev pkg-config m4 make
+      iproute2 ethtool bpftool iputils-ping tshark tcpdump)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# xsk-rs's build script calls an unversioned `clang`.
+if ! command -v clang >/dev/null 2>&1; then
+  log "linking /usr/local/bin/clang -> clang-19"
+  ln -sf "$(command -v clang-19)" /usr/local/bin/clang
+fi
+
+# --- Rust toolchain ----------------------------------------------------------------
+# rust-toolchain.toml pins the toolchain; rustup installs it (and rust-src) on first use.
+rustup show active-toolchain >/dev/null
+if ! rustup component list --installed | grep -q '^rust-src'; then
+  log "adding rust-src"
+  rustup component add rust-src
+fi
+
+# bpf-linker, linked against the pinned toolchain's own LLVM (no system LLVM 22 here).
+sysroot=$(rustc --print sysroot)
+llvm_so=$(basename "$(ls "$sysroot"/lib/libLLVM-*-rust-*.so | head -n1)" .so)
+llvm_so=${llvm_so#lib}
+llvm_major=$(echo "$llvm_so" | sed -E 's/^LLVM-([0-9]+)-.*/\1/')
+if ! bpf-linker --version >/dev/null 2>&1; then
+  log "building bpf-linker against $llvm_so (about a minute)"
+  RUSTFLAGS="-L $sysroot/lib -l dylib=$llvm_so -C link-arg=-Wl,-rpath,$sysroot/lib" \
+    cargo install --locked bpf-linker --version 0.13.0 \
+      --no-default-features --features "llvm-$llvm_major,no-llvm-linking"
+fi
+
+# --- bpffs -------------------------------------------------------------------------
+if ! mountpoint -q /sys/fs/bpf; then
+  log "mounting bpffs on /sys/fs/bpf"
+  mount -t bpf bpf /sys/fs/bpf
+fi
+
+log "ready"

@@ -1,0 +1,29 @@
+//! Builds the XDP program (`xdp-ebpf`) for BPF with aya-build, so the `xdpipe` binary can
+//! embed the object and a user never handles a `.o` file.
+use anyhow::{Context as _, anyhow};
+use aya_build::{Package, Toolchain};
+
+fn main() -> anyhow::Result<()> {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?;
+    let root = std::path::Path::new(&manifest_dir)
+        .parent()
+        .ok_or_else(|| anyhow!("userspace/ has no parent directory"))?;
+    let ebpf_dir = root.join("xdp-ebpf");
+    let common_dir = root.join("xdp-common");
+    println!("cargo:rerun-if-changed={}", common_dir.display());
+    let ebpf_dir = ebpf_dir.to_str().ok_or_else(|| anyhow!("non-UTF-8 path"))?;
+    // The toolchain rust-toolchain.toml pins (bpf-linker is linked against its LLVM), with
+    // RUSTC_BOOTSTRAP=1 from .cargo/config.toml for build-std; aya-build's default,
+    // nightly, has no rust-src here.
+    let pin_file = root.join("rust-toolchain.toml");
+    println!("cargo:rerun-if-changed={}", pin_file.display());
+    let pin = std::fs::read_to_string(&pin_file).with_context(|| format!("reading {}", pin_file.display()))?;
+    let toolchain = pin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("channel")?.trim().strip_prefix('=').map(|v| v.trim().trim_matches('"').to_owned()))
+        .ok_or_else(|| anyhow!("no channel in {}", pin_file.display()))?;
+    aya_build::build_ebpf(
+        [Package { name: "xdp-ebpf", root_dir: ebpf_dir, ..Default::default() }],
+        Toolchain::Custom(&toolchain),
+    )
+}

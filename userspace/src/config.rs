@@ -1,0 +1,381 @@
+//! Validated configuration values.
+//!
+//! The CLI parses raw flags, then turns them into these newtypes; everything below the CLI
+//! takes only validated values. Each parser's error names the value, says what is wrong
+//! and what range or form is accepted.
+use std::{fmt, str::FromStr};
+
+use xdp_common::{
+    BENCH_UDP_PORT_HI, BENCH_UDP_PORT_LO, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO,
+    MATCH_UDP_DPORT, MAX_QUEUES, SteerConfig,
+};
+
+/// A configuration value that failed validation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{what} {value:?}: {why}")]
+pub struct ConfigError {
+    pub what: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+fn err(what: &'static str, value: impl Into<String>, why: impl Into<String>) -> ConfigError {
+    ConfigError { what, value: value.into(), why: why.into() }
+}
+
+/// Number of descriptors in an AF_XDP ring: a power of two in 64..=32768.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingSize(u32);
+
+impl RingSize {
+    pub const MIN: u32 = 64;
+    pub const MAX: u32 = 32768;
+
+    pub fn new(n: u32) -> Result<Self, ConfigError> {
+        if !(Self::MIN..=Self::MAX).contains(&n) || !n.is_power_of_two() {
+            return Err(err(
+                "ring size",
+                n.to_string(),
+                format!("must be a power of two from {} to {}, e.g. 2048", Self::MIN, Self::MAX),
+            ));
+        }
+        Ok(Self(n))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl FromStr for RingSize {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let n = s.parse().map_err(|_| err("ring size", s, "not a number"))?;
+        Self::new(n)
+    }
+}
+
+/// Size of one UMEM frame (chunk): 2048 or 4096 bytes, the sizes AF_XDP accepts in
+/// aligned mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameSize(u32);
+
+impl FrameSize {
+    pub fn new(n: u32) -> Result<Self, ConfigError> {
+        if n != 2048 && n != 4096 {
+            return Err(err(
+                "frame size",
+                n.to_string(),
+                "must be 2048 or 4096 (aligned UMEM chunks are a power of two, 2048 to page size)",
+            ));
+        }
+        Ok(Self(n))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl FromStr for FrameSize {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let n = s.parse().map_err(|_| err("frame size", s, "not a number"))?;
+        Self::new(n)
+    }
+}
+
+/// Descriptors moved per ring operation: 1..=4096.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSize(u32);
+
+impl BatchSize {
+    pub const MAX: u32 = 4096;
+
+    pub fn new(n: u32) -> Result<Self, ConfigError> {
+        if n == 0 || n > Self::MAX {
+            return Err(err("batch size", n.to_string(), format!("must be 1 to {}", Self::MAX)));
+        }
+        Ok(Self(n))
+    }
+
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl FromStr for BatchSize {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let n = s.parse().map_err(|_| err("batch size", s, "not a number"))?;
+        Self::new(n)
+    }
+}
+
+/// A sorted, duplicate-free list of small integers written as `0`, `0-3` or `0,2,5-6`.
+fn parse_id_list(what: &'static str, s: &str, max_exclusive: u32) -> Result<Vec<u32>, ConfigError> {
+    let mut ids = Vec::new();
+    if s.trim().is_empty() {
+        return Err(err(what, s, "empty list; write e.g. 0, 0-3 or 0,2"));
+    }
+    for part in s.split(',') {
+        let part = part.trim();
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let parse = |x: &str| {
+            x.parse::<u32>()
+                .map_err(|_| err(what, s, format!("{x:?} is not a number; write e.g. 0, 0-3 or 0,2")))
+        };
+        let (lo, hi) = (parse(lo)?, parse(hi)?);
+        if lo > hi {
+            return Err(err(what, s, format!("range {lo}-{hi} runs backwards")));
+        }
+        if hi >= max_exclusive {
+            return Err(err(what, s, format!("{hi} is out of range (0 to {})", max_exclusive - 1)));
+        }
+        for id in lo..=hi {
+            if ids.contains(&id) {
+                return Err(err(what, s, format!("{id} is listed twice")));
+            }
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// RX queue ids, one worker each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueList(Vec<u32>);
+
+impl QueueList {
+    pub fn ids(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// Checks every queue against the device's RX queue count.
+    pub fn check_against(&self, iface: &str, available: u32) -> Result<(), ConfigError> {
+        if let Some(&q) = self.0.iter().find(|&&q| q >= available) {
+            return Err(err(
+                "queue",
+                q.to_string(),
+                format!(
+                    "{iface} has {available} RX queue(s) (0 to {}); pick queues in range or raise \
+                     the channel count with `ethtool -L {iface} combined N`",
+                    available.saturating_sub(1)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for QueueList {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_id_list("queue list", s, MAX_QUEUES).map(Self)
+    }
+}
+
+/// CPU cores for the workers, in queue order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreList(Vec<u32>);
+
+impl CoreList {
+    pub fn ids(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// Checks every core against the cores this process may run on.
+    pub fn check_against(&self, online: &[u32]) -> Result<(), ConfigError> {
+        if let Some(&c) = self.0.iter().find(|c| !online.contains(c)) {
+            return Err(err(
+                "core",
+                c.to_string(),
+                format!("not a core this process may use; available: {online:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for CoreList {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_id_list("core list", s, 4096).map(Self)
+    }
+}
+
+/// Where the XDP program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Generic XDP, in the kernel stack after the skb is built (any device).
+    Skb,
+    /// Native XDP, in the driver before any skb.
+    Native,
+    /// Native if the driver supports it, else skb.
+    Auto,
+}
+
+/// How the AF_XDP socket binds to its queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindMode {
+    /// XDP_COPY: the kernel copies each frame into the UMEM.
+    Copy,
+    /// XDP_ZEROCOPY: the NIC DMAs straight into the UMEM (driver must support it).
+    ZeroCopy,
+    /// Let the kernel choose (zero-copy where the driver has it).
+    Auto,
+}
+
+/// Which frames the XDP program steers to the sockets; everything else goes to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SteerFilter(SteerConfig);
+
+impl SteerFilter {
+    pub fn config(self) -> SteerConfig {
+        self.0
+    }
+}
+
+impl Default for SteerFilter {
+    fn default() -> Self {
+        Self(SteerConfig::DEFAULT)
+    }
+}
+
+impl fmt::Display for SteerFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        match c.kind {
+            MATCH_ALL => write!(f, "all"),
+            MATCH_ETHERTYPE => write!(f, "ethertype:0x{:04x}", c.ethertype),
+            MATCH_IP_PROTO => write!(f, "ip-proto:{}", c.ip_proto),
+            _ => write!(f, "udp-dport:{}-{}", c.port_lo, c.port_hi),
+        }
+    }
+}
+
+impl FromStr for SteerFilter {
+    type Err = ConfigError;
+    /// `all`, `ethertype:0x88b5`, `ip-proto:17` (or `udp`, `tcp`), `udp-dport:9000-9099`,
+    /// `udp-dport:9000`, or `bench` (the default: xdpipe's benchmark ports).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const FORMS: &str = "use all, bench, ethertype:0xNNNN, ip-proto:N, udp, tcp, \
+                             udp-dport:PORT or udp-dport:LO-HI";
+        let mut c = SteerConfig::DEFAULT;
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        match (kind, arg) {
+            ("all", "") => c.kind = MATCH_ALL,
+            ("bench", "") => {}
+            ("udp", "") => (c.kind, c.ip_proto) = (MATCH_IP_PROTO, 17),
+            ("tcp", "") => (c.kind, c.ip_proto) = (MATCH_IP_PROTO, 6),
+            ("ethertype", a) => {
+                let hex = a.trim_start_matches("0x");
+                c.kind = MATCH_ETHERTYPE;
+                c.ethertype = u16::from_str_radix(hex, 16)
+                    .map_err(|_| err("steering filter", s, "EtherType must be hex, e.g. 0x88b5"))?;
+            }
+            ("ip-proto", a) => {
+                c.kind = MATCH_IP_PROTO;
+                c.ip_proto = a
+                    .parse()
+                    .map_err(|_| err("steering filter", s, "IP protocol must be 0 to 255"))?;
+            }
+            ("udp-dport", a) => {
+                let (lo, hi) = a.split_once('-').unwrap_or((a, a));
+                let port = |p: &str| {
+                    p.parse::<u16>()
+                        .map_err(|_| err("steering filter", s, "port must be 0 to 65535"))
+                };
+                c.kind = MATCH_UDP_DPORT;
+                (c.port_lo, c.port_hi) = (port(lo)?, port(hi)?);
+                if c.port_lo > c.port_hi {
+                    return Err(err("steering filter", s, "port range runs backwards"));
+                }
+            }
+            _ => return Err(err("steering filter", s, FORMS)),
+        }
+        Ok(Self(c))
+    }
+}
+
+/// Default UDP destination port of generated traffic: the start of the steered range.
+pub const BENCH_PORT_RANGE: (u16, u16) = (BENCH_UDP_PORT_LO, BENCH_UDP_PORT_HI);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_size_must_be_power_of_two_in_range() {
+        assert_eq!(RingSize::new(2048).unwrap().get(), 2048);
+        assert!(RingSize::new(3000).unwrap_err().why.contains("power of two"));
+        assert!(RingSize::new(32).is_err());
+        assert!(RingSize::new(65536).is_err());
+        assert!("x".parse::<RingSize>().is_err());
+    }
+
+    #[test]
+    fn frame_size_accepts_aligned_chunks_only() {
+        assert!(FrameSize::new(2048).is_ok());
+        assert!(FrameSize::new(4096).is_ok());
+        assert!(FrameSize::new(3000).is_err());
+        assert!(FrameSize::new(1024).is_err());
+    }
+
+    #[test]
+    fn batch_size_range() {
+        assert!(BatchSize::new(0).is_err());
+        assert_eq!(BatchSize::new(64).unwrap().get(), 64);
+        assert!(BatchSize::new(4097).is_err());
+    }
+
+    #[test]
+    fn id_lists_parse_ranges_and_reject_nonsense() {
+        assert_eq!("0".parse::<QueueList>().unwrap().ids(), &[0]);
+        assert_eq!("0-3".parse::<QueueList>().unwrap().ids(), &[0, 1, 2, 3]);
+        assert_eq!("5,0,2-3".parse::<QueueList>().unwrap().ids(), &[0, 2, 3, 5]);
+        assert!("3-1".parse::<QueueList>().unwrap_err().why.contains("backwards"));
+        assert!("1,1".parse::<CoreList>().unwrap_err().why.contains("twice"));
+        assert!("a".parse::<QueueList>().is_err());
+        assert!("".parse::<QueueList>().is_err());
+        assert!("999".parse::<QueueList>().unwrap_err().why.contains("out of range"));
+    }
+
+    #[test]
+    fn queue_check_names_device_and_fix() {
+        let q: QueueList = "0-2".parse().unwrap();
+        let e = q.check_against("veth0", 2).unwrap_err();
+        assert_eq!(e.value, "2");
+        assert!(e.why.contains("veth0 has 2 RX queue(s)"));
+        assert!(e.why.contains("ethtool -L"));
+        assert!(q.check_against("veth0", 3).is_ok());
+    }
+
+    #[test]
+    fn core_check() {
+        let c: CoreList = "0,1".parse().unwrap();
+        assert!(c.check_against(&[0, 1]).is_ok());
+        assert!(c.check_against(&[0]).unwrap_err().why.contains("available"));
+    }
+
+    #[test]
+    fn steer_filters_round_trip() {
+        for s in ["all", "ethertype:0x88b5", "ip-proto:17", "udp-dport:9000-9099"] {
+            assert_eq!(s.parse::<SteerFilter>().unwrap().to_string(), s);
+        }
+        let d = SteerFilter::default().to_string();
+        assert_eq!(d, format!("udp-dport:{}-{}", BENCH_UDP_PORT_LO, BENCH_UDP_PORT_HI));
+        assert_eq!("bench".parse::<SteerFilter>().unwrap(), SteerFilter::default());
+        assert_eq!("udp".parse::<SteerFilter>().unwrap().to_string(), "ip-proto:17");
+        assert_eq!("udp-dport:53".parse::<SteerFilter>().unwrap().to_string(), "udp-dport:53-53");
+        assert!("udp-dport:9-1".parse::<SteerFilter>().is_err());
+        assert!("ethertype:zz".parse::<SteerFilter>().is_err());
+        assert!("nope".parse::<SteerFilter>().unwrap_err().why.contains("udp-dport"));
+    }
+}

@@ -1,0 +1,173 @@
+//! Loads xdpipe's XDP steering program with aya, attaches it to one interface, fills the
+//! XSKMAP with AF_XDP sockets and reads the program's per-queue counters.
+//!
+//! The attachment is a BPF link owned by this process: dropping [`Steering`] detaches it,
+//! and if the process dies (even by SIGKILL) the kernel detaches it when the link's last
+//! file descriptor closes. Nothing stays attached behind us.
+use std::{io, os::fd::RawFd};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapError, PerCpuArray, XskMap},
+    programs::{ProgramError, Xdp, XdpMode as AyaXdpMode, xdp::XdpLinkId},
+};
+use xdp_common::{
+    COUNTERS_MAP_NAME, MAX_QUEUES, PROGRAM_NAME, QueueCounters, STEER_GLOBAL_NAME, XSK_MAP_NAME,
+};
+
+use crate::config::{SteerFilter, XdpMode};
+
+/// The XDP object built from `xdp-ebpf` by build.rs.
+static STEER_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpipe-steer"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    #[error("no interface named {iface:?} in this network namespace; list them with `ip link`")]
+    NoSuchInterface { iface: String },
+    #[error(
+        "{iface} already has an XDP program attached; xdpipe will not replace another program. \
+         See it with `ip link show dev {iface}` or `bpftool net`, and detach it first \
+         (`ip link set dev {iface} xdp off`) if it is yours to remove"
+    )]
+    AlreadyAttached { iface: String },
+    #[error(
+        "the driver of {iface} has no native XDP support ({source}); use --xdp-mode skb (generic \
+         XDP) or --xdp-mode auto"
+    )]
+    NativeUnsupported { iface: String, source: io::Error },
+    #[error("loading the XDP program failed (are you root, with CAP_BPF and CAP_NET_ADMIN?)")]
+    Load(#[source] aya::EbpfError),
+    #[error("attaching the XDP program to {iface} in {mode:?} mode failed")]
+    Attach { iface: String, mode: XdpMode, #[source] source: ProgramError },
+    #[error("XDP object is missing {what}; the build is broken")]
+    Missing { what: &'static str },
+    #[error("map {map}: {source}")]
+    Map { map: &'static str, #[source] source: MapError },
+    #[error("queue {queue} is beyond the program's {MAX_QUEUES} queue slots")]
+    QueueOutOfRange { queue: u32 },
+}
+
+/// The steering program, attached to one interface.
+pub struct Steering {
+    ebpf: Ebpf,
+    iface: String,
+    mode: XdpMode,
+    link: Option<XdpLinkId>,
+}
+
+impl Steering {
+    /// Loads the program with `filter` baked in and attaches it to `iface`. `XdpMode::Auto`
+    /// tries native first and falls back to skb; [`Steering::mode`] says which took.
+    pub fn attach(iface: &str, mode: XdpMode, filter: SteerFilter) -> Result<Self, LoaderError> {
+        let ifindex = crate::sys::ifindex(iface)
+            .ok_or_else(|| LoaderError::NoSuchInterface { iface: iface.to_owned() })?;
+        let cfg = filter.config();
+        let mut ebpf = EbpfLoader::new()
+            .override_global(STEER_GLOBAL_NAME, &cfg, true)
+            .load(STEER_OBJECT)
+            .map_err(LoaderError::Load)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or(LoaderError::Missing { what: "the xdpipe_steer program" })?
+            .try_into()
+            .map_err(|_| LoaderError::Missing { what: "an XDP program named xdpipe_steer" })?;
+        prog.load().map_err(|e| match e {
+            ProgramError::SyscallError(_) => LoaderError::Load(aya::EbpfError::ProgramError(e)),
+            e => LoaderError::Load(aya::EbpfError::ProgramError(e)),
+        })?;
+
+        let tries: &[XdpMode] = match mode {
+            XdpMode::Auto => &[XdpMode::Native, XdpMode::Skb],
+            m => std::slice::from_ref(match m {
+                XdpMode::Skb => &XdpMode::Skb,
+                _ => &XdpMode::Native,
+            }),
+        };
+        let mut last = None;
+        for &m in tries {
+            let aya_mode = if m == XdpMode::Skb { AyaXdpMode::Skb } else { AyaXdpMode::Driver };
+            match prog.attach_to_if_index(ifindex, aya_mode) {
+                Ok(link) => {
+                    log::info!("attached {PROGRAM_NAME} to {iface} in {m:?} mode, filter {filter}");
+                    return Ok(Self { ebpf, iface: iface.to_owned(), mode: m, link: Some(link) });
+                }
+                Err(e) => last = Some(classify_attach_error(iface, m, e)),
+            }
+            if matches!(last, Some(LoaderError::AlreadyAttached { .. })) {
+                break;
+            }
+        }
+        Err(last.expect("at least one mode tried"))
+    }
+
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The mode the program runs in (never `Auto`).
+    pub fn mode(&self) -> XdpMode {
+        self.mode
+    }
+
+    /// Steers `queue`'s matched frames to the AF_XDP socket `fd`.
+    pub fn bind_socket(&mut self, queue: u32, fd: RawFd) -> Result<(), LoaderError> {
+        if queue >= MAX_QUEUES {
+            return Err(LoaderError::QueueOutOfRange { queue });
+        }
+        let map = self
+            .ebpf
+            .map_mut(XSK_MAP_NAME)
+            .ok_or(LoaderError::Missing { what: "the XSKMAP" })?;
+        let mut xsks = XskMap::try_from(map).map_err(|source| LoaderError::Map { map: XSK_MAP_NAME, source })?;
+        xsks.set(queue, fd, 0).map_err(|source| LoaderError::Map { map: XSK_MAP_NAME, source })
+    }
+
+    /// The program's counters for `queue`, summed over CPUs.
+    pub fn counters(&self, queue: u32) -> Result<QueueCounters, LoaderError> {
+        if queue >= MAX_QUEUES {
+            return Err(LoaderError::QueueOutOfRange { queue });
+        }
+        let map = self.ebpf.map(COUNTERS_MAP_NAME).ok_or(LoaderError::Missing { what: "the counters map" })?;
+        let arr: PerCpuArray<_, QueueCounters> =
+            PerCpuArray::try_from(map).map_err(|source| LoaderError::Map { map: COUNTERS_MAP_NAME, source })?;
+        let per_cpu = arr.get(&queue, 0).map_err(|source| LoaderError::Map { map: COUNTERS_MAP_NAME, source })?;
+        let mut sum = QueueCounters::default();
+        for c in per_cpu.iter() {
+            sum.add(c);
+        }
+        Ok(sum)
+    }
+
+    /// Detaches now (also done on drop).
+    pub fn detach(&mut self) {
+        if let Some(link) = self.link.take() {
+            let prog: Option<&mut Xdp> = self.ebpf.program_mut(PROGRAM_NAME).and_then(|p| p.try_into().ok());
+            match prog.map(|p| p.detach(link)) {
+                Some(Ok(())) => log::info!("detached {PROGRAM_NAME} from {}", self.iface),
+                Some(Err(e)) => log::warn!("detaching from {}: {e}", self.iface),
+                None => {}
+            }
+        }
+    }
+}
+
+impl Drop for Steering {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+fn classify_attach_error(iface: &str, mode: XdpMode, e: ProgramError) -> LoaderError {
+    let errno = match &e {
+        ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    };
+    match errno {
+        Some(libc::EBUSY) | Some(libc::EEXIST) => LoaderError::AlreadyAttached { iface: iface.to_owned() },
+        Some(libc::EOPNOTSUPP) if mode == XdpMode::Native => {
+            let source = io::Error::from_raw_os_error(libc::EOPNOTSUPP);
+            LoaderError::NativeUnsupported { iface: iface.to_owned(), source }
+        }
+        _ => LoaderError::Attach { iface: iface.to_owned(), mode, source: e },
+    }
+}

@@ -1,0 +1,309 @@
+//! The `xdpipe` command line: parses flags, validates them into configs, runs, prints.
+//! Nothing below this file prints to stdout.
+#![deny(unsafe_code)]
+
+use std::{
+    io::Write as _,
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use xdpipe::{
+    config::{BatchSize, BindMode, CoreList, FrameSize, QueueList, RingSize, SteerFilter, XdpMode},
+    modes::ModeKind,
+    run::{EndReason, RunConfig, RunSummary, Tick},
+    stats::{fmt_pps, rates},
+    xsk::XskConfig,
+};
+
+#[derive(Parser)]
+#[command(name = "xdpipe", version, about = "AF_XDP packet pipeline and benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Steer traffic of an interface's RX queues into AF_XDP sockets and process it.
+    Run(RunArgs),
+    /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
+    Testbed {
+        #[command(subcommand)]
+        action: TestbedAction,
+    },
+    /// Remove what an earlier xdpipe left behind (after SIGKILL): testbed namespaces.
+    Cleanup,
+}
+
+#[derive(Subcommand)]
+enum TestbedAction {
+    /// Create namespaces xdpipe-NAME-rx (xp-rx, 10.77.0.1) and xdpipe-NAME-tx (xp-tx, 10.77.0.2).
+    Create {
+        #[arg(long, default_value = "demo")]
+        name: String,
+        /// RX/TX queues on each veth end.
+        #[arg(long, default_value_t = 1)]
+        queues: u32,
+    },
+    /// Remove the testbed's namespaces (and the veth pair with them).
+    Destroy {
+        #[arg(long, default_value = "demo")]
+        name: String,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Interface to attach to.
+    #[arg(long, short = 'i')]
+    iface: String,
+    /// RX queues, one worker each: 0, 0-3, 0,2.
+    #[arg(long, short = 'q', default_value = "0")]
+    queues: QueueList,
+    /// Cores to pin the workers to, one per queue in queue order (default: queue i on the
+    /// i-th usable core).
+    #[arg(long, short = 'c')]
+    cores: Option<CoreList>,
+    /// Where the XDP program runs.
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    xdp_mode: XdpMode,
+    /// How the sockets bind (zero-copy needs driver support; veth is copy only).
+    #[arg(long, value_enum, default_value_t = BindMode::Auto)]
+    bind: BindMode,
+    /// Use the need_wakeup protocol (on) or wake the kernel unconditionally (off).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    need_wakeup: OnOff,
+    /// Instead of busy-polling an empty RX ring, poll() for up to MS milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    poll: i32,
+    /// UMEM frame size in bytes (2048 or 4096).
+    #[arg(long, default_value = "4096")]
+    frame_size: FrameSize,
+    /// Frames in each queue's UMEM (default: enough to fill every ring).
+    #[arg(long)]
+    frames: Option<u32>,
+    #[arg(long, default_value = "2048")]
+    rx_ring: RingSize,
+    #[arg(long, default_value = "2048")]
+    tx_ring: RingSize,
+    #[arg(long, default_value = "4096")]
+    fill_ring: RingSize,
+    #[arg(long, default_value = "2048")]
+    comp_ring: RingSize,
+    /// Descriptors per ring operation.
+    #[arg(long, default_value = "64")]
+    batch: BatchSize,
+    /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+    #[arg(long, short = 'd')]
+    duration: Option<f64>,
+    /// What the workers do with frames.
+    #[arg(long, value_enum, default_value_t = ModeKind::Rxdrop)]
+    mode: ModeKind,
+    /// Frames to steer to userspace: bench (UDP to xdpipe's ports, the default), all,
+    /// udp, tcp, ip-proto:N, ethertype:0xNNNN, udp-dport:LO-HI.
+    #[arg(long, default_value = "bench")]
+    filter: SteerFilter,
+    /// Print per-queue rates every second.
+    #[arg(long)]
+    per_queue: bool,
+    /// Print the summary as one JSON object on stdout (progress goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+impl RunArgs {
+    fn to_config(&self) -> anyhow::Result<RunConfig> {
+        let frames = match self.frames {
+            Some(0) => anyhow::bail!("--frames 0: a UMEM needs at least one frame"),
+            Some(n) => n,
+            None => self.fill_ring.get() + self.rx_ring.get() + self.tx_ring.get() + self.comp_ring.get(),
+        };
+        let duration = match self.duration {
+            Some(d) if !(d > 0.0 && d < 1e7) => {
+                anyhow::bail!("--duration {d}: must be a positive number of seconds")
+            }
+            Some(d) => Some(Duration::from_secs_f64(d)),
+            None => None,
+        };
+        if self.poll < 0 {
+            anyhow::bail!("--poll {}: must be 0 (busy-poll) or a timeout in milliseconds", self.poll);
+        }
+        Ok(RunConfig {
+            iface: self.iface.clone(),
+            queues: self.queues.clone(),
+            cores: self.cores.clone(),
+            xdp_mode: self.xdp_mode,
+            xsk: XskConfig {
+                frame_size: self.frame_size,
+                frames,
+                fill_size: self.fill_ring,
+                comp_size: self.comp_ring,
+                rx_size: self.rx_ring,
+                tx_size: self.tx_ring,
+                bind: self.bind,
+                need_wakeup: self.need_wakeup == OnOff::On,
+            },
+            batch: self.batch,
+            poll_ms: self.poll,
+            duration,
+            mode: self.mode,
+            filter: self.filter,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(args) => cmd_run(&args),
+        Cmd::Testbed { action } => cmd_testbed(action),
+        Cmd::Cleanup => cmd_cleanup(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xdpipe: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// SIGINT and SIGTERM set the returned flag; a second one exits at once (the kernel still
+/// detaches our link when the process ends).
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    Ok(stop)
+}
+
+fn cmd_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.to_config()?;
+    let stop = stop_on_signals()?;
+    let per_queue = args.per_queue;
+    let mut on_tick = |t: &Tick| print_tick(t, per_queue);
+    let summary = xdpipe::run::run(&cfg, stop, &mut on_tick)?;
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &summary)?;
+        writeln!(out)?;
+    } else {
+        print_summary(&summary);
+    }
+    Ok(match summary.end {
+        EndReason::WorkerFailed(ref why) => {
+            eprintln!("xdpipe: error: {why}");
+            ExitCode::from(3)
+        }
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {
+    use xdpipe::testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP, Testbed, delete_namespace, fmt_mac};
+    match action {
+        TestbedAction::Create { name, queues } => {
+            let tb = Testbed::create(&name, queues)?;
+            println!(
+                "testbed {name}: {} {RX_IFACE} {RX_IP} {} <-> {} {TX_IFACE} {TX_IP} {}, {queues} queue(s)",
+                tb.rx_ns,
+                fmt_mac(&tb.rx_mac),
+                tb.tx_ns,
+                fmt_mac(&tb.tx_mac)
+            );
+            tb.keep();
+        }
+        TestbedAction::Destroy { name } => {
+            let mut found = false;
+            for ns in [format!("xdpipe-{name}-rx"), format!("xdpipe-{name}-tx")] {
+                if std::path::Path::new("/run/netns").join(&ns).exists() {
+                    delete_namespace(&ns)?;
+                    found = true;
+                }
+            }
+            if !found {
+                anyhow::bail!("no testbed named {name:?} (no namespace xdpipe-{name}-rx or -tx); `ip netns` lists them");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_cleanup() -> anyhow::Result<ExitCode> {
+    let leftovers = xdpipe::testbed::xdpipe_namespaces();
+    if leftovers.is_empty() {
+        eprintln!("cleanup: nothing of xdpipe's found (XDP programs are attached through BPF links, which the kernel removes when their process ends)");
+    }
+    for ns in leftovers {
+        xdpipe::testbed::delete_namespace(&ns)?;
+        eprintln!("cleanup: removed namespace {ns}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_tick(t: &Tick, per_queue: bool) {
+    let secs = t.interval.as_secs_f64();
+    let (p, b, tx) = t.per_queue.iter().fold((0, 0, 0), |a, q| (a.0 + q.1, a.1 + q.2, a.2 + q.3));
+    let (pps, mbps) = rates(p, b, secs);
+    let mut line = format!("{:>6.1}s  rx {:>12}  {:>9.1} Mbit/s", t.elapsed.as_secs_f64(), fmt_pps(pps), mbps);
+    if tx > 0 {
+        line += &format!("  tx {:>12}", fmt_pps(tx as f64 / secs));
+    }
+    eprintln!("{line}");
+    if per_queue {
+        for &(q, p, b, _) in &t.per_queue {
+            let (pps, mbps) = rates(p, b, secs);
+            eprintln!("         q{q:<3} rx {:>12}  {:>9.1} Mbit/s", fmt_pps(pps), mbps);
+        }
+    }
+}
+
+fn print_summary(s: &RunSummary) {
+    println!(
+        "{} on {} ({:?} XDP, {:?} bind, filter {}): {} packets, {} bytes in {:.2} s = {} ({:.1} Mbit/s)",
+        serde_json::to_string(&s.mode).unwrap_or_default().trim_matches('"'),
+        s.iface,
+        s.xdp_mode,
+        s.bind,
+        s.filter,
+        s.rx_packets,
+        s.rx_bytes,
+        s.duration_s,
+        fmt_pps(s.rx_pps),
+        s.rx_mbps
+    );
+    for q in &s.queues {
+        let st = &q.xdp_statistics;
+        println!(
+            "  queue {} (core {}): rx {} ({}), program seen {} redirected {} passed {}, \
+             ring full {}, fill empty {}, dropped {}, wakeups {}",
+            q.queue,
+            q.core,
+            q.counters.rx_packets,
+            fmt_pps(q.rx_pps),
+            q.program.seen,
+            q.program.redirected,
+            q.program.passed,
+            st.rx_ring_full,
+            st.rx_fill_ring_empty_descs,
+            st.rx_dropped,
+            q.counters.wakeups
+        );
+    }
+}

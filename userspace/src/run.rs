@@ -1,0 +1,312 @@
+//! `xdpipe run`: attach the steering program, open one AF_XDP socket per queue, run a
+//! pinned worker per queue until the duration ends or `stop` is set, then detach and
+//! return the summary. Every exit path (end, signal, worker error or panic, setup error)
+//! drops the sockets and the program's link before returning.
+use std::{
+    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use xdp_common::QueueCounters;
+
+use crate::{
+    config::{BatchSize, BindMode, CoreList, QueueList, SteerFilter, XdpMode},
+    loader::{LoaderError, Steering},
+    modes::{ModeKind, RxDrop},
+    stats::{CounterSnapshot, SharedCounters, WorkerCounters, rates},
+    sys::{self, XdpStatistics},
+    worker::{WaitPolicy, rx_loop},
+    xsk::{Xsk, XskConfig, XskError},
+};
+
+/// A validated `xdpipe run` configuration.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub iface: String,
+    pub queues: QueueList,
+    /// One core per queue, in queue order; `None` pins queue i to the i-th usable core.
+    pub cores: Option<CoreList>,
+    pub xdp_mode: XdpMode,
+    pub xsk: XskConfig,
+    pub batch: BatchSize,
+    pub poll_ms: i32,
+    pub duration: Option<Duration>,
+    pub mode: ModeKind,
+    pub filter: SteerFilter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("xdpipe must run as root (it needs CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW and CAP_IPC_LOCK); try sudo")]
+    NotRoot,
+    #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
+    NoSuchInterface(String),
+    #[error("reading the RX queue count of {iface}: {source}")]
+    QueueCount { iface: String, #[source] source: sys::SysError },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{queues} queue(s) but {cores} core(s) given: --cores needs one core per queue")]
+    CoreCount { queues: usize, cores: usize },
+    #[error(transparent)]
+    Loader(#[from] LoaderError),
+    #[error(transparent)]
+    Xsk(#[from] XskError),
+    #[error("starting the worker thread for queue {queue}: {source}")]
+    Spawn { queue: u32, #[source] source: std::io::Error },
+}
+
+/// Rates over the last second, for the progress line.
+#[derive(Clone, Debug)]
+pub struct Tick {
+    pub elapsed: Duration,
+    /// (queue, rx packets, rx bytes, tx packets) during the last interval.
+    pub per_queue: Vec<(u32, u64, u64, u64)>,
+    pub interval: Duration,
+}
+
+/// One queue's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueSummary {
+    pub queue: u32,
+    pub core: u32,
+    #[serde(flatten)]
+    pub counters: CounterSnapshot,
+    pub rx_pps: f64,
+    /// The socket's XDP_STATISTICS.
+    pub xdp_statistics: XdpStatistics,
+    /// The steering program's counters for this queue.
+    pub program: ProgramCounters,
+}
+
+/// Serializable copy of the program's [`QueueCounters`].
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ProgramCounters {
+    pub seen: u64,
+    pub matched: u64,
+    pub redirected: u64,
+    pub passed: u64,
+    pub no_socket: u64,
+}
+
+impl From<QueueCounters> for ProgramCounters {
+    fn from(c: QueueCounters) -> Self {
+        Self { seen: c.seen, matched: c.matched, redirected: c.redirected, passed: c.passed, no_socket: c.no_socket }
+    }
+}
+
+/// Why the run ended.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum EndReason {
+    Duration,
+    Stopped,
+    WorkerFailed(String),
+}
+
+/// The whole run's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub iface: String,
+    pub mode: ModeKind,
+    /// The XDP mode the program ran in (skb or native).
+    pub xdp_mode: XdpMode,
+    /// The bind mode the kernel chose (copy or zero-copy).
+    pub bind: BindMode,
+    pub need_wakeup: bool,
+    pub filter: String,
+    pub duration_s: f64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_pps: f64,
+    pub rx_mbps: f64,
+    pub tx_packets: u64,
+    pub tx_completed: u64,
+    pub wakeups: u64,
+    pub queues: Vec<QueueSummary>,
+    /// The program's counters summed over queues.
+    pub program: ProgramCounters,
+    pub end: EndReason,
+}
+
+struct Worker {
+    queue: u32,
+    core: u32,
+    counters: Arc<SharedCounters>,
+    handle: thread::JoinHandle<Xsk>,
+}
+
+/// Runs the pipeline. `on_tick` is called about once a second with the last second's
+/// counts; `stop` ends the run early (signals set it).
+pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick)) -> Result<RunSummary, RunError> {
+    if !sys::is_root() {
+        return Err(RunError::NotRoot);
+    }
+    if sys::ifindex(&cfg.iface).is_none() {
+        return Err(RunError::NoSuchInterface(cfg.iface.clone()));
+    }
+    let nq = sys::rx_queue_count(&cfg.iface)
+        .map_err(|source| RunError::QueueCount { iface: cfg.iface.clone(), source })?;
+    cfg.queues.check_against(&cfg.iface, nq)?;
+    let cores = pick_cores(cfg)?;
+
+    let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter)?;
+    // From here on, `steering` detaches on every return path (drop).
+    let mut sockets = Vec::with_capacity(cfg.queues.ids().len());
+    for &q in cfg.queues.ids() {
+        let xsk = Xsk::open(&cfg.iface, q, &cfg.xsk)?;
+        steering.bind_socket(q, xsk.fd())?;
+        sockets.push((q, xsk));
+    }
+    let zerocopy = sockets.iter().all(|(_, x)| x.is_zerocopy());
+
+    let halt = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::with_capacity(sockets.len());
+    let wait = WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, poll_ms: cfg.poll_ms };
+    for ((q, mut xsk), core) in sockets.into_iter().zip(cores) {
+        let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
+        let (c2, halt2, batch, mode) = (counters.clone(), halt.clone(), cfg.batch.get(), cfg.mode);
+        let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
+                log::warn!("could not pin the queue {q} worker to core {core}");
+            }
+            match mode {
+                ModeKind::Rxdrop => rx_loop(&mut xsk, &mut RxDrop, batch, wait, &c2, &halt2),
+            }
+            c2.cpu_ns.store(sys::thread_cpu_ns(), Ordering::Relaxed);
+            xsk
+        });
+        match spawned {
+            Ok(handle) => workers.push(Worker { queue: q, core, counters, handle }),
+            Err(source) => {
+                halt.store(true, Ordering::Relaxed);
+                for w in workers {
+                    let _ = w.handle.join();
+                }
+                return Err(RunError::Spawn { queue: q, source });
+            }
+        }
+    }
+
+    log::info!(
+        "ready: {} worker(s) on {} queue(s) {:?}, {:?} XDP, {} bind",
+        workers.len(),
+        cfg.iface,
+        cfg.queues.ids(),
+        steering.mode(),
+        if zerocopy { "zero-copy" } else { "copy" }
+    );
+    let start = Instant::now();
+    let mut last = start;
+    let mut last_snaps: Vec<CounterSnapshot> = workers.iter().map(|w| w.counters.snapshot()).collect();
+    let end = loop {
+        thread::sleep(Duration::from_millis(50));
+        let now = Instant::now();
+        if let Some(w) = workers.iter().find(|w| w.handle.is_finished()) {
+            break EndReason::WorkerFailed(format!("the worker for queue {} stopped unexpectedly", w.queue));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break EndReason::Stopped;
+        }
+        if cfg.duration.is_some_and(|d| now - start >= d) {
+            break EndReason::Duration;
+        }
+        if now - last >= Duration::from_secs(1) {
+            let mut per_queue = Vec::with_capacity(workers.len());
+            for (w, prev) in workers.iter().zip(last_snaps.iter_mut()) {
+                let s = w.counters.snapshot();
+                let d = s.since(prev);
+                per_queue.push((w.queue, d.rx_packets, d.rx_bytes, d.tx_packets));
+                *prev = s;
+            }
+            on_tick(&Tick { elapsed: now - start, per_queue, interval: now - last });
+            last = now;
+        }
+    };
+    let elapsed = start.elapsed();
+    halt.store(true, Ordering::Relaxed);
+
+    let mut end = end;
+    let mut queues = Vec::with_capacity(workers.len());
+    let mut open_sockets = Vec::with_capacity(workers.len());
+    for w in workers {
+        let joined = w.handle.join();
+        // After the join: the worker's last counter updates (and its CPU time) are in.
+        let counters = w.counters.snapshot();
+        let (xdp_statistics, program) = match joined {
+            Ok(xsk) => {
+                let st = xsk.statistics().unwrap_or_default();
+                open_sockets.push(xsk);
+                (st, steering.counters(w.queue).map(Into::into).unwrap_or_default())
+            }
+            Err(panic) => {
+                let msg = panic_message(&panic);
+                end = EndReason::WorkerFailed(format!("the worker for queue {} panicked: {msg}", w.queue));
+                (XdpStatistics::default(), steering.counters(w.queue).map(Into::into).unwrap_or_default())
+            }
+        };
+        let (rx_pps, _) = rates(counters.rx_packets, counters.rx_bytes, elapsed.as_secs_f64());
+        queues.push(QueueSummary { queue: w.queue, core: w.core, counters, rx_pps, xdp_statistics, program });
+    }
+    drop(open_sockets);
+    steering.detach();
+
+    let mut total = CounterSnapshot::default();
+    let mut program = ProgramCounters::default();
+    for q in &queues {
+        total.add(&q.counters);
+        program.seen += q.program.seen;
+        program.matched += q.program.matched;
+        program.redirected += q.program.redirected;
+        program.passed += q.program.passed;
+        program.no_socket += q.program.no_socket;
+    }
+    let secs = elapsed.as_secs_f64();
+    let (rx_pps, rx_mbps) = rates(total.rx_packets, total.rx_bytes, secs);
+    Ok(RunSummary {
+        iface: cfg.iface.clone(),
+        mode: cfg.mode,
+        xdp_mode: steering.mode(),
+        bind: if zerocopy { BindMode::ZeroCopy } else { BindMode::Copy },
+        need_wakeup: cfg.xsk.need_wakeup,
+        filter: cfg.filter.to_string(),
+        duration_s: secs,
+        rx_packets: total.rx_packets,
+        rx_bytes: total.rx_bytes,
+        rx_pps,
+        rx_mbps,
+        tx_packets: total.tx_packets,
+        tx_completed: total.tx_completed,
+        wakeups: total.wakeups,
+        queues,
+        program,
+        end,
+    })
+}
+
+fn pick_cores(cfg: &RunConfig) -> Result<Vec<u32>, RunError> {
+    let online: Vec<u32> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id as u32)
+        .collect();
+    let nq = cfg.queues.ids().len();
+    match &cfg.cores {
+        Some(c) => {
+            c.check_against(&online)?;
+            if c.ids().len() != nq {
+                return Err(RunError::CoreCount { queues: nq, cores: c.ids().len() });
+            }
+            Ok(c.ids().to_vec())
+        }
+        None => Ok((0..nq).map(|i| online.get(i % online.len().max(1)).copied().unwrap_or(0)).collect()),
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,0 +1,246 @@
+//! Raw kernel calls behind one small surface: interface lookups, ethtool channel counts,
+//! AF_XDP socket options and wakeups, capabilities. Worker and mode logic never call libc
+//! themselves, so they can be tested without root.
+#![allow(unsafe_code)]
+
+use std::{ffi::CString, io, mem, os::fd::RawFd};
+
+/// A failed system call, with the call and the object it was about.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} on {what}: {source}")]
+pub struct SysError {
+    pub call: &'static str,
+    pub what: String,
+    #[source]
+    pub source: io::Error,
+}
+
+impl SysError {
+    fn last(call: &'static str, what: impl Into<String>) -> Self {
+        Self { call, what: what.into(), source: io::Error::last_os_error() }
+    }
+
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+/// The interface's index in the current network namespace, or `None` if it has none.
+pub fn ifindex(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+#[repr(C)]
+struct IfReq {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    data: *mut libc::c_void,
+    _pad: [u8; 16],
+}
+
+/// An `AF_INET` datagram socket closed on drop, for ioctls.
+struct IoctlSocket(RawFd);
+
+impl IoctlSocket {
+    fn new() -> Result<Self, SysError> {
+        // SAFETY: plain socket(2) call with constant arguments.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(SysError::last("socket(AF_INET)", "ioctl socket"));
+        }
+        Ok(Self(fd))
+    }
+}
+
+impl Drop for IoctlSocket {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Number of RX queues the device has: ethtool's channel count (rx + combined), or the
+/// `queues/rx-*` entries in sysfs for devices without the ethtool call.
+pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
+    let sock = IoctlSocket::new()?;
+    let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+    let mut req = IfReq { name: [0; libc::IFNAMSIZ], data: (&mut ch as *mut EthtoolChannels).cast(), _pad: [0; 16] };
+    for (dst, src) in req.name.iter_mut().zip(iface.bytes().take(libc::IFNAMSIZ - 1)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `req` points at a live, correctly laid out ethtool_channels struct.
+    let rc = unsafe { libc::ioctl(sock.0, libc::SIOCETHTOOL, &mut req) };
+    if rc == 0 && ch.rx_count + ch.combined_count > 0 {
+        return Ok(ch.rx_count + ch.combined_count);
+    }
+    let err = SysError::last("ioctl(SIOCETHTOOL, ETHTOOL_GCHANNELS)", iface);
+    let dir = format!("/sys/class/net/{iface}/queues");
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            let n = entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count();
+            if n > 0 { Ok(n as u32) } else { Err(err) }
+        }
+        Err(_) => Err(err),
+    }
+}
+
+/// The kernel's `struct xdp_statistics` for one AF_XDP socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct XdpStatistics {
+    /// Frames dropped for reasons other than a full RX ring or an empty fill ring.
+    pub rx_dropped: u64,
+    /// Invalid descriptors userspace put on the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors userspace put on the TX ring.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the kernel found the TX ring empty when it was kicked.
+    pub tx_ring_empty_descs: u64,
+}
+
+const SOL_XDP: libc::c_int = 283;
+const XDP_STATISTICS: libc::c_int = 7;
+const XDP_OPTIONS: libc::c_int = 8;
+const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+
+/// Reads XDP_STATISTICS from an AF_XDP socket.
+pub fn xdp_statistics(fd: RawFd) -> Result<XdpStatistics, SysError> {
+    let mut st = XdpStatistics::default();
+    let mut len = mem::size_of::<XdpStatistics>() as libc::socklen_t;
+    // SAFETY: the buffer and its length describe `st`, which outlives the call.
+    let rc = unsafe {
+        libc::getsockopt(fd, SOL_XDP, XDP_STATISTICS, (&mut st as *mut XdpStatistics).cast(), &mut len)
+    };
+    if rc != 0 {
+        return Err(SysError::last("getsockopt(XDP_STATISTICS)", format!("AF_XDP socket fd {fd}")));
+    }
+    Ok(st)
+}
+
+/// True if the AF_XDP socket is bound in zero-copy mode.
+pub fn xdp_is_zerocopy(fd: RawFd) -> Result<bool, SysError> {
+    let mut opts: u32 = 0;
+    let mut len = mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: the buffer and its length describe `opts`.
+    let rc = unsafe { libc::getsockopt(fd, SOL_XDP, XDP_OPTIONS, (&mut opts as *mut u32).cast(), &mut len) };
+    if rc != 0 {
+        return Err(SysError::last("getsockopt(XDP_OPTIONS)", format!("AF_XDP socket fd {fd}")));
+    }
+    Ok(opts & XDP_OPTIONS_ZEROCOPY != 0)
+}
+
+/// Asks the kernel to process the fill and RX rings (need_wakeup set on the fill ring).
+/// Non-blocking; "try again" answers are expected and ignored.
+#[inline]
+pub fn wakeup_rx(fd: RawFd) {
+    // SAFETY: recvfrom with a null buffer of length 0 touches no memory.
+    unsafe {
+        libc::recvfrom(fd, std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut())
+    };
+}
+
+/// Asks the kernel to transmit what is on the TX ring (copy mode sends only when kicked).
+/// ENOBUFS / EAGAIN / EBUSY / ENETDOWN mean "later" and are ignored like xdpsock does.
+#[inline]
+pub fn kick_tx(fd: RawFd) {
+    // SAFETY: sendto with a null buffer of length 0 touches no memory.
+    unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+}
+
+/// Waits up to `timeout_ms` for the socket to become readable. Returns true if it is.
+pub fn poll_in(fd: RawFd, timeout_ms: i32) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    rc > 0 && p.revents & libc::POLLIN != 0
+}
+
+/// Effective user id 0?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC): the clock packet stamps use, shared
+/// by every process on the host, so one-way latency can be measured on one machine.
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec; CLOCK_MONOTONIC always exists (vDSO, no syscall).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Thread CPU time in nanoseconds (CLOCK_THREAD_CPUTIME_ID): what a worker cost.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: as above.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Moves the calling thread into the named network namespace (`/run/netns/NAME`, as
+/// `ip netns add` creates). Other threads keep theirs; threads it spawns inherit it.
+pub fn enter_netns(name: &str) -> Result<(), SysError> {
+    use std::os::fd::AsRawFd as _;
+    let path = format!("/run/netns/{name}");
+    let file = std::fs::File::open(&path)
+        .map_err(|source| SysError { call: "open", what: path.clone(), source })?;
+    // SAFETY: a valid namespace fd; setns affects only this thread.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(SysError::last("setns(CLONE_NEWNET)", path));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_has_an_index_and_nonsense_has_none() {
+        assert!(ifindex("lo").is_some());
+        assert!(ifindex("no-such-if0").is_none());
+        assert!(ifindex("bad\0name").is_none());
+    }
+
+    #[test]
+    fn loopback_has_rx_queues() {
+        assert!(rx_queue_count("lo").unwrap() >= 1);
+        assert!(rx_queue_count("no-such-if0").is_err());
+    }
+
+    #[test]
+    fn clocks_move_forward() {
+        let a = monotonic_ns();
+        let b = monotonic_ns();
+        assert!(b >= a);
+        assert!(thread_cpu_ns() > 0);
+    }
+}

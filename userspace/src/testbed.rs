@@ -1,0 +1,194 @@
+//! The veth testbed: two network namespaces joined by a veth pair, created with iproute2
+//! and always removed. `xdpipe testbed`, `xdpipe veth`, the benchmark and the tests all
+//! build testbeds here.
+//!
+//! Layout for a testbed named N:
+//!   namespace `xdpipe-N-rx`: interface `xp-rx`, 10.77.0.1/24 (the receiver side)
+//!   namespace `xdpipe-N-tx`: interface `xp-tx`, 10.77.0.2/24 (the generator side)
+//! Each side has a permanent neighbour entry for the other, so no ARP is needed before the
+//! first frame. Removing the namespaces removes the veth pair with them.
+use std::{
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// Prefix of every namespace xdpipe creates; `xdpipe cleanup` removes what carries it.
+pub const NETNS_PREFIX: &str = "xdpipe-";
+pub const RX_IFACE: &str = "xp-rx";
+pub const TX_IFACE: &str = "xp-tx";
+pub const RX_IP: &str = "10.77.0.1";
+pub const TX_IP: &str = "10.77.0.2";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestbedError {
+    #[error("testbed name {0:?}: use 1 to 24 letters, digits or '-'")]
+    BadName(String),
+    #[error("testbed {0:?} already exists (namespace {1} is present); remove it with `xdpipe testbed destroy --name {0}` or `xdpipe cleanup`")]
+    Exists(String, String),
+    #[error("queue count {0}: a veth testbed has 1 to 64 queues")]
+    BadQueues(u32),
+    #[error("`{cmd}` failed: {stderr}")]
+    Command { cmd: String, stderr: String },
+    #[error("running `{cmd}`: {source} (is iproute2 installed?)")]
+    Spawn { cmd: String, #[source] source: std::io::Error },
+}
+
+/// A veth pair between two fresh namespaces, removed on drop unless [`Testbed::keep`].
+#[derive(Debug)]
+pub struct Testbed {
+    pub name: String,
+    pub rx_ns: String,
+    pub tx_ns: String,
+    pub queues: u32,
+    pub rx_mac: [u8; 6],
+    pub tx_mac: [u8; 6],
+    keep: bool,
+}
+
+fn ip(args: &[&str]) -> Result<Output, TestbedError> {
+    let cmd = format!("ip {}", args.join(" "));
+    let out = Command::new("ip").args(args).output().map_err(|source| TestbedError::Spawn { cmd: cmd.clone(), source })?;
+    if !out.status.success() {
+        return Err(TestbedError::Command { cmd, stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
+    }
+    Ok(out)
+}
+
+/// Namespaces whose name starts with [`NETNS_PREFIX`].
+pub fn xdpipe_namespaces() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(NETNS_PREFIX))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Deletes a namespace (and with it any veth end inside it).
+pub fn delete_namespace(ns: &str) -> Result<(), TestbedError> {
+    ip(&["netns", "del", ns]).map(|_| ())
+}
+
+/// A name no other testbed of this process uses: `t<pid><n>`.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in mac.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+pub fn fmt_mac(m: &[u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+fn read_mac(ns: &str, iface: &str) -> Result<[u8; 6], TestbedError> {
+    let out = ip(&["-n", ns, "-br", "link", "show", "dev", iface])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(parse_mac)
+        .ok_or_else(|| TestbedError::Command { cmd: format!("ip -n {ns} link show {iface}"), stderr: format!("no MAC in {text:?}") })
+}
+
+impl Testbed {
+    /// Builds the testbed. On any failure, what was created is removed again.
+    pub fn create(name: &str, queues: u32) -> Result<Self, TestbedError> {
+        if name.is_empty() || name.len() > 24 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(TestbedError::BadName(name.to_owned()));
+        }
+        if !(1..=64).contains(&queues) {
+            return Err(TestbedError::BadQueues(queues));
+        }
+        let rx_ns = format!("{NETNS_PREFIX}{name}-rx");
+        let tx_ns = format!("{NETNS_PREFIX}{name}-tx");
+        for ns in [&rx_ns, &tx_ns] {
+            if std::path::Path::new("/run/netns").join(ns).exists() {
+                return Err(TestbedError::Exists(name.to_owned(), ns.clone()));
+            }
+        }
+        // From the first namespace on, dropping `tb` removes whatever exists.
+        let mut tb = Testbed { name: name.to_owned(), rx_ns, tx_ns, queues, rx_mac: [0; 6], tx_mac: [0; 6], keep: false };
+        ip(&["netns", "add", &tb.rx_ns])?;
+        ip(&["netns", "add", &tb.tx_ns])?;
+        let q = queues.to_string();
+        ip(&[
+            "link", "add", RX_IFACE, "netns", &tb.rx_ns, "numrxqueues", &q, "numtxqueues", &q, "type", "veth",
+            "peer", "name", TX_IFACE, "netns", &tb.tx_ns, "numrxqueues", &q, "numtxqueues", &q,
+        ])?;
+        for (ns, ifc, addr) in [(&tb.rx_ns, RX_IFACE, RX_IP), (&tb.tx_ns, TX_IFACE, TX_IP)] {
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", ifc])?;
+            ip(&["-n", ns, "link", "set", ifc, "up"])?;
+        }
+        tb.rx_mac = read_mac(&tb.rx_ns, RX_IFACE)?;
+        tb.tx_mac = read_mac(&tb.tx_ns, TX_IFACE)?;
+        ip(&["-n", &tb.rx_ns, "neigh", "replace", TX_IP, "lladdr", &fmt_mac(&tb.tx_mac), "dev", RX_IFACE, "nud", "permanent"])?;
+        ip(&["-n", &tb.tx_ns, "neigh", "replace", RX_IP, "lladdr", &fmt_mac(&tb.rx_mac), "dev", TX_IFACE, "nud", "permanent"])?;
+        Ok(tb)
+    }
+
+    /// Leaves the testbed in place when this value is dropped (for `xdpipe testbed create`).
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+
+    /// Removes both namespaces; errors for namespaces already gone are ignored.
+    pub fn destroy(&mut self) {
+        for ns in [&self.rx_ns, &self.tx_ns] {
+            if std::path::Path::new("/run/netns").join(ns).exists() {
+                if let Err(e) = delete_namespace(ns) {
+                    log::warn!("removing namespace {ns}: {e}");
+                }
+            }
+        }
+    }
+
+    /// A command run inside namespace `ns` (`ip netns exec`).
+    pub fn exec_in(ns: &str, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, program]);
+        c
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.destroy();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_parse_and_print() {
+        let m = parse_mac("02:42:ac:11:00:02").unwrap();
+        assert_eq!(fmt_mac(&m), "02:42:ac:11:00:02");
+        assert!(parse_mac("02:42:ac:11:00").is_none());
+        assert!(parse_mac("02:42:ac:11:00:02:03").is_none());
+        assert!(parse_mac("zz:42:ac:11:00:02").is_none());
+    }
+
+    #[test]
+    fn names_are_validated_before_anything_is_created() {
+        assert!(matches!(Testbed::create("bad name", 1), Err(TestbedError::BadName(_))));
+        assert!(matches!(Testbed::create("", 1), Err(TestbedError::BadName(_))));
+        assert!(matches!(Testbed::create("ok", 0), Err(TestbedError::BadQueues(0))));
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("t"), unique_name("t"));
+    }
+}

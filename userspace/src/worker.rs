@@ -1,0 +1,162 @@
+//! Per-queue workers: a pinned thread per RX queue that drives its socket's rings in
+//! batches and hands frames to a mode. Run to completion: no locks, allocations, logs or
+//! syscalls per packet; the only syscalls are wakeups the kernel asks for (need_wakeup)
+//! or, with `--poll`, a poll() when the RX ring is empty.
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use xsk_rs::FrameDesc;
+
+use crate::{
+    stats::{WorkerCounters, batch_bucket, bump},
+    sys,
+    xsk::Xsk,
+};
+
+/// What a mode wants done with a received frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Give the frame back to the fill ring.
+    Recycle,
+    /// Send the (possibly rewritten) frame out of this socket's TX ring.
+    Transmit,
+}
+
+/// A receive-side mode: safe logic over one frame at a time.
+pub trait RxMode: Send {
+    /// False for modes that never read frame bytes (rxdrop): the worker then skips
+    /// building frame slices altogether.
+    const TOUCHES_DATA: bool;
+    fn on_frame(&mut self, frame: &mut [u8]) -> Verdict;
+}
+
+/// How a worker waits when its RX ring is empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// Honour the kernel's need_wakeup flags (the socket was bound with it).
+    pub need_wakeup: bool,
+    /// poll() for up to this many milliseconds instead of spinning (0 = busy-poll).
+    pub poll_ms: i32,
+}
+
+/// Receive loop for one socket. Returns when `stop` is set.
+pub fn rx_loop<M: RxMode>(
+    xsk: &mut Xsk,
+    mode: &mut M,
+    batch: usize,
+    wait: WaitPolicy,
+    counters: &WorkerCounters,
+    stop: &AtomicBool,
+) {
+    let fd = xsk.fd();
+    let mut rx = vec![FrameDesc::default(); batch];
+    let mut comp = vec![FrameDesc::default(); batch];
+    // Frames a mode chose to transmit that did not fit in the TX ring yet.
+    let mut tx_backlog: Vec<FrameDesc> = Vec::with_capacity(batch * 2);
+    let mut recycle: Vec<FrameDesc> = Vec::with_capacity(batch);
+    let mut tx_outstanding = 0usize;
+    xsk.fill_from_free(usize::MAX);
+
+    while !stop.load(Relaxed) {
+        // Frames the kernel sent: back to the fill ring.
+        if tx_outstanding > 0 {
+            let n = xsk.comp_consume(&mut comp);
+            if n > 0 {
+                tx_outstanding -= n;
+                bump(&counters.tx_completed, n as u64);
+                recycle_frames(xsk, &comp[..n]);
+            } else if !wait.need_wakeup || xsk.tx_needs_wakeup() {
+                sys::kick_tx(fd);
+                bump(&counters.wakeups, 1);
+            }
+        }
+        // A full TX ring holds frames back: send them before taking more.
+        if !tx_backlog.is_empty() {
+            let n = xsk.tx_produce(&tx_backlog);
+            if n > 0 {
+                tx_outstanding += n;
+                account_tx(xsk, &tx_backlog[..n], counters);
+                tx_backlog.drain(..n);
+                kick(xsk, wait, counters);
+            }
+            if !tx_backlog.is_empty() {
+                continue;
+            }
+        }
+        if xsk.free_frames() > 0 {
+            xsk.fill_from_free(batch);
+        }
+
+        let n = xsk.rx_consume(&mut rx);
+        if n == 0 {
+            if wait.need_wakeup && xsk.fill_needs_wakeup() {
+                sys::wakeup_rx(fd);
+                bump(&counters.wakeups, 1);
+            } else if wait.poll_ms > 0 {
+                sys::poll_in(fd, wait.poll_ms);
+                bump(&counters.wakeups, 1);
+            }
+            continue;
+        }
+        let mut bytes = 0u64;
+        for d in &rx[..n] {
+            bytes += d.lengths().data() as u64;
+        }
+        bump(&counters.rx_packets, n as u64);
+        bump(&counters.rx_bytes, bytes);
+        bump(&counters.batch_hist[batch_bucket(n)], 1);
+
+        if !M::TOUCHES_DATA {
+            recycle_frames(xsk, &rx[..n]);
+            continue;
+        }
+        let first_tx = tx_backlog.len();
+        for d in rx[..n].iter_mut() {
+            match mode.on_frame(xsk.frame_mut(d)) {
+                Verdict::Recycle => recycle.push(*d),
+                Verdict::Transmit => tx_backlog.push(*d),
+            }
+        }
+        if !recycle.is_empty() {
+            recycle_frames(xsk, &recycle);
+            recycle.clear();
+        }
+        if tx_backlog.len() > first_tx {
+            let sent = xsk.tx_produce(&tx_backlog);
+            if sent > 0 {
+                tx_outstanding += sent;
+                account_tx(xsk, &tx_backlog[..sent], counters);
+                tx_backlog.drain(..sent);
+                kick(xsk, wait, counters);
+            }
+        }
+    }
+}
+
+/// Frames userspace is done with go back to the fill ring; what does not fit waits on
+/// the free list (filled again next round).
+#[inline]
+fn recycle_frames(xsk: &mut Xsk, descs: &[FrameDesc]) {
+    let n = xsk.fill_produce(descs);
+    if n < descs.len() {
+        xsk.give_free(&descs[n..]);
+    }
+    if n > 0 && xsk.free_frames() > 0 {
+        xsk.fill_from_free(descs.len());
+    }
+}
+
+#[inline]
+fn account_tx(_xsk: &Xsk, descs: &[FrameDesc], counters: &WorkerCounters) {
+    let bytes: u64 = descs.iter().map(|d| d.lengths().data() as u64).sum();
+    bump(&counters.tx_packets, descs.len() as u64);
+    bump(&counters.tx_bytes, bytes);
+}
+
+/// Copy mode transmits only when kicked; with need_wakeup, only when the kernel asks.
+#[inline]
+fn kick(xsk: &Xsk, wait: WaitPolicy, counters: &WorkerCounters) {
+    if !wait.need_wakeup || xsk.tx_needs_wakeup() {
+        sys::kick_tx(xsk.fd());
+        bump(&counters.wakeups, 1);
+    }
+}

@@ -1,0 +1,103 @@
+//! Types shared by the XDP steering program (`xdp-ebpf`) and userspace (`xdpipe`).
+//!
+//! Everything here is `#[repr(C)]` plain data: the layout is the contract between the
+//! BPF object and the loader. With the `user` feature the types implement `aya::Pod`
+//! so the loader can write the steering config as a global and read the counters map.
+#![no_std]
+
+/// Entries in the XSKMAP and the per-queue counters map. A frame whose RX queue index is
+/// at or above this is passed to the kernel uncounted (no NIC we target has more queues).
+pub const MAX_QUEUES: u32 = 256;
+
+/// Name of the program in the object (the `#[xdp]` function) and of its maps and global.
+pub const PROGRAM_NAME: &str = "xdpipe_steer";
+pub const XSK_MAP_NAME: &str = "XDPIPE_XSKS";
+pub const COUNTERS_MAP_NAME: &str = "XDPIPE_COUNTERS";
+pub const STEER_GLOBAL_NAME: &str = "XDPIPE_STEER";
+
+/// xdpipe's benchmark UDP destination ports: the generator sends to these, and the
+/// default filter steers only them. Below the kernel's ephemeral range (32768+) so replies
+/// to the host's own connections never match.
+pub const BENCH_UDP_PORT_LO: u16 = 18000;
+pub const BENCH_UDP_PORT_HI: u16 = 18255;
+
+/// What the steering program redirects. `kind` selects one of the `MATCH_*` rules; the
+/// other fields are the rule's parameters. Set once by userspace before the program is
+/// loaded (a read-only global), so the verifier sees it as a constant.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SteerConfig {
+    pub kind: u32,
+    /// EtherType for `MATCH_ETHERTYPE`, host byte order (looked up after VLAN tags).
+    pub ethertype: u16,
+    /// IP protocol / IPv6 next header for `MATCH_IP_PROTO`.
+    pub ip_proto: u8,
+    pub _pad: u8,
+    /// Inclusive UDP destination port range for `MATCH_UDP_DPORT`, host byte order.
+    pub port_lo: u16,
+    pub port_hi: u16,
+}
+
+/// Redirect every frame.
+pub const MATCH_ALL: u32 = 0;
+/// Redirect frames whose (inner, after up to two VLAN tags) EtherType equals `ethertype`.
+pub const MATCH_ETHERTYPE: u32 = 1;
+/// Redirect IPv4 / IPv6 frames whose protocol equals `ip_proto`.
+pub const MATCH_IP_PROTO: u32 = 2;
+/// Redirect IPv4 / IPv6 UDP frames whose destination port is in `port_lo..=port_hi`.
+pub const MATCH_UDP_DPORT: u32 = 3;
+
+impl SteerConfig {
+    /// The default: UDP to xdpipe's benchmark ports only, so ARP, ICMP, SSH and the rest
+    /// reach the kernel.
+    pub const DEFAULT: SteerConfig = SteerConfig {
+        kind: MATCH_UDP_DPORT,
+        ethertype: 0,
+        ip_proto: 0,
+        _pad: 0,
+        port_lo: BENCH_UDP_PORT_LO,
+        port_hi: BENCH_UDP_PORT_HI,
+    };
+}
+
+impl Default for SteerConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Per-CPU, per-RX-queue counters kept by the steering program.
+///
+/// Every frame the program sees ends in exactly one of `redirected` or `passed`
+/// (`seen = redirected + passed`). `matched` frames that found no socket bound to their
+/// queue are passed and also counted in `no_socket`. A redirect can still fail after the
+/// program returns (the socket's RX ring is full): the socket's XDP_STATISTICS count that.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    pub seen: u64,
+    pub matched: u64,
+    pub redirected: u64,
+    pub passed: u64,
+    pub no_socket: u64,
+}
+
+impl QueueCounters {
+    /// Field-wise sum, used to fold per-CPU values and queues together.
+    pub fn add(&mut self, other: &QueueCounters) {
+        self.seen += other.seen;
+        self.matched += other.matched;
+        self.redirected += other.redirected;
+        self.passed += other.passed;
+        self.no_socket += other.no_socket;
+    }
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: both are repr(C) structs of integers with explicit padding fields, valid for
+    // any bit pattern.
+    unsafe impl aya::Pod for super::SteerConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::QueueCounters {}
+}

@@ -1,0 +1,174 @@
+//! xdpipe's XDP steering program.
+//!
+//! For every frame: count it against its RX queue, decide from the steering config
+//! (`XDPIPE_STEER`, a read-only global set by the loader) whether it is benchmark traffic,
+//! and if so redirect it to the AF_XDP socket bound to that RX queue in `XDPIPE_XSKS`.
+//! Everything else, including matched frames of queues with no socket, goes to the kernel
+//! with `XDP_PASS`: the program never drops, so the host stays reachable.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod prog {
+    use aya_ebpf::{
+        bindings::xdp_action,
+        macros::{map, xdp},
+        maps::{PerCpuArray, XskMap},
+        programs::XdpContext,
+    };
+    use xdp_common::{
+        MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES, QueueCounters,
+        SteerConfig,
+    };
+
+    #[map(name = "XDPIPE_XSKS")]
+    static XDPIPE_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
+
+    #[map(name = "XDPIPE_COUNTERS")]
+    static XDPIPE_COUNTERS: PerCpuArray<QueueCounters> =
+        PerCpuArray::with_max_entries(MAX_QUEUES, 0);
+
+    /// Written by the loader before the program is loaded (`EbpfLoader::set_global`).
+    #[unsafe(no_mangle)]
+    static XDPIPE_STEER: SteerConfig = SteerConfig::DEFAULT;
+
+    const ETH_HLEN: usize = 14;
+    const VLAN_HLEN: usize = 4;
+    const ETH_P_8021Q: u16 = 0x8100;
+    const ETH_P_8021AD: u16 = 0x88a8;
+    const ETH_P_IP: u16 = 0x0800;
+    const ETH_P_IPV6: u16 = 0x86dd;
+    const IPPROTO_UDP: u8 = 17;
+    const IPV6_HLEN: usize = 40;
+
+    #[xdp]
+    pub fn xdpipe_steer(ctx: XdpContext) -> u32 {
+        let queue = ctx.rx_queue_index();
+        let counters = XDPIPE_COUNTERS.get_ptr_mut(queue);
+        let action = match steer(&ctx, queue) {
+            Ok(action) => action,
+            // A frame too short for the header the rule needs cannot match: pass it.
+            Err(()) => Verdict::Pass,
+        };
+        if let Some(c) = counters {
+            // SAFETY: per-CPU map value: this CPU is its only writer while the program runs.
+            let c = unsafe { &mut *c };
+            c.seen += 1;
+            match action {
+                Verdict::Redirected => {
+                    c.matched += 1;
+                    c.redirected += 1;
+                }
+                Verdict::NoSocket => {
+                    c.matched += 1;
+                    c.no_socket += 1;
+                    c.passed += 1;
+                }
+                Verdict::Pass => c.passed += 1,
+            }
+        }
+        match action {
+            Verdict::Redirected => xdp_action::XDP_REDIRECT,
+            Verdict::NoSocket | Verdict::Pass => xdp_action::XDP_PASS,
+        }
+    }
+
+    enum Verdict {
+        Redirected,
+        NoSocket,
+        Pass,
+    }
+
+    #[inline(always)]
+    fn steer(ctx: &XdpContext, queue: u32) -> Result<Verdict, ()> {
+        // SAFETY: the loader may rewrite the global before load; read it volatile so the
+        // compiler does not fold in the default value.
+        let cfg = unsafe { core::ptr::read_volatile(&XDPIPE_STEER) };
+        if !matches(ctx, &cfg)? {
+            return Ok(Verdict::Pass);
+        }
+        // A lookup miss (no socket bound to this queue) returns the low bits of flags.
+        match XDPIPE_XSKS.redirect(queue, xdp_action::XDP_PASS as u64) {
+            Ok(_) => Ok(Verdict::Redirected),
+            Err(_) => Ok(Verdict::NoSocket),
+        }
+    }
+
+    #[inline(always)]
+    fn matches(ctx: &XdpContext, cfg: &SteerConfig) -> Result<bool, ()> {
+        if cfg.kind == MATCH_ALL {
+            return Ok(true);
+        }
+        let mut off = ETH_HLEN - 2;
+        let mut ethertype = u16::from_be(load::<u16>(ctx, off)?);
+        off += 2;
+        // Up to two VLAN tags (QinQ).
+        for _ in 0..2 {
+            if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+                ethertype = u16::from_be(load::<u16>(ctx, off + 2)?);
+                off += VLAN_HLEN;
+            }
+        }
+        if cfg.kind == MATCH_ETHERTYPE {
+            return Ok(ethertype == cfg.ethertype);
+        }
+        let (proto, l4) = match ethertype {
+            ETH_P_IP => {
+                let vihl: u8 = load(ctx, off)?;
+                if vihl >> 4 != 4 {
+                    return Ok(false);
+                }
+                let ihl = ((vihl & 0x0f) as usize) * 4;
+                if ihl < 20 {
+                    return Ok(false);
+                }
+                // Fragment offset != 0: no L4 header in this fragment.
+                let frag = u16::from_be(load::<u16>(ctx, off + 6)?);
+                if frag & 0x1fff != 0 {
+                    return Ok(false);
+                }
+                (load::<u8>(ctx, off + 9)?, off + ihl)
+            }
+            ETH_P_IPV6 => (load::<u8>(ctx, off + 6)?, off + IPV6_HLEN),
+            _ => return Ok(false),
+        };
+        if cfg.kind == MATCH_IP_PROTO {
+            return Ok(proto == cfg.ip_proto);
+        }
+        if cfg.kind == MATCH_UDP_DPORT && proto == IPPROTO_UDP {
+            let dport = u16::from_be(load::<u16>(ctx, l4 + 2)?);
+            return Ok(dport >= cfg.port_lo && dport <= cfg.port_hi);
+        }
+        Ok(false)
+    }
+
+    /// Bounds-checked unaligned load of a `T` at `off` bytes into the frame.
+    #[inline(always)]
+    fn load<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, ()> {
+        let start = ctx.data();
+        let end = ctx.data_end();
+        // Keep the offset visibly bounded for the verifier.
+        if off > 512 {
+            return Err(());
+        }
+        if start + off + core::mem::size_of::<T>() > end {
+            return Err(());
+        }
+        // SAFETY: the range [start+off, start+off+size_of::<T>()) was checked against
+        // data_end above; read_unaligned tolerates any alignment.
+        Ok(unsafe { core::ptr::read_unaligned((start + off) as *const T) })
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+
+    #[unsafe(link_section = "license")]
+    #[unsafe(no_mangle)]
+    static LICENSE: [u8; 4] = *b"GPL\0";
+}
+
+/// Host builds (`cargo check --workspace`) compile this stub; the program is BPF only.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
