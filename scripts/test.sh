@@ -9,5 +9,4 @@ if [ "$(id -u)" -ne 0 ]; then
   [ "${CI:-}" = "true" ] && exit 1
 fi
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
-cargo build --workspace --locked --release
 cargo test --workspace --locked "$@"

@@ -12,5 +12,6 @@ pub mod run;
 pub mod stats;
 pub mod sys;
 pub mod testbed;
+pub mod wire;
 pub mod worker;
 pub mod xsk;

@@ -1,0 +1,387 @@
+//! Zero-copy header views: Ethernet (with up to two VLAN tags), IPv4, IPv6, UDP, TCP, and
+//! [`parse_frame`], which walks a frame to its 5-tuple. Untrusted bytes go through
+//! `new_checked`; after it no accessor panics.
+use super::Malformed;
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+pub const ETH_HLEN: usize = 14;
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// An Ethernet II frame.
+pub struct EthernetFrame<T: AsRef<[u8]>>(T);
+
+mod eth {
+    use std::ops::Range;
+    pub const DST: Range<usize> = 0..6;
+    pub const SRC: Range<usize> = 6..12;
+    pub const ETHERTYPE: usize = 12;
+}
+
+impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        if buf.as_ref().len() < ETH_HLEN {
+            return Err(Malformed::Truncated);
+        }
+        Ok(Self(buf))
+    }
+    pub fn dst(&self) -> [u8; 6] {
+        self.0.as_ref()[eth::DST].try_into().unwrap_or_default()
+    }
+    pub fn src(&self) -> [u8; 6] {
+        self.0.as_ref()[eth::SRC].try_into().unwrap_or_default()
+    }
+    pub fn ethertype(&self) -> u16 {
+        be16(self.0.as_ref(), eth::ETHERTYPE)
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.0.as_ref()[ETH_HLEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    pub fn set_dst(&mut self, mac: [u8; 6]) {
+        self.0.as_mut()[eth::DST].copy_from_slice(&mac);
+    }
+    pub fn set_src(&mut self, mac: [u8; 6]) {
+        self.0.as_mut()[eth::SRC].copy_from_slice(&mac);
+    }
+    pub fn set_ethertype(&mut self, t: u16) {
+        self.0.as_mut()[eth::ETHERTYPE..eth::ETHERTYPE + 2].copy_from_slice(&t.to_be_bytes());
+    }
+    /// Swaps source and destination MAC in place (l2fwd).
+    pub fn swap_macs(&mut self) {
+        let b = self.0.as_mut();
+        for i in 0..6 {
+            b.swap(i, 6 + i);
+        }
+    }
+}
+
+/// An IPv4 packet whose header and total length fit the buffer.
+pub struct Ipv4Packet<T: AsRef<[u8]>>(T);
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        let b = buf.as_ref();
+        if b.len() < 20 {
+            return Err(Malformed::Truncated);
+        }
+        let ihl = ((b[0] & 0x0f) as usize) * 4;
+        let total = be16(b, 2) as usize;
+        if b[0] >> 4 != 4 || ihl < 20 || total < ihl {
+            return Err(Malformed::BadField);
+        }
+        if total > b.len() {
+            return Err(Malformed::Truncated);
+        }
+        Ok(Self(buf))
+    }
+    pub fn header_len(&self) -> usize {
+        ((self.0.as_ref()[0] & 0x0f) as usize) * 4
+    }
+    pub fn total_len(&self) -> usize {
+        be16(self.0.as_ref(), 2) as usize
+    }
+    pub fn protocol(&self) -> u8 {
+        self.0.as_ref()[9]
+    }
+    pub fn src(&self) -> [u8; 4] {
+        self.0.as_ref()[12..16].try_into().unwrap_or_default()
+    }
+    pub fn dst(&self) -> [u8; 4] {
+        self.0.as_ref()[16..20].try_into().unwrap_or_default()
+    }
+    /// Fragment offset in 8-byte units; non-zero means no L4 header in this packet.
+    pub fn frag_offset(&self) -> u16 {
+        be16(self.0.as_ref(), 6) & 0x1fff
+    }
+    pub fn checksum_ok(&self) -> bool {
+        super::fold_checksum(super::ones_sum(&self.0.as_ref()[..self.header_len()], 0)) == 0
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.0.as_ref()[self.header_len()..self.total_len()]
+    }
+}
+
+/// An IPv6 packet (fixed header only; extension headers are not walked).
+pub struct Ipv6Packet<T: AsRef<[u8]>>(T);
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        let b = buf.as_ref();
+        if b.len() < 40 {
+            return Err(Malformed::Truncated);
+        }
+        if b[0] >> 4 != 6 {
+            return Err(Malformed::BadField);
+        }
+        if 40 + be16(b, 4) as usize > b.len() {
+            return Err(Malformed::Truncated);
+        }
+        Ok(Self(buf))
+    }
+    pub fn next_header(&self) -> u8 {
+        self.0.as_ref()[6]
+    }
+    pub fn src(&self) -> [u8; 16] {
+        self.0.as_ref()[8..24].try_into().unwrap_or_default()
+    }
+    pub fn dst(&self) -> [u8; 16] {
+        self.0.as_ref()[24..40].try_into().unwrap_or_default()
+    }
+    pub fn payload(&self) -> &[u8] {
+        let b = self.0.as_ref();
+        &b[40..40 + be16(b, 4) as usize]
+    }
+}
+
+/// A UDP datagram whose length field fits the buffer.
+pub struct UdpPacket<T: AsRef<[u8]>>(T);
+
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        let b = buf.as_ref();
+        if b.len() < 8 {
+            return Err(Malformed::Truncated);
+        }
+        let len = be16(b, 4) as usize;
+        if len < 8 {
+            return Err(Malformed::BadField);
+        }
+        if len > b.len() {
+            return Err(Malformed::Truncated);
+        }
+        Ok(Self(buf))
+    }
+    pub fn src_port(&self) -> u16 {
+        be16(self.0.as_ref(), 0)
+    }
+    pub fn dst_port(&self) -> u16 {
+        be16(self.0.as_ref(), 2)
+    }
+    pub fn len(&self) -> usize {
+        be16(self.0.as_ref(), 4) as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 8
+    }
+    pub fn checksum(&self) -> u16 {
+        be16(self.0.as_ref(), 6)
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.0.as_ref()[8..self.len()]
+    }
+}
+
+/// A TCP segment whose header fits the buffer.
+pub struct TcpPacket<T: AsRef<[u8]>>(T);
+
+impl<T: AsRef<[u8]>> TcpPacket<T> {
+    pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        let b = buf.as_ref();
+        if b.len() < 20 {
+            return Err(Malformed::Truncated);
+        }
+        let off = ((b[12] >> 4) as usize) * 4;
+        if off < 20 {
+            return Err(Malformed::BadField);
+        }
+        if off > b.len() {
+            return Err(Malformed::Truncated);
+        }
+        Ok(Self(buf))
+    }
+    pub fn src_port(&self) -> u16 {
+        be16(self.0.as_ref(), 0)
+    }
+    pub fn dst_port(&self) -> u16 {
+        be16(self.0.as_ref(), 2)
+    }
+}
+
+/// The 5-tuple of a frame (IPv4 addresses in the low 4 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+impl FlowKey {
+    /// A fast, well-mixed 64-bit hash (FNV-1a over the fields then a final avalanche).
+    pub fn hash64(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |b: u8| h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        self.src.iter().chain(self.dst.iter()).for_each(|&b| eat(b));
+        self.sport.to_be_bytes().into_iter().chain(self.dport.to_be_bytes()).for_each(&mut eat);
+        eat(self.proto);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+}
+
+/// What [`parse_frame`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameInfo {
+    pub vlan_tags: u8,
+    /// EtherType after VLAN tags.
+    pub ethertype: u16,
+    /// Set for IPv4/IPv6 frames with a UDP or TCP header.
+    pub flow: Option<FlowKey>,
+    /// Offset and length of the UDP payload, for reading the stamp.
+    pub udp_payload: Option<(usize, usize)>,
+}
+
+/// Walks Ethernet → up to two VLAN tags → IPv4/IPv6 → UDP/TCP. Frames of other
+/// EtherTypes or protocols parse fine with no flow; truncated or contradictory headers
+/// of the kinds it knows are `Malformed`.
+pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, Malformed> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    let mut info = FrameInfo { ethertype: eth.ethertype(), ..Default::default() };
+    let mut off = ETH_HLEN;
+    while info.ethertype == ETHERTYPE_VLAN || info.ethertype == ETHERTYPE_QINQ {
+        if info.vlan_tags == 2 {
+            return Err(Malformed::BadField);
+        }
+        if frame.len() < off + 4 {
+            return Err(Malformed::Truncated);
+        }
+        info.ethertype = be16(frame, off + 2);
+        info.vlan_tags += 1;
+        off += 4;
+    }
+    let l3 = &frame[off..];
+    let (src, dst, proto, l4, l4_off) = match info.ethertype {
+        ETHERTYPE_IPV4 => {
+            let ip = Ipv4Packet::new_checked(l3)?;
+            if ip.frag_offset() != 0 {
+                return Ok(info);
+            }
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s[12..].copy_from_slice(&ip.src());
+            d[12..].copy_from_slice(&ip.dst());
+            (s, d, ip.protocol(), &l3[ip.header_len()..ip.total_len()], off + ip.header_len())
+        }
+        ETHERTYPE_IPV6 => {
+            let ip = Ipv6Packet::new_checked(l3)?;
+            (ip.src(), ip.dst(), ip.next_header(), &l3[40..40 + ip.payload().len()], off + 40)
+        }
+        _ => return Ok(info),
+    };
+    let (sport, dport) = match proto {
+        IPPROTO_UDP => {
+            let udp = UdpPacket::new_checked(l4)?;
+            info.udp_payload = Some((l4_off + 8, udp.len() - 8));
+            (udp.src_port(), udp.dst_port())
+        }
+        IPPROTO_TCP => {
+            let tcp = TcpPacket::new_checked(l4)?;
+            (tcp.src_port(), tcp.dst_port())
+        }
+        _ => return Ok(info),
+    };
+    info.flow = Some(FlowKey { src, dst, sport, dport, proto });
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A captured 60-byte IPv4/UDP frame: 10.0.0.1:1234 -> 10.0.0.2:18000, 18-byte payload.
+    const UDP4: [u8; 60] = [
+        0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00, // ethernet
+        0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0x26, 0xbd, 10, 0, 0, 1, 10, 0, 0, 2, // ipv4
+        0x04, 0xd2, 0x46, 0x50, 0, 26, 0, 0, // udp
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+    ];
+
+    #[test]
+    fn deconstruct_ipv4_udp_fixture() {
+        let eth = EthernetFrame::new_checked(&UDP4[..]).unwrap();
+        assert_eq!(eth.dst(), [2, 0, 0, 0, 0, 2]);
+        assert_eq!(eth.ethertype(), ETHERTYPE_IPV4);
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!(ip.src(), [10, 0, 0, 1]);
+        assert_eq!(ip.protocol(), IPPROTO_UDP);
+        assert!(ip.checksum_ok());
+        let udp = UdpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((udp.src_port(), udp.dst_port(), udp.len()), (1234, 18000, 26));
+        assert_eq!(udp.payload().len(), 18);
+        let info = parse_frame(&UDP4).unwrap();
+        let f = info.flow.unwrap();
+        assert_eq!((f.sport, f.dport, f.proto), (1234, 18000, 17));
+        assert_eq!(info.udp_payload, Some((42, 18)));
+    }
+
+    #[test]
+    fn vlan_tags_are_walked_and_a_third_is_refused() {
+        let mut f = Vec::new();
+        f.extend_from_slice(&UDP4[..12]);
+        f.extend_from_slice(&[0x88, 0xa8, 0, 5, 0x81, 0x00, 0, 6]);
+        f.extend_from_slice(&UDP4[12..]);
+        let info = parse_frame(&f).unwrap();
+        assert_eq!(info.vlan_tags, 2);
+        assert!(info.flow.is_some());
+        assert_eq!(info.udp_payload, Some((50, 18)));
+        let mut f3 = UDP4[..12].to_vec();
+        f3.extend_from_slice(&[0x81, 0, 0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3]);
+        f3.extend_from_slice(&UDP4[12..]);
+        assert_eq!(parse_frame(&f3), Err(Malformed::BadField));
+    }
+
+    #[test]
+    fn truncations_are_malformed_not_panics() {
+        for n in 0..UDP4.len() {
+            let r = parse_frame(&UDP4[..n]);
+            if n < 14 || (14..42).contains(&n) {
+                assert!(r.is_err(), "length {n} should be malformed");
+            }
+        }
+        // Wrong lengths: IPv4 total length beyond the buffer, UDP length below 8.
+        let mut bad = UDP4;
+        bad[17] = 200;
+        assert_eq!(parse_frame(&bad), Err(Malformed::Truncated));
+        let mut bad = UDP4;
+        bad[39] = 4;
+        assert_eq!(parse_frame(&bad), Err(Malformed::BadField));
+    }
+
+    #[test]
+    fn non_ip_frames_have_no_flow() {
+        let mut arp = [0u8; 42];
+        arp[12] = 0x08;
+        arp[13] = 0x06;
+        let info = parse_frame(&arp).unwrap();
+        assert_eq!(info.ethertype, 0x0806);
+        assert!(info.flow.is_none());
+    }
+
+    #[test]
+    fn swap_macs_in_place() {
+        let mut f = UDP4;
+        EthernetFrame::new_checked(&mut f[..]).unwrap().swap_macs();
+        assert_eq!(&f[..6], &UDP4[6..12]);
+        assert_eq!(&f[6..12], &UDP4[..6]);
+    }
+
+    #[test]
+    fn flow_hash_separates_ports() {
+        let a = FlowKey { sport: 1, ..Default::default() };
+        let b = FlowKey { sport: 2, ..Default::default() };
+        assert_ne!(a.hash64(), b.hash64());
+        assert_eq!(a.hash64(), a.hash64());
+    }
+}
