@@ -5,13 +5,16 @@
 //! CLI → validated config (`config`) → `run` → workers. Only the binary prints.
 #![deny(unsafe_code)]
 
+pub mod accounting;
 pub mod config;
+pub mod generator;
 pub mod loader;
 pub mod modes;
 pub mod run;
 pub mod stats;
 pub mod sys;
 pub mod testbed;
+pub mod veth;
 pub mod wire;
 pub mod worker;
 pub mod xsk;

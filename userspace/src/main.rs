@@ -30,6 +30,11 @@ struct Cli {
 enum Cmd {
     /// Steer traffic of an interface's RX queues into AF_XDP sockets and process it.
     Run(RunArgs),
+    /// Transmit stamped UDP/IPv4 frames from an AF_XDP socket.
+    Gen(GenArgs),
+    /// Build a veth testbed, run gen in one namespace and run in the other, report
+    /// sent / received / lost / latency, remove the testbed.
+    Veth(VethArgs),
     /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
     Testbed {
         #[command(subcommand)]
@@ -107,10 +112,126 @@ struct RunArgs {
     /// udp, tcp, ip-proto:N, ethertype:0xNNNN, udp-dport:LO-HI.
     #[arg(long, default_value = "bench")]
     filter: SteerFilter,
+    /// Read xdpipe gen's stamps: loss, reordering, one-way latency (costs a parse per
+    /// frame; off by default for rxdrop, which then never reads frame data).
+    #[arg(long)]
+    stamps: bool,
     /// Print per-queue rates every second.
     #[arg(long)]
     per_queue: bool,
     /// Print the summary as one JSON object on stdout (progress goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct GenArgs {
+    /// Interface to transmit on.
+    #[arg(long, short = 'i')]
+    iface: String,
+    /// TX queue.
+    #[arg(long, short = 'q', default_value_t = 0)]
+    queue: u32,
+    /// Core to pin the generator to.
+    #[arg(long, short = 'c')]
+    core: Option<u32>,
+    /// Frame size in bytes including the 4-byte FCS (64 to MTU + 18), or imix (7:4:1 of
+    /// 64/570/1518).
+    #[arg(long, short = 's', default_value = "64")]
+    size: xdpipe::generator::SizeSpec,
+    /// Number of flows (source and destination ports vary per flow).
+    #[arg(long, default_value_t = 1)]
+    flows: u16,
+    /// Target rate: max, packets (500000, 300kpps, 1.5mpps) or bits (200mbit, 1gbit) per second.
+    #[arg(long, short = 'r', default_value = "max")]
+    rate: xdpipe::generator::Rate,
+    /// Stop after this many frames.
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+    /// Stop after this many seconds (default 10 when no --count is given).
+    #[arg(long, short = 'd')]
+    duration: Option<f64>,
+    /// Destination MAC (the receiver's; default broadcast).
+    #[arg(long, default_value = "ff:ff:ff:ff:ff:ff")]
+    dst_mac: String,
+    /// Source MAC (default: the interface's).
+    #[arg(long)]
+    src_mac: Option<String>,
+    #[arg(long)]
+    src_ip: std::net::Ipv4Addr,
+    #[arg(long)]
+    dst_ip: std::net::Ipv4Addr,
+    /// First source port (flow i uses this + i).
+    #[arg(long, default_value_t = 10000)]
+    src_port: u16,
+    /// First destination port (flow i uses this + i mod 256); the default is the start of
+    /// the range xdpipe run steers.
+    #[arg(long, default_value_t = xdp_common::BENCH_UDP_PORT_LO)]
+    dst_port: u16,
+    /// TX engine: xsk (AF_XDP TX ring).
+    #[arg(long, value_enum, default_value_t = Engine::Xsk)]
+    engine: Engine,
+    #[arg(long, default_value = "64")]
+    batch: BatchSize,
+    #[arg(long, default_value = "4096")]
+    frame_size: FrameSize,
+    #[arg(long, default_value = "2048")]
+    tx_ring: RingSize,
+    #[arg(long, default_value = "2048")]
+    comp_ring: RingSize,
+    #[arg(long, value_enum, default_value_t = BindMode::Auto)]
+    bind: BindMode,
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    need_wakeup: OnOff,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    /// AF_XDP TX ring (the path under test).
+    Xsk,
+}
+
+#[derive(Args)]
+struct VethArgs {
+    /// Receiver mode.
+    #[arg(long, value_enum, default_value_t = ModeKind::Rxdrop)]
+    mode: ModeKind,
+    /// XDP mode of the receiver.
+    #[arg(long, value_enum, default_value_t = XdpMode::Native)]
+    xdp_mode: XdpMode,
+    /// Frame size with FCS, or imix.
+    #[arg(long, short = 's', default_value = "64")]
+    size: String,
+    /// Generator rate (max, 500kpps, 1gbit...).
+    #[arg(long, short = 'r', default_value = "max")]
+    rate: String,
+    #[arg(long, short = 'd', default_value_t = 5.0)]
+    duration: f64,
+    /// Send this many frames instead of running for --duration.
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    flows: u16,
+    /// Core for the generator.
+    #[arg(long, default_value_t = 0)]
+    gen_core: u32,
+    /// Core for the receiver's worker.
+    #[arg(long, default_value_t = 1)]
+    rx_core: u32,
+    /// poll() timeout for the receiver's worker when idle, ms (0: busy-poll).
+    #[arg(long, default_value_t = 0)]
+    poll: i32,
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    need_wakeup: OnOff,
+    #[arg(long, default_value = "64")]
+    batch: BatchSize,
+    /// Put each veth's receive NAPI in its own kernel thread (/sys/class/net/*/threaded).
+    #[arg(long)]
+    threaded_napi: bool,
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -158,6 +279,7 @@ impl RunArgs {
             duration,
             mode: self.mode,
             filter: self.filter,
+            stamps: self.stamps,
         })
     }
 }
@@ -169,6 +291,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(args) => cmd_run(&args),
+        Cmd::Gen(args) => cmd_gen(&args),
+        Cmd::Veth(args) => cmd_veth(&args),
         Cmd::Testbed { action } => cmd_testbed(action),
         Cmd::Cleanup => cmd_cleanup(),
     };
@@ -213,6 +337,124 @@ fn cmd_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         _ => ExitCode::SUCCESS,
     })
+}
+
+fn parse_mac(what: &str, s: &str) -> anyhow::Result<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        anyhow::bail!("{what} {s:?}: write a MAC as six hex bytes, e.g. 02:00:00:00:00:01");
+    }
+    for (d, p) in mac.iter_mut().zip(parts) {
+        *d = u8::from_str_radix(p, 16).map_err(|_| anyhow::anyhow!("{what} {s:?}: {p:?} is not a hex byte"))?;
+    }
+    Ok(mac)
+}
+
+fn cmd_gen(a: &GenArgs) -> anyhow::Result<ExitCode> {
+    use xdpipe::generator::{GenConfig, generate};
+    let duration = match (a.duration, a.count) {
+        (Some(d), _) if !(d > 0.0 && d < 1e7) => anyhow::bail!("--duration {d}: must be a positive number of seconds"),
+        (Some(d), _) => Some(Duration::from_secs_f64(d)),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+    let Engine::Xsk = a.engine;
+    let cfg = GenConfig {
+        iface: a.iface.clone(),
+        queue: a.queue,
+        core: a.core,
+        sizes: a.size.clone(),
+        flows: a.flows,
+        rate: a.rate,
+        count: a.count,
+        duration,
+        src_mac: a.src_mac.as_deref().map(|m| parse_mac("--src-mac", m)).transpose()?,
+        dst_mac: parse_mac("--dst-mac", &a.dst_mac)?,
+        src_ip: a.src_ip.octets(),
+        dst_ip: a.dst_ip.octets(),
+        src_port: a.src_port,
+        dst_port: a.dst_port,
+        batch: a.batch.get(),
+        xsk: XskConfig {
+            frame_size: a.frame_size,
+            frames: a.tx_ring.get() + a.comp_ring.get(),
+            fill_size: RingSize::new(64)?,
+            comp_size: a.comp_ring,
+            rx_size: RingSize::new(64)?,
+            tx_size: a.tx_ring,
+            bind: a.bind,
+            need_wakeup: a.need_wakeup == OnOff::On,
+        },
+    };
+    let stop = stop_on_signals()?;
+    let counters = xdpipe::stats::WorkerCounters::default();
+    let s = generate(&cfg, stop, &counters)?;
+    if a.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &s)?;
+        writeln!(out)?;
+    } else {
+        println!(
+            "gen on {} queue {}: sent {} completed {} in {:.2} s = {} ({:.1} Mbit/s), {} wakeups",
+            s.iface, s.queue, s.sent, s.completed, s.duration_s, fmt_pps(s.pps), s.mbps, s.wakeups
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
+    use xdpipe::veth::{VethConfig, run_veth};
+    let mode = serde_json::to_string(&a.mode)?.trim_matches('"').to_owned();
+    let xdp_mode = match a.xdp_mode {
+        XdpMode::Skb => "skb",
+        XdpMode::Native => "native",
+        XdpMode::Auto => "auto",
+    };
+    let mut gen_args: Vec<String> = vec![
+        "--size".into(), a.size.clone(), "--rate".into(), a.rate.clone(), "--flows".into(), a.flows.to_string(),
+        "--core".into(), a.gen_core.to_string(), "--batch".into(), a.batch.get().to_string(),
+    ];
+    match a.count {
+        Some(n) => gen_args.extend(["--count".into(), n.to_string()]),
+        None => gen_args.extend(["--duration".into(), a.duration.to_string()]),
+    }
+    let wake = if a.need_wakeup == OnOff::On { "on" } else { "off" };
+    let run_args: Vec<String> = vec![
+        "--mode".into(), mode, "--xdp-mode".into(), xdp_mode.into(), "--cores".into(), a.rx_core.to_string(),
+        "--poll".into(), a.poll.to_string(), "--need-wakeup".into(), wake.into(), "--batch".into(),
+        a.batch.get().to_string(),
+    ];
+    let cfg = VethConfig { run_args, gen_args, queues: 1, threaded_napi: a.threaded_napi };
+    let stop = stop_on_signals()?;
+    let exe = std::env::current_exe().context("finding the xdpipe binary")?;
+    let r = run_veth(&cfg, &exe, stop)?;
+    if a.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &r)?;
+        writeln!(out)?;
+    } else {
+        println!(
+            "veth testbed ({} XDP, mode {:?}{}): sent {} received {} lost {} ({:.4}%)",
+            xdp_mode,
+            a.mode,
+            if a.threaded_napi { ", threaded NAPI" } else { "" },
+            r.sent,
+            r.received,
+            r.lost,
+            r.loss_ratio * 100.0
+        );
+        println!("  generator {}   receiver {}", fmt_pps(r.tx_pps), fmt_pps(r.rx_pps));
+        let l = &r.latency_ns;
+        if l.is_object() {
+            let us = |k: &str| l[k].as_f64().unwrap_or(0.0) / 1e3;
+            println!(
+                "  one-way latency (us): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+                us("p50"), us("p90"), us("p99"), us("p999"), us("max")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {

@@ -14,7 +14,8 @@ use xdp_common::QueueCounters;
 use crate::{
     config::{BatchSize, BindMode, CoreList, QueueList, SteerFilter, XdpMode},
     loader::{LoaderError, Steering},
-    modes::{ModeKind, RxDrop},
+    accounting::{Accounting, AccountingSummary},
+    modes::{L2Fwd, ModeKind, Parse, ParseSummary, RxDrop},
     stats::{CounterSnapshot, SharedCounters, WorkerCounters, rates},
     sys::{self, XdpStatistics},
     worker::{WaitPolicy, rx_loop},
@@ -35,6 +36,8 @@ pub struct RunConfig {
     pub duration: Option<Duration>,
     pub mode: ModeKind,
     pub filter: SteerFilter,
+    /// Read the generator's stamps: loss, reordering and latency.
+    pub stamps: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,14 +130,28 @@ pub struct RunSummary {
     pub queues: Vec<QueueSummary>,
     /// The program's counters summed over queues.
     pub program: ProgramCounters,
+    /// Loss, reordering and latency from the stamps (with `--stamps`).
+    pub accounting: Option<AccountingSummary>,
+    /// Header parsing figures (mode parse).
+    pub parse: Option<ParseSummary>,
+    /// Frames too short for an Ethernet header (mode l2fwd), recycled instead of sent.
+    pub runts: u64,
     pub end: EndReason,
+}
+
+/// What a worker hands back when it ends.
+struct WorkerResult {
+    xsk: Xsk,
+    acct: Option<Accounting>,
+    parse: Option<ParseSummary>,
+    runts: u64,
 }
 
 struct Worker {
     queue: u32,
     core: u32,
     counters: Arc<SharedCounters>,
-    handle: thread::JoinHandle<Xsk>,
+    handle: thread::JoinHandle<WorkerResult>,
 }
 
 /// Runs the pipeline. `on_tick` is called about once a second with the last second's
@@ -167,15 +184,28 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     for ((q, mut xsk), core) in sockets.into_iter().zip(cores) {
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, mode) = (counters.clone(), halt.clone(), cfg.batch.get(), cfg.mode);
+        // Allocated here, before the worker starts: the loop itself never allocates.
+        let mut acct = cfg.stamps.then(Accounting::new);
         let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
                 log::warn!("could not pin the queue {q} worker to core {core}");
             }
+            let (mut parse, mut runts) = (None, 0);
             match mode {
-                ModeKind::Rxdrop => rx_loop(&mut xsk, &mut RxDrop, batch, wait, &c2, &halt2),
+                ModeKind::Rxdrop => rx_loop(&mut xsk, &mut RxDrop, acct.as_mut(), batch, wait, &c2, &halt2),
+                ModeKind::Parse => {
+                    let mut p = Parse::default();
+                    rx_loop(&mut xsk, &mut p, acct.as_mut(), batch, wait, &c2, &halt2);
+                    parse = Some(p.finish());
+                }
+                ModeKind::L2fwd => {
+                    let mut m = L2Fwd::default();
+                    rx_loop(&mut xsk, &mut m, acct.as_mut(), batch, wait, &c2, &halt2);
+                    runts = m.runts;
+                }
             }
             c2.cpu_ns.store(sys::thread_cpu_ns(), Ordering::Relaxed);
-            xsk
+            WorkerResult { xsk, acct, parse, runts }
         });
         match spawned {
             Ok(handle) => workers.push(Worker { queue: q, core, counters, handle }),
@@ -230,14 +260,28 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     let mut end = end;
     let mut queues = Vec::with_capacity(workers.len());
     let mut open_sockets = Vec::with_capacity(workers.len());
+    let mut acct: Option<Accounting> = None;
+    let mut parse: Option<ParseSummary> = None;
+    let mut runts = 0;
     for w in workers {
         let joined = w.handle.join();
         // After the join: the worker's last counter updates (and its CPU time) are in.
         let counters = w.counters.snapshot();
         let (xdp_statistics, program) = match joined {
-            Ok(xsk) => {
-                let st = xsk.statistics().unwrap_or_default();
-                open_sockets.push(xsk);
+            Ok(r) => {
+                let st = r.xsk.statistics().unwrap_or_default();
+                open_sockets.push(r.xsk);
+                match (&mut acct, r.acct) {
+                    (Some(a), Some(b)) => a.merge(&b),
+                    (a @ None, b) => *a = b,
+                    _ => {}
+                }
+                match (&mut parse, r.parse) {
+                    (Some(a), Some(b)) => Parse::add(a, &b),
+                    (a @ None, b) => *a = b,
+                    _ => {}
+                }
+                runts += r.runts;
                 (st, steering.counters(w.queue).map(Into::into).unwrap_or_default())
             }
             Err(panic) => {
@@ -281,6 +325,9 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         wakeups: total.wakeups,
         queues,
         program,
+        accounting: acct.map(|a| a.summary()),
+        parse,
+        runts,
         end,
     })
 }

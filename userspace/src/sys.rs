@@ -105,6 +105,27 @@ pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
     }
 }
 
+/// The interface's MAC address (SIOCGIFHWADDR).
+pub fn iface_mac(iface: &str) -> Result<[u8; 6], SysError> {
+    let sock = IoctlSocket::new()?;
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(iface.bytes().take(libc::IFNAMSIZ - 1)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq with the name set.
+    if unsafe { libc::ioctl(sock.0, libc::SIOCGIFHWADDR, &mut req) } != 0 {
+        return Err(SysError::last("ioctl(SIOCGIFHWADDR)", iface));
+    }
+    // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(mac)
+}
+
 /// The kernel's `struct xdp_statistics` for one AF_XDP socket.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -180,6 +201,12 @@ pub fn poll_in(fd: RawFd, timeout_ms: i32) -> bool {
     rc > 0 && p.revents & libc::POLLIN != 0
 }
 
+/// Sends `sig` to process `pid`; errors (already gone) are ignored.
+pub fn send_signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) };
+}
+
 /// Effective user id 0?
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -202,6 +229,21 @@ pub fn thread_cpu_ns() -> u64 {
     // SAFETY: as above.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Makes a child started from `cmd` receive SIGTERM when this process dies (even by
+/// SIGKILL), so `xdpipe veth` never leaves a generator or receiver running.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the closure only calls prctl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
 }
 
 /// Moves the calling thread into the named network namespace (`/run/netns/NAME`, as

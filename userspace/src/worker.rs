@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use xsk_rs::FrameDesc;
 
 use crate::{
+    accounting::Accounting,
     stats::{WorkerCounters, batch_bucket, bump},
     sys,
     xsk::Xsk,
@@ -38,10 +39,12 @@ pub struct WaitPolicy {
     pub poll_ms: i32,
 }
 
-/// Receive loop for one socket. Returns when `stop` is set.
+/// Receive loop for one socket. Returns when `stop` is set. With `acct`, every frame's
+/// stamp is read (one receive timestamp per batch).
 pub fn rx_loop<M: RxMode>(
     xsk: &mut Xsk,
     mode: &mut M,
+    mut acct: Option<&mut Accounting>,
     batch: usize,
     wait: WaitPolicy,
     counters: &WorkerCounters,
@@ -105,6 +108,12 @@ pub fn rx_loop<M: RxMode>(
         bump(&counters.rx_bytes, bytes);
         bump(&counters.batch_hist[batch_bucket(n)], 1);
 
+        if let Some(a) = acct.as_deref_mut() {
+            let now = sys::monotonic_ns();
+            for d in &rx[..n] {
+                a.observe(xsk.frame(d), now);
+            }
+        }
         if !M::TOUCHES_DATA {
             recycle_frames(xsk, &rx[..n]);
             continue;

@@ -191,6 +191,12 @@ impl Xsk {
         unsafe { self.tx.produce(&descs[..n]) }
     }
 
+    /// Free slots on the TX ring, up to `want`.
+    #[inline]
+    pub fn tx_room(&mut self, want: usize) -> usize {
+        (self.tx.nb_free(want as u32) as usize).min(want)
+    }
+
     /// Consumes up to `out.len()` frames the kernel finished sending.
     #[inline]
     pub fn comp_consume(&mut self, out: &mut [FrameDesc]) -> usize {

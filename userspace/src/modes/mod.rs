@@ -1,6 +1,13 @@
 //! Pipeline modes: safe logic over frames. No syscalls, no logging, no allocation per
 //! frame; the workers (`worker.rs`) drive the rings around them.
-use crate::worker::{RxMode, Verdict};
+mod parse;
+
+pub use parse::{Parse, ParseSummary};
+
+use crate::{
+    wire::headers::EthernetFrame,
+    worker::{RxMode, Verdict},
+};
 
 /// `rxdrop`: count and recycle; frame bytes are never read.
 #[derive(Default)]
@@ -15,10 +22,39 @@ impl RxMode for RxDrop {
     }
 }
 
+/// `l2fwd`: swap source and destination MAC and send the frame back out of the queue it
+/// came in on. The frame never leaves the UMEM.
+#[derive(Default)]
+pub struct L2Fwd {
+    pub runts: u64,
+}
+
+impl RxMode for L2Fwd {
+    const TOUCHES_DATA: bool = true;
+
+    #[inline(always)]
+    fn on_frame(&mut self, frame: &mut [u8]) -> Verdict {
+        match EthernetFrame::new_checked(frame) {
+            Ok(mut eth) => {
+                eth.swap_macs();
+                Verdict::Transmit
+            }
+            Err(_) => {
+                self.runts += 1;
+                Verdict::Recycle
+            }
+        }
+    }
+}
+
 /// The worker modes `xdpipe run --mode` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModeKind {
     /// Consume and recycle; frame data untouched.
     Rxdrop,
+    /// Parse Ethernet/VLAN/IPv4/IPv6/UDP/TCP, count flows and malformed frames.
+    Parse,
+    /// Swap MACs and send each frame back out of the same queue (no copy).
+    L2fwd,
 }

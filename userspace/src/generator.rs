@@ -1,0 +1,378 @@
+//! `xdpipe gen` (module `generator`; `gen` is a reserved word): an AF_XDP transmitter. Builds UDP/IPv4 frames from per-(flow, size)
+//! templates, stamps each with flow id, sequence number and monotonic TX time, paces them
+//! evenly at a target rate (or as fast as the TX ring drains), for a count or a duration.
+use std::{
+    sync::{Arc, atomic::{AtomicBool, Ordering::Relaxed}},
+    time::Duration,
+};
+
+use serde::Serialize;
+use xsk_rs::FrameDesc;
+
+use crate::{
+    stats::{WorkerCounters, batch_bucket, bump},
+    sys::{self, XdpStatistics},
+    wire::{
+        stamp::Stamp,
+        udpgen::{FCS_LEN, FrameTemplate, MIN_FRAME_LEN, UdpFlow},
+    },
+    xsk::{Xsk, XskConfig, XskError},
+};
+
+/// Frame sizes, including the 4-byte FCS as in RFC 2544 (64 B = 60 bytes handed over).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SizeSpec {
+    Fixed(usize),
+    /// 7:4:1 of 64, 570 and 1518 bytes.
+    Imix,
+}
+
+/// IMIX order over 12 frames: seven 64 B, four 570 B, one 1518 B, interleaved.
+const IMIX_SIZES: [usize; 3] = [64, 570, 1518];
+const IMIX_PATTERN: [usize; 12] = [0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 2];
+
+impl SizeSpec {
+    /// Distinct sizes (with FCS) and the per-packet pattern of indexes into them.
+    fn plan(&self) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            SizeSpec::Fixed(n) => (vec![*n], vec![0]),
+            SizeSpec::Imix => (IMIX_SIZES.to_vec(), IMIX_PATTERN.to_vec()),
+        }
+    }
+
+    /// Mean frame size with FCS.
+    pub fn mean(&self) -> f64 {
+        let (sizes, pattern) = self.plan();
+        pattern.iter().map(|&i| sizes[i] as f64).sum::<f64>() / pattern.len() as f64
+    }
+}
+
+impl std::str::FromStr for SizeSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("imix") {
+            return Ok(SizeSpec::Imix);
+        }
+        let n: usize = s.parse().map_err(|_| format!("packet size {s:?}: a number of bytes (64 to the MTU + 18) or imix"))?;
+        if n < MIN_FRAME_LEN + FCS_LEN {
+            return Err(format!("packet size {n}: at least {} bytes (headers plus the 16-byte stamp, with FCS)", MIN_FRAME_LEN + FCS_LEN));
+        }
+        Ok(SizeSpec::Fixed(n))
+    }
+}
+
+/// Target rate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rate {
+    Max,
+    Pps(f64),
+    /// Bits per second of Ethernet frames including FCS (not preamble or gap).
+    Bps(f64),
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    /// `max`, `500000` / `500kpps` / `2.5mpps` (packets per second), `1gbit` / `200mbit`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let l = s.to_ascii_lowercase();
+        if l == "max" {
+            return Ok(Rate::Max);
+        }
+        let bad = || format!("rate {s:?}: use max, a packet rate (500000, 300kpps, 1.5mpps) or a bit rate (200mbit, 1gbit)");
+        let (num, unit) = l.split_at(l.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(l.len()));
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(bad());
+        }
+        Ok(match unit {
+            "" | "pps" => Rate::Pps(v),
+            "kpps" => Rate::Pps(v * 1e3),
+            "mpps" => Rate::Pps(v * 1e6),
+            "kbit" => Rate::Bps(v * 1e3),
+            "mbit" => Rate::Bps(v * 1e6),
+            "gbit" => Rate::Bps(v * 1e9),
+            _ => return Err(bad()),
+        })
+    }
+}
+
+impl Rate {
+    /// Packets per second for frames of mean size `mean_len` (with FCS); None for max.
+    pub fn pps(&self, mean_len: f64) -> Option<f64> {
+        match *self {
+            Rate::Max => None,
+            Rate::Pps(p) => Some(p),
+            Rate::Bps(b) => Some(b / (mean_len * 8.0)),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GenConfig {
+    pub iface: String,
+    pub queue: u32,
+    pub core: Option<u32>,
+    pub sizes: SizeSpec,
+    pub flows: u16,
+    pub rate: Rate,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: [u8; 6],
+    pub src_ip: [u8; 4],
+    pub dst_ip: [u8; 4],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub batch: usize,
+    pub xsk: XskConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    #[error("xdpipe gen must run as root (CAP_NET_RAW, CAP_NET_ADMIN, CAP_IPC_LOCK); try sudo")]
+    NotRoot,
+    #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
+    NoSuchInterface(String),
+    #[error("packet size {size} B needs {need} bytes in a UMEM frame, more than the {have} a {frame} B frame holds; lower --size or raise --frame-size")]
+    TooBig { size: usize, need: usize, have: usize, frame: u32 },
+    #[error("packet size {size} B exceeds the MTU of {iface} ({mtu} B, so at most {max} B per frame with FCS)")]
+    AboveMtu { size: usize, iface: String, mtu: usize, max: usize },
+    #[error("--flows must be 1 to 65535")]
+    Flows,
+    #[error("reading {iface}: {source}")]
+    Sys { iface: String, #[source] source: sys::SysError },
+    #[error(transparent)]
+    Xsk(#[from] XskError),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GenSummary {
+    pub iface: String,
+    pub queue: u32,
+    pub engine: &'static str,
+    pub sizes: SizeSpec,
+    pub flows: u16,
+    /// Target packets per second (null: as fast as possible).
+    pub target_pps: Option<f64>,
+    /// Frames put on the TX ring.
+    pub sent: u64,
+    /// Frames the kernel reported transmitted (completion ring).
+    pub completed: u64,
+    pub bytes: u64,
+    pub duration_s: f64,
+    pub pps: f64,
+    pub mbps: f64,
+    pub wakeups: u64,
+    pub cpu_ns: u64,
+    pub batch_hist: [u64; crate::stats::BATCH_BUCKETS],
+    pub xdp_statistics: XdpStatistics,
+    /// Per flow: frames sent (its sequence numbers are 0..sent).
+    pub sent_per_flow: Vec<u64>,
+}
+
+fn iface_mtu(iface: &str) -> Option<usize> {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()
+}
+
+/// Runs the generator on the calling thread (pinned to `cfg.core` if given).
+pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounters) -> Result<GenSummary, GenError> {
+    if !sys::is_root() {
+        return Err(GenError::NotRoot);
+    }
+    if sys::ifindex(&cfg.iface).is_none() {
+        return Err(GenError::NoSuchInterface(cfg.iface.clone()));
+    }
+    if cfg.flows == 0 {
+        return Err(GenError::Flows);
+    }
+    let (sizes, pattern) = cfg.sizes.plan();
+    let frame = cfg.xsk.frame_size.get();
+    let have = frame as usize - 256;
+    for &size in &sizes {
+        let need = size - FCS_LEN;
+        if need > have {
+            return Err(GenError::TooBig { size, need, have, frame });
+        }
+        if let Some(mtu) = iface_mtu(&cfg.iface) {
+            if need > mtu + 14 {
+                return Err(GenError::AboveMtu { size, iface: cfg.iface.clone(), mtu, max: mtu + 18 });
+            }
+        }
+    }
+    let src_mac = match cfg.src_mac {
+        Some(m) => m,
+        None => sys::iface_mac(&cfg.iface).map_err(|source| GenError::Sys { iface: cfg.iface.clone(), source })?,
+    };
+    // templates[flow * sizes + size]
+    let mut templates = Vec::with_capacity(cfg.flows as usize * sizes.len());
+    for f in 0..cfg.flows {
+        let flow = UdpFlow {
+            src_mac,
+            dst_mac: cfg.dst_mac,
+            src_ip: cfg.src_ip,
+            dst_ip: cfg.dst_ip,
+            // Ports vary per flow so RSS spreads flows over queues; the destination stays
+            // in the steered range (256 ports).
+            src_port: cfg.src_port.wrapping_add(f),
+            dst_port: cfg.dst_port.wrapping_add(f % 256),
+        };
+        for &size in &sizes {
+            templates.push(FrameTemplate::new(&flow, size - FCS_LEN).map_err(|_| GenError::TooBig { size, need: size, have, frame })?);
+        }
+    }
+    let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
+    if let Some(core) = cfg.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
+            log::warn!("could not pin the generator to core {core}");
+        }
+    }
+    let target_pps = cfg.rate.pps(cfg.sizes.mean());
+    log::info!(
+        "ready: generating on {} queue {} ({} bind), {} flow(s), sizes {:?}, rate {}",
+        cfg.iface,
+        cfg.queue,
+        if xsk.is_zerocopy() { "zero-copy" } else { "copy" },
+        cfg.flows,
+        cfg.sizes,
+        target_pps.map_or("max".to_owned(), |p| format!("{p:.0} pps"))
+    );
+    let mut seqs = vec![0u32; cfg.flows as usize];
+    let mut sent_per_flow = vec![0u64; cfg.flows as usize];
+    let mut descs: Vec<FrameDesc> = Vec::with_capacity(cfg.batch);
+    let mut comp = vec![FrameDesc::default(); cfg.batch.max(64) * 4];
+    let (nflows, nsizes) = (cfg.flows as u64, sizes.len());
+    let fd = xsk.fd();
+    let need_wakeup = cfg.xsk.need_wakeup;
+    let start_ns = sys::monotonic_ns();
+    let cpu0 = sys::thread_cpu_ns();
+    let deadline_ns = cfg.duration.map(|d| start_ns + d.as_nanos() as u64);
+    let limit = cfg.count.unwrap_or(u64::MAX);
+    let (mut sent, mut bytes, mut completed) = (0u64, 0u64, 0u64);
+    let mut drain_until: Option<u64> = None;
+
+    loop {
+        let n = xsk.comp_consume(&mut comp);
+        if n > 0 {
+            completed += n as u64;
+            bump(&counters.tx_completed, n as u64);
+            xsk.give_free(&comp[..n]);
+        }
+        let now = sys::monotonic_ns();
+        let done = sent >= limit || deadline_ns.is_some_and(|d| now >= d) || stop.load(Relaxed);
+        if done {
+            // Wait (briefly) for the kernel to finish what is on the TX ring.
+            let until = *drain_until.get_or_insert(now + 1_000_000_000);
+            if completed >= sent || now >= until {
+                break;
+            }
+            sys::kick_tx(fd);
+            bump(&counters.wakeups, 1);
+            continue;
+        }
+        let mut want = cfg.batch.min((limit - sent).min(usize::MAX as u64) as usize);
+        if let Some(pps) = target_pps {
+            let due = ((now - start_ns) as f64 * pps / 1e9) as u64 + 1;
+            let allowed = due.saturating_sub(sent) as usize;
+            if allowed == 0 {
+                // Even pacing: sleep when the next frame is far off, spin when near.
+                let next_ns = start_ns + ((sent as f64 + 1.0) * 1e9 / pps) as u64;
+                let wait = next_ns.saturating_sub(now);
+                if wait > 200_000 {
+                    std::thread::sleep(Duration::from_nanos(wait - 100_000));
+                }
+                continue;
+            }
+            want = want.min(allowed);
+        }
+        let want = xsk.tx_room(want.min(xsk.free_frames()));
+        if want == 0 {
+            if !need_wakeup || xsk.tx_needs_wakeup() {
+                sys::kick_tx(fd);
+                bump(&counters.wakeups, 1);
+            }
+            continue;
+        }
+        descs.clear();
+        xsk.take_free(&mut descs, want);
+        let tx_ns = sys::monotonic_ns();
+        let mut batch_bytes = 0u64;
+        for (i, d) in descs.iter_mut().enumerate() {
+            let pkt = sent + i as u64;
+            let flow = (pkt % nflows) as usize;
+            let size_idx = pattern[(pkt % pattern.len() as u64) as usize];
+            let t = &templates[flow * nsizes + size_idx];
+            let stamp = Stamp { flow: flow as u16, seq: seqs[flow], tx_ns };
+            seqs[flow] = seqs[flow].wrapping_add(1);
+            sent_per_flow[flow] += 1;
+            let buf = xsk.frame_with_len(d, t.len());
+            t.write(buf, &stamp);
+            batch_bytes += t.len() as u64;
+        }
+        let produced = xsk.tx_produce(&descs);
+        debug_assert_eq!(produced, descs.len(), "tx_room reserved the space");
+        sent += produced as u64;
+        bytes += batch_bytes;
+        bump(&counters.tx_packets, produced as u64);
+        bump(&counters.tx_bytes, batch_bytes);
+        bump(&counters.batch_hist[batch_bucket(produced)], 1);
+        if !need_wakeup || xsk.tx_needs_wakeup() {
+            sys::kick_tx(fd);
+            bump(&counters.wakeups, 1);
+        }
+    }
+    let secs = (sys::monotonic_ns() - start_ns) as f64 / 1e9;
+    let snap = counters.snapshot();
+    let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
+    Ok(GenSummary {
+        iface: cfg.iface.clone(),
+        queue: cfg.queue,
+        engine: "xsk",
+        sizes: cfg.sizes.clone(),
+        flows: cfg.flows,
+        target_pps,
+        sent,
+        completed,
+        bytes,
+        duration_s: secs,
+        pps,
+        mbps,
+        wakeups: snap.wakeups,
+        cpu_ns: sys::thread_cpu_ns() - cpu0,
+        batch_hist: snap.batch_hist,
+        xdp_statistics: xsk.statistics().unwrap_or_default(),
+        sent_per_flow,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!("max".parse::<Rate>().unwrap(), Rate::Max);
+        assert_eq!("1000".parse::<Rate>().unwrap(), Rate::Pps(1000.0));
+        assert_eq!("1.5mpps".parse::<Rate>().unwrap(), Rate::Pps(1.5e6));
+        assert_eq!("2gbit".parse::<Rate>().unwrap(), Rate::Bps(2e9));
+        assert!("0".parse::<Rate>().is_err());
+        assert!("fast".parse::<Rate>().is_err());
+        assert!("3furlongs".parse::<Rate>().is_err());
+        assert_eq!(Rate::Bps(512e6).pps(64.0), Some(1e6));
+    }
+
+    #[test]
+    fn sizes_parse_and_imix_mean() {
+        assert_eq!("64".parse::<SizeSpec>().unwrap(), SizeSpec::Fixed(64));
+        assert_eq!("IMIX".parse::<SizeSpec>().unwrap(), SizeSpec::Imix);
+        assert!("61".parse::<SizeSpec>().unwrap_err().contains("at least 62"));
+        assert!("x".parse::<SizeSpec>().is_err());
+        let mean = SizeSpec::Imix.mean();
+        assert!((mean - (7.0 * 64.0 + 4.0 * 570.0 + 1518.0) / 12.0).abs() < 1e-9);
+        let (sizes, pattern) = SizeSpec::Imix.plan();
+        let count = |i| pattern.iter().filter(|&&p| p == i).count();
+        assert_eq!((count(0), count(1), count(2)), (7, 4, 1));
+        assert_eq!(sizes, vec![64, 570, 1518]);
+    }
+}

@@ -1,0 +1,175 @@
+//! `xdpipe veth`: one command from traffic to numbers on this host. Builds a veth testbed,
+//! runs `xdpipe run` in the receiver namespace and `xdpipe gen` in the generator namespace
+//! (child processes of this binary, pinned to separate cores), and folds their JSON
+//! summaries into one report: sent, received, lost, latency. The testbed is removed on
+//! every exit path; the children die with this process.
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, atomic::{AtomicBool, Ordering}, mpsc},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    sys,
+    testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP, Testbed, TestbedError, fmt_mac, unique_name},
+};
+
+#[derive(Clone, Debug)]
+pub struct VethConfig {
+    /// Arguments for the receiver after `run -i xp-rx` (mode, xdp mode, queues, cores...).
+    pub run_args: Vec<String>,
+    /// Arguments for the generator after `gen -i xp-tx --dst-mac .. --src-ip .. --dst-ip ..`.
+    pub gen_args: Vec<String>,
+    pub queues: u32,
+    /// Set /sys/class/net/<veth>/threaded to 1 (receive NAPI in a pinnable kernel thread).
+    pub threaded_napi: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VethError {
+    #[error(transparent)]
+    Testbed(#[from] TestbedError),
+    #[error("starting {what}: {source}")]
+    Spawn { what: &'static str, #[source] source: std::io::Error },
+    #[error("the {what} failed (exit {code:?}): {stderr}")]
+    Child { what: &'static str, code: Option<i32>, stderr: String },
+    #[error("the {what} printed no summary: {detail}")]
+    Summary { what: &'static str, detail: String },
+    #[error("the receiver did not become ready within 30 s: {0}")]
+    NotReady(String),
+    #[error("setting threaded NAPI on {iface}: {source}")]
+    Threaded { iface: String, #[source] source: std::io::Error },
+}
+
+#[derive(Debug, Serialize)]
+pub struct VethReport {
+    pub testbed: String,
+    pub threaded_napi: bool,
+    pub sent: u64,
+    pub received: u64,
+    /// sent - received (frames dropped anywhere between the generator's TX ring and the
+    /// receiver's worker; the receiver's program counters and XDP_STATISTICS say where).
+    pub lost: i64,
+    pub loss_ratio: f64,
+    pub tx_pps: f64,
+    pub rx_pps: f64,
+    pub latency_ns: Value,
+    pub receiver: Value,
+    pub generator: Value,
+}
+
+struct ChildProc {
+    what: &'static str,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl ChildProc {
+    fn spawn(what: &'static str, ns: &str, exe: &Path, args: &[String]) -> Result<Self, VethError> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(exe).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        sys::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| VethError::Spawn { what, source })?;
+        let err = child.stderr.take().ok_or_else(|| VethError::Summary { what, detail: "no stderr".into() })?;
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                // Progress goes on to our stderr as it comes.
+                eprintln!("  [{what}] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self { what, child, lines, log: Vec::new() })
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), VethError> {
+        let deadline = Instant::now() + timeout;
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let ready = line.contains("ready:");
+            self.log.push(line);
+            if ready {
+                return Ok(());
+            }
+        }
+        Err(VethError::NotReady(self.log.join("\n")))
+    }
+
+    fn signal(&self, sig: i32) {
+        sys::send_signal(self.child.id() as i32, sig);
+    }
+
+    fn summary(mut self) -> Result<Value, VethError> {
+        let out = self.child.wait_with_output().map_err(|source| VethError::Spawn { what: self.what, source })?;
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+            self.log.push(l);
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(VethError::Child { what: self.what, code: out.status.code(), stderr: self.log.join("\n") });
+        }
+        serde_json::from_str(stdout.trim()).map_err(|e| VethError::Summary { what: self.what, detail: format!("{e}: {stdout}") })
+    }
+}
+
+/// Runs the testbed job. `stop` (Ctrl-C) ends the generator early; the report still comes.
+pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
+    let tb = Testbed::create(&unique_name("v"), cfg.queues)?;
+    if cfg.threaded_napi {
+        for (ns, ifc) in [(&tb.rx_ns, RX_IFACE), (&tb.tx_ns, TX_IFACE)] {
+            let st = Command::new("ip")
+                .args(["netns", "exec", ns, "sh", "-c", &format!("echo 1 > /sys/class/net/{ifc}/threaded")])
+                .status()
+                .map_err(|source| VethError::Threaded { iface: ifc.into(), source })?;
+            if !st.success() {
+                return Err(VethError::Threaded { iface: ifc.into(), source: std::io::Error::other("write failed") });
+            }
+        }
+    }
+    let mut rx_args: Vec<String> = ["run", "-i", RX_IFACE, "--json", "--stamps"].map(String::from).to_vec();
+    rx_args.extend(cfg.run_args.iter().cloned());
+    let mut rx = ChildProc::spawn("receiver", &tb.rx_ns, exe, &rx_args)?;
+    rx.wait_ready(Duration::from_secs(30))?;
+
+    let mut gen_args: Vec<String> = [
+        "gen", "-i", TX_IFACE, "--json", "--dst-mac", &fmt_mac(&tb.rx_mac), "--src-ip", TX_IP, "--dst-ip", RX_IP,
+    ]
+    .map(String::from)
+    .to_vec();
+    gen_args.extend(cfg.gen_args.iter().cloned());
+    let generator = ChildProc::spawn("generator", &tb.tx_ns, exe, &gen_args)?;
+    // Ctrl-C reaches both children (same process group); they stop and print summaries.
+    let gen_summary = generator.summary();
+    // Let the last frames land, then stop the receiver.
+    thread::sleep(Duration::from_millis(300));
+    if !stop.load(Ordering::Relaxed) {
+        rx.signal(libc::SIGINT);
+    }
+    let rx_summary = rx.summary()?;
+    let gen_summary = gen_summary?;
+
+    let sent = gen_summary["sent"].as_u64().unwrap_or(0);
+    let received = rx_summary["rx_packets"].as_u64().unwrap_or(0);
+    let lost = sent as i64 - received as i64;
+    Ok(VethReport {
+        testbed: tb.name.clone(),
+        threaded_napi: cfg.threaded_napi,
+        sent,
+        received,
+        lost,
+        loss_ratio: if sent > 0 { lost as f64 / sent as f64 } else { 0.0 },
+        tx_pps: gen_summary["pps"].as_f64().unwrap_or(0.0),
+        rx_pps: rx_summary["rx_pps"].as_f64().unwrap_or(0.0),
+        latency_ns: rx_summary["accounting"]["latency_ns"].clone(),
+        receiver: rx_summary,
+        generator: gen_summary,
+    })
+}
