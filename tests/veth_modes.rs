@@ -179,3 +179,27 @@ fn generated_frames_pass_the_kernel_udp_socket_and_tshark() {
         assert!(f.get(3).is_none_or(|m| m.is_empty()), "malformed: {r:?}");
     }
 }
+
+fn fwd_delivers_every_frame(xdp_mode: &str) {
+    if !privileged() {
+        return;
+    }
+    let r = veth(&["--xdp-mode", xdp_mode, "--mode", "fwd", "--count", "10000", "--rate", "20kpps", "--flows", "2", "--poll", "50"]);
+    assert_eq!(u(&r, "sent"), 10000, "{r}");
+    assert_eq!(u(&r, "receiver.rx_packets"), 10000, "forwarder input; {r}");
+    assert_eq!(u(&r, "receiver.tx_completed"), 10000, "forwarder output; {r}");
+    assert_eq!(u(&r, "received"), 10000, "at the sink; {r}");
+    assert_eq!(r["receiver"]["fwd"]["umem"], "shared", "veth pairs in one namespace share a UMEM; {r}");
+    let a = &r["sink"]["accounting"];
+    assert_eq!((u(a, "stamped"), u(a, "lost_in_sequence"), u(a, "flows")), (10000, 0, 2), "{a}");
+}
+
+#[test]
+fn fwd_delivers_every_frame_skb() {
+    fwd_delivers_every_frame("skb");
+}
+
+#[test]
+fn fwd_delivers_every_frame_native() {
+    fwd_delivers_every_frame("native");
+}

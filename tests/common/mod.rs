@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use xdpipe::testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP, Testbed};
+pub use xdpipe::testbed::{RX_IFACE, RX_IP, TX_IP, Testbed};
 
 pub const XDPIPE: &str = env!("CARGO_BIN_EXE_xdpipe");
 

@@ -129,7 +129,7 @@ impl Accounting {
             s.reordered += f.reordered;
         }
         let h = &self.latency;
-        if h.len() > 0 {
+        if !h.is_empty() {
             s.latency_ns = Some(LatencySummary {
                 min: h.min(),
                 mean: h.mean(),

@@ -195,11 +195,10 @@ pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounter
         if need > have {
             return Err(GenError::TooBig { size, need, have, frame });
         }
-        if let Some(mtu) = iface_mtu(&cfg.iface) {
-            if need > mtu + 14 {
+        if let Some(mtu) = iface_mtu(&cfg.iface)
+            && need > mtu + 14 {
                 return Err(GenError::AboveMtu { size, iface: cfg.iface.clone(), mtu, max: mtu + 18 });
             }
-        }
     }
     let src_mac = match cfg.src_mac {
         Some(m) => m,
@@ -223,11 +222,10 @@ pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounter
         }
     }
     let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
-    if let Some(core) = cfg.core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
+    if let Some(core) = cfg.core
+        && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
             log::warn!("could not pin the generator to core {core}");
         }
-    }
     let target_pps = cfg.rate.pps(cfg.sizes.mean());
     log::info!(
         "ready: generating on {} queue {} ({} bind), {} flow(s), sizes {:?}, rate {}",

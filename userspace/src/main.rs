@@ -112,6 +112,9 @@ struct RunArgs {
     /// udp, tcp, ip-proto:N, ethertype:0xNNNN, udp-dport:LO-HI.
     #[arg(long, default_value = "bench")]
     filter: SteerFilter,
+    /// Mode fwd: the interface frames leave by.
+    #[arg(long)]
+    out_iface: Option<String>,
     /// Read xdpipe gen's stamps: loss, reordering, one-way latency (costs a parse per
     /// frame; off by default for rxdrop, which then never reads frame data).
     #[arg(long)]
@@ -280,6 +283,7 @@ impl RunArgs {
             mode: self.mode,
             filter: self.filter,
             stamps: self.stamps,
+            out_iface: self.out_iface.clone(),
         })
     }
 }
@@ -425,7 +429,7 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
         "--poll".into(), a.poll.to_string(), "--need-wakeup".into(), wake.into(), "--batch".into(),
         a.batch.get().to_string(),
     ];
-    let cfg = VethConfig { run_args, gen_args, queues: 1, threaded_napi: a.threaded_napi };
+    let cfg = VethConfig { run_args, gen_args, queues: 1, fwd: a.mode == ModeKind::Fwd, threaded_napi: a.threaded_napi };
     let stop = stop_on_signals()?;
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
     let r = run_veth(&cfg, &exe, stop)?;
@@ -445,6 +449,15 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
             r.loss_ratio * 100.0
         );
         println!("  generator {}   receiver {}", fmt_pps(r.tx_pps), fmt_pps(r.rx_pps));
+        if let Some(sink) = &r.sink {
+            println!(
+                "  fwd: {} UMEM, forwarded out of {} at {}, sink received {}",
+                r.receiver["fwd"]["umem"].as_str().unwrap_or("?"),
+                r.receiver["fwd"]["out_iface"].as_str().unwrap_or("?"),
+                fmt_pps(r.fwd_tx_pps.unwrap_or(0.0)),
+                fmt_pps(sink["active_rx_pps"].as_f64().unwrap_or(0.0))
+            );
+        }
         let l = &r.latency_ns;
         if l.is_object() {
             let us = |k: &str| l[k].as_f64().unwrap_or(0.0) / 1e3;

@@ -18,7 +18,7 @@ use crate::{
     modes::{L2Fwd, ModeKind, Parse, ParseSummary, RxDrop},
     stats::{CounterSnapshot, SharedCounters, WorkerCounters, rates},
     sys::{self, XdpStatistics},
-    worker::{WaitPolicy, rx_loop},
+    worker::{WaitPolicy, fwd_loop, rx_loop},
     xsk::{Xsk, XskConfig, XskError},
 };
 
@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub filter: SteerFilter,
     /// Read the generator's stamps: loss, reordering and latency.
     pub stamps: bool,
+    /// Mode fwd: the interface frames leave by (same queue ids as `queues`).
+    pub out_iface: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,10 @@ pub enum RunError {
     Loader(#[from] LoaderError),
     #[error(transparent)]
     Xsk(#[from] XskError),
+    #[error("mode fwd needs --out-iface (the interface frames leave by)")]
+    NoOutIface,
+    #[error("--out-iface {0} is the interface frames come in on; fwd needs a second interface (use l2fwd to send back out of the same one)")]
+    SameOutIface(String),
     #[error("starting the worker thread for queue {queue}: {source}")]
     Spawn { queue: u32, #[source] source: std::io::Error },
 }
@@ -124,6 +130,12 @@ pub struct RunSummary {
     pub rx_bytes: u64,
     pub rx_pps: f64,
     pub rx_mbps: f64,
+    /// Seconds from the first to the last change of the packet counters (sampled every
+    /// 10 ms): the period traffic flowed, which a run started before its traffic needs.
+    pub active_s: f64,
+    /// rx / tx packets over the active period.
+    pub active_rx_pps: f64,
+    pub active_tx_pps: f64,
     pub tx_packets: u64,
     pub tx_completed: u64,
     pub wakeups: u64,
@@ -136,12 +148,24 @@ pub struct RunSummary {
     pub parse: Option<ParseSummary>,
     /// Frames too short for an Ethernet header (mode l2fwd), recycled instead of sent.
     pub runts: u64,
+    /// Mode fwd: where frames left and how: "shared" UMEM (no copy) or "copy".
+    pub fwd: Option<FwdInfo>,
     pub end: EndReason,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FwdInfo {
+    pub out_iface: String,
+    pub umem: &'static str,
+    /// Why the UMEM is not shared, when it is not.
+    pub shared_umem_error: Option<String>,
+    pub out_xdp_statistics: Vec<XdpStatistics>,
 }
 
 /// What a worker hands back when it ends.
 struct WorkerResult {
     xsk: Xsk,
+    out: Option<Xsk>,
     acct: Option<Accounting>,
     parse: Option<ParseSummary>,
     runts: u64,
@@ -168,20 +192,47 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     cfg.queues.check_against(&cfg.iface, nq)?;
     let cores = pick_cores(cfg)?;
 
+    let out_iface = match (cfg.mode, &cfg.out_iface) {
+        (ModeKind::Fwd, None) => return Err(RunError::NoOutIface),
+        (ModeKind::Fwd, Some(o)) if *o == cfg.iface => return Err(RunError::SameOutIface(o.clone())),
+        (ModeKind::Fwd, Some(o)) => {
+            if sys::ifindex(o).is_none() {
+                return Err(RunError::NoSuchInterface(o.clone()));
+            }
+            let n = sys::rx_queue_count(o).map_err(|source| RunError::QueueCount { iface: o.clone(), source })?;
+            cfg.queues.check_against(o, n)?;
+            Some(o.clone())
+        }
+        _ => None,
+    };
+
     let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter)?;
     // From here on, `steering` detaches on every return path (drop).
     let mut sockets = Vec::with_capacity(cfg.queues.ids().len());
+    let mut shared_umem_error = None;
     for &q in cfg.queues.ids() {
         let xsk = Xsk::open(&cfg.iface, q, &cfg.xsk)?;
+        let out = match &out_iface {
+            None => None,
+            Some(o) => Some(match xsk.open_shared(o, q, &cfg.xsk) {
+                Ok(out) => (out, true),
+                Err(e) => {
+                    log::warn!("{o} queue {q}: no shared UMEM ({e}); forwarding with a copy");
+                    shared_umem_error = Some(e.to_string());
+                    (Xsk::open(o, q, &cfg.xsk)?, false)
+                }
+            }),
+        };
         steering.bind_socket(q, xsk.fd())?;
-        sockets.push((q, xsk));
+        sockets.push((q, xsk, out));
     }
-    let zerocopy = sockets.iter().all(|(_, x)| x.is_zerocopy());
+    let fwd_shared = sockets.iter().all(|(_, _, o)| o.as_ref().is_none_or(|(_, s)| *s));
+    let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
 
     let halt = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::with_capacity(sockets.len());
     let wait = WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, poll_ms: cfg.poll_ms };
-    for ((q, mut xsk), core) in sockets.into_iter().zip(cores) {
+    for ((q, mut xsk, mut out), core) in sockets.into_iter().zip(cores) {
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, mode) = (counters.clone(), halt.clone(), cfg.batch.get(), cfg.mode);
         // Allocated here, before the worker starts: the loop itself never allocates.
@@ -203,9 +254,14 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
                     rx_loop(&mut xsk, &mut m, acct.as_mut(), batch, wait, &c2, &halt2);
                     runts = m.runts;
                 }
+                ModeKind::Fwd => {
+                    if let Some((o, shared)) = out.as_mut() {
+                        fwd_loop(&mut xsk, o, *shared, acct.as_mut(), batch, wait, &c2, &halt2);
+                    }
+                }
             }
             c2.cpu_ns.store(sys::thread_cpu_ns(), Ordering::Relaxed);
-            WorkerResult { xsk, acct, parse, runts }
+            WorkerResult { xsk, out: out.map(|(o, _)| o), acct, parse, runts }
         });
         match spawned {
             Ok(handle) => workers.push(Worker { queue: q, core, counters, handle }),
@@ -230,9 +286,15 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     let start = Instant::now();
     let mut last = start;
     let mut last_snaps: Vec<CounterSnapshot> = workers.iter().map(|w| w.counters.snapshot()).collect();
+    let mut active = ActivePeriod::default();
     let end = loop {
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(Duration::from_millis(10));
         let now = Instant::now();
+        let (rx_now, tx_now) = workers.iter().fold((0, 0), |a, w| {
+            let c = &w.counters;
+            (a.0 + c.rx_packets.load(Ordering::Relaxed), a.1 + c.tx_packets.load(Ordering::Relaxed))
+        });
+        active.observe(now, rx_now + tx_now);
         if let Some(w) = workers.iter().find(|w| w.handle.is_finished()) {
             break EndReason::WorkerFailed(format!("the worker for queue {} stopped unexpectedly", w.queue));
         }
@@ -263,6 +325,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     let mut acct: Option<Accounting> = None;
     let mut parse: Option<ParseSummary> = None;
     let mut runts = 0;
+    let mut out_stats = Vec::new();
     for w in workers {
         let joined = w.handle.join();
         // After the join: the worker's last counter updates (and its CPU time) are in.
@@ -271,6 +334,10 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
             Ok(r) => {
                 let st = r.xsk.statistics().unwrap_or_default();
                 open_sockets.push(r.xsk);
+                if let Some(o) = r.out {
+                    out_stats.push(o.statistics().unwrap_or_default());
+                    open_sockets.push(o);
+                }
                 match (&mut acct, r.acct) {
                     (Some(a), Some(b)) => a.merge(&b),
                     (a @ None, b) => *a = b,
@@ -308,6 +375,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     }
     let secs = elapsed.as_secs_f64();
     let (rx_pps, rx_mbps) = rates(total.rx_packets, total.rx_bytes, secs);
+    let active_s = active.seconds();
+    let (base_rx, base_tx) = (active.base_fraction(total.rx_packets), active.base_fraction(total.tx_packets));
     Ok(RunSummary {
         iface: cfg.iface.clone(),
         mode: cfg.mode,
@@ -320,6 +389,9 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         rx_bytes: total.rx_bytes,
         rx_pps,
         rx_mbps,
+        active_s,
+        active_rx_pps: if active_s > 0.0 { (total.rx_packets - base_rx) as f64 / active_s } else { 0.0 },
+        active_tx_pps: if active_s > 0.0 { (total.tx_packets - base_tx) as f64 / active_s } else { 0.0 },
         tx_packets: total.tx_packets,
         tx_completed: total.tx_completed,
         wakeups: total.wakeups,
@@ -328,8 +400,51 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         accounting: acct.map(|a| a.summary()),
         parse,
         runts,
+        fwd: out_iface.map(|o| FwdInfo {
+            out_iface: o,
+            umem: if fwd_shared { "shared" } else { "copy" },
+            shared_umem_error,
+            out_xdp_statistics: out_stats,
+        }),
         end,
     })
+}
+
+/// Tracks when packet counters first moved and when they last changed.
+#[derive(Default)]
+struct ActivePeriod {
+    /// (time, total count) at the first sample with packets.
+    first: Option<(Instant, u64)>,
+    last_change: Option<Instant>,
+    last_total: u64,
+}
+
+impl ActivePeriod {
+    fn observe(&mut self, now: Instant, total: u64) {
+        if total != self.last_total {
+            if self.first.is_none() {
+                self.first = Some((now, total));
+            }
+            self.last_change = Some(now);
+            self.last_total = total;
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        match (self.first, self.last_change) {
+            (Some((t0, _)), Some(t1)) => (t1 - t0).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
+    /// The part of `final_count` already counted at the first sample (scaled from the
+    /// combined total to this counter), excluded from the active rate.
+    fn base_fraction(&self, final_count: u64) -> u64 {
+        match self.first {
+            Some((_, base)) if self.last_total > 0 => (final_count as u128 * base as u128 / self.last_total as u128) as u64,
+            _ => 0,
+        }
+    }
 }
 
 fn pick_cores(cfg: &RunConfig) -> Result<Vec<u32>, RunError> {

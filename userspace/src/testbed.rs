@@ -7,6 +7,10 @@
 //!   namespace `xdpipe-N-tx`: interface `xp-tx`, 10.77.0.2/24 (the generator side)
 //! Each side has a permanent neighbour entry for the other, so no ARP is needed before the
 //! first frame. Removing the namespaces removes the veth pair with them.
+//!
+//! [`Testbed::add_fwd_pair`] adds a second pair for mode fwd: `xp-fwd` in the receiver
+//! namespace to `xp-sink` in the generator namespace, so forwarded frames come back to
+//! the generator side where a second receiver counts them.
 use std::{
     process::{Command, Output},
     sync::atomic::{AtomicU32, Ordering},
@@ -16,6 +20,8 @@ use std::{
 pub const NETNS_PREFIX: &str = "xdpipe-";
 pub const RX_IFACE: &str = "xp-rx";
 pub const TX_IFACE: &str = "xp-tx";
+pub const FWD_IFACE: &str = "xp-fwd";
+pub const SINK_IFACE: &str = "xp-sink";
 pub const RX_IP: &str = "10.77.0.1";
 pub const TX_IP: &str = "10.77.0.2";
 
@@ -42,6 +48,8 @@ pub struct Testbed {
     pub queues: u32,
     pub rx_mac: [u8; 6],
     pub tx_mac: [u8; 6],
+    /// MAC of `xp-sink` once [`Testbed::add_fwd_pair`] ran.
+    pub sink_mac: Option<[u8; 6]>,
     keep: bool,
 }
 
@@ -115,7 +123,7 @@ impl Testbed {
             }
         }
         // From the first namespace on, dropping `tb` removes whatever exists.
-        let mut tb = Testbed { name: name.to_owned(), rx_ns, tx_ns, queues, rx_mac: [0; 6], tx_mac: [0; 6], keep: false };
+        let mut tb = Testbed { name: name.to_owned(), rx_ns, tx_ns, queues, rx_mac: [0; 6], tx_mac: [0; 6], sink_mac: None, keep: false };
         ip(&["netns", "add", &tb.rx_ns])?;
         ip(&["netns", "add", &tb.tx_ns])?;
         let q = queues.to_string();
@@ -135,6 +143,21 @@ impl Testbed {
         Ok(tb)
     }
 
+    /// Adds the forwarding pair `xp-fwd` (receiver side) <-> `xp-sink` (generator side),
+    /// with as many queues as the main pair. GRO is turned on at the sink so frames that
+    /// arrive by XDP redirect are not dropped when it runs no XDP program itself.
+    pub fn add_fwd_pair(&mut self) -> Result<(), TestbedError> {
+        let q = self.queues.to_string();
+        ip(&[
+            "link", "add", FWD_IFACE, "netns", &self.rx_ns, "numrxqueues", &q, "numtxqueues", &q, "type", "veth",
+            "peer", "name", SINK_IFACE, "netns", &self.tx_ns, "numrxqueues", &q, "numtxqueues", &q,
+        ])?;
+        ip(&["-n", &self.rx_ns, "link", "set", FWD_IFACE, "up"])?;
+        ip(&["-n", &self.tx_ns, "link", "set", SINK_IFACE, "up"])?;
+        self.sink_mac = Some(read_mac(&self.tx_ns, SINK_IFACE)?);
+        Ok(())
+    }
+
     /// Leaves the testbed in place when this value is dropped (for `xdpipe testbed create`).
     pub fn keep(mut self) {
         self.keep = true;
@@ -143,11 +166,10 @@ impl Testbed {
     /// Removes both namespaces; errors for namespaces already gone are ignored.
     pub fn destroy(&mut self) {
         for ns in [&self.rx_ns, &self.tx_ns] {
-            if std::path::Path::new("/run/netns").join(ns).exists() {
-                if let Err(e) = delete_namespace(ns) {
+            if std::path::Path::new("/run/netns").join(ns).exists()
+                && let Err(e) = delete_namespace(ns) {
                     log::warn!("removing namespace {ns}: {e}");
                 }
-            }
         }
     }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::{
     sys,
-    testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP, Testbed, TestbedError, fmt_mac, unique_name},
+    testbed::{FWD_IFACE, RX_IFACE, RX_IP, SINK_IFACE, TX_IFACE, TX_IP, Testbed, TestbedError, fmt_mac, unique_name},
 };
 
 #[derive(Clone, Debug)]
@@ -27,6 +27,9 @@ pub struct VethConfig {
     /// Arguments for the generator after `gen -i xp-tx --dst-mac .. --src-ip .. --dst-ip ..`.
     pub gen_args: Vec<String>,
     pub queues: u32,
+    /// Mode fwd: add the forwarding pair, forward xp-rx -> xp-fwd, and count at xp-sink
+    /// with a second receiver (rxdrop) in the generator namespace.
+    pub fwd: bool,
     /// Set /sys/class/net/<veth>/threaded to 1 (receive NAPI in a pinnable kernel thread).
     pub threaded_napi: bool,
 }
@@ -58,10 +61,15 @@ pub struct VethReport {
     pub lost: i64,
     pub loss_ratio: f64,
     pub tx_pps: f64,
+    /// Receive rate over the period traffic flowed (at the sink with fwd).
     pub rx_pps: f64,
+    /// Mode fwd: the forwarder's send rate over the period traffic flowed.
+    pub fwd_tx_pps: Option<f64>,
     pub latency_ns: Value,
     pub receiver: Value,
     pub generator: Value,
+    /// Mode fwd: the receiver at the end of the forwarding pair.
+    pub sink: Option<Value>,
 }
 
 struct ChildProc {
@@ -122,7 +130,10 @@ impl ChildProc {
 
 /// Runs the testbed job. `stop` (Ctrl-C) ends the generator early; the report still comes.
 pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
-    let tb = Testbed::create(&unique_name("v"), cfg.queues)?;
+    let mut tb = Testbed::create(&unique_name("v"), cfg.queues)?;
+    if cfg.fwd {
+        tb.add_fwd_pair()?;
+    }
     if cfg.threaded_napi {
         for (ns, ifc) in [(&tb.rx_ns, RX_IFACE), (&tb.tx_ns, TX_IFACE)] {
             let st = Command::new("ip")
@@ -136,6 +147,23 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     }
     let mut rx_args: Vec<String> = ["run", "-i", RX_IFACE, "--json", "--stamps"].map(String::from).to_vec();
     rx_args.extend(cfg.run_args.iter().cloned());
+    if cfg.fwd {
+        rx_args.extend(["--out-iface".into(), FWD_IFACE.into()]);
+    }
+    let mut sink = None;
+    if cfg.fwd {
+        // Counts what fwd sent: same XDP mode as the forwarder, on the generator's core's
+        // neighbour, in poll mode so it does not starve the generator.
+        let mut a: Vec<String> = ["run", "-i", SINK_IFACE, "--json", "--stamps", "--mode", "rxdrop", "--poll", "10"]
+            .map(String::from)
+            .to_vec();
+        if let Some(i) = cfg.run_args.iter().position(|x| x == "--xdp-mode") {
+            a.extend(cfg.run_args[i..(i + 2).min(cfg.run_args.len())].iter().cloned());
+        }
+        let mut s = ChildProc::spawn("sink", &tb.tx_ns, exe, &a)?;
+        s.wait_ready(Duration::from_secs(30))?;
+        sink = Some(s);
+    }
     let mut rx = ChildProc::spawn("receiver", &tb.rx_ns, exe, &rx_args)?;
     rx.wait_ready(Duration::from_secs(30))?;
 
@@ -154,10 +182,22 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
         rx.signal(libc::SIGINT);
     }
     let rx_summary = rx.summary()?;
+    let sink_summary = match sink {
+        Some(s) => {
+            thread::sleep(Duration::from_millis(200));
+            if !stop.load(Ordering::Relaxed) {
+                s.signal(libc::SIGINT);
+            }
+            Some(s.summary()?)
+        }
+        None => None,
+    };
     let gen_summary = gen_summary?;
 
     let sent = gen_summary["sent"].as_u64().unwrap_or(0);
-    let received = rx_summary["rx_packets"].as_u64().unwrap_or(0);
+    // With fwd, "received" is what came out of the forwarder at the sink.
+    let end = sink_summary.as_ref().unwrap_or(&rx_summary);
+    let received = end["rx_packets"].as_u64().unwrap_or(0);
     let lost = sent as i64 - received as i64;
     Ok(VethReport {
         testbed: tb.name.clone(),
@@ -167,9 +207,11 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
         lost,
         loss_ratio: if sent > 0 { lost as f64 / sent as f64 } else { 0.0 },
         tx_pps: gen_summary["pps"].as_f64().unwrap_or(0.0),
-        rx_pps: rx_summary["rx_pps"].as_f64().unwrap_or(0.0),
-        latency_ns: rx_summary["accounting"]["latency_ns"].clone(),
+        latency_ns: end["accounting"]["latency_ns"].clone(),
+        rx_pps: end["active_rx_pps"].as_f64().unwrap_or(0.0),
+        fwd_tx_pps: sink_summary.as_ref().map(|_| rx_summary["active_tx_pps"].as_f64().unwrap_or(0.0)),
         receiver: rx_summary,
         generator: gen_summary,
+        sink: sink_summary,
     })
 }

@@ -169,3 +169,103 @@ fn kick(xsk: &Xsk, wait: WaitPolicy, counters: &WorkerCounters) {
         bump(&counters.wakeups, 1);
     }
 }
+
+/// `fwd`: receive on `inp`, send on `out`. With `shared` the two sockets share one UMEM
+/// and frames move between their rings untouched; otherwise each frame is copied into a
+/// free frame of `out`'s own UMEM. Returns when `stop` is set.
+#[allow(clippy::too_many_arguments)]
+pub fn fwd_loop(
+    inp: &mut Xsk,
+    out: &mut Xsk,
+    shared: bool,
+    mut acct: Option<&mut Accounting>,
+    batch: usize,
+    wait: WaitPolicy,
+    counters: &WorkerCounters,
+    stop: &AtomicBool,
+) {
+    let fd = inp.fd();
+    let mut rx = vec![FrameDesc::default(); batch];
+    let mut comp = vec![FrameDesc::default(); batch];
+    let mut copies: Vec<FrameDesc> = Vec::with_capacity(batch);
+    // Frames (of the UMEM `out` transmits from) waiting for room on out's TX ring.
+    let mut backlog: Vec<FrameDesc> = Vec::with_capacity(batch * 2);
+    let mut outstanding = 0usize;
+    inp.fill_from_free(usize::MAX);
+
+    while !stop.load(Relaxed) {
+        if outstanding > 0 {
+            let n = out.comp_consume(&mut comp);
+            if n > 0 {
+                outstanding -= n;
+                bump(&counters.tx_completed, n as u64);
+                if shared {
+                    recycle_frames(inp, &comp[..n]);
+                } else {
+                    out.give_free(&comp[..n]);
+                }
+            } else {
+                kick(out, wait, counters);
+            }
+        }
+        if !backlog.is_empty() {
+            let n = out.tx_produce(&backlog);
+            if n > 0 {
+                outstanding += n;
+                account_tx(out, &backlog[..n], counters);
+                backlog.drain(..n);
+                kick(out, wait, counters);
+            }
+            if !backlog.is_empty() {
+                continue;
+            }
+        }
+        if inp.free_frames() > 0 {
+            inp.fill_from_free(batch);
+        }
+        // Without a shared UMEM, only take what can be copied into out's free frames.
+        let room = if shared { batch } else { batch.min(out.free_frames()) };
+        if room == 0 {
+            continue;
+        }
+        let n = inp.rx_consume(&mut rx[..room]);
+        if n == 0 {
+            if wait.need_wakeup && inp.fill_needs_wakeup() {
+                sys::wakeup_rx(fd);
+                bump(&counters.wakeups, 1);
+            } else if wait.poll_ms > 0 {
+                sys::poll_in(fd, wait.poll_ms);
+                bump(&counters.wakeups, 1);
+            }
+            continue;
+        }
+        let bytes: u64 = rx[..n].iter().map(|d| d.lengths().data() as u64).sum();
+        bump(&counters.rx_packets, n as u64);
+        bump(&counters.rx_bytes, bytes);
+        bump(&counters.batch_hist[batch_bucket(n)], 1);
+        if let Some(a) = acct.as_deref_mut() {
+            let now = sys::monotonic_ns();
+            for d in &rx[..n] {
+                a.observe(inp.frame(d), now);
+            }
+        }
+        if shared {
+            backlog.extend_from_slice(&rx[..n]);
+        } else {
+            copies.clear();
+            out.take_free(&mut copies, n);
+            for (src, dst) in rx[..n].iter().zip(copies.iter_mut()) {
+                out.write_frame(dst, inp.frame(src));
+            }
+            recycle_frames(inp, &rx[..n]);
+            backlog.extend_from_slice(&copies);
+        }
+        let sent = out.tx_produce(&backlog);
+        if sent > 0 {
+            outstanding += sent;
+            account_tx(out, &backlog[..sent], counters);
+            backlog.drain(..sent);
+            kick(out, wait, counters);
+        }
+    }
+}

@@ -117,6 +117,37 @@ impl Xsk {
         Ok(Self { umem, fill, comp, rx, tx, fd, free: descs, frame_size: fs, zerocopy })
     }
 
+    /// Opens a second socket on (`iface`, `queue`) that shares this socket's UMEM
+    /// (XDP_SHARED_UMEM, with its own fill and completion rings). Frames of either socket
+    /// can then go to the other's rings without a copy. It starts with no free frames: the
+    /// frame pool stays with `self`.
+    pub fn open_shared(&self, iface: &str, queue: u32, cfg: &XskConfig) -> Result<Self, XskError> {
+        let qs = |r: RingSize| QueueSize::new(r.get()).map_err(|e| XskError::UmemConfig(e.to_string()));
+        let mut bind = match cfg.bind {
+            BindMode::Copy => BindFlags::XDP_COPY,
+            BindMode::ZeroCopy => BindFlags::XDP_ZEROCOPY,
+            BindMode::Auto => BindFlags::empty(),
+        };
+        if cfg.need_wakeup {
+            bind |= BindFlags::XDP_USE_NEED_WAKEUP;
+        }
+        let scfg = SocketConfig::builder()
+            .rx_queue_size(qs(cfg.rx_size)?)
+            .tx_queue_size(qs(cfg.tx_size)?)
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(bind)
+            .build();
+        let ifname: Interface = iface.parse().map_err(|_| XskError::UmemConfig(format!("bad interface name {iface:?}")))?;
+        // SAFETY: (iface, queue) differs from every socket on this UMEM (the caller opens
+        // one shared socket per out-queue) and INHIBIT_PROG_LOAD is set.
+        let (tx, rx, rings) = unsafe { Socket::new(scfg, &self.umem, &ifname, queue) }
+            .map_err(|source| XskError::Socket { iface: iface.into(), queue, source })?;
+        let (fill, comp) = rings.ok_or_else(|| XskError::NoFillRing { iface: iface.into(), queue })?;
+        let fd = rx.fd().as_raw_fd();
+        let zerocopy = crate::sys::xdp_is_zerocopy(fd).unwrap_or(false);
+        Ok(Self { umem: self.umem.clone(), fill, comp, rx, tx, fd, free: Vec::new(), frame_size: self.frame_size, zerocopy })
+    }
+
     pub fn fd(&self) -> RawFd {
         self.fd
     }

@@ -57,4 +57,7 @@ pub enum ModeKind {
     Parse,
     /// Swap MACs and send each frame back out of the same queue (no copy).
     L2fwd,
+    /// Receive on --iface, send unchanged on --out-iface (shared UMEM where the kernel
+    /// allows it, else a copy).
+    Fwd,
 }

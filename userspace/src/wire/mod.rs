@@ -5,6 +5,9 @@ pub mod headers;
 pub mod stamp;
 pub mod udpgen;
 
+#[cfg(test)]
+mod fuzz;
+
 /// Why bytes are not a well-formed frame. Counted, never a panic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Malformed {
