@@ -12,7 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use xdpipe::testbed::{RX_IFACE, RX_IP, TX_IP, Testbed};
+#[allow(unused_imports)]
+pub use xdpipe::testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP, Testbed};
 
 pub const XDPIPE: &str = env!("CARGO_BIN_EXE_xdpipe");
 
