@@ -127,10 +127,26 @@ pub struct GenConfig {
     pub dst_port: u16,
     pub batch: usize,
     pub xsk: XskConfig,
+    pub engine: Engine,
+}
+
+/// How frames are transmitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// AF_XDP TX ring (the path under test).
+    Xsk,
+    /// The kernel transmits from an XDP program run with BPF_PROG_RUN and live frames
+    /// (as xdp-trafficgen does): the fastest way to load a receiver.
+    XdpLive,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
+    #[error("the xdp-live engine sends one frame size per run; use --engine xsk for imix")]
+    LiveImix,
+    #[error(transparent)]
+    Loader(#[from] crate::loader::LoaderError),
     #[error("xdpipe gen must run as root (CAP_NET_RAW, CAP_NET_ADMIN, CAP_IPC_LOCK); try sudo")]
     NotRoot,
     #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
@@ -151,14 +167,15 @@ pub enum GenError {
 pub struct GenSummary {
     pub iface: String,
     pub queue: u32,
-    pub engine: &'static str,
+    pub engine: Engine,
     pub sizes: SizeSpec,
     pub flows: u16,
     /// Target packets per second (null: as fast as possible).
     pub target_pps: Option<f64>,
     /// Frames put on the TX ring.
     pub sent: u64,
-    /// Frames the kernel reported transmitted (completion ring).
+    /// Frames the kernel reported transmitted (completion ring; with xdp-live, frames the
+    /// program returned XDP_TX for, as the kernel gives no per-frame completion).
     pub completed: u64,
     pub bytes: u64,
     pub duration_s: f64,
@@ -178,6 +195,15 @@ fn iface_mtu(iface: &str) -> Option<usize> {
 
 /// Runs the generator on the calling thread (pinned to `cfg.core` if given).
 pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounters) -> Result<GenSummary, GenError> {
+    let (templates, pattern, nsizes) = prepare(cfg)?;
+    match cfg.engine {
+        Engine::Xsk => generate_xsk(cfg, &templates, &pattern, nsizes, stop, counters),
+        Engine::XdpLive => generate_live(cfg, &templates, stop),
+    }
+}
+
+/// Validates the config and builds the frame templates: `templates[flow * nsizes + i]`.
+fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), GenError> {
     if !sys::is_root() {
         return Err(GenError::NotRoot);
     }
@@ -221,6 +247,102 @@ pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounter
             templates.push(FrameTemplate::new(&flow, size - FCS_LEN).map_err(|_| GenError::TooBig { size, need: size, have, frame })?);
         }
     }
+    if cfg.engine == Engine::XdpLive && sizes.len() > 1 {
+        return Err(GenError::LiveImix);
+    }
+    Ok((templates, pattern, sizes.len()))
+}
+
+fn pin(core: Option<u32>) {
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
+            log::warn!("could not pin the generator to core {core}");
+        }
+    }
+}
+
+/// The in-kernel engine: the kernel transmits flow 0's template, stamped per packet by
+/// `xdpipe_gen`, in runs of `repeat` frames; pacing sleeps between runs.
+fn generate_live(cfg: &GenConfig, templates: &[FrameTemplate], stop: Arc<AtomicBool>) -> Result<GenSummary, GenError> {
+    use crate::loader::LiveGen;
+    let ifindex = sys::ifindex(&cfg.iface).ok_or_else(|| GenError::NoSuchInterface(cfg.iface.clone()))?;
+    let mut live = LiveGen::load(xdp_common::GenConfig {
+        flows: cfg.flows as u32,
+        src_port: cfg.src_port,
+        dst_port: cfg.dst_port,
+    })?;
+    pin(cfg.core);
+    let frame = templates[0].bytes().to_vec();
+    let target_pps = cfg.rate.pps(cfg.sizes.mean());
+    log::info!(
+        "ready: generating on {} with the in-kernel engine (BPF_PROG_RUN live frames), {} flow(s), {} B, rate {}",
+        cfg.iface,
+        cfg.flows,
+        frame.len() + FCS_LEN,
+        target_pps.map_or("max".to_owned(), |p| format!("{p:.0} pps"))
+    );
+    let limit = cfg.count.unwrap_or(u64::MAX);
+    let start_ns = sys::monotonic_ns();
+    let cpu0 = sys::thread_cpu_ns();
+    let deadline_ns = cfg.duration.map(|d| start_ns + d.as_nanos() as u64);
+    // One kernel call per ~5 ms of traffic at the target rate; 64k frames at max.
+    let chunk: u64 = target_pps.map_or(65536, |p| ((p * 0.005) as u64).clamp(1, 65536));
+    let mut sent = live.count()?;
+    let base = sent;
+    sent -= base;
+    let mut calls = 0u64;
+    while sent < limit && !stop.load(Relaxed) {
+        let now = sys::monotonic_ns();
+        if deadline_ns.is_some_and(|d| now >= d) {
+            break;
+        }
+        if let Some(pps) = target_pps {
+            let due = ((now - start_ns) as f64 * pps / 1e9) as u64;
+            if due <= sent {
+                let next_ns = start_ns + ((sent as f64 + chunk as f64) * 1e9 / pps) as u64;
+                std::thread::sleep(Duration::from_nanos(next_ns.saturating_sub(now).min(5_000_000)));
+                continue;
+            }
+        }
+        let repeat = chunk.min(limit - sent) as u32;
+        live.run(&frame, ifindex, repeat, cfg.batch as u32)?;
+        calls += 1;
+        sent = live.count()? - base;
+    }
+    let secs = (sys::monotonic_ns() - start_ns) as f64 / 1e9;
+    let bytes = sent * frame.len() as u64;
+    let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
+    let flows = cfg.flows as u64;
+    Ok(GenSummary {
+        iface: cfg.iface.clone(),
+        queue: 0,
+        engine: Engine::XdpLive,
+        sizes: cfg.sizes.clone(),
+        flows: cfg.flows,
+        target_pps,
+        sent,
+        completed: sent,
+        bytes,
+        duration_s: secs,
+        pps,
+        mbps,
+        wakeups: calls,
+        cpu_ns: sys::thread_cpu_ns() - cpu0,
+        batch_hist: [0; crate::stats::BATCH_BUCKETS],
+        xdp_statistics: XdpStatistics::default(),
+        sent_per_flow: (0..flows).map(|f| sent / flows + u64::from(f < sent % flows)).collect(),
+    })
+}
+
+/// The AF_XDP engine.
+fn generate_xsk(
+    cfg: &GenConfig,
+    templates: &[FrameTemplate],
+    pattern: &[usize],
+    nsizes: usize,
+    stop: Arc<AtomicBool>,
+    counters: &WorkerCounters,
+) -> Result<GenSummary, GenError> {
     let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
     if let Some(core) = cfg.core
         && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
@@ -240,7 +362,7 @@ pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounter
     let mut sent_per_flow = vec![0u64; cfg.flows as usize];
     let mut descs: Vec<FrameDesc> = Vec::with_capacity(cfg.batch);
     let mut comp = vec![FrameDesc::default(); cfg.batch.max(64) * 4];
-    let (nflows, nsizes) = (cfg.flows as u64, sizes.len());
+    let nflows = cfg.flows as u64;
     let fd = xsk.fd();
     let need_wakeup = cfg.xsk.need_wakeup;
     let start_ns = sys::monotonic_ns();
@@ -326,7 +448,7 @@ pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounter
     Ok(GenSummary {
         iface: cfg.iface.clone(),
         queue: cfg.queue,
-        engine: "xsk",
+        engine: Engine::Xsk,
         sizes: cfg.sizes.clone(),
         flows: cfg.flows,
         target_pps,

@@ -12,7 +12,8 @@ use aya::{
     programs::{ProgramError, Xdp, XdpMode as AyaXdpMode, xdp::XdpLinkId},
 };
 use xdp_common::{
-    COUNTERS_MAP_NAME, MAX_QUEUES, PROGRAM_NAME, QueueCounters, STEER_GLOBAL_NAME, XSK_MAP_NAME,
+    COUNTERS_MAP_NAME, GEN_COUNTER_MAP_NAME, GEN_GLOBAL_NAME, GEN_PROGRAM_NAME, GenConfig, MAX_QUEUES,
+    PROGRAM_NAME, QueueCounters, STEER_GLOBAL_NAME, XSK_MAP_NAME,
 };
 
 use crate::config::{SteerFilter, XdpMode};
@@ -43,6 +44,11 @@ pub enum LoaderError {
     Missing { what: &'static str },
     #[error("map {map}: {source}")]
     Map { map: &'static str, #[source] source: MapError },
+    #[error(
+        "running the in-kernel generator (BPF_PROG_RUN, live frames) failed: {source}; it needs \
+         Linux 5.18 or newer"
+    )]
+    LiveRun { #[source] source: ProgramError },
     #[error("queue {queue} is beyond the program's {MAX_QUEUES} queue slots")]
     QueueOutOfRange { queue: u32 },
 }
@@ -169,5 +175,79 @@ fn classify_attach_error(iface: &str, mode: XdpMode, e: ProgramError) -> LoaderE
             LoaderError::NativeUnsupported { iface: iface.to_owned(), source }
         }
         _ => LoaderError::Attach { iface: iface.to_owned(), mode, source: e },
+    }
+}
+
+/// The in-kernel generator: `xdpipe_gen` run with BPF_PROG_RUN and
+/// BPF_F_TEST_XDP_LIVE_FRAMES, so the kernel transmits each run's frame (XDP_TX) out of
+/// the interface named in the context, as xdp-trafficgen does. Nothing is attached.
+pub struct LiveGen {
+    ebpf: Ebpf,
+}
+
+/// The kernel's `struct xdp_md`, passed as the test run's context.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+impl LiveGen {
+    pub fn load(cfg: GenConfig) -> Result<Self, LoaderError> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global(GEN_GLOBAL_NAME, &cfg, true)
+            .load(STEER_OBJECT)
+            .map_err(LoaderError::Load)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(GEN_PROGRAM_NAME)
+            .ok_or(LoaderError::Missing { what: "the xdpipe_gen program" })?
+            .try_into()
+            .map_err(|_| LoaderError::Missing { what: "an XDP program named xdpipe_gen" })?;
+        prog.load().map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
+        Ok(Self { ebpf })
+    }
+
+    /// Transmits `frame` `repeat` times out of `ifindex` (live frames, `batch` per
+    /// kernel batch, at most 256). Returns early on a signal; [`LiveGen::count`] says how
+    /// many frames the program handled.
+    pub fn run(&mut self, frame: &[u8], ifindex: u32, repeat: u32, batch: u32) -> Result<(), LoaderError> {
+        use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions};
+        let md = XdpMd { data_end: frame.len() as u32, ingress_ifindex: ifindex, ..Default::default() };
+        let ctx: Vec<u8> = [md.data, md.data_end, md.data_meta, md.ingress_ifindex, md.rx_queue_index, md.egress_ifindex]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(GEN_PROGRAM_NAME)
+            .ok_or(LoaderError::Missing { what: "the xdpipe_gen program" })?
+            .try_into()
+            .map_err(|_| LoaderError::Missing { what: "an XDP program named xdpipe_gen" })?;
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat,
+            attrs: TestRunAttrs::new().xdp_live_frames(batch.clamp(1, 256)),
+            ..TestRunOptions::new()
+        };
+        match prog.test_run(opts) {
+            Ok(_) => Ok(()),
+            Err(ProgramError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            Err(source) => Err(LoaderError::LiveRun { source }),
+        }
+    }
+
+    /// Frames the program has stamped and returned XDP_TX for, summed over CPUs.
+    pub fn count(&self) -> Result<u64, LoaderError> {
+        let map = self.ebpf.map(GEN_COUNTER_MAP_NAME).ok_or(LoaderError::Missing { what: "the generator counter" })?;
+        let arr: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|source| LoaderError::Map { map: GEN_COUNTER_MAP_NAME, source })?;
+        let v = arr.get(&0, 0).map_err(|source| LoaderError::Map { map: GEN_COUNTER_MAP_NAME, source })?;
+        Ok(v.iter().sum())
     }
 }

@@ -12,6 +12,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use xdpipe::{
+    generator::Engine,
     config::{BatchSize, BindMode, CoreList, FrameSize, QueueList, RingSize, SteerFilter, XdpMode},
     modes::ModeKind,
     run::{EndReason, RunConfig, RunSummary, Tick},
@@ -171,7 +172,9 @@ struct GenArgs {
     /// the range xdpipe run steers.
     #[arg(long, default_value_t = xdp_common::BENCH_UDP_PORT_LO)]
     dst_port: u16,
-    /// TX engine: xsk (AF_XDP TX ring).
+    /// TX engine: xsk (AF_XDP TX ring) or xdp-live (the kernel transmits from an XDP
+    /// program run with BPF_PROG_RUN live frames; the receiving veth needs an XDP program
+    /// or GRO on).
     #[arg(long, value_enum, default_value_t = Engine::Xsk)]
     engine: Engine,
     #[arg(long, default_value = "64")]
@@ -191,11 +194,6 @@ struct GenArgs {
     json: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Engine {
-    /// AF_XDP TX ring (the path under test).
-    Xsk,
-}
 
 #[derive(Args)]
 struct VethArgs {
@@ -234,6 +232,9 @@ struct VethArgs {
     /// Put each veth's receive NAPI in its own kernel thread (/sys/class/net/*/threaded).
     #[arg(long)]
     threaded_napi: bool,
+    /// Generator engine: xsk (AF_XDP TX) or xdp-live (in-kernel, BPF_PROG_RUN live frames).
+    #[arg(long, value_enum, default_value_t = Engine::Xsk)]
+    engine: Engine,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -363,7 +364,6 @@ fn cmd_gen(a: &GenArgs) -> anyhow::Result<ExitCode> {
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-    let Engine::Xsk = a.engine;
     let cfg = GenConfig {
         iface: a.iface.clone(),
         queue: a.queue,
@@ -390,6 +390,7 @@ fn cmd_gen(a: &GenArgs) -> anyhow::Result<ExitCode> {
             bind: a.bind,
             need_wakeup: a.need_wakeup == OnOff::On,
         },
+        engine: a.engine,
     };
     let stop = stop_on_signals()?;
     let counters = xdpipe::stats::WorkerCounters::default();
@@ -418,6 +419,7 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
     let mut gen_args: Vec<String> = vec![
         "--size".into(), a.size.clone(), "--rate".into(), a.rate.clone(), "--flows".into(), a.flows.to_string(),
         "--core".into(), a.gen_core.to_string(), "--batch".into(), a.batch.get().to_string(),
+        "--engine".into(), if a.engine == Engine::XdpLive { "xdp-live".into() } else { "xsk".into() },
     ];
     match a.count {
         Some(n) => gen_args.extend(["--count".into(), n.to_string()]),
@@ -429,7 +431,16 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
         "--poll".into(), a.poll.to_string(), "--need-wakeup".into(), wake.into(), "--batch".into(),
         a.batch.get().to_string(),
     ];
-    let cfg = VethConfig { run_args, gen_args, queues: 1, fwd: a.mode == ModeKind::Fwd, threaded_napi: a.threaded_napi };
+    let cfg = VethConfig {
+        run_args,
+        gen_args,
+        queues: 1,
+        fwd: a.mode == ModeKind::Fwd,
+        threaded_napi: a.threaded_napi,
+        // Frames injected by XDP_TX into a veth vanish unless its peer runs XDP in native
+        // mode or has GRO on (skb mode receivers get GRO).
+        gro: a.engine == Engine::XdpLive && a.xdp_mode == XdpMode::Skb,
+    };
     let stop = stop_on_signals()?;
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
     let r = run_veth(&cfg, &exe, stop)?;

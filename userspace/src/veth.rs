@@ -30,6 +30,9 @@ pub struct VethConfig {
     /// Mode fwd: add the forwarding pair, forward xp-rx -> xp-fwd, and count at xp-sink
     /// with a second receiver (rxdrop) in the generator namespace.
     pub fwd: bool,
+    /// Turn GRO on at the receiving veth (needed for XDP-injected frames without a
+    /// native XDP program there).
+    pub gro: bool,
     /// Set /sys/class/net/<veth>/threaded to 1 (receive NAPI in a pinnable kernel thread).
     pub threaded_napi: bool,
 }
@@ -46,7 +49,7 @@ pub enum VethError {
     Summary { what: &'static str, detail: String },
     #[error("the receiver did not become ready within 30 s: {0}")]
     NotReady(String),
-    #[error("setting threaded NAPI on {iface}: {source}")]
+    #[error("configuring {iface} (threaded NAPI / GRO): {source}")]
     Threaded { iface: String, #[source] source: std::io::Error },
 }
 
@@ -133,6 +136,15 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     let mut tb = Testbed::create(&unique_name("v"), cfg.queues)?;
     if cfg.fwd {
         tb.add_fwd_pair()?;
+    }
+    if cfg.gro {
+        let st = Command::new("ip")
+            .args(["netns", "exec", &tb.rx_ns, "ethtool", "-K", RX_IFACE, "gro", "on"])
+            .status()
+            .map_err(|source| VethError::Threaded { iface: RX_IFACE.into(), source })?;
+        if !st.success() {
+            return Err(VethError::Threaded { iface: RX_IFACE.into(), source: std::io::Error::other("ethtool -K gro on failed") });
+        }
     }
     if cfg.threaded_napi {
         for (ns, ifc) in [(&tb.rx_ns, RX_IFACE), (&tb.tx_ns, TX_IFACE)] {

@@ -93,6 +93,29 @@ impl QueueCounters {
     }
 }
 
+/// Name of the in-kernel generator program (run with BPF_PROG_RUN, live frames), its
+/// per-CPU packet counter map and its config global.
+pub const GEN_PROGRAM_NAME: &str = "xdpipe_gen";
+pub const GEN_COUNTER_MAP_NAME: &str = "XDPIPE_GEN_COUNT";
+pub const GEN_GLOBAL_NAME: &str = "XDPIPE_GEN";
+
+/// Config of the in-kernel generator. The frame it is run on is an untagged IPv4/UDP
+/// frame with the 16-byte stamp at offset 42 (as `xdpipe gen` builds it); per packet the
+/// program writes flow id, sequence number and `bpf_ktime_get_ns()` into the stamp, sets
+/// the ports of the flow and fixes the UDP checksum incrementally (RFC 1624).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenConfig {
+    /// Flows: packet k belongs to flow k % flows and is its (k / flows)-th packet.
+    pub flows: u32,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl GenConfig {
+    pub const DEFAULT: GenConfig = GenConfig { flows: 1, src_port: 10000, dst_port: BENCH_UDP_PORT_LO };
+}
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: both are repr(C) structs of integers with explicit padding fields, valid for
@@ -100,4 +123,6 @@ mod user {
     unsafe impl aya::Pod for super::SteerConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::QueueCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::GenConfig {}
 }

@@ -17,8 +17,8 @@ mod prog {
         programs::XdpContext,
     };
     use xdp_common::{
-        MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES, QueueCounters,
-        SteerConfig,
+        GenConfig, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES,
+        QueueCounters, SteerConfig,
     };
 
     #[map(name = "XDPIPE_XSKS")]
@@ -157,6 +157,92 @@ mod prog {
         // SAFETY: the range [start+off, start+off+size_of::<T>()) was checked against
         // data_end above; read_unaligned tolerates any alignment.
         Ok(unsafe { core::ptr::read_unaligned((start + off) as *const T) })
+    }
+
+    // ---- in-kernel generator (BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES) ----
+
+    #[map(name = "XDPIPE_GEN_COUNT")]
+    static XDPIPE_GEN_COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+    /// Written by the loader before the program is loaded.
+    #[unsafe(no_mangle)]
+    static XDPIPE_GEN: GenConfig = GenConfig::DEFAULT;
+
+    const UDP_OFF: usize = 34;
+    const STAMP_OFF: usize = 42;
+    const STAMP_MAGIC: u16 = 0x5850;
+
+    /// Stamps the frame, sets its flow's ports, and transmits it (XDP_TX). Frames too
+    /// short for the stamp abort, which the caller sees as a program error.
+    #[xdp]
+    pub fn xdpipe_gen(ctx: XdpContext) -> u32 {
+        match stamp_frame(&ctx) {
+            Ok(()) => xdp_action::XDP_TX,
+            Err(()) => xdp_action::XDP_ABORTED,
+        }
+    }
+
+    #[inline(always)]
+    fn stamp_frame(ctx: &XdpContext) -> Result<(), ()> {
+        let start = ctx.data();
+        if start + STAMP_OFF + 16 > ctx.data_end() {
+            return Err(());
+        }
+        let count = XDPIPE_GEN_COUNT.get_ptr_mut(0).ok_or(())?;
+        // SAFETY: per-CPU value; the test run executes on one CPU at a time.
+        let k = unsafe {
+            let k = *count;
+            *count = k + 1;
+            k
+        };
+        // SAFETY: read volatile so the loader's value is used, not the default.
+        let cfg = unsafe { core::ptr::read_volatile(&XDPIPE_GEN) };
+        let flows = if cfg.flows == 0 { 1 } else { cfg.flows as u64 };
+        let flow = (k % flows) as u16;
+        let seq = (k / flows) as u32;
+        // SAFETY: bpf_ktime_get_ns has no preconditions; it is CLOCK_MONOTONIC.
+        let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+        let sport = cfg.src_port.wrapping_add(flow);
+        let dport = cfg.dst_port.wrapping_add(flow % 256);
+        // New 16-bit words (host order), at word offsets from the UDP header:
+        // 0 sport, 1 dport, [3 checksum], 4.. stamp.
+        let new: [u16; 10] = [
+            sport,
+            dport,
+            STAMP_MAGIC,
+            flow,
+            (seq >> 16) as u16,
+            seq as u16,
+            (now >> 48) as u16,
+            (now >> 32) as u16,
+            (now >> 16) as u16,
+            now as u16,
+        ];
+        let base = (start + UDP_OFF) as *mut u8;
+        // SAFETY: all offsets below are < 58 and data_end was checked above.
+        unsafe {
+            let csum_p = base.add(6) as *mut [u8; 2];
+            let mut sum = (!u16::from_be_bytes(*csum_p)) as u32;
+            let mut i = 0;
+            while i < 10 {
+                let off = if i < 2 { i * 2 } else { 8 + (i - 2) * 2 };
+                let p = base.add(off) as *mut [u8; 2];
+                let old = u16::from_be_bytes(*p);
+                // RFC 1624: HC' = ~(~HC + ~m + m')
+                sum += (!old) as u32 + new[i] as u32;
+                *p = new[i].to_be_bytes();
+                i += 1;
+            }
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            let mut c = !(sum as u16);
+            if c == 0 {
+                c = 0xffff;
+            }
+            *csum_p = c.to_be_bytes();
+        }
+        Ok(())
     }
 
     #[panic_handler]
