@@ -128,6 +128,8 @@ pub struct GenConfig {
     pub batch: usize,
     pub xsk: XskConfig,
     pub engine: Engine,
+    /// Send even on an interface that looks like the machine's uplink.
+    pub allow_uplink: bool,
 }
 
 /// How frames are transmitted.
@@ -147,6 +149,8 @@ pub enum GenError {
     LiveImix,
     #[error(transparent)]
     Loader(#[from] crate::loader::LoaderError),
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
     #[error("xdpipe gen must run as root (CAP_NET_RAW, CAP_NET_ADMIN, CAP_IPC_LOCK); try sudo")]
     NotRoot,
     #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
@@ -212,6 +216,11 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
     }
     if cfg.flows == 0 {
         return Err(GenError::Flows);
+    }
+    if !cfg.allow_uplink {
+        if let Some(why) = crate::preflight::uplink_reason(&cfg.iface)? {
+            return Err(crate::preflight::PreflightError::Uplink { iface: cfg.iface.clone(), why }.into());
+        }
     }
     let (sizes, pattern) = cfg.sizes.plan();
     let frame = cfg.xsk.frame_size.get();

@@ -10,6 +10,7 @@ pub mod config;
 pub mod generator;
 pub mod loader;
 pub mod modes;
+pub mod preflight;
 pub mod run;
 pub mod stats;
 pub mod sys;

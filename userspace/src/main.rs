@@ -41,8 +41,12 @@ enum Cmd {
         #[command(subcommand)]
         action: TestbedAction,
     },
-    /// Remove what an earlier xdpipe left behind (after SIGKILL): testbed namespaces.
-    Cleanup,
+    /// Remove what an earlier xdpipe left behind (after SIGKILL): testbed namespaces whose
+    /// owner process is gone (--all: every xdpipe testbed, kept ones included).
+    Cleanup {
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -116,6 +120,13 @@ struct RunArgs {
     /// Mode fwd: the interface frames leave by.
     #[arg(long)]
     out_iface: Option<String>,
+    /// Detach another XDP program found on the interface (netlink-attached) instead of
+    /// refusing to run.
+    #[arg(long)]
+    force: bool,
+    /// Run even though the interface carries the default route or this SSH session.
+    #[arg(long = "i-know-this-is-my-uplink")]
+    allow_uplink: bool,
     /// Read xdpipe gen's stamps: loss, reordering, one-way latency (costs a parse per
     /// frame; off by default for rxdrop, which then never reads frame data).
     #[arg(long)]
@@ -189,6 +200,9 @@ struct GenArgs {
     bind: BindMode,
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     need_wakeup: OnOff,
+    /// Send even though the interface carries the default route or this SSH session.
+    #[arg(long = "i-know-this-is-my-uplink")]
+    allow_uplink: bool,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -285,6 +299,8 @@ impl RunArgs {
             filter: self.filter,
             stamps: self.stamps,
             out_iface: self.out_iface.clone(),
+            force: self.force,
+            allow_uplink: self.allow_uplink,
         })
     }
 }
@@ -299,7 +315,7 @@ fn main() -> ExitCode {
         Cmd::Gen(args) => cmd_gen(&args),
         Cmd::Veth(args) => cmd_veth(&args),
         Cmd::Testbed { action } => cmd_testbed(action),
-        Cmd::Cleanup => cmd_cleanup(),
+        Cmd::Cleanup { all } => cmd_cleanup(all),
     };
     match result {
         Ok(code) => code,
@@ -339,6 +355,10 @@ fn cmd_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         EndReason::WorkerFailed(ref why) => {
             eprintln!("xdpipe: error: {why}");
             ExitCode::from(3)
+        }
+        EndReason::InterfaceGone(ref why) => {
+            eprintln!("xdpipe: error: {why}; the run ended early (summary above)");
+            ExitCode::from(4)
         }
         _ => ExitCode::SUCCESS,
     })
@@ -391,6 +411,7 @@ fn cmd_gen(a: &GenArgs) -> anyhow::Result<ExitCode> {
             need_wakeup: a.need_wakeup == OnOff::On,
         },
         engine: a.engine,
+        allow_uplink: a.allow_uplink,
     };
     let stop = stop_on_signals()?;
     let counters = xdpipe::stats::WorkerCounters::default();
@@ -496,6 +517,7 @@ fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {
             tb.keep();
         }
         TestbedAction::Destroy { name } => {
+            xdpipe::testbed::forget_owner(&name);
             let mut found = false;
             for ns in [format!("xdpipe-{name}-rx"), format!("xdpipe-{name}-tx")] {
                 if std::path::Path::new("/run/netns").join(&ns).exists() {
@@ -511,14 +533,25 @@ fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_cleanup() -> anyhow::Result<ExitCode> {
-    let leftovers = xdpipe::testbed::xdpipe_namespaces();
-    if leftovers.is_empty() {
-        eprintln!("cleanup: nothing of xdpipe's found (XDP programs are attached through BPF links, which the kernel removes when their process ends)");
-    }
-    for ns in leftovers {
-        xdpipe::testbed::delete_namespace(&ns)?;
+fn cmd_cleanup(all: bool) -> anyhow::Result<ExitCode> {
+    use xdpipe::testbed::{delete_namespace, forget_owner, is_orphan, testbed_of, xdpipe_namespaces};
+    let mut removed = 0;
+    for ns in xdpipe_namespaces() {
+        let name = testbed_of(&ns).unwrap_or(&ns).to_owned();
+        if !all && !is_orphan(&name) {
+            eprintln!("cleanup: keeping {ns} (its owner is running, or it was created with `xdpipe testbed create`; --all removes it)");
+            continue;
+        }
+        delete_namespace(&ns)?;
+        forget_owner(&name);
         eprintln!("cleanup: removed namespace {ns}");
+        removed += 1;
+    }
+    if removed == 0 {
+        eprintln!(
+            "cleanup: no leftovers removed. XDP programs need no cleanup: xdpipe attaches them through \
+             BPF links, which the kernel detaches when the owning process ends, even by SIGKILL"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,10 @@ pub struct RunConfig {
     pub stamps: bool,
     /// Mode fwd: the interface frames leave by (same queue ids as `queues`).
     pub out_iface: Option<String>,
+    /// Detach another XDP program found on the interface instead of refusing.
+    pub force: bool,
+    /// Run even on an interface that looks like the machine's uplink.
+    pub allow_uplink: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,10 @@ pub enum RunError {
     Config(#[from] crate::config::ConfigError),
     #[error("{queues} queue(s) but {cores} core(s) given: --cores needs one core per queue")]
     CoreCount { queues: usize, cores: usize },
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
+    #[error("dropping capabilities after setup: {0}")]
+    Capabilities(#[source] sys::SysError),
     #[error(transparent)]
     Loader(#[from] LoaderError),
     #[error(transparent)]
@@ -112,6 +120,8 @@ pub enum EndReason {
     Duration,
     Stopped,
     WorkerFailed(String),
+    /// The interface disappeared (unregistered, its namespace or peer deleted).
+    InterfaceGone(String),
 }
 
 /// The whole run's results.
@@ -150,6 +160,8 @@ pub struct RunSummary {
     pub runts: u64,
     /// Mode fwd: where frames left and how: "shared" UMEM (no copy) or "copy".
     pub fwd: Option<FwdInfo>,
+    /// What happened to the interface during the run ("2.0 s: xp-rx down", ...).
+    pub events: Vec<String>,
     pub end: EndReason,
 }
 
@@ -206,6 +218,16 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         _ => None,
     };
 
+    for ifc in std::iter::once(&cfg.iface).chain(out_iface.as_ref()) {
+        if !cfg.allow_uplink {
+            if let Some(why) = crate::preflight::uplink_reason(ifc)? {
+                return Err(crate::preflight::PreflightError::Uplink { iface: ifc.clone(), why }.into());
+            }
+        }
+        crate::preflight::check_mtu(ifc, cfg.xsk.frame_size.get())?;
+    }
+    crate::preflight::check_no_foreign_program(&cfg.iface, cfg.force)?;
+
     let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter)?;
     // From here on, `steering` detaches on every return path (drop).
     let mut sockets = Vec::with_capacity(cfg.queues.ids().len());
@@ -228,6 +250,10 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     }
     let fwd_shared = sockets.iter().all(|(_, _, o)| o.as_ref().is_none_or(|(_, s)| *s));
     let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
+
+    // Setup is done: from here on only reading the program's counters needs a capability
+    // (CAP_BPF). The workers start after this, so they inherit the reduced set.
+    sys::drop_capabilities_except(&[sys::CAP_BPF]).map_err(RunError::Capabilities)?;
 
     let halt = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::with_capacity(sockets.len());
@@ -287,6 +313,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     let mut last = start;
     let mut last_snaps: Vec<CounterSnapshot> = workers.iter().map(|w| w.counters.snapshot()).collect();
     let mut active = ActivePeriod::default();
+    let mut events = Vec::new();
+    let mut link_state = sys::iface_up_running(&cfg.iface);
     let end = loop {
         thread::sleep(Duration::from_millis(10));
         let now = Instant::now();
@@ -303,6 +331,21 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         }
         if cfg.duration.is_some_and(|d| now - start >= d) {
             break EndReason::Duration;
+        }
+        // Faults: the interface going down / up, or away altogether.
+        let state = sys::iface_up_running(&cfg.iface);
+        if state != link_state {
+            let t = (now - start).as_secs_f64();
+            let what = match state {
+                None => "gone".to_owned(),
+                Some((up, running)) => format!("{}{}", if up { "up" } else { "down" }, if up && !running { " (no carrier)" } else { "" }),
+            };
+            log::warn!("{}: {} is {what}", format_args!("{t:.1} s"), cfg.iface);
+            events.push(format!("{t:.1} s: {} {what}", cfg.iface));
+            link_state = state;
+            if state.is_none() {
+                break EndReason::InterfaceGone(format!("{} disappeared {t:.1} s into the run", cfg.iface));
+            }
         }
         if now - last >= Duration::from_secs(1) {
             let mut per_queue = Vec::with_capacity(workers.len());
@@ -406,6 +449,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
             shared_umem_error,
             out_xdp_statistics: out_stats,
         }),
+        events,
         end,
     })
 }

@@ -207,6 +207,57 @@ pub fn send_signal(pid: i32, sig: i32) {
     unsafe { libc::kill(pid, sig) };
 }
 
+/// Linux capability numbers xdpipe refers to.
+pub const CAP_BPF: u32 = 39;
+
+/// Keeps only the capabilities in `keep` (effective and permitted) for the calling thread
+/// and the threads it creates afterwards; the rest are gone for good.
+pub fn drop_capabilities_except(keep: &[u32]) -> Result<(), SysError> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut data = [Data::default(); 2];
+    for &c in keep {
+        let (i, bit) = ((c / 32) as usize, 1u32 << (c % 32));
+        data[i].effective |= bit;
+        data[i].permitted |= bit;
+    }
+    let hdr = Header { version: VERSION_3, pid: 0 };
+    // SAFETY: capset with a v3 header and two data words, both valid for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(SysError::last("capset", "this thread"));
+    }
+    Ok(())
+}
+
+/// IFF_UP and IFF_RUNNING of an interface, or None if it no longer exists.
+pub fn iface_up_running(iface: &str) -> Option<(bool, bool)> {
+    let sock = IoctlSocket::new().ok()?;
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(iface.bytes().take(libc::IFNAMSIZ - 1)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq with the name set.
+    if unsafe { libc::ioctl(sock.0, libc::SIOCGIFFLAGS, &mut req) } != 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
+    Some((flags & libc::IFF_UP != 0, flags & libc::IFF_RUNNING != 0))
+}
+
 /// Effective user id 0?
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

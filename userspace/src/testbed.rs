@@ -62,6 +62,50 @@ fn ip(args: &[&str]) -> Result<Output, TestbedError> {
     Ok(out)
 }
 
+/// Where each testbed records its owner: `<name>` holds "pid starttime", or "kept" for a
+/// testbed `xdpipe testbed create` made for the user.
+const OWNER_DIR: &str = "/run/xdpipe/testbeds";
+
+/// This process's identity: pid and start time (field 22 of /proc/self/stat), so a
+/// recycled pid is not mistaken for the owner.
+fn self_identity() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    format!("{} {}", std::process::id(), start_time(&stat).unwrap_or(0))
+}
+
+fn start_time(stat: &str) -> Option<u64> {
+    // The command name (field 2) may contain spaces; fields resume after its ')'.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True if the testbed `name` has no living owner: its process ended (crashed, SIGKILL)
+/// without removing it. Testbeds kept for the user, or owned by a live process, are not.
+pub fn is_orphan(name: &str) -> bool {
+    let Ok(owner) = std::fs::read_to_string(format!("{OWNER_DIR}/{name}")) else {
+        return true;
+    };
+    let owner = owner.trim();
+    if owner == "kept" {
+        return false;
+    }
+    let mut it = owner.split_whitespace();
+    let (Some(pid), Some(start)) = (it.next(), it.next()) else { return true };
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => start_time(&stat).map(|s| s.to_string()) != Some(start.to_owned()),
+        Err(_) => true,
+    }
+}
+
+/// The testbed name of an xdpipe namespace (`xdpipe-NAME-rx` -> `NAME`).
+pub fn testbed_of(ns: &str) -> Option<&str> {
+    ns.strip_prefix(NETNS_PREFIX)?.strip_suffix("-rx").or_else(|| ns.strip_prefix(NETNS_PREFIX)?.strip_suffix("-tx"))
+}
+
+/// Forgets the owner record of a removed testbed.
+pub fn forget_owner(name: &str) {
+    let _ = std::fs::remove_file(format!("{OWNER_DIR}/{name}"));
+}
+
 /// Namespaces whose name starts with [`NETNS_PREFIX`].
 pub fn xdpipe_namespaces() -> Vec<String> {
     std::fs::read_dir("/run/netns")
@@ -122,6 +166,10 @@ impl Testbed {
                 return Err(TestbedError::Exists(name.to_owned(), ns.clone()));
             }
         }
+        // The owner record comes first, so a crash at any later point leaves an orphan
+        // that `xdpipe cleanup` recognises.
+        let _ = std::fs::create_dir_all(OWNER_DIR);
+        let _ = std::fs::write(format!("{OWNER_DIR}/{name}"), self_identity());
         // From the first namespace on, dropping `tb` removes whatever exists.
         let mut tb = Testbed { name: name.to_owned(), rx_ns, tx_ns, queues, rx_mac: [0; 6], tx_mac: [0; 6], sink_mac: None, keep: false };
         ip(&["netns", "add", &tb.rx_ns])?;
@@ -158,8 +206,10 @@ impl Testbed {
         Ok(())
     }
 
-    /// Leaves the testbed in place when this value is dropped (for `xdpipe testbed create`).
+    /// Leaves the testbed in place when this value is dropped (for `xdpipe testbed create`);
+    /// `xdpipe cleanup` leaves it alone too (`xdpipe testbed destroy` removes it).
     pub fn keep(mut self) {
+        let _ = std::fs::write(format!("{OWNER_DIR}/{}", self.name), "kept");
         self.keep = true;
     }
 
@@ -207,6 +257,17 @@ mod tests {
         assert!(matches!(Testbed::create("bad name", 1), Err(TestbedError::BadName(_))));
         assert!(matches!(Testbed::create("", 1), Err(TestbedError::BadName(_))));
         assert!(matches!(Testbed::create("ok", 0), Err(TestbedError::BadQueues(0))));
+    }
+
+    #[test]
+    fn owner_records() {
+        let stat = "1234 (a b) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99887 20";
+        assert_eq!(start_time(stat), Some(99887));
+        assert_eq!(testbed_of("xdpipe-t1x2-rx"), Some("t1x2"));
+        assert_eq!(testbed_of("xdpipe-a-b-tx"), Some("a-b"));
+        assert_eq!(testbed_of("other-rx"), None);
+        assert!(is_orphan("no-record-for-this-name"));
+        assert!(!self_identity().ends_with(" 0"));
     }
 
     #[test]

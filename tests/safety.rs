@@ -1,0 +1,287 @@
+//! Safe on a shared lab machine: refusals with clear messages and nothing attached, the
+//! capabilities dropped after setup, faults while running (interface down/up, the peer
+//! namespace deleted), counts that add up past the receiver's limit, and SIGKILL followed
+//! by `xdpipe cleanup`.
+mod common;
+
+use std::{process::Command, thread, time::Duration};
+
+use common::*;
+
+fn ip_ok(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Runs `xdpipe ARGS` in `ns` to completion and asserts it fails with `needle` on stderr,
+/// without panicking and with no program left on xp-rx.
+fn refused(ns: &str, args: &[&str], needle: &str) {
+    let (code, _, err) = Xdpipe::spawn(ns, args).finish(Duration::from_secs(20));
+    assert_ne!(code, Some(0), "{args:?} must fail");
+    assert!(err.contains(needle), "{args:?}: expected {needle:?} in:\n{err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+}
+
+#[test]
+fn the_uplink_is_refused_unless_asked_for() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    ip_ok(&["-n", &tb.rx_ns, "route", "add", "default", "via", TX_IP, "dev", RX_IFACE]);
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "looks like this machine's uplink (it carries the default route");
+    assert!(!xdp_attached(&tb.rx_ns, RX_IFACE));
+    refused(&tb.rx_ns, &["gen", "-i", RX_IFACE, "--src-ip", RX_IP, "--dst-ip", TX_IP, "-n", "1"], "--i-know-this-is-my-uplink");
+    let s = Xdpipe::spawn(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1", "--json", "--i-know-this-is-my-uplink"])
+        .summary(Duration::from_secs(20));
+    assert_eq!(s["end"]["reason"], "duration");
+}
+
+/// Builds a one-instruction XDP_PASS object with clang (installed by scripts/setup.sh).
+fn foreign_object() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("xdpipe-foreign-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join("pass.c");
+    let o = dir.join("pass.o");
+    std::fs::write(
+        &c,
+        "__attribute__((section(\"xdp\"), used)) int foreign_pass(void *ctx) { return 2; }\n\
+         char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    let st = Command::new("clang").args(["-O2", "-target", "bpf", "-c"]).arg(&c).arg("-o").arg(&o).status().expect("clang");
+    assert!(st.success(), "clang could not build the foreign test program");
+    o
+}
+
+#[test]
+fn another_program_is_refused_and_replaced_only_with_force() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let obj = foreign_object();
+    ip_ok(&["-n", &tb.rx_ns, "link", "set", "dev", RX_IFACE, "xdpgeneric", "obj", obj.to_str().unwrap(), "sec", "xdp"]);
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "already has an XDP program attached");
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "\"foreign_pass\", generic mode");
+    assert!(xdp_attached(&tb.rx_ns, RX_IFACE), "the foreign program must be left alone");
+    let s = Xdpipe::spawn(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1", "--json", "--force"]).summary(Duration::from_secs(20));
+    assert_eq!(s["end"]["reason"], "duration");
+    assert!(!xdp_attached(&tb.rx_ns, RX_IFACE), "--force detached the foreign program and xdpipe its own");
+}
+
+#[test]
+fn a_program_held_by_a_link_cannot_be_forced_off() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let first = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--poll", "100", "--json"]);
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "\"xdpipe_steer\"");
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1", "--force"], "held by a BPF link of a running process");
+    first.signal(libc::SIGINT);
+    let s = first.summary(Duration::from_secs(10));
+    assert_eq!(s["end"]["reason"], "stopped", "the first run is unharmed");
+}
+
+#[test]
+fn native_mode_on_a_driver_without_it_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    ip_ok(&["-n", &tb.rx_ns, "link", "set", "dev", "lo", "mtu", "1500"]);
+    refused(&tb.rx_ns, &["run", "-i", "lo", "--xdp-mode", "native", "-d", "1"], "has no native XDP support");
+    assert!(!xdp_attached(&tb.rx_ns, "lo"));
+}
+
+#[test]
+fn an_mtu_beyond_the_frame_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    ip_ok(&["-n", &tb.rx_ns, "link", "set", "dev", RX_IFACE, "mtu", "3000"]);
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--frame-size", "2048", "-d", "1"], "has MTU 3000");
+    assert!(!xdp_attached(&tb.rx_ns, RX_IFACE));
+}
+
+#[test]
+fn sizes_and_users_out_of_range_are_refused() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    refused(&tb.tx_ns, &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--size", "10"], "at least 62 bytes");
+    refused(&tb.tx_ns, &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--size", "9000"], "lower --size or raise --frame-size");
+    refused(&tb.tx_ns, &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--rate", "fast"], "rate \"fast\"");
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--cores", "0,0", "-q", "0", "-d", "1"], "listed twice");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &tb.rx_ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", XDPIPE])
+        .args(["run", "-i", RX_IFACE, "-d", "1"])
+        .output()
+        .expect("setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("must run as root"), "unprivileged run: {err}");
+}
+
+fn cap_lines(pid: i32) -> Vec<String> {
+    let mut lines = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap_or_default();
+        for l in status.lines().filter(|l| l.starts_with("CapEff") || l.starts_with("CapPrm")) {
+            lines.push(l.to_owned());
+        }
+    }
+    lines
+}
+
+#[test]
+fn capabilities_are_dropped_after_setup() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--poll", "100", "--json"]);
+    thread::sleep(Duration::from_millis(200));
+    let lines = cap_lines(x.pid());
+    assert!(lines.len() >= 4, "main thread and worker: {lines:?}");
+    for l in &lines {
+        // Only CAP_BPF (bit 39) is left, to read the program's counters.
+        assert!(l.ends_with("0000008000000000"), "capability left beyond CAP_BPF: {l}");
+    }
+    send_udp(&tb, 100, 18000, 18);
+    x.signal(libc::SIGINT);
+    let s = x.summary(Duration::from_secs(10));
+    assert_eq!(u(&s, "rx_packets"), 100);
+    assert_eq!(u(&s, "program.redirected"), 100, "counters still readable after the drop");
+}
+
+#[test]
+fn interface_down_and_up_is_reported_and_survived() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll", "50", "--json"]);
+    send_udp(&tb, 500, 18000, 18);
+    ip_ok(&["-n", &tb.rx_ns, "link", "set", RX_IFACE, "down"]);
+    thread::sleep(Duration::from_millis(300));
+    ip_ok(&["-n", &tb.rx_ns, "link", "set", RX_IFACE, "up"]);
+    thread::sleep(Duration::from_millis(500));
+    send_udp(&tb, 500, 18000, 18);
+    thread::sleep(Duration::from_millis(200));
+    x.signal(libc::SIGINT);
+    let s = x.summary(Duration::from_secs(10));
+    assert_eq!(u(&s, "rx_packets"), 1000, "{s}");
+    let events = s["events"].to_string();
+    assert!(events.contains("xp-rx down") && events.contains("xp-rx up"), "events: {events}");
+}
+
+#[test]
+fn the_peer_namespace_disappearing_ends_the_run_cleanly() {
+    if !privileged() {
+        return;
+    }
+    let mut tb = testbed(1);
+    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll", "50", "--json"]);
+    send_udp(&tb, 200, 18000, 18);
+    thread::sleep(Duration::from_millis(200));
+    // Deleting the generator's namespace destroys the veth pair, xp-rx included.
+    ip_ok(&["netns", "del", &tb.tx_ns]);
+    let (code, out, err) = x.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(4), "exit code 4 (interface gone); stderr:\n{err}");
+    assert!(err.contains("xp-rx disappeared"), "{err}");
+    let s: serde_json::Value = serde_json::from_str(out.trim()).expect("the summary still comes");
+    assert_eq!(s["end"]["reason"], "interface_gone");
+    // Frames still in the RX ring when the device went are lost with it; how many the
+    // worker took before depends on scheduling (tests run in parallel).
+    let got = u(&s, "rx_packets");
+    assert!(got > 0 && got <= 200, "received {got} of 200; {s}");
+    tb.destroy();
+}
+
+#[test]
+fn counts_add_up_past_the_receivers_limit() {
+    if !privileged() {
+        return;
+    }
+    const N: u64 = 1_000_000;
+    let tb = testbed(1);
+    // Tiny rings and few frames: the in-kernel generator overruns the receiver.
+    let x = Xdpipe::start(
+        &tb.rx_ns,
+        &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--rx-ring", "64", "--fill-ring", "64", "--frames", "128", "--json"],
+    );
+    let g = Command::new("ip")
+        .args(["netns", "exec", &tb.tx_ns, XDPIPE, "gen", "-i", TX_IFACE, "--engine", "xdp-live"])
+        .args(["--dst-mac", &xdpipe::testbed::fmt_mac(&tb.rx_mac), "--src-ip", TX_IP, "--dst-ip", RX_IP])
+        .args(["--count", &N.to_string(), "--json"])
+        .output()
+        .expect("gen");
+    assert!(g.status.success(), "gen: {}", String::from_utf8_lossy(&g.stderr));
+    let gs: serde_json::Value = serde_json::from_slice(&g.stdout).unwrap();
+    assert_eq!(u(&gs, "sent"), N);
+    thread::sleep(Duration::from_millis(300));
+    x.signal(libc::SIGINT);
+    let s = x.summary(Duration::from_secs(10));
+    let st = &s["queues"][0]["xdp_statistics"];
+    let dropped = u(st, "rx_dropped") + u(st, "rx_ring_full");
+    // Frames the veth could not take from the generator never reach the program.
+    let veth = Command::new("ip").args(["netns", "exec", &tb.tx_ns, "ethtool", "-S", TX_IFACE]).output().unwrap();
+    let xmit_err: u64 = String::from_utf8_lossy(&veth.stdout)
+        .lines()
+        .filter(|l| l.contains("xdp_xmit_err"))
+        .filter_map(|l| l.rsplit(':').next()?.trim().parse::<u64>().ok())
+        .sum();
+    assert_eq!(u(&s, "program.matched") + xmit_err, N, "sent = seen by the program + veth xmit errors; {s}");
+    assert_eq!(u(&s, "program.redirected"), u(&s, "program.matched"));
+    assert_eq!(u(&s, "rx_packets") + dropped, u(&s, "program.redirected"), "redirected = received + socket drops; {s}");
+    assert!(dropped > 0, "the test must actually overrun the receiver; {s}");
+}
+
+#[test]
+fn sigkill_leaves_only_what_cleanup_removes() {
+    if !privileged() {
+        return;
+    }
+    // xdpipe veth builds a testbed and two children; SIGKILL it mid-run.
+    let mut v = Command::new(XDPIPE).args(["veth", "-d", "30", "--rate", "10kpps", "--poll", "50"]).spawn().expect("veth");
+    let pid = v.id() as i32;
+    let mut ns = Vec::new();
+    for _ in 0..100 {
+        thread::sleep(Duration::from_millis(100));
+        ns = xdpipe::testbed::xdpipe_namespaces()
+            .into_iter()
+            .filter(|n| n.starts_with(&format!("xdpipe-v{pid}x")))
+            .collect();
+        if ns.len() == 2 && ns.iter().all(|n| xdp_attached_any(n)) {
+            break;
+        }
+    }
+    assert_eq!(ns.len(), 2, "the veth testbed did not come up: {ns:?}");
+    thread::sleep(Duration::from_millis(500));
+    v.kill().unwrap();
+    v.wait().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    // The children died with their parent: nothing is attached any more.
+    let rx_ns = ns.iter().find(|n| n.ends_with("-rx")).unwrap();
+    for _ in 0..50 {
+        if !xdp_attached(rx_ns, RX_IFACE) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!xdp_attached(rx_ns, RX_IFACE), "the receiver outlived a SIGKILLed xdpipe veth");
+    let (code, _, err) = xdpipe_once(&["cleanup"]);
+    assert_eq!(code, Some(0), "{err}");
+    for n in &ns {
+        assert!(err.contains(&format!("removed namespace {n}")), "cleanup did not remove {n}:\n{err}");
+    }
+    let left: Vec<_> = xdpipe::testbed::xdpipe_namespaces().into_iter().filter(|n| ns.contains(n)).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn xdp_attached_any(ns: &str) -> bool {
+    if ns.ends_with("-rx") { xdp_attached(ns, RX_IFACE) } else { true }
+}
