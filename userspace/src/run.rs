@@ -245,6 +245,10 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
                 }
             }),
         };
+        // Fill the ring before the socket can receive: a worker thread may be scheduled
+        // late, and frames meeting an empty fill ring are dropped.
+        let mut xsk = xsk;
+        xsk.fill_from_free(usize::MAX);
         steering.bind_socket(q, xsk.fd())?;
         sockets.push((q, xsk, out));
     }

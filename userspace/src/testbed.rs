@@ -217,17 +217,12 @@ impl Testbed {
     pub fn destroy(&mut self) {
         for ns in [&self.rx_ns, &self.tx_ns] {
             if std::path::Path::new("/run/netns").join(ns).exists()
-                && let Err(e) = delete_namespace(ns) {
-                    log::warn!("removing namespace {ns}: {e}");
-                }
+                && let Err(e) = delete_namespace(ns)
+            {
+                log::warn!("removing namespace {ns}: {e}");
+            }
         }
-    }
-
-    /// A command run inside namespace `ns` (`ip netns exec`).
-    pub fn exec_in(ns: &str, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]);
-        c
+        forget_owner(&self.name);
     }
 }
 

@@ -139,6 +139,28 @@ pub fn rx_loop<M: RxMode>(
             }
         }
     }
+    drain_rx(xsk, &mut rx, acct, counters);
+}
+
+/// At stop: count (and read the stamps of) what is still on the RX ring, so frames the
+/// kernel delivered are never missing from the summary. They are not processed further.
+fn drain_rx(xsk: &mut Xsk, rx: &mut [FrameDesc], mut acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+    loop {
+        let n = xsk.rx_consume(rx);
+        if n == 0 {
+            return;
+        }
+        let bytes: u64 = rx[..n].iter().map(|d| d.lengths().data() as u64).sum();
+        bump(&counters.rx_packets, n as u64);
+        bump(&counters.rx_bytes, bytes);
+        if let Some(a) = acct.as_deref_mut() {
+            let now = sys::monotonic_ns();
+            for d in &rx[..n] {
+                a.observe(xsk.frame(d), now);
+            }
+        }
+        recycle_frames(xsk, &rx[..n]);
+    }
 }
 
 /// Frames userspace is done with go back to the fill ring; what does not fit waits on
@@ -268,4 +290,5 @@ pub fn fwd_loop(
             kick(out, wait, counters);
         }
     }
+    drain_rx(inp, &mut rx, acct, counters);
 }
