@@ -1,1 +1,66 @@
-//! Benchmark scenarios (issue 4).
+//! xdpipe's benchmark suite, as a library with no I/O below the run directory:
+//! - [`scenario`]: the scenario matrix and its labels;
+//! - [`search`]: the RFC 2544 zero-loss binary search over a trial function;
+//! - [`stats`]: median and spread of trials;
+//! - [`store`]: a run directory (`README.md`, `raw.csv`, `summary.json`);
+//! - [`report`]: the markdown summary and the HTML page with SVG charts.
+//!
+//! The `xdpipe` binary supplies the [`Runner`] that turns a scenario and a rate into a
+//! measured trial (on a veth testbed); tests supply synthetic ones.
+pub mod procedure;
+pub mod report;
+pub mod scenario;
+pub mod search;
+pub mod stats;
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+
+pub use scenario::Scenario;
+
+/// Offered rate of a trial.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Rate {
+    Max,
+    Pps(f64),
+}
+
+/// Latency percentiles of one trial, nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// What one trial measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    pub sent: u64,
+    pub received: u64,
+    /// Generator rate over its run.
+    pub tx_pps: f64,
+    /// Receiver rate over the period traffic flowed.
+    pub rx_pps: f64,
+    pub duration_s: f64,
+    pub latency: Option<Latency>,
+    /// Receiver worker CPU time per received packet, nanoseconds.
+    pub rx_cpu_ns_per_pkt: Option<f64>,
+}
+
+impl Trial {
+    pub fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.received)
+    }
+
+    pub fn loss_ratio(&self) -> f64 {
+        if self.sent == 0 { 0.0 } else { self.lost() as f64 / self.sent as f64 }
+    }
+}
+
+/// Runs one trial of a scenario at a rate for a duration.
+pub trait Runner {
+    fn trial(&mut self, scenario: &Scenario, rate: Rate, secs: f64) -> Result<Trial, String>;
+}

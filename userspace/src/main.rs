@@ -2,6 +2,8 @@
 //! Nothing below this file prints to stdout.
 #![deny(unsafe_code)]
 
+mod bench_cmd;
+
 use std::{
     io::Write as _,
     process::ExitCode,
@@ -36,6 +38,11 @@ enum Cmd {
     /// Build a veth testbed, run gen in one namespace and run in the other, report
     /// sent / received / lost / latency, remove the testbed.
     Veth(VethArgs),
+    /// Benchmark a scenario matrix (max rate, RFC 2544 zero-loss rate, latency) and store
+    /// the run under bench/runs/.
+    Bench(bench_cmd::BenchArgs),
+    /// Compare stored runs in one HTML page and a markdown summary.
+    Report(bench_cmd::ReportArgs),
     /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
     Testbed {
         #[command(subcommand)]
@@ -314,6 +321,8 @@ fn main() -> ExitCode {
         Cmd::Run(args) => cmd_run(&args),
         Cmd::Gen(args) => cmd_gen(&args),
         Cmd::Veth(args) => cmd_veth(&args),
+        Cmd::Bench(args) => stop_on_signals().and_then(|stop| bench_cmd::cmd_bench(&args, stop)),
+        Cmd::Report(args) => bench_cmd::cmd_report(&args),
         Cmd::Testbed { action } => cmd_testbed(action),
         Cmd::Cleanup { all } => cmd_cleanup(all),
     };
@@ -458,6 +467,7 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
         queues: 1,
         fwd: a.mode == ModeKind::Fwd,
         threaded_napi: a.threaded_napi,
+        quiet: false,
         // Frames injected by XDP_TX into a veth vanish unless its peer runs XDP in native
         // mode or has GRO on (skb mode receivers get GRO).
         gro: a.engine == Engine::XdpLive && a.xdp_mode == XdpMode::Skb,

@@ -33,6 +33,8 @@ pub struct VethConfig {
     /// Turn GRO on at the receiving veth (needed for XDP-injected frames without a
     /// native XDP program there).
     pub gro: bool,
+    /// Do not forward the children's progress lines to stderr.
+    pub quiet: bool,
     /// Set /sys/class/net/<veth>/threaded to 1 (receive NAPI in a pinnable kernel thread).
     pub threaded_napi: bool,
 }
@@ -83,7 +85,7 @@ struct ChildProc {
 }
 
 impl ChildProc {
-    fn spawn(what: &'static str, ns: &str, exe: &Path, args: &[String]) -> Result<Self, VethError> {
+    fn spawn(what: &'static str, ns: &str, exe: &Path, args: &[String], quiet: bool) -> Result<Self, VethError> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns]).arg(exe).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         sys::die_with_parent(&mut cmd);
@@ -93,7 +95,9 @@ impl ChildProc {
         thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 // Progress goes on to our stderr as it comes.
-                eprintln!("  [{what}] {line}");
+                if !quiet {
+                    eprintln!("  [{what}] {line}");
+                }
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -172,11 +176,11 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
         if let Some(i) = cfg.run_args.iter().position(|x| x == "--xdp-mode") {
             a.extend(cfg.run_args[i..(i + 2).min(cfg.run_args.len())].iter().cloned());
         }
-        let mut s = ChildProc::spawn("sink", &tb.tx_ns, exe, &a)?;
+        let mut s = ChildProc::spawn("sink", &tb.tx_ns, exe, &a, cfg.quiet)?;
         s.wait_ready(Duration::from_secs(30))?;
         sink = Some(s);
     }
-    let mut rx = ChildProc::spawn("receiver", &tb.rx_ns, exe, &rx_args)?;
+    let mut rx = ChildProc::spawn("receiver", &tb.rx_ns, exe, &rx_args, cfg.quiet)?;
     rx.wait_ready(Duration::from_secs(30))?;
 
     let mut gen_args: Vec<String> = [
@@ -185,7 +189,7 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     .map(String::from)
     .to_vec();
     gen_args.extend(cfg.gen_args.iter().cloned());
-    let generator = ChildProc::spawn("generator", &tb.tx_ns, exe, &gen_args)?;
+    let generator = ChildProc::spawn("generator", &tb.tx_ns, exe, &gen_args, cfg.quiet)?;
     // Ctrl-C reaches both children (same process group); they stop and print summaries.
     let gen_summary = generator.summary();
     // Let the last frames land, then stop the receiver.

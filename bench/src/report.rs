@@ -1,0 +1,513 @@
+//! `xdpipe report`: compares stored runs in a markdown summary and one HTML page with
+//! SVG charts (no scripts, no external assets): throughput against frame size (with the
+//! line-rate curve for physical links), zero-loss rate, scaling with queue count,
+//! latency percentiles, and the deltas attributed to XDP mode, zero-copy (DMA), queue
+//! count (RSS), threaded NAPI and target (physical against virtual).
+use std::fmt::Write as _;
+
+use crate::{
+    Scenario,
+    store::{RunSummary, ScenarioSummary},
+};
+
+/// A run and the name it is shown under.
+pub struct NamedRun {
+    pub name: String,
+    pub summary: RunSummary,
+}
+
+const COLORS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn mpps(p: f64) -> String {
+    format!("{:.3}", p / 1e6)
+}
+
+/// Sizes in the order they are charted: numeric ascending, then imix.
+fn size_order(sizes: &mut Vec<String>) {
+    sizes.sort_by(|a, b| match (a.parse::<u32>(), b.parse::<u32>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    });
+    sizes.dedup();
+}
+
+struct Series {
+    name: String,
+    /// Per x position: (value, low, high).
+    points: Vec<Option<(f64, f64, f64)>>,
+    dashed: bool,
+}
+
+fn nice_max(v: f64) -> f64 {
+    if v <= 0.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if m * p >= v {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+/// A line chart over categorical x positions, with min-max whiskers.
+fn line_chart(title: &str, x_title: &str, y_title: &str, xs: &[String], series: &[Series]) -> String {
+    let (w, h, l, r, t, b) = (760.0, 360.0, 70.0, 20.0, 40.0, 110.0);
+    let pw = w - l - r;
+    let ph = h - t - b;
+    let ymax = nice_max(series.iter().flat_map(|s| s.points.iter().flatten().map(|p| p.2.max(p.0))).fold(0.0, f64::max));
+    let xpos = |i: usize| l + if xs.len() <= 1 { pw / 2.0 } else { pw * i as f64 / (xs.len() - 1) as f64 };
+    let ypos = |v: f64| t + ph - ph * (v / ymax);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
+        w / 2.0,
+        esc(title)
+    );
+    for k in 0..=5 {
+        let v = ymax * k as f64 / 5.0;
+        let y = ypos(v);
+        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", l + pw, l - 6.0, y + 4.0, trim_num(v));
+    }
+    for (i, x) in xs.iter().enumerate() {
+        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", xpos(i), t + ph + 18.0, esc(x));
+    }
+    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>", l + pw / 2.0, t + ph + 36.0, esc(x_title));
+    let _ = writeln!(s, "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>", t + ph / 2.0, esc(y_title));
+    let _ = writeln!(s, "<rect x=\"{l}\" y=\"{t}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#888\"/>");
+    for (si, se) in series.iter().enumerate() {
+        let c = COLORS[si % COLORS.len()];
+        let pts: Vec<String> = se.points.iter().enumerate().filter_map(|(i, p)| p.map(|p| format!("{:.1},{:.1}", xpos(i), ypos(p.0)))).collect();
+        let dash = if se.dashed { " stroke-dasharray=\"6 4\"" } else { "" };
+        if pts.len() > 1 {
+            let _ = writeln!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\"{dash}/>", pts.join(" "));
+        }
+        for (i, p) in se.points.iter().enumerate() {
+            if let Some((v, lo, hi)) = p {
+                let x = xpos(i);
+                if hi > lo {
+                    let _ = writeln!(s, "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{c}\"/>", ypos(*lo), ypos(*hi));
+                }
+                if !se.dashed {
+                    let _ = writeln!(s, "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{c}\"><title>{}: {}</title></circle>", ypos(*v), esc(&se.name), trim_num(*v));
+                }
+            }
+        }
+        let ly = t + ph + 54.0 + 16.0 * (si / 2) as f64;
+        let lx = l + if si % 2 == 0 { 0.0 } else { pw / 2.0 };
+        let _ = writeln!(s, "<line x1=\"{lx}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"{dash}/><text x=\"{}\" y=\"{ly:.1}\">{}</text>", ly - 4.0, lx + 24.0, ly - 4.0, lx + 30.0, esc(&se.name));
+    }
+    s += "</svg>\n";
+    s
+}
+
+/// A grouped bar chart: one group per label, one bar per percentile.
+fn bar_chart(title: &str, y_title: &str, groups: &[(String, Vec<f64>)], bar_names: &[&str]) -> String {
+    let (w, l, r, t) = (760.0, 70.0, 20.0, 40.0);
+    let h = 300.0 + 16.0 * groups.len() as f64;
+    let b = 60.0 + 16.0 * groups.len() as f64;
+    let pw = w - l - r;
+    let ph = h - t - b;
+    let ymax = nice_max(groups.iter().flat_map(|g| g.1.iter().copied()).fold(0.0, f64::max));
+    let gw = pw / groups.len().max(1) as f64;
+    let bw = gw * 0.8 / bar_names.len() as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
+        w / 2.0,
+        esc(title)
+    );
+    for k in 0..=5 {
+        let v = ymax * k as f64 / 5.0;
+        let y = t + ph - ph * v / ymax;
+        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", l + pw, l - 6.0, y + 4.0, trim_num(v));
+    }
+    let _ = writeln!(s, "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>", t + ph / 2.0, esc(y_title));
+    for (gi, (name, vals)) in groups.iter().enumerate() {
+        let gx = l + gw * gi as f64 + gw * 0.1;
+        for (bi, v) in vals.iter().enumerate() {
+            let bh = ph * v / ymax;
+            let _ = writeln!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"><title>{} {}: {}</title></rect>",
+                gx + bw * bi as f64,
+                t + ph - bh,
+                bw * 0.95,
+                COLORS[bi % COLORS.len()],
+                esc(name),
+                bar_names[bi],
+                trim_num(*v)
+            );
+        }
+        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", l + gw * gi as f64 + gw / 2.0, t + ph + 16.0, gi + 1);
+        let _ = writeln!(s, "<text x=\"{l}\" y=\"{:.1}\">{}: {}</text>", t + ph + 40.0 + 16.0 * gi as f64, gi + 1, esc(name));
+    }
+    for (bi, n) in bar_names.iter().enumerate() {
+        let x = l + pw - 80.0 * (bar_names.len() - bi) as f64;
+        let _ = writeln!(s, "<rect x=\"{x}\" y=\"28\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"37\">{n}</text>", COLORS[bi % COLORS.len()], x + 14.0);
+    }
+    s += "</svg>\n";
+    s
+}
+
+fn trim_num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Every scenario of every run, with the run's name.
+fn all<'a>(runs: &'a [NamedRun]) -> impl Iterator<Item = (&'a NamedRun, &'a ScenarioSummary)> {
+    runs.iter().flat_map(|r| r.summary.scenarios.iter().map(move |s| (r, s)))
+}
+
+/// Pairs of scenarios that differ only in the field `f` picks (values `a` against `b`),
+/// within one run, or across runs when `f` is the target.
+fn pairs<'a>(
+    runs: &'a [NamedRun],
+    key: impl Fn(&Scenario) -> (String, String),
+) -> Vec<(&'a ScenarioSummary, &'a ScenarioSummary, String, String)> {
+    let mut out = Vec::new();
+    let items: Vec<_> = all(runs).collect();
+    for (i, (_, x)) in items.iter().enumerate() {
+        for (_, y) in items.iter().skip(i + 1) {
+            let (kx, vx) = key(&x.scenario);
+            let (ky, vy) = key(&y.scenario);
+            if kx == ky && vx != vy {
+                out.push((*x, *y, vx, vy));
+            }
+        }
+    }
+    out
+}
+
+fn delta_rows(
+    runs: &[NamedRun],
+    what: &str,
+    key: impl Fn(&Scenario) -> (String, String),
+    base: &str,
+    absent: &str,
+) -> (String, Vec<String>) {
+    let mut rows = Vec::new();
+    for (x, y, vx, vy) in pairs(runs, key) {
+        // Orient: (other / base).
+        let (b, o, vb, vo) = if vx == base { (x, y, vx, vy) } else if vy == base { (y, x, vy, vx) } else { (x, y, vx, vy) };
+        if b.mrr_pps.median > 0.0 {
+            rows.push(format!(
+                "| {what} | {} | {vo} vs {vb} | {} → {} Mpps | {:.2}× |",
+                esc(&b.label),
+                mpps(b.mrr_pps.median),
+                mpps(o.mrr_pps.median),
+                o.mrr_pps.median / b.mrr_pps.median
+            ));
+        }
+    }
+    (if rows.is_empty() { format!("- **{what}**: not measurable in these runs: {absent}\n") } else { String::new() }, rows)
+}
+
+/// The markdown summary.
+pub fn markdown(runs: &[NamedRun]) -> String {
+    let mut md = String::from("# xdpipe comparison report\n\n");
+    for r in runs {
+        let i = &r.summary.run;
+        let _ = writeln!(
+            md,
+            "- **{}**: target `{}` on {}, started {}{}{}; {} trial(s) per point. Command: `{}`",
+            r.name,
+            i.target,
+            i.host,
+            i.started,
+            if i.virtual_target { " (virtual: software path only, not NIC hardware)" } else { "" },
+            if i.complete { "" } else { " (**partial run**)" },
+            i.trials_per_point,
+            i.command
+        );
+    }
+    md += "\n## Results\n\n| run | scenario | max receive rate (Mpps, median [min-max]) | generator at max (Mpps) | zero-loss (Mpps) | latency p50 / p99 / p99.9 (µs) at | worker CPU ns/pkt | sent / received (max trials) |\n|---|---|---|---|---|---|---|---|\n";
+    for (r, s) in all(runs) {
+        let zl = s.zero_loss_pps.map_or("–".to_owned(), |z| format!("{}{}", mpps(z), if s.zero_loss_confirmed { "" } else { " (unconfirmed)" }));
+        let lat = s.latency.as_ref().map_or("–".to_owned(), |l| {
+            format!("{:.1} / {:.1} / {:.1} at {} Mpps", l.p50_ns.median / 1e3, l.p99_ns.median / 1e3, l.p999_ns.median / 1e3, mpps(l.offered_pps))
+        });
+        let cpu = s.latency.as_ref().filter(|l| l.rx_cpu_ns_per_pkt.n > 0).map_or("–".to_owned(), |l| format!("{:.0}", l.rx_cpu_ns_per_pkt.median));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} [{}-{}] | {} | {zl} | {lat} | {cpu} | {} / {} |",
+            esc(&r.name),
+            esc(&s.label),
+            mpps(s.mrr_pps.median),
+            mpps(s.mrr_pps.min),
+            mpps(s.mrr_pps.max),
+            mpps(s.offered_max_pps.median),
+            s.sent,
+            s.received
+        );
+    }
+    md += "\n## What changes throughput\n\nRatios of the median max receive rate between scenarios that differ in one thing only.\n\n";
+    let mut notes = String::new();
+    let mut rows = Vec::new();
+    let mut add = |(n, r): (String, Vec<String>)| {
+        notes += &n;
+        rows.extend(r);
+    };
+    let strip = |s: &Scenario, f: fn(&mut Scenario) -> String| {
+        let mut c = s.clone();
+        let v = f(&mut c);
+        (c.label(), v)
+    };
+    add(delta_rows(runs, "XDP mode", |s| strip(s, |c| std::mem::take(&mut c.xdp_mode)), "skb", "no scenario pair differs only in XDP mode"));
+    add(delta_rows(runs, "DMA (zero-copy vs copy)", |s| strip(s, |c| std::mem::take(&mut c.bind)), "copy", "no run bound in zero-copy mode (veth is copy only; zero-copy needs a NIC driver with AF_XDP zero-copy)"));
+    add(delta_rows(runs, "RSS (queues)", |s| strip(s, |c| std::mem::replace(&mut c.queues, 0).to_string()), "1", "every scenario used the same queue count"));
+    add(delta_rows(runs, "threaded NAPI", |s| strip(s, |c| std::mem::take(&mut c.threaded_napi).to_string()), "false", "no run compared threaded NAPI on and off"));
+    add(delta_rows(runs, "wait policy", |s| strip(s, |c| std::mem::take(&mut c.wait)), "busy", "no run compared busy polling with poll()"));
+    add(delta_rows(runs, "physical vs virtual", |s| strip(s, |c| std::mem::take(&mut c.target)), "veth", "no two runs share a scenario on different targets"));
+    notes += "- **Offloads** (checksum, GRO and the rest): not measurable in these runs: the offload matrix needs a NIC target.\n";
+    if !rows.is_empty() {
+        md += "| what | baseline scenario | compared | Mpps | ratio |\n|---|---|---|---|---|\n";
+        for r in rows {
+            md += &r;
+            md += "\n";
+        }
+        md += "\n";
+    }
+    md += &notes;
+    let anchors: Vec<_> = runs.iter().flat_map(|r| r.summary.anchors.iter().map(move |a| (r, a))).collect();
+    md += "\n## Anchors\n\n";
+    if anchors.is_empty() {
+        md += "No anchor tools (xdp-bench, xdpsock) were found on PATH during these runs.\n";
+    }
+    for (r, a) in anchors {
+        let _ = writeln!(md, "- {} ({}): {} Mpps median; `{}`", a.name, r.name, mpps(a.pps.median), a.command);
+        if let Some(best) = r.summary.scenarios.iter().filter(|s| s.scenario.mode == "rxdrop").map(|s| s.mrr_pps.median).reduce(f64::max) {
+            if a.pps.median > 0.0 {
+                let _ = writeln!(md, "  - best xdpipe rxdrop in this run: {} Mpps = {:.0}% of it", mpps(best), 100.0 * best / a.pps.median);
+            }
+        }
+    }
+    md
+}
+
+/// The HTML page: the markdown's tables as HTML plus the charts.
+pub fn html(runs: &[NamedRun]) -> String {
+    let mut sizes: Vec<String> = all(runs).map(|(_, s)| s.scenario.size.clone()).collect();
+    size_order(&mut sizes);
+    let mut series_keys: Vec<(String, String)> = Vec::new();
+    for (r, s) in all(runs) {
+        let k = (r.name.clone(), s.scenario.series());
+        if !series_keys.contains(&k) {
+            series_keys.push(k);
+        }
+    }
+    let find = |run: &str, series: &str, size: &str| {
+        all(runs).find(|(r, s)| r.name == run && s.scenario.series() == series && s.scenario.size == size).map(|(_, s)| s)
+    };
+    let mut thr = Vec::new();
+    let mut zl = Vec::new();
+    for (run, key) in &series_keys {
+        let name = format!("{run}: {key}");
+        thr.push(Series {
+            name: name.clone(),
+            points: sizes.iter().map(|z| find(run, key, z).map(|s| (s.mrr_pps.median / 1e6, s.mrr_pps.min / 1e6, s.mrr_pps.max / 1e6))).collect(),
+            dashed: false,
+        });
+        zl.push(Series {
+            name,
+            points: sizes.iter().map(|z| find(run, key, z).and_then(|s| s.zero_loss_pps).map(|v| (v / 1e6, v / 1e6, v / 1e6))).collect(),
+            dashed: false,
+        });
+    }
+    let mut line_rate_note = String::from("No physical run in this report: no line-rate curve (veth has no line rate).");
+    for r in runs {
+        if let Some(bps) = r.summary.run.link_bps {
+            line_rate_note = String::new();
+            thr.push(Series {
+                name: format!("{}: line rate {} Gbit/s", r.name, bps / 1e9),
+                points: sizes
+                    .iter()
+                    .map(|z| {
+                        let size = z.parse::<f64>().unwrap_or((7.0 * 64.0 + 4.0 * 570.0 + 1518.0) / 12.0);
+                        let p = bps / ((size + 20.0) * 8.0) / 1e6;
+                        Some((p, p, p))
+                    })
+                    .collect(),
+                dashed: true,
+            });
+        }
+    }
+    let mut charts = String::new();
+    charts += &line_chart("Max receive rate against frame size", "frame size (bytes, with FCS)", "Mpps", &sizes, &thr);
+    charts += &format!("<p class=\"note\">{}</p>\n", esc(&line_rate_note));
+    charts += &line_chart("Zero-loss throughput (RFC 2544) against frame size", "frame size (bytes, with FCS)", "Mpps", &sizes, &zl);
+    let mut queues: Vec<u32> = all(runs).map(|(_, s)| s.scenario.queues).collect();
+    queues.sort_unstable();
+    queues.dedup();
+    if queues.len() > 1 {
+        let xs: Vec<String> = queues.iter().map(|q| q.to_string()).collect();
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for (r, s) in all(runs) {
+            let mut c = s.scenario.clone();
+            c.queues = 0;
+            let k = (r.name.clone(), c.label());
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let qs: Vec<Series> = keys
+            .iter()
+            .map(|(run, key)| Series {
+                name: format!("{run}: {key}"),
+                points: queues
+                    .iter()
+                    .map(|q| {
+                        all(runs)
+                            .find(|(r, s)| {
+                                let mut c = s.scenario.clone();
+                                c.queues = 0;
+                                r.name == *run && c.label() == *key && s.scenario.queues == *q
+                            })
+                            .map(|(_, s)| (s.mrr_pps.median / 1e6, s.mrr_pps.min / 1e6, s.mrr_pps.max / 1e6))
+                    })
+                    .collect(),
+                dashed: false,
+            })
+            .collect();
+        charts += &line_chart("Scaling with queue count (RSS)", "queues", "Mpps", &xs, &qs);
+    } else {
+        charts += "<p class=\"note\">Queue scaling: every scenario used one queue count, so there is no scaling chart.</p>\n";
+    }
+    let groups: Vec<(String, Vec<f64>)> = all(runs)
+        .filter_map(|(r, s)| {
+            s.latency.as_ref().map(|l| {
+                (
+                    format!("{}: {} at {} Mpps", r.name, s.label, mpps(l.offered_pps)),
+                    vec![l.p50_ns.median / 1e3, l.p90_ns.median / 1e3, l.p99_ns.median / 1e3, l.p999_ns.median / 1e3],
+                )
+            })
+        })
+        .collect();
+    if groups.is_empty() {
+        charts += "<p class=\"note\">No latency trials in these runs.</p>\n";
+    } else {
+        charts += &bar_chart("One-way latency percentiles (µs, median over trials)", "µs", &groups, &["p50", "p90", "p99", "p99.9"]);
+    }
+    let md = markdown(runs);
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>xdpipe comparison report</title>\n\
+         <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
+         table{{border-collapse:collapse;font-size:13px;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}\
+         th{{background:#f3f3f3}}svg{{display:block;margin:1.5em 0;max-width:100%;height:auto}}.note{{color:#555;font-style:italic}}</style>\n\
+         </head><body>\n{}\n<h2>Charts</h2>\n{charts}</body></html>\n",
+        markdown_to_html(&md)
+    )
+}
+
+/// The small markdown subset `markdown` writes (headings, lists, tables, code, bold).
+fn markdown_to_html(md: &str) -> String {
+    let inline = |s: &str| {
+        let mut out = String::new();
+        let mut code = false;
+        let mut bold = false;
+        let e = esc(s);
+        let mut rest = e.as_str();
+        while let Some(c) = rest.chars().next() {
+            if rest.starts_with("**") {
+                out += if bold { "</b>" } else { "<b>" };
+                bold = !bold;
+                rest = &rest[2..];
+                continue;
+            }
+            if c == '`' {
+                out += if code { "</code>" } else { "<code>" };
+                code = !code;
+            } else {
+                out.push(c);
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+        out
+    };
+    let mut html = String::new();
+    let mut in_table = false;
+    let mut in_list = false;
+    for line in md.lines() {
+        let is_row = line.starts_with('|');
+        if in_table && !is_row {
+            html += "</table>\n";
+            in_table = false;
+        }
+        let is_item = line.starts_with("- ") || line.starts_with("  - ");
+        if in_list && !is_item {
+            html += "</ul>\n";
+            in_list = false;
+        }
+        if let Some(h) = line.strip_prefix("## ") {
+            let _ = writeln!(html, "<h2>{}</h2>", inline(h));
+        } else if let Some(h) = line.strip_prefix("# ") {
+            let _ = writeln!(html, "<h1>{}</h1>", inline(h));
+        } else if is_row {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            if cells.iter().all(|c| c.chars().all(|ch| ch == '-')) {
+                continue;
+            }
+            let tag = if in_table { "td" } else { "th" };
+            if !in_table {
+                html += "<table>\n";
+                in_table = true;
+            }
+            html += "<tr>";
+            for c in cells {
+                let _ = write!(html, "<{tag}>{}</{tag}>", inline(c));
+            }
+            html += "</tr>\n";
+        } else if is_item {
+            if !in_list {
+                html += "<ul>\n";
+                in_list = true;
+            }
+            let _ = writeln!(html, "<li>{}</li>", inline(line.trim_start().trim_start_matches("- ")));
+        } else if !line.trim().is_empty() {
+            let _ = writeln!(html, "<p>{}</p>", inline(line));
+        }
+    }
+    if in_table {
+        html += "</table>\n";
+    }
+    if in_list {
+        html += "</ul>\n";
+    }
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_sort_numerically_with_imix_last() {
+        let mut v: Vec<String> = ["imix", "1518", "64", "128", "64"].iter().map(|s| s.to_string()).collect();
+        size_order(&mut v);
+        assert_eq!(v, ["64", "128", "1518", "imix"]);
+    }
+
+    #[test]
+    fn nice_axis_maxima() {
+        assert_eq!(nice_max(3.7), 5.0);
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(21.0), 25.0);
+    }
+
+    #[test]
+    fn markdown_subset_to_html() {
+        let h = markdown_to_html("# T\n\n| a | b |\n|---|---|\n| `x` | **y** |\n- item <1>\n");
+        assert!(h.contains("<h1>T</h1>"));
+        assert!(h.contains("<tr><th>a</th><th>b</th></tr>"));
+        assert!(h.contains("<td><code>x</code></td><td><b>y</b></td>"));
+        assert!(h.contains("<li>item &lt;1&gt;</li>"));
+    }
+}

@@ -1,0 +1,222 @@
+//! A run directory under `bench/runs/`: `README.md` (command, versions, environment),
+//! `raw.csv` (one row per trial, appended as trials finish) and `summary.json` (rewritten
+//! after every scenario, so an interrupted run keeps what it finished).
+use std::{
+    collections::BTreeMap,
+    fs::{self, File, OpenOptions},
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Scenario, Trial, stats::Spread};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: String, #[source] source: std::io::Error },
+    #[error("{path}: not an xdpipe run summary: {source}")]
+    Parse { path: String, #[source] source: serde_json::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.display().to_string(), source }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub command: String,
+    pub started: String,
+    pub host: String,
+    pub target: String,
+    /// True for targets whose rates say nothing about real hardware (veth, emulated NICs).
+    pub virtual_target: bool,
+    /// Link speed in bit/s for physical targets (for the line-rate curve).
+    pub link_bps: Option<f64>,
+    pub env: BTreeMap<String, String>,
+    pub complete: bool,
+    pub trials_per_point: usize,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyPoint {
+    /// Fraction of the zero-loss rate the latency trials ran at.
+    pub fraction: f64,
+    pub offered_pps: f64,
+    pub p50_ns: Spread,
+    pub p90_ns: Spread,
+    pub p99_ns: Spread,
+    pub p999_ns: Spread,
+    pub max_ns: Spread,
+    /// Receiver worker CPU time per packet at this (below saturation) rate.
+    pub rx_cpu_ns_per_pkt: Spread,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioSummary {
+    pub scenario: Scenario,
+    pub label: String,
+    /// Maximum receive rate: receiver pps with the generator at max.
+    pub mrr_pps: Spread,
+    /// Generator pps in the same trials.
+    pub offered_max_pps: Spread,
+    pub zero_loss_pps: Option<f64>,
+    pub zero_loss_confirmed: bool,
+    pub latency: Option<LatencyPoint>,
+    /// Frames sent and received over the max-rate trials (correctness count).
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// A baseline tool measured in the same run (xdpsock, xdp-bench).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub name: String,
+    pub command: String,
+    pub pps: Spread,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run: RunInfo,
+    pub scenarios: Vec<ScenarioSummary>,
+    pub anchors: Vec<Anchor>,
+}
+
+pub struct RunDir {
+    pub path: PathBuf,
+    csv: File,
+}
+
+const CSV_HEADER: &str = "scenario,target,size,xdp_mode,bind,mode,engine,queues,wait,threaded_napi,kind,trial,offered_pps,duration_s,sent,received,lost,tx_pps,rx_pps,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,rx_cpu_ns_per_pkt";
+
+impl RunDir {
+    /// Creates `root/NAME` (NAME-2, -3... if taken) with an empty `raw.csv`.
+    pub fn create(root: &Path, name: &str) -> Result<Self, StoreError> {
+        fs::create_dir_all(root).map_err(io(root))?;
+        let mut path = root.join(name);
+        let mut n = 2;
+        while path.exists() {
+            path = root.join(format!("{name}-{n}"));
+            n += 1;
+        }
+        fs::create_dir(&path).map_err(io(&path))?;
+        let csv_path = path.join("raw.csv");
+        let mut csv = OpenOptions::new().create(true).append(true).open(&csv_path).map_err(io(&csv_path))?;
+        writeln!(csv, "{CSV_HEADER}").map_err(io(&csv_path))?;
+        Ok(Self { path, csv })
+    }
+
+    /// Appends one trial row.
+    pub fn record(&mut self, sc: &Scenario, kind: &str, index: usize, offered_pps: Option<f64>, t: &Trial) -> Result<(), StoreError> {
+        let l = t.latency.unwrap_or_default();
+        let lat = |v: f64| if t.latency.is_some() { format!("{v:.0}") } else { String::new() };
+        let row = format!(
+            "{},{},{},{},{},{},{},{},{},{},{kind},{index},{},{:.3},{},{},{},{:.0},{:.0},{},{},{},{},{},{}",
+            sc.label(),
+            sc.target,
+            sc.size,
+            sc.xdp_mode,
+            sc.bind,
+            sc.mode,
+            sc.engine,
+            sc.queues,
+            sc.wait,
+            sc.threaded_napi,
+            offered_pps.map_or("max".to_owned(), |p| format!("{p:.0}")),
+            t.duration_s,
+            t.sent,
+            t.received,
+            t.lost(),
+            t.tx_pps,
+            t.rx_pps,
+            lat(l.p50),
+            lat(l.p90),
+            lat(l.p99),
+            lat(l.p999),
+            lat(l.max),
+            t.rx_cpu_ns_per_pkt.map_or(String::new(), |c| format!("{c:.1}")),
+        );
+        let p = self.path.join("raw.csv");
+        writeln!(self.csv, "{row}").map_err(io(&p))
+    }
+
+    pub fn write_summary(&self, s: &RunSummary) -> Result<(), StoreError> {
+        let p = self.path.join("summary.json");
+        let text = serde_json::to_string_pretty(s).map_err(|e| StoreError::Io { path: p.display().to_string(), source: e.into() })?;
+        fs::write(&p, text).map_err(io(&p))
+    }
+
+    pub fn write_readme(&self, s: &RunSummary) -> Result<(), StoreError> {
+        let p = self.path.join("README.md");
+        let r = &s.run;
+        let mut text = format!(
+            "# xdpipe bench run: {target} on {host}\n\nStarted {started}{partial}.\n\n\
+             Command:\n\n```sh\n{command}\n```\n\n",
+            target = r.target,
+            host = r.host,
+            started = r.started,
+            partial = if r.complete { "" } else { " (interrupted or in progress: the trials finished are kept)" },
+            command = r.command,
+        );
+        if r.virtual_target {
+            text += "This is a virtual target: its rates describe this host's software path, not NIC hardware.\n\n";
+        }
+        text += "## Environment\n\n| what | value |\n|---|---|\n";
+        for (k, v) in &r.env {
+            text += &format!("| {k} | {} |\n", v.replace('|', "\\|").replace('\n', "<br>"));
+        }
+        text += "\n## Files\n\n- `raw.csv`: one row per trial (kind `max`, `search`, `confirm`, `latency`).\n\
+                 - `summary.json`: per scenario the median / min / max over trials, the zero-loss rate \
+                 and the latency percentiles; anchors measured in the same run.\n";
+        for n in &r.notes {
+            text += &format!("\nNote: {n}\n");
+        }
+        fs::write(&p, text).map_err(io(&p))
+    }
+}
+
+/// Loads `summary.json` from a run directory (or the file itself).
+pub fn load(path: &Path) -> Result<RunSummary, StoreError> {
+    let file = if path.is_dir() { path.join("summary.json") } else { path.to_path_buf() };
+    let text = fs::read_to_string(&file).map_err(io(&file))?;
+    serde_json::from_str(&text).map_err(|source| StoreError::Parse { path: file.display().to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_directory_round_trips() {
+        let root = std::env::temp_dir().join(format!("xdpipe-store-{}", std::process::id()));
+        let mut d = RunDir::create(&root, "r").unwrap();
+        let d2 = RunDir::create(&root, "r").unwrap();
+        assert!(d2.path.ends_with("r-2"));
+        let sc = Scenario {
+            target: "veth".into(),
+            size: "64".into(),
+            xdp_mode: "native".into(),
+            bind: "copy".into(),
+            mode: "rxdrop".into(),
+            engine: "xsk".into(),
+            queues: 1,
+            wait: "busy".into(),
+            threaded_napi: false,
+        };
+        let t = Trial { sent: 10, received: 9, tx_pps: 1.0, rx_pps: 0.9, duration_s: 1.0, ..Default::default() };
+        d.record(&sc, "max", 0, None, &t).unwrap();
+        let s = RunSummary { run: RunInfo { target: "veth".into(), ..Default::default() }, ..Default::default() };
+        d.write_summary(&s).unwrap();
+        d.write_readme(&s).unwrap();
+        assert_eq!(load(&d.path).unwrap(), s);
+        let csv = fs::read_to_string(d.path.join("raw.csv")).unwrap();
+        let lines: Vec<_> = csv.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
+        assert!(lines[1].contains(",max,0,max,1.000,10,9,1,"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

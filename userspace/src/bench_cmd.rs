@@ -1,0 +1,311 @@
+//! `xdpipe bench` and `xdpipe report`: the CLI side of the benchmark. Trials run on veth
+//! testbeds through `xdpipe::veth`; the scenario logic, search, storage and report are in
+//! the `xdpipe-bench` crate.
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::{Command, ExitCode},
+    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    time::Instant,
+};
+
+use anyhow::Context as _;
+use clap::Args;
+use xdpipe::{
+    stats::fmt_pps,
+    veth::{VethConfig, run_veth},
+};
+use xdpipe_bench::{
+    Latency, Rate, Runner, Scenario, Trial,
+    procedure::{Procedure, TrialEvent, run_scenario},
+    report::{NamedRun, html, markdown},
+    scenario::{Matrix, RFC2544_SIZES},
+    search::SearchConfig,
+    store::{RunDir, RunInfo, RunSummary, load},
+};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Where to run: veth (a testbed xdpipe builds and removes per trial).
+    #[arg(long, default_value = "veth")]
+    target: String,
+    /// Frame sizes with FCS (default: the RFC 2544 set plus imix).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',', default_value = "skb,native")]
+    xdp_modes: Vec<String>,
+    /// Receiver modes: rxdrop, parse, l2fwd, fwd.
+    #[arg(long, value_delimiter = ',', default_value = "rxdrop")]
+    modes: Vec<String>,
+    /// Generator engines: xsk, xdp-live.
+    #[arg(long, value_delimiter = ',', default_value = "xsk")]
+    engines: Vec<String>,
+    /// Receiver wait policy: busy (need_wakeup, busy polling) and/or poll (poll() when idle).
+    #[arg(long, value_delimiter = ',', default_value = "busy")]
+    waits: Vec<String>,
+    /// Threaded NAPI on the veth pair: off, on, or both (labelled in the results).
+    #[arg(long, default_value = "off")]
+    threaded_napi: String,
+    /// Trials per point (median and spread over them).
+    #[arg(long, default_value_t = 5)]
+    trials: usize,
+    /// Seconds per max-rate, confirming and latency trial.
+    #[arg(long, default_value_t = 5.0)]
+    trial_secs: f64,
+    /// Seconds per zero-loss search trial.
+    #[arg(long, default_value_t = 1.0)]
+    search_secs: f64,
+    /// Skip the RFC 2544 zero-loss search.
+    #[arg(long)]
+    no_search: bool,
+    /// Latency trials at this fraction of the zero-loss rate (0: none).
+    #[arg(long, default_value_t = 0.5)]
+    latency_fraction: f64,
+    /// Directory the run directory goes under.
+    #[arg(long, default_value = "bench/runs")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Run directories (bench/runs/...) to compare.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Where report.md and report.html go.
+    #[arg(long, default_value = "bench/report")]
+    out: PathBuf,
+}
+
+struct VethRunner {
+    exe: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runner for VethRunner {
+    fn trial(&mut self, sc: &Scenario, rate: Rate, secs: f64) -> Result<Trial, String> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err("interrupted".into());
+        }
+        let rate_arg = match rate {
+            Rate::Max => "max".to_owned(),
+            Rate::Pps(p) => format!("{:.0}", p.max(1.0)),
+        };
+        let gen_args: Vec<String> = vec![
+            "--size".into(), sc.size.clone(), "--rate".into(), rate_arg, "--duration".into(), secs.to_string(),
+            "--core".into(), "0".into(), "--engine".into(), sc.engine.clone(),
+        ];
+        let poll = if sc.wait == "poll" { "10" } else { "0" };
+        let run_args: Vec<String> = vec![
+            "--mode".into(), sc.mode.clone(), "--xdp-mode".into(), sc.xdp_mode.clone(), "--cores".into(), "1".into(),
+            "--bind".into(), sc.bind.clone(), "--poll".into(), poll.into(),
+        ];
+        let cfg = VethConfig {
+            run_args,
+            gen_args,
+            queues: sc.queues,
+            fwd: sc.mode == "fwd",
+            gro: sc.engine == "xdp-live" && sc.xdp_mode == "skb",
+            quiet: true,
+            threaded_napi: sc.threaded_napi,
+        };
+        let r = run_veth(&cfg, &self.exe, self.stop.clone()).map_err(|e| format!("{e:#}"))?;
+        if self.stop.load(Ordering::Relaxed) {
+            return Err("interrupted".into());
+        }
+        let l = &r.latency_ns;
+        let latency = l.is_object().then(|| Latency {
+            p50: l["p50"].as_f64().unwrap_or(0.0),
+            p90: l["p90"].as_f64().unwrap_or(0.0),
+            p99: l["p99"].as_f64().unwrap_or(0.0),
+            p999: l["p999"].as_f64().unwrap_or(0.0),
+            max: l["max"].as_f64().unwrap_or(0.0),
+        });
+        let rx_pkts = r.receiver["rx_packets"].as_u64().unwrap_or(0);
+        let cpu: u64 = r.receiver["queues"].as_array().map_or(0, |q| q.iter().map(|q| q["cpu_ns"].as_u64().unwrap_or(0)).sum());
+        Ok(Trial {
+            sent: r.sent,
+            received: r.received,
+            tx_pps: r.tx_pps,
+            rx_pps: r.rx_pps,
+            duration_s: secs,
+            latency,
+            rx_cpu_ns_per_pkt: (rx_pkts > 0).then(|| cpu as f64 / rx_pkts as f64),
+        })
+    }
+}
+
+fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// What a reader needs to reproduce or judge the run.
+fn capture_env(target: &str) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        env.insert(k.to_owned(), if v.is_empty() { "n/a".to_owned() } else { v });
+    };
+    put("kernel", sh("uname -r"));
+    put("cpu model", sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"));
+    put("cpus online", sh("nproc"));
+    put("cpu governor", sh("cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null"));
+    put("busy_poll / busy_read", sh("echo $(cat /proc/sys/net/core/busy_poll) / $(cat /proc/sys/net/core/busy_read)"));
+    put("xdpipe version", format!("{} ({})", env!("CARGO_PKG_VERSION"), sh("git rev-parse --short HEAD 2>/dev/null")));
+    put("rustc", sh("rustc --version 2>/dev/null"));
+    put("target", target.to_owned());
+    // A throwaway testbed to read the veth driver's view.
+    if let Ok(tb) = xdpipe::testbed::Testbed::create(&xdpipe::testbed::unique_name("e"), 1) {
+        let ex = |c: &str| sh(&format!("ip netns exec {} {c} 2>&1", tb.rx_ns));
+        put("driver", ex("ethtool -i xp-rx | head -3 | tr '\\n' ' '"));
+        put("channels", ex("ethtool -l xp-rx | tr -s ' \\t' ' ' | tr '\\n' ' '"));
+        put("ring sizes", ex("ethtool -g xp-rx | tr -s ' \\t' ' ' | tr '\\n' ' '"));
+        put("offload features (on)", ex("ethtool -k xp-rx | grep ': on' | cut -d: -f1 | tr '\\n' ' '"));
+        put("XDP features", "veth: native XDP and generic XDP; AF_XDP copy mode only (zero-copy bind fails with EOPNOTSUPP); netlink feature flags not read".into());
+        put("IRQ affinity", "n/a: veth has no IRQs; its receive work runs in the sender's softirq (or a NAPI thread with threaded NAPI)".into());
+    }
+    env
+}
+
+pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    if a.target != "veth" {
+        anyhow::bail!(
+            "--target {}: this version benchmarks the veth testbed only (--target veth); on a lab NIC, \
+             run `xdpipe run` and `xdpipe gen` by hand (README, \"On a lab NIC\")",
+            a.target
+        );
+    }
+    if a.trials == 0 || !(a.trial_secs > 0.0) || !(a.search_secs > 0.0) {
+        anyhow::bail!("--trials, --trial-secs and --search-secs must be positive");
+    }
+    if !(0.0..=1.0).contains(&a.latency_fraction) {
+        anyhow::bail!("--latency-fraction {}: a fraction of the zero-loss rate, 0 to 1", a.latency_fraction);
+    }
+    let threaded = match a.threaded_napi.as_str() {
+        "off" => vec![false],
+        "on" => vec![true],
+        "both" => vec![false, true],
+        o => anyhow::bail!("--threaded-napi {o:?}: off, on or both"),
+    };
+    let matrix = Matrix {
+        target: a.target.clone(),
+        sizes: a.sizes.clone().unwrap_or_else(|| RFC2544_SIZES.iter().map(|s| s.to_string()).chain(["imix".into()]).collect()),
+        xdp_modes: a.xdp_modes.clone(),
+        binds: vec!["copy".into()],
+        modes: a.modes.clone(),
+        engines: a.engines.clone(),
+        queues: vec![1],
+        waits: a.waits.clone(),
+        threaded_napi: threaded,
+    };
+    let scenarios = matrix.scenarios();
+    let host = sh("hostname");
+    let stamp = sh("date -u +%Y%m%d-%H%M%S");
+    let mut dir = RunDir::create(&a.out, &format!("{stamp}-{host}-{}", a.target))?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut summary = RunSummary {
+        run: RunInfo {
+            command,
+            started: sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
+            host,
+            target: a.target.clone(),
+            virtual_target: true,
+            link_bps: None,
+            env: capture_env(&a.target),
+            complete: false,
+            trials_per_point: a.trials,
+            notes: vec![
+                "veth: the receive-side copy into the UMEM runs on the generator's core (softirq), so a receive rate also measures the generator's core; runs with threaded NAPI are labelled.".into(),
+            ],
+        },
+        ..Default::default()
+    };
+    dir.write_readme(&summary)?;
+    dir.write_summary(&summary)?;
+    eprintln!("bench: {} scenario(s), results in {}", scenarios.len(), dir.path.display());
+    let procedure = Procedure {
+        trials: a.trials,
+        trial_secs: a.trial_secs,
+        search: SearchConfig { search_secs: a.search_secs, confirm_secs: a.trial_secs, ..Default::default() },
+        zero_loss: !a.no_search,
+        latency_fraction: a.latency_fraction,
+    };
+    let exe = std::env::current_exe().context("finding the xdpipe binary")?;
+    let mut runner = VethRunner { exe, stop: stop.clone() };
+    let started = Instant::now();
+    let mut interrupted = None;
+    for (i, sc) in scenarios.iter().enumerate() {
+        let left = if i == 0 {
+            String::new()
+        } else {
+            let per = started.elapsed().as_secs_f64() / i as f64;
+            format!(", about {:.0} s left", per * (scenarios.len() - i) as f64)
+        };
+        eprintln!("bench: scenario {}/{}: {}{left}", i + 1, scenarios.len(), sc.label());
+        let mut record_err = None;
+        let mut on_trial = |e: &TrialEvent| {
+            let t = e.trial;
+            eprintln!(
+                "bench:   {} {} at {}: sent {} received {} ({:.3}% lost), rx {}",
+                e.kind,
+                e.index + 1,
+                e.offered_pps.map_or("max".to_owned(), fmt_pps),
+                t.sent,
+                t.received,
+                t.loss_ratio() * 100.0,
+                fmt_pps(t.rx_pps)
+            );
+            if let Err(err) = dir.record(sc, e.kind, e.index, e.offered_pps, t) {
+                record_err = Some(err);
+            }
+        };
+        let result = run_scenario(&mut runner, sc, &procedure, &mut on_trial);
+        if let Some(e) = record_err {
+            return Err(e.into());
+        }
+        match result {
+            Ok(s) => summary.scenarios.push(s),
+            Err((e, partial)) => {
+                summary.scenarios.extend(partial);
+                interrupted = Some(e);
+            }
+        }
+        dir.write_summary(&summary)?;
+        if interrupted.is_some() {
+            break;
+        }
+    }
+    summary.run.complete = interrupted.is_none();
+    dir.write_summary(&summary)?;
+    dir.write_readme(&summary)?;
+    println!("{}", dir.path.display());
+    match interrupted {
+        None => {
+            eprintln!("bench: done; compare runs with `xdpipe report {}`", dir.path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(e) if stop.load(Ordering::Relaxed) => {
+            eprintln!("bench: interrupted ({e}); the finished trials are in {}", dir.path.display());
+            Ok(ExitCode::from(130))
+        }
+        Some(e) => Err(anyhow::anyhow!("a trial failed: {e}; the finished trials are in {}", dir.path.display())),
+    }
+}
+
+pub fn cmd_report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let mut runs = Vec::new();
+    for p in &a.runs {
+        let summary = load(p)?;
+        let name = p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+        runs.push(NamedRun { name, summary });
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let md_path = a.out.join("report.md");
+    let html_path = a.out.join("report.html");
+    std::fs::write(&md_path, markdown(&runs)).with_context(|| format!("writing {}", md_path.display()))?;
+    std::fs::write(&html_path, html(&runs)).with_context(|| format!("writing {}", html_path.display()))?;
+    println!("{}\n{}", md_path.display(), html_path.display());
+    Ok(ExitCode::SUCCESS)
+}
