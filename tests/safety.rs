@@ -290,3 +290,31 @@ fn sigkill_leaves_only_what_cleanup_removes() {
 fn xdp_attached_any(ns: &str) -> bool {
     if ns.ends_with("-rx") { xdp_attached(ns, RX_IFACE) } else { true }
 }
+
+#[test]
+fn the_generator_dying_leaves_the_receiver_running_and_ending_cleanly() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll", "50", "--stamps", "--json"]);
+    let mut g = Command::new("ip")
+        .args(["netns", "exec", &tb.tx_ns, XDPIPE, "gen", "-i", TX_IFACE, "--dst-mac", &xdpipe::testbed::fmt_mac(&tb.rx_mac)])
+        .args(["--src-ip", TX_IP, "--dst-ip", RX_IP, "--rate", "20kpps", "--duration", "30"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gen");
+    thread::sleep(Duration::from_millis(800));
+    g.kill().unwrap();
+    g.wait().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    assert!(xdp_attached(&tb.rx_ns, RX_IFACE), "the receiver keeps running without traffic");
+    x.signal(libc::SIGINT);
+    let s = x.summary(Duration::from_secs(10));
+    assert_eq!(s["end"]["reason"], "stopped");
+    let got = u(&s, "rx_packets");
+    assert!(got > 1000, "frames before the generator died were counted: {got}");
+    // The stamps show one flow whose sequence has no gaps up to where it stopped.
+    assert_eq!(u(&s, "accounting.stamped"), got);
+    assert_eq!(u(&s, "accounting.lost_in_sequence"), 0, "{s}");
+}

@@ -47,6 +47,10 @@ pub fn run_scenario(
         }
     }
     let mut summary = summarize(sc, &max_trials, None, None).ok_or_else(|| ("no trials".to_owned(), None))?;
+    // The in-kernel generator cannot pace: its scenarios get max-rate trials only.
+    if !sc.can_pace() {
+        return Ok(summary);
+    }
     if p.zero_loss {
         let upper = summary.offered_max_pps.median;
         let mut n = 0;

@@ -57,6 +57,25 @@ fn nice_max(v: f64) -> f64 {
     10.0 * p
 }
 
+/// The `<svg>` element and the chart's title.
+fn svg_open(w: f64, h: f64, title: &str) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
+        w / 2.0,
+        esc(title)
+    )
+}
+
+/// Horizontal grid lines with their values, 0 to `ymax` in five steps.
+fn y_grid(s: &mut String, l: f64, t: f64, pw: f64, ph: f64, ymax: f64) {
+    for k in 0..=5 {
+        let v = ymax * k as f64 / 5.0;
+        let y = t + ph - ph * v / ymax;
+        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", l + pw, l - 6.0, y + 4.0, trim_num(v));
+    }
+}
+
 /// A line chart over categorical x positions, with min-max whiskers.
 fn line_chart(title: &str, x_title: &str, y_title: &str, xs: &[String], series: &[Series]) -> String {
     let (w, h, l, r, t, b) = (760.0, 360.0, 70.0, 20.0, 40.0, 110.0);
@@ -65,17 +84,8 @@ fn line_chart(title: &str, x_title: &str, y_title: &str, xs: &[String], series: 
     let ymax = nice_max(series.iter().flat_map(|s| s.points.iter().flatten().map(|p| p.2.max(p.0))).fold(0.0, f64::max));
     let xpos = |i: usize| l + if xs.len() <= 1 { pw / 2.0 } else { pw * i as f64 / (xs.len() - 1) as f64 };
     let ypos = |v: f64| t + ph - ph * (v / ymax);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
-        w / 2.0,
-        esc(title)
-    );
-    for k in 0..=5 {
-        let v = ymax * k as f64 / 5.0;
-        let y = ypos(v);
-        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", l + pw, l - 6.0, y + 4.0, trim_num(v));
-    }
+    let mut s = svg_open(w, h, title);
+    y_grid(&mut s, l, t, pw, ph, ymax);
     for (i, x) in xs.iter().enumerate() {
         let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", xpos(i), t + ph + 18.0, esc(x));
     }
@@ -118,17 +128,8 @@ fn bar_chart(title: &str, y_title: &str, groups: &[(String, Vec<f64>)], bar_name
     let ymax = nice_max(groups.iter().flat_map(|g| g.1.iter().copied()).fold(0.0, f64::max));
     let gw = pw / groups.len().max(1) as f64;
     let bw = gw * 0.8 / bar_names.len() as f64;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
-        w / 2.0,
-        esc(title)
-    );
-    for k in 0..=5 {
-        let v = ymax * k as f64 / 5.0;
-        let y = t + ph - ph * v / ymax;
-        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", l + pw, l - 6.0, y + 4.0, trim_num(v));
-    }
+    let mut s = svg_open(w, h, title);
+    y_grid(&mut s, l, t, pw, ph, ymax);
     let _ = writeln!(s, "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>", t + ph / 2.0, esc(y_title));
     for (gi, (name, vals)) in groups.iter().enumerate() {
         let gx = l + gw * gi as f64 + gw * 0.1;
@@ -231,7 +232,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     }
     md += "\n## Results\n\n| run | scenario | max receive rate (Mpps, median [min-max]) | generator at max (Mpps) | zero-loss (Mpps) | latency p50 / p99 / p99.9 (µs) at | worker CPU ns/pkt | sent / received (max trials) |\n|---|---|---|---|---|---|---|---|\n";
     for (r, s) in all(runs) {
-        let zl = s.zero_loss_pps.map_or("–".to_owned(), |z| format!("{}{}", mpps(z), if s.zero_loss_confirmed { "" } else { " (unconfirmed)" }));
+        let zl = s.zero_loss_pps.map_or(if s.scenario.can_pace() { "–" } else { "n/a (xdp-live: max only)" }.to_owned(), |z| format!("{}{}", mpps(z), if s.zero_loss_confirmed { "" } else { " (unconfirmed)" }));
         let lat = s.latency.as_ref().map_or("–".to_owned(), |l| {
             format!("{:.1} / {:.1} / {:.1} at {} Mpps", l.p50_ns.median / 1e3, l.p99_ns.median / 1e3, l.p999_ns.median / 1e3, mpps(l.offered_pps))
         });
@@ -280,7 +281,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     let anchors: Vec<_> = runs.iter().flat_map(|r| r.summary.anchors.iter().map(move |a| (r, a))).collect();
     md += "\n## Anchors\n\n";
     if anchors.is_empty() {
-        md += "No anchor tools (xdp-bench, xdpsock) were found on PATH during these runs.\n";
+        md += "No anchors in these runs: this version of `xdpipe bench` does not run xdp-bench or xdpsock beside its own trials, so no ratio to them can be given.\n";
     }
     for (r, a) in anchors {
         let _ = writeln!(md, "- {} ({}): {} Mpps median; `{}`", a.name, r.name, mpps(a.pps.median), a.command);

@@ -47,6 +47,12 @@ impl Scenario {
         }
     }
 
+    /// False for the in-kernel generator (xdp-live), which sends at full speed only: no
+    /// zero-loss search or latency trials at a fraction of it.
+    pub fn can_pace(&self) -> bool {
+        self.engine != "xdp-live"
+    }
+
     /// The same scenario with the series axis (everything but size) as a key.
     pub fn series(&self) -> String {
         let mut s = self.clone();

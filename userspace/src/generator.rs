@@ -147,6 +147,12 @@ pub enum Engine {
 pub enum GenError {
     #[error("the xdp-live engine sends one frame size per run; use --engine xsk for imix")]
     LiveImix,
+    #[error(
+        "the xdp-live engine sends at full speed only (--rate max): the kernel transmits each \
+         BPF_PROG_RUN call's frames back to back, and each call costs about 25 ms of setup, so \
+         it cannot pace evenly; use --engine xsk for a target rate"
+    )]
+    LivePaced,
     #[error(transparent)]
     Loader(#[from] crate::loader::LoaderError),
     #[error(transparent)]
@@ -259,6 +265,9 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
     if cfg.engine == Engine::XdpLive && sizes.len() > 1 {
         return Err(GenError::LiveImix);
     }
+    if cfg.engine == Engine::XdpLive && cfg.rate != Rate::Max {
+        return Err(GenError::LivePaced);
+    }
     Ok((templates, pattern, sizes.len()))
 }
 
@@ -269,6 +278,11 @@ fn pin(core: Option<u32>) {
         }
     }
 }
+
+/// Target length of one BPF_PROG_RUN call. Each call has a fixed cost (about 25 ms on this
+/// kernel: setting up and tearing down its page pool), so calls are sized from the rate
+/// the previous one reached to last about this long.
+const LIVE_CALL_SECS: f64 = 0.25;
 
 /// The in-kernel engine: the kernel transmits flow 0's template, stamped per packet by
 /// `xdpipe_gen`, in runs of `repeat` frames; pacing sleeps between runs.
@@ -294,29 +308,26 @@ fn generate_live(cfg: &GenConfig, templates: &[FrameTemplate], stop: Arc<AtomicB
     let start_ns = sys::monotonic_ns();
     let cpu0 = sys::thread_cpu_ns();
     let deadline_ns = cfg.duration.map(|d| start_ns + d.as_nanos() as u64);
-    // One kernel call per ~5 ms of traffic at the target rate; 64k frames at max.
-    let chunk: u64 = target_pps.map_or(65536, |p| ((p * 0.005) as u64).clamp(1, 65536));
-    let mut sent = live.count()?;
-    let base = sent;
-    sent -= base;
-    let mut calls = 0u64;
+    let base = live.count()?;
+    let (mut sent, mut calls, mut chunk) = (0u64, 0u64, 65536u64);
     while sent < limit && !stop.load(Relaxed) {
         let now = sys::monotonic_ns();
         if deadline_ns.is_some_and(|d| now >= d) {
             break;
         }
-        if let Some(pps) = target_pps {
-            let due = ((now - start_ns) as f64 * pps / 1e9) as u64;
-            if due <= sent {
-                let next_ns = start_ns + ((sent as f64 + chunk as f64) * 1e9 / pps) as u64;
-                std::thread::sleep(Duration::from_nanos(next_ns.saturating_sub(now).min(5_000_000)));
-                continue;
-            }
-        }
-        let repeat = chunk.min(limit - sent) as u32;
+        let repeat = chunk.min(limit - sent).min(u32::MAX as u64) as u32;
         live.run(&frame, ifindex, repeat, cfg.batch as u32)?;
         calls += 1;
-        sent = live.count()? - base;
+        let now2 = sys::monotonic_ns();
+        let got = live.count()? - base - sent;
+        sent += got;
+        // Size the next call from this one's rate, and never past the deadline.
+        let rate = got as f64 * 1e9 / (now2 - now).max(1) as f64;
+        let mut next = rate * LIVE_CALL_SECS;
+        if let Some(d) = deadline_ns {
+            next = next.min(rate * d.saturating_sub(now2) as f64 / 1e9);
+        }
+        chunk = (next as u64).clamp(1024, 1 << 26);
     }
     let secs = (sys::monotonic_ns() - start_ns) as f64 / 1e9;
     let bytes = sent * frame.len() as u64;

@@ -42,6 +42,8 @@ pub enum LoaderError {
     Attach { iface: String, mode: XdpMode, #[source] source: ProgramError },
     #[error("XDP object is missing {what}; the build is broken")]
     Missing { what: &'static str },
+    #[error("the XDP object has no XDP program named {0}; the build is broken")]
+    NoProgram(&'static str),
     #[error("map {map}: {source}")]
     Map { map: &'static str, #[source] source: MapError },
     #[error(
@@ -72,22 +74,13 @@ impl Steering {
             .override_global(STEER_GLOBAL_NAME, &cfg, true)
             .load(STEER_OBJECT)
             .map_err(LoaderError::Load)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or(LoaderError::Missing { what: "the xdpipe_steer program" })?
-            .try_into()
-            .map_err(|_| LoaderError::Missing { what: "an XDP program named xdpipe_steer" })?;
-        prog.load().map_err(|e| match e {
-            ProgramError::SyscallError(_) => LoaderError::Load(aya::EbpfError::ProgramError(e)),
-            e => LoaderError::Load(aya::EbpfError::ProgramError(e)),
-        })?;
+        let prog = xdp_program(&mut ebpf, PROGRAM_NAME)?;
+        prog.load().map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
 
         let tries: &[XdpMode] = match mode {
             XdpMode::Auto => &[XdpMode::Native, XdpMode::Skb],
-            m => std::slice::from_ref(match m {
-                XdpMode::Skb => &XdpMode::Skb,
-                _ => &XdpMode::Native,
-            }),
+            XdpMode::Skb => &[XdpMode::Skb],
+            XdpMode::Native => &[XdpMode::Native],
         };
         let mut last = None;
         for &m in tries {
@@ -163,6 +156,11 @@ impl Drop for Steering {
     }
 }
 
+/// The XDP program `name` of the embedded object.
+fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, LoaderError> {
+    ebpf.program_mut(name).ok_or(LoaderError::NoProgram(name))?.try_into().map_err(|_| LoaderError::NoProgram(name))
+}
+
 fn classify_attach_error(iface: &str, mode: XdpMode, e: ProgramError) -> LoaderError {
     let errno = match &e {
         ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
@@ -203,11 +201,7 @@ impl LiveGen {
             .override_global(GEN_GLOBAL_NAME, &cfg, true)
             .load(STEER_OBJECT)
             .map_err(LoaderError::Load)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(GEN_PROGRAM_NAME)
-            .ok_or(LoaderError::Missing { what: "the xdpipe_gen program" })?
-            .try_into()
-            .map_err(|_| LoaderError::Missing { what: "an XDP program named xdpipe_gen" })?;
+        let prog = xdp_program(&mut ebpf, GEN_PROGRAM_NAME)?;
         prog.load().map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
         Ok(Self { ebpf })
     }
@@ -222,12 +216,7 @@ impl LiveGen {
             .iter()
             .flat_map(|v| v.to_ne_bytes())
             .collect();
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(GEN_PROGRAM_NAME)
-            .ok_or(LoaderError::Missing { what: "the xdpipe_gen program" })?
-            .try_into()
-            .map_err(|_| LoaderError::Missing { what: "an XDP program named xdpipe_gen" })?;
+        let prog = xdp_program(&mut self.ebpf, GEN_PROGRAM_NAME)?;
         let opts = TestRunOptions {
             data_in: Some(frame),
             ctx_in: Some(&ctx),

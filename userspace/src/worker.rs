@@ -91,29 +91,10 @@ pub fn rx_loop<M: RxMode>(
 
         let n = xsk.rx_consume(&mut rx);
         if n == 0 {
-            if wait.need_wakeup && xsk.fill_needs_wakeup() {
-                sys::wakeup_rx(fd);
-                bump(&counters.wakeups, 1);
-            } else if wait.poll_ms > 0 {
-                sys::poll_in(fd, wait.poll_ms);
-                bump(&counters.wakeups, 1);
-            }
+            idle(xsk, wait, counters);
             continue;
         }
-        let mut bytes = 0u64;
-        for d in &rx[..n] {
-            bytes += d.lengths().data() as u64;
-        }
-        bump(&counters.rx_packets, n as u64);
-        bump(&counters.rx_bytes, bytes);
-        bump(&counters.batch_hist[batch_bucket(n)], 1);
-
-        if let Some(a) = acct.as_deref_mut() {
-            let now = sys::monotonic_ns();
-            for d in &rx[..n] {
-                a.observe(xsk.frame(d), now);
-            }
-        }
+        account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
         if !M::TOUCHES_DATA {
             recycle_frames(xsk, &rx[..n]);
             continue;
@@ -150,16 +131,37 @@ fn drain_rx(xsk: &mut Xsk, rx: &mut [FrameDesc], mut acct: Option<&mut Accountin
         if n == 0 {
             return;
         }
-        let bytes: u64 = rx[..n].iter().map(|d| d.lengths().data() as u64).sum();
-        bump(&counters.rx_packets, n as u64);
-        bump(&counters.rx_bytes, bytes);
-        if let Some(a) = acct.as_deref_mut() {
-            let now = sys::monotonic_ns();
-            for d in &rx[..n] {
-                a.observe(xsk.frame(d), now);
-            }
-        }
+        account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
         recycle_frames(xsk, &rx[..n]);
+    }
+}
+
+/// The RX ring is empty: wake the kernel if it asked (need_wakeup), or poll() if the
+/// policy says so; otherwise return at once (busy polling).
+#[inline]
+fn idle(xsk: &Xsk, wait: WaitPolicy, counters: &WorkerCounters) {
+    if wait.need_wakeup && xsk.fill_needs_wakeup() {
+        sys::wakeup_rx(xsk.fd());
+        bump(&counters.wakeups, 1);
+    } else if wait.poll_ms > 0 {
+        sys::poll_in(xsk.fd(), wait.poll_ms);
+        bump(&counters.wakeups, 1);
+    }
+}
+
+/// Counts a received batch and, with accounting on, reads its stamps (one receive
+/// timestamp per batch).
+#[inline]
+fn account_rx(xsk: &Xsk, rx: &[FrameDesc], acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+    let bytes: u64 = rx.iter().map(|d| d.lengths().data() as u64).sum();
+    bump(&counters.rx_packets, rx.len() as u64);
+    bump(&counters.rx_bytes, bytes);
+    bump(&counters.batch_hist[batch_bucket(rx.len())], 1);
+    if let Some(a) = acct {
+        let now = sys::monotonic_ns();
+        for d in rx {
+            a.observe(xsk.frame(d), now);
+        }
     }
 }
 
@@ -206,7 +208,6 @@ pub fn fwd_loop(
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
-    let fd = inp.fd();
     let mut rx = vec![FrameDesc::default(); batch];
     let mut comp = vec![FrameDesc::default(); batch];
     let mut copies: Vec<FrameDesc> = Vec::with_capacity(batch);
@@ -252,25 +253,10 @@ pub fn fwd_loop(
         }
         let n = inp.rx_consume(&mut rx[..room]);
         if n == 0 {
-            if wait.need_wakeup && inp.fill_needs_wakeup() {
-                sys::wakeup_rx(fd);
-                bump(&counters.wakeups, 1);
-            } else if wait.poll_ms > 0 {
-                sys::poll_in(fd, wait.poll_ms);
-                bump(&counters.wakeups, 1);
-            }
+            idle(inp, wait, counters);
             continue;
         }
-        let bytes: u64 = rx[..n].iter().map(|d| d.lengths().data() as u64).sum();
-        bump(&counters.rx_packets, n as u64);
-        bump(&counters.rx_bytes, bytes);
-        bump(&counters.batch_hist[batch_bucket(n)], 1);
-        if let Some(a) = acct.as_deref_mut() {
-            let now = sys::monotonic_ns();
-            for d in &rx[..n] {
-                a.observe(inp.frame(d), now);
-            }
-        }
+        account_rx(inp, &rx[..n], acct.as_deref_mut(), counters);
         if shared {
             backlog.extend_from_slice(&rx[..n]);
         } else {

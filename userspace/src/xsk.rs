@@ -54,6 +54,26 @@ pub enum XskError {
     NoFillRing { iface: String, queue: u32 },
 }
 
+/// Ring sizes and bind flags of a socket; our own program (loader.rs) steers into the
+/// XSKMAP, so libxdp must not load its default one.
+fn socket_config(cfg: &XskConfig) -> Result<SocketConfig, XskError> {
+    let qs = |r: RingSize| QueueSize::new(r.get()).map_err(|e| XskError::UmemConfig(e.to_string()));
+    let mut bind = match cfg.bind {
+        BindMode::Copy => BindFlags::XDP_COPY,
+        BindMode::ZeroCopy => BindFlags::XDP_ZEROCOPY,
+        BindMode::Auto => BindFlags::empty(),
+    };
+    if cfg.need_wakeup {
+        bind |= BindFlags::XDP_USE_NEED_WAKEUP;
+    }
+    Ok(SocketConfig::builder()
+        .rx_queue_size(qs(cfg.rx_size)?)
+        .tx_queue_size(qs(cfg.tx_size)?)
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+        .bind_flags(bind)
+        .build())
+}
+
 /// An AF_XDP socket bound to one (interface, queue), with its UMEM and rings.
 pub struct Xsk {
     umem: Umem,
@@ -82,21 +102,7 @@ impl Xsk {
         let (umem, descs) = Umem::new(ucfg, frames, false)
             .map_err(|source| XskError::Umem { frames: cfg.frames, frame_size: fs, source })?;
 
-        let mut bind = match cfg.bind {
-            BindMode::Copy => BindFlags::XDP_COPY,
-            BindMode::ZeroCopy => BindFlags::XDP_ZEROCOPY,
-            BindMode::Auto => BindFlags::empty(),
-        };
-        if cfg.need_wakeup {
-            bind |= BindFlags::XDP_USE_NEED_WAKEUP;
-        }
-        let scfg = SocketConfig::builder()
-            .rx_queue_size(qs(cfg.rx_size)?)
-            .tx_queue_size(qs(cfg.tx_size)?)
-            // Our own program (loader.rs) steers into the XSKMAP; libxdp must not load its own.
-            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(bind)
-            .build();
+        let scfg = socket_config(cfg)?;
         let ifname: Interface = iface.parse().map_err(|_| XskError::UmemConfig(format!("bad interface name {iface:?}")))?;
         // SAFETY: a fresh UMEM that no other socket uses; INHIBIT_PROG_LOAD is set.
         let (tx, rx, rings) = unsafe { Socket::new(scfg, &umem, &ifname, queue) }.map_err(|source| {
@@ -122,21 +128,7 @@ impl Xsk {
     /// can then go to the other's rings without a copy. It starts with no free frames: the
     /// frame pool stays with `self`.
     pub fn open_shared(&self, iface: &str, queue: u32, cfg: &XskConfig) -> Result<Self, XskError> {
-        let qs = |r: RingSize| QueueSize::new(r.get()).map_err(|e| XskError::UmemConfig(e.to_string()));
-        let mut bind = match cfg.bind {
-            BindMode::Copy => BindFlags::XDP_COPY,
-            BindMode::ZeroCopy => BindFlags::XDP_ZEROCOPY,
-            BindMode::Auto => BindFlags::empty(),
-        };
-        if cfg.need_wakeup {
-            bind |= BindFlags::XDP_USE_NEED_WAKEUP;
-        }
-        let scfg = SocketConfig::builder()
-            .rx_queue_size(qs(cfg.rx_size)?)
-            .tx_queue_size(qs(cfg.tx_size)?)
-            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(bind)
-            .build();
+        let scfg = socket_config(cfg)?;
         let ifname: Interface = iface.parse().map_err(|_| XskError::UmemConfig(format!("bad interface name {iface:?}")))?;
         // SAFETY: (iface, queue) differs from every socket on this UMEM (the caller opens
         // one shared socket per out-queue) and INHIBIT_PROG_LOAD is set.
