@@ -374,15 +374,8 @@ fn cmd_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn parse_mac(what: &str, s: &str) -> anyhow::Result<[u8; 6]> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let mut mac = [0u8; 6];
-    if parts.len() != 6 {
-        anyhow::bail!("{what} {s:?}: write a MAC as six hex bytes, e.g. 02:00:00:00:00:01");
-    }
-    for (d, p) in mac.iter_mut().zip(parts) {
-        *d = u8::from_str_radix(p, 16).map_err(|_| anyhow::anyhow!("{what} {s:?}: {p:?} is not a hex byte"))?;
-    }
-    Ok(mac)
+    xdpipe::testbed::parse_mac(s)
+        .ok_or_else(|| anyhow::anyhow!("{what} {s:?}: write a MAC as six hex bytes, e.g. 02:00:00:00:00:01"))
 }
 
 fn cmd_gen(a: &GenArgs) -> anyhow::Result<ExitCode> {

@@ -94,23 +94,7 @@ pub struct QueueSummary {
     /// The socket's XDP_STATISTICS.
     pub xdp_statistics: XdpStatistics,
     /// The steering program's counters for this queue.
-    pub program: ProgramCounters,
-}
-
-/// Serializable copy of the program's [`QueueCounters`].
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct ProgramCounters {
-    pub seen: u64,
-    pub matched: u64,
-    pub redirected: u64,
-    pub passed: u64,
-    pub no_socket: u64,
-}
-
-impl From<QueueCounters> for ProgramCounters {
-    fn from(c: QueueCounters) -> Self {
-        Self { seen: c.seen, matched: c.matched, redirected: c.redirected, passed: c.passed, no_socket: c.no_socket }
-    }
+    pub program: QueueCounters,
 }
 
 /// Why the run ended.
@@ -151,7 +135,7 @@ pub struct RunSummary {
     pub wakeups: u64,
     pub queues: Vec<QueueSummary>,
     /// The program's counters summed over queues.
-    pub program: ProgramCounters,
+    pub program: QueueCounters,
     /// Loss, reordering and latency from the stamps (with `--stamps`).
     pub accounting: Option<AccountingSummary>,
     /// Header parsing figures (mode parse).
@@ -396,12 +380,12 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
                     _ => {}
                 }
                 runts += r.runts;
-                (st, steering.counters(w.queue).map(Into::into).unwrap_or_default())
+                (st, steering.counters(w.queue).unwrap_or_default())
             }
             Err(panic) => {
                 let msg = panic_message(&panic);
                 end = EndReason::WorkerFailed(format!("the worker for queue {} panicked: {msg}", w.queue));
-                (XdpStatistics::default(), steering.counters(w.queue).map(Into::into).unwrap_or_default())
+                (XdpStatistics::default(), steering.counters(w.queue).unwrap_or_default())
             }
         };
         let (rx_pps, _) = rates(counters.rx_packets, counters.rx_bytes, elapsed.as_secs_f64());
@@ -411,14 +395,10 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     steering.detach();
 
     let mut total = CounterSnapshot::default();
-    let mut program = ProgramCounters::default();
+    let mut program = QueueCounters::default();
     for q in &queues {
         total.add(&q.counters);
-        program.seen += q.program.seen;
-        program.matched += q.program.matched;
-        program.redirected += q.program.redirected;
-        program.passed += q.program.passed;
-        program.no_socket += q.program.no_socket;
+        program.add(&q.program);
     }
     let secs = elapsed.as_secs_f64();
     let (rx_pps, rx_mbps) = rates(total.rx_packets, total.rx_bytes, secs);

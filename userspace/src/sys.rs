@@ -49,13 +49,6 @@ struct EthtoolChannels {
     combined_count: u32,
 }
 
-#[repr(C)]
-struct IfReq {
-    name: [libc::c_char; libc::IFNAMSIZ],
-    data: *mut libc::c_void,
-    _pad: [u8; 16],
-}
-
 /// An `AF_INET` datagram socket closed on drop, for ioctls.
 struct IoctlSocket(RawFd);
 
@@ -82,10 +75,8 @@ impl Drop for IoctlSocket {
 pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
     let sock = IoctlSocket::new()?;
     let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
-    let mut req = IfReq { name: [0; libc::IFNAMSIZ], data: (&mut ch as *mut EthtoolChannels).cast(), _pad: [0; 16] };
-    for (dst, src) in req.name.iter_mut().zip(iface.bytes().take(libc::IFNAMSIZ - 1)) {
-        *dst = src as libc::c_char;
-    }
+    let mut req = ifreq_named(iface);
+    req.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
     // SAFETY: `req` points at a live, correctly laid out ethtool_channels struct.
     let rc = unsafe { libc::ioctl(sock.0, libc::SIOCETHTOOL, &mut req) };
     if rc == 0 && ch.rx_count + ch.combined_count > 0 {
@@ -105,14 +96,20 @@ pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
     }
 }
 
-/// The interface's MAC address (SIOCGIFHWADDR).
-pub fn iface_mac(iface: &str) -> Result<[u8; 6], SysError> {
-    let sock = IoctlSocket::new()?;
+/// A zeroed `ifreq` carrying the interface name (truncated to IFNAMSIZ - 1).
+fn ifreq_named(iface: &str) -> libc::ifreq {
     // SAFETY: ifreq is plain data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(iface.bytes().take(libc::IFNAMSIZ - 1)) {
         *dst = src as libc::c_char;
     }
+    req
+}
+
+/// The interface's MAC address (SIOCGIFHWADDR).
+pub fn iface_mac(iface: &str) -> Result<[u8; 6], SysError> {
+    let sock = IoctlSocket::new()?;
+    let mut req = ifreq_named(iface);
     // SAFETY: `req` is a valid ifreq with the name set.
     if unsafe { libc::ioctl(sock.0, libc::SIOCGIFHWADDR, &mut req) } != 0 {
         return Err(SysError::last("ioctl(SIOCGIFHWADDR)", iface));
@@ -244,11 +241,7 @@ pub fn drop_capabilities_except(keep: &[u32]) -> Result<(), SysError> {
 /// IFF_UP and IFF_RUNNING of an interface, or None if it no longer exists.
 pub fn iface_up_running(iface: &str) -> Option<(bool, bool)> {
     let sock = IoctlSocket::new().ok()?;
-    // SAFETY: ifreq is plain data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(iface.bytes().take(libc::IFNAMSIZ - 1)) {
-        *dst = src as libc::c_char;
-    }
+    let mut req = ifreq_named(iface);
     // SAFETY: `req` is a valid ifreq with the name set.
     if unsafe { libc::ioctl(sock.0, libc::SIOCGIFFLAGS, &mut req) } != 0 {
         return None;

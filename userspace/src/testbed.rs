@@ -129,7 +129,8 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = s.trim().split(':');
     for b in mac.iter_mut() {

@@ -50,7 +50,6 @@ pub fn rx_loop<M: RxMode>(
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
-    let fd = xsk.fd();
     let mut rx = vec![FrameDesc::default(); batch];
     let mut comp = vec![FrameDesc::default(); batch];
     // Frames a mode chose to transmit that did not fit in the TX ring yet.
@@ -67,20 +66,13 @@ pub fn rx_loop<M: RxMode>(
                 tx_outstanding -= n;
                 bump(&counters.tx_completed, n as u64);
                 recycle_frames(xsk, &comp[..n]);
-            } else if !wait.need_wakeup || xsk.tx_needs_wakeup() {
-                sys::kick_tx(fd);
-                bump(&counters.wakeups, 1);
+            } else {
+                kick(xsk, wait, counters);
             }
         }
         // A full TX ring holds frames back: send them before taking more.
         if !tx_backlog.is_empty() {
-            let n = xsk.tx_produce(&tx_backlog);
-            if n > 0 {
-                tx_outstanding += n;
-                account_tx(xsk, &tx_backlog[..n], counters);
-                tx_backlog.drain(..n);
-                kick(xsk, wait, counters);
-            }
+            flush_tx(xsk, &mut tx_backlog, &mut tx_outstanding, wait, counters);
             if !tx_backlog.is_empty() {
                 continue;
             }
@@ -111,13 +103,7 @@ pub fn rx_loop<M: RxMode>(
             recycle.clear();
         }
         if tx_backlog.len() > first_tx {
-            let sent = xsk.tx_produce(&tx_backlog);
-            if sent > 0 {
-                tx_outstanding += sent;
-                account_tx(xsk, &tx_backlog[..sent], counters);
-                tx_backlog.drain(..sent);
-                kick(xsk, wait, counters);
-            }
+            flush_tx(xsk, &mut tx_backlog, &mut tx_outstanding, wait, counters);
         }
     }
     drain_rx(xsk, &mut rx, acct, counters);
@@ -178,11 +164,20 @@ fn recycle_frames(xsk: &mut Xsk, descs: &[FrameDesc]) {
     }
 }
 
+/// Puts as much of `backlog` on the TX ring as fits, counts it, and kicks the kernel;
+/// what does not fit stays in `backlog`.
 #[inline]
-fn account_tx(_xsk: &Xsk, descs: &[FrameDesc], counters: &WorkerCounters) {
-    let bytes: u64 = descs.iter().map(|d| d.lengths().data() as u64).sum();
-    bump(&counters.tx_packets, descs.len() as u64);
+fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<FrameDesc>, outstanding: &mut usize, wait: WaitPolicy, counters: &WorkerCounters) {
+    let n = xsk.tx_produce(backlog);
+    if n == 0 {
+        return;
+    }
+    *outstanding += n;
+    let bytes: u64 = backlog[..n].iter().map(|d| d.lengths().data() as u64).sum();
+    bump(&counters.tx_packets, n as u64);
     bump(&counters.tx_bytes, bytes);
+    backlog.drain(..n);
+    kick(xsk, wait, counters);
 }
 
 /// Copy mode transmits only when kicked; with need_wakeup, only when the kernel asks.
@@ -232,13 +227,7 @@ pub fn fwd_loop(
             }
         }
         if !backlog.is_empty() {
-            let n = out.tx_produce(&backlog);
-            if n > 0 {
-                outstanding += n;
-                account_tx(out, &backlog[..n], counters);
-                backlog.drain(..n);
-                kick(out, wait, counters);
-            }
+            flush_tx(out, &mut backlog, &mut outstanding, wait, counters);
             if !backlog.is_empty() {
                 continue;
             }
@@ -268,13 +257,7 @@ pub fn fwd_loop(
             recycle_frames(inp, &rx[..n]);
             backlog.extend_from_slice(&copies);
         }
-        let sent = out.tx_produce(&backlog);
-        if sent > 0 {
-            outstanding += sent;
-            account_tx(out, &backlog[..sent], counters);
-            backlog.drain(..sent);
-            kick(out, wait, counters);
-        }
+        flush_tx(out, &mut backlog, &mut outstanding, wait, counters);
     }
     drain_rx(inp, &mut rx, acct, counters);
 }

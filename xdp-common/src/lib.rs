@@ -74,6 +74,7 @@ impl Default for SteerConfig {
 /// program returns (the socket's RX ring is full): the socket's XDP_STATISTICS count that.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize))]
 pub struct QueueCounters {
     pub seen: u64,
     pub matched: u64,
