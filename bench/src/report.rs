@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use crate::{
     Scenario,
+    stats::Spread,
     store::{RunSummary, ScenarioSummary},
 };
 
@@ -281,13 +282,29 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     let anchors: Vec<_> = runs.iter().flat_map(|r| r.summary.anchors.iter().map(move |a| (r, a))).collect();
     md += "\n## Anchors\n\n";
     if anchors.is_empty() {
-        md += "No anchors in these runs: this version of `xdpipe bench` does not run xdp-bench or xdpsock beside its own trials, so no ratio to them can be given.\n";
-    }
-    for (r, a) in anchors {
-        let _ = writeln!(md, "- {} ({}): {} Mpps median; `{}`", a.name, r.name, mpps(a.pps.median), a.command);
-        if let Some(best) = r.summary.scenarios.iter().filter(|s| s.scenario.mode == "rxdrop").map(|s| s.mrr_pps.median).reduce(f64::max) {
-            if a.pps.median > 0.0 {
-                let _ = writeln!(md, "  - best xdpipe rxdrop in this run: {} Mpps = {:.0}% of it", mpps(best), 100.0 * best / a.pps.median);
+        md += "No anchors in these runs: `xdpipe bench` found none of xdpsock, xdp-bench or xdp-trafficgen on PATH (or `--anchor-dir`), so no ratio to them can be given.\n";
+    } else {
+        md += "Measured beside xdpipe in the same run, on the same testbed and cores, trials alternating. \
+               Ratio = xdpipe / anchor, of the medians; for CPU per frame lower is better.\n\n\
+               | run | XDP mode | comparison | xdpipe | anchor | ratio | goal |\n|---|---|---|---|---|---|---|\n";
+        for (r, a) in &anchors {
+            let v = |x: &Spread| {
+                if a.unit == "pps" { format!("{} Mpps ({}-{})", mpps(x.median), mpps(x.min), mpps(x.max)) } else { format!("{:.0} {} ({:.0}-{:.0})", x.median, a.unit, x.min, x.max) }
+            };
+            let goal = match (a.goal.as_str(), a.met) {
+                ("", _) => format!("share: {:.0}%", 100.0 * a.ratio),
+                (g, Some(true)) => format!("{g}: met"),
+                (g, _) => format!("{g}: **not met**"),
+            };
+            let _ = writeln!(md, "| {} | {} | {} | {} | {} | {:.2} | {} |", r.name, a.xdp_mode, a.name, v(&a.ours), v(&a.theirs), a.ratio, goal);
+        }
+        md += "\nCommands (subject  <-  driver):\n\n";
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, a) in &anchors {
+            for c in [&a.ours_command, &a.theirs_command] {
+                if seen.insert(c.clone()) {
+                    let _ = writeln!(md, "- `{c}`");
+                }
             }
         }
     }

@@ -70,12 +70,23 @@ pub struct ScenarioSummary {
     pub received: u64,
 }
 
-/// A baseline tool measured in the same run (xdpsock, xdp-bench).
+/// A baseline tool measured beside xdpipe in the same run (xdpsock, xdp-bench,
+/// xdp-trafficgen), trial for trial alternately.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Anchor {
     pub name: String,
-    pub command: String,
-    pub pps: Spread,
+    pub xdp_mode: String,
+    /// "pps" or "ns/frame".
+    pub unit: String,
+    pub ours_command: String,
+    pub theirs_command: String,
+    pub ours: Spread,
+    pub theirs: Spread,
+    /// ours / theirs, of the medians.
+    pub ratio: f64,
+    /// "at least 1.1", "at most 0.9", or empty when the share itself is the finding.
+    pub goal: String,
+    pub met: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -143,6 +154,18 @@ impl RunDir {
         writeln!(self.csv, "{row}").map_err(io(&p))
     }
 
+    /// Appends one anchor trial to `anchors.csv` (created with its header on first use).
+    pub fn record_anchor(&self, name: &str, xdp_mode: &str, side: &str, trial: usize, value: f64, unit: &str, command: &str) -> Result<(), StoreError> {
+        let p = self.path.join("anchors.csv");
+        let new = !p.exists();
+        let mut f = OpenOptions::new().create(true).append(true).open(&p).map_err(io(&p))?;
+        if new {
+            writeln!(f, "anchor,xdp_mode,side,trial,value,unit,command").map_err(io(&p))?;
+        }
+        let q = |x: &str| format!("\"{}\"", x.replace('"', "'"));
+        writeln!(f, "{},{xdp_mode},{side},{trial},{value:.1},{unit},{}", q(name), q(command)).map_err(io(&p))
+    }
+
     pub fn write_summary(&self, s: &RunSummary) -> Result<(), StoreError> {
         let p = self.path.join("summary.json");
         let text = serde_json::to_string_pretty(s).map_err(|e| StoreError::Io { path: p.display().to_string(), source: e.into() })?;
@@ -170,7 +193,8 @@ impl RunDir {
         }
         text += "\n## Files\n\n- `raw.csv`: one row per trial (kind `max`, `search`, `confirm`, `latency`).\n\
                  - `summary.json`: per scenario the median / min / max over trials, the zero-loss rate \
-                 and the latency percentiles; anchors measured in the same run.\n";
+                 and the latency percentiles; anchors measured in the same run.\n\
+                 - `anchors.csv` (when anchor tools were found): one row per anchor trial, ours and theirs.\n";
         for n in &r.notes {
             text += &format!("\nNote: {n}\n");
         }

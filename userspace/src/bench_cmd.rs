@@ -12,6 +12,7 @@ use std::{
 use anyhow::Context as _;
 use clap::Args;
 use xdpipe::{
+    anchors::{self, Goal, Metric, Tools, plan},
     stats::fmt_pps,
     veth::{VethConfig, run_veth},
 };
@@ -21,7 +22,8 @@ use xdpipe_bench::{
     report::{NamedRun, html, markdown},
     scenario::{Matrix, RFC2544_SIZES},
     search::SearchConfig,
-    store::{RunDir, RunInfo, RunSummary, load},
+    stats::spread,
+    store::{Anchor, RunDir, RunInfo, RunSummary, load},
 };
 
 #[derive(Args)]
@@ -64,6 +66,19 @@ pub struct BenchArgs {
     /// Directory the run directory goes under.
     #[arg(long, default_value = "bench/runs")]
     out: PathBuf,
+    /// Anchors measured beside xdpipe (xdpsock, xdp-bench, xdp-trafficgen, where found):
+    /// auto runs what is found, off runs none.
+    #[arg(long, default_value = "auto")]
+    anchors: String,
+    /// Directories to look for the anchor tools in before PATH.
+    #[arg(long)]
+    anchor_dir: Vec<PathBuf>,
+    /// Trials per side of each anchor comparison (default: --trials).
+    #[arg(long)]
+    anchor_trials: Option<usize>,
+    /// Offered rate of the CPU-per-frame comparison (below saturation).
+    #[arg(long, default_value = "200kpps")]
+    anchor_cpu_rate: String,
 }
 
 #[derive(Args)]
@@ -277,6 +292,11 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
             break;
         }
     }
+    if interrupted.is_none() {
+        if let Err(e) = run_anchors(a, &mut dir, &mut summary, &stop) {
+            interrupted = Some(e);
+        }
+    }
     summary.run.complete = interrupted.is_none();
     dir.write_summary(&summary)?;
     dir.write_readme(&summary)?;
@@ -308,4 +328,66 @@ pub fn cmd_report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&html_path, html(&runs)).with_context(|| format!("writing {}", html_path.display()))?;
     println!("{}\n{}", md_path.display(), html_path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The anchor phase: each comparison the found tools allow, ours and theirs alternately.
+fn run_anchors(a: &BenchArgs, dir: &mut RunDir, summary: &mut RunSummary, stop: &Arc<AtomicBool>) -> Result<(), String> {
+    let tools = match a.anchors.as_str() {
+        "off" => return Ok(()),
+        "auto" => Tools::find(&a.anchor_dir),
+        o => return Err(format!("--anchors {o:?}: auto or off")),
+    };
+    let cpu_pps = match a.anchor_cpu_rate.parse::<xdpipe::generator::Rate>() {
+        Ok(xdpipe::generator::Rate::Pps(p)) => p,
+        _ => return Err(format!("--anchor-cpu-rate {:?}: a packet rate such as 200kpps", a.anchor_cpu_rate)),
+    };
+    let missing = tools.missing();
+    if !missing.is_empty() {
+        let m = format!(
+            "anchors not found (looked in --anchor-dir and PATH): {}; their comparisons were not run",
+            missing.join(", ")
+        );
+        eprintln!("bench: {m}");
+        summary.run.notes.push(m);
+    }
+    let pairings = plan(&tools, &a.xdp_modes, &a.engines, cpu_pps);
+    let trials = a.anchor_trials.unwrap_or(a.trials).max(1);
+    let exe = std::env::current_exe().map_err(|e| format!("finding the xdpipe binary: {e}"))?;
+    for (k, p) in pairings.iter().enumerate() {
+        eprintln!("bench: anchor {}/{}: {} [{}], {trials} trial(s) per side", k + 1, pairings.len(), p.name, p.xdp_mode);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours_cmd, mut theirs_cmd) = (String::new(), String::new());
+        for i in 0..trials {
+            for (side, name, vals, cmd) in [(&p.ours, "xdpipe", &mut ours, &mut ours_cmd), (&p.theirs, "anchor", &mut theirs, &mut theirs_cmd)] {
+                let m = anchors::measure(&tools, &exe, p, side, a.trial_secs, stop).map_err(|e| format!("anchor {}: {e}", p.name))?;
+                let shown = if p.metric == Metric::CpuNsPerPkt { format!("{:.0} ns/frame", m.value) } else { fmt_pps(m.value) };
+                eprintln!("bench:   {name} {}: {shown}", i + 1);
+                dir.record_anchor(&p.name, &p.xdp_mode, name, i, m.value, p.metric.unit(), &m.command).map_err(|e| e.to_string())?;
+                vals.push(m.value);
+                *cmd = m.command;
+            }
+        }
+        let (o, t) = (spread(&ours), spread(&theirs));
+        let ratio = if t.median > 0.0 { o.median / t.median } else { 0.0 };
+        let (goal, met) = match p.goal {
+            Goal::AtLeast(x) => (format!("at least {x}"), Some(ratio >= x)),
+            Goal::AtMost(x) => (format!("at most {x}"), Some(ratio <= x)),
+            Goal::Share => (String::new(), None),
+        };
+        eprintln!("bench:   ratio {ratio:.2}{}", if goal.is_empty() { String::new() } else { format!(" (goal {goal}: {})", if met == Some(true) { "met" } else { "not met" }) });
+        summary.anchors.push(Anchor {
+            name: p.name.clone(),
+            xdp_mode: p.xdp_mode.clone(),
+            unit: p.metric.unit().into(),
+            ours_command: ours_cmd,
+            theirs_command: theirs_cmd,
+            ours: o,
+            theirs: t,
+            ratio,
+            goal,
+            met,
+        });
+        dir.write_summary(summary).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

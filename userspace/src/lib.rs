@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod accounting;
+pub mod anchors;
 pub mod config;
 pub mod generator;
 pub mod loader;

@@ -1,0 +1,602 @@
+//! Anchors: the well-known tools measured beside xdpipe in the same run, on the same veth
+//! testbed, with the same core placement (generator on core 0, receiver on core 1), so a
+//! report can say "x% of the XDP_DROP ceiling" and "y times xdpsock".
+//!
+//! A pairing runs the same traffic through two sides, ours and theirs, trial after trial
+//! alternately (the VM is noisy; interleaving spreads its noise over both). Each side is a
+//! subject on the receiving veth end plus a driver on the sending end. Every rate is a
+//! steady-state rate: xdpipe's own rate over the period traffic flowed, or the median of
+//! the tools' per-second samples with the ramp-up and ramp-down seconds left out. The CPU
+//! comparison reads the subject's scheduler run time (`/proc/PID/task/*/schedstat`) over
+//! the driver's run and divides by the frames the subject received.
+//!
+//! The tools are not built by xdpipe: they are looked up on PATH (xdpsock from
+//! bpf-examples' AF_XDP-example, xdp-bench and xdp-trafficgen from xdp-tools 1.6+).
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, atomic::{AtomicBool, Ordering}},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    sys,
+    testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP, Testbed, TestbedError, fmt_mac, unique_name},
+};
+
+/// The anchor tools found on this machine.
+#[derive(Clone, Debug, Default)]
+pub struct Tools {
+    pub xdpsock: Option<PathBuf>,
+    pub xdp_bench: Option<PathBuf>,
+    pub xdp_trafficgen: Option<PathBuf>,
+}
+
+impl Tools {
+    /// Looks the tools up in `extra` directories first, then on PATH.
+    pub fn find(extra: &[PathBuf]) -> Self {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let dirs: Vec<PathBuf> = extra.iter().cloned().chain(std::env::split_paths(&path)).collect();
+        let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p));
+        Self { xdpsock: find("xdpsock"), xdp_bench: find("xdp-bench"), xdp_trafficgen: find("xdp-trafficgen") }
+    }
+
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        if self.xdpsock.is_none() {
+            m.push("xdpsock");
+        }
+        if self.xdp_bench.is_none() {
+            m.push("xdp-bench");
+        }
+        if self.xdp_trafficgen.is_none() {
+            m.push("xdp-trafficgen");
+        }
+        m
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// What sits on the receiving end.
+#[derive(Clone, Debug)]
+pub enum Subject {
+    /// `xdpipe run` in `mode`; `poll`: poll() when idle; `all`: steer every frame.
+    Xdpipe { mode: &'static str, poll: bool, all: bool },
+    /// `xdpsock -r` (rxdrop) or `-l` (l2fwd); `poll`: its -p.
+    Xdpsock { l2fwd: bool, poll: bool },
+    /// `xdp-bench drop`: XDP_DROP in the kernel, the ceiling for any receiver.
+    XdpBenchDrop,
+}
+
+/// What sends.
+#[derive(Clone, Debug)]
+pub enum Driver {
+    /// `xdpipe gen`, at max (None) or a rate in pps.
+    Gen { engine: &'static str, pps: Option<f64> },
+    /// `xdpsock -t` (txonly).
+    XdpsockTx,
+    /// `xdp-trafficgen udp`.
+    Trafficgen,
+}
+
+/// What a pairing compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// The subject's receive rate (pps).
+    RxPps,
+    /// The subject's forwarding (transmit) rate (pps).
+    FwdPps,
+    /// The subject's CPU time per received frame (ns).
+    CpuNsPerPkt,
+}
+
+impl Metric {
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::RxPps | Metric::FwdPps => "pps",
+            Metric::CpuNsPerPkt => "ns/frame",
+        }
+    }
+}
+
+/// The goal a pairing checks, on ours / theirs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+    /// No goal: the share is the finding (xdpipe as a share of the XDP_DROP ceiling).
+    Share,
+}
+
+#[derive(Clone, Debug)]
+pub struct Side {
+    pub subject: Subject,
+    pub driver: Driver,
+}
+
+#[derive(Clone, Debug)]
+pub struct Pairing {
+    pub name: String,
+    pub xdp_mode: String,
+    pub metric: Metric,
+    pub ours: Side,
+    pub theirs: Side,
+    pub goal: Goal,
+}
+
+/// The pairings the found tools allow, for each XDP mode. `engines`: the generator engines
+/// the run covers (rxdrop against xdpsock runs once per engine); `cpu_pps`: the offered
+/// rate of the CPU comparison (below saturation).
+pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f64) -> Vec<Pairing> {
+    let mut v = Vec::new();
+    for xm in xdp_modes {
+        let p = |name: String, metric, ours, theirs, goal| Pairing { name, xdp_mode: xm.clone(), metric, ours, theirs, goal };
+        let ours_rx = |engine, pps| Side { subject: Subject::Xdpipe { mode: "rxdrop", poll: false, all: false }, driver: Driver::Gen { engine, pps } };
+        if tools.xdpsock.is_some() {
+            for e in engines {
+                let engine: &'static str = if e == "xdp-live" { "xdp-live" } else { "xsk" };
+                v.push(p(
+                    format!("rxdrop vs xdpsock rxdrop (gen {engine})"),
+                    Metric::RxPps,
+                    ours_rx(engine, None),
+                    Side { subject: Subject::Xdpsock { l2fwd: false, poll: false }, driver: Driver::Gen { engine, pps: None } },
+                    Goal::AtLeast(1.0),
+                ));
+            }
+            v.push(p(
+                format!("rxdrop CPU per frame vs xdpsock -p, at {:.0} kpps", cpu_pps / 1e3),
+                Metric::CpuNsPerPkt,
+                Side { subject: Subject::Xdpipe { mode: "rxdrop", poll: true, all: false }, driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) } },
+                Side { subject: Subject::Xdpsock { l2fwd: false, poll: true }, driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) } },
+                Goal::AtMost(0.9),
+            ));
+            v.push(p(
+                "l2fwd vs xdpsock l2fwd (forwarded rate)".into(),
+                Metric::FwdPps,
+                Side { subject: Subject::Xdpipe { mode: "l2fwd", poll: false, all: false }, driver: Driver::Gen { engine: "xsk", pps: None } },
+                Side { subject: Subject::Xdpsock { l2fwd: true, poll: false }, driver: Driver::Gen { engine: "xsk", pps: None } },
+                Goal::AtLeast(1.1),
+            ));
+            let sink = Subject::Xdpipe { mode: "rxdrop", poll: false, all: true };
+            v.push(p(
+                "gen --engine xsk vs xdpsock txonly (rate at the sink)".into(),
+                Metric::RxPps,
+                Side { subject: sink.clone(), driver: Driver::Gen { engine: "xsk", pps: None } },
+                Side { subject: sink, driver: Driver::XdpsockTx },
+                Goal::AtLeast(1.1),
+            ));
+        }
+        if tools.xdp_bench.is_some() {
+            v.push(p(
+                "rxdrop as a share of the XDP_DROP ceiling (xdp-bench drop, gen xdp-live)".into(),
+                Metric::RxPps,
+                ours_rx("xdp-live", None),
+                Side { subject: Subject::XdpBenchDrop, driver: Driver::Gen { engine: "xdp-live", pps: None } },
+                Goal::Share,
+            ));
+            if tools.xdp_trafficgen.is_some() {
+                v.push(p(
+                    "gen --engine xdp-live vs xdp-trafficgen udp (rate at an XDP_DROP sink)".into(),
+                    Metric::RxPps,
+                    Side { subject: Subject::XdpBenchDrop, driver: Driver::Gen { engine: "xdp-live", pps: None } },
+                    Side { subject: Subject::XdpBenchDrop, driver: Driver::Trafficgen },
+                    Goal::AtLeast(1.0),
+                ));
+            }
+        }
+    }
+    v
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    #[error(transparent)]
+    Testbed(#[from] TestbedError),
+    #[error("starting {what}: {source}")]
+    Spawn { what: String, #[source] source: std::io::Error },
+    #[error("{what}: {detail}")]
+    Failed { what: String, detail: String },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// One side's measurement in one trial.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    pub value: f64,
+    /// The subject's and the driver's command lines.
+    pub command: String,
+}
+
+/// A child process whose stdout and stderr are collected as they come.
+struct Proc {
+    what: String,
+    child: Child,
+    out: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+    command: String,
+}
+
+impl Proc {
+    fn spawn(what: &str, ns: &str, argv: &[String]) -> Result<Self, AnchorError> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(argv).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        sys::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| AnchorError::Spawn { what: what.to_owned(), source })?;
+        let out = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        if let Some(e) = child.stderr.take() {
+            let out = out.clone();
+            thread::spawn(move || {
+                for l in BufReader::new(e).lines().map_while(Result::ok) {
+                    if let Ok(mut o) = out.lock() {
+                        o.push_str(&l);
+                        o.push('\n');
+                    }
+                }
+            });
+        }
+        if let Some(mut s) = child.stdout.take() {
+            let (out, stdout) = (out.clone(), stdout.clone());
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    if let (Ok(mut o), Ok(mut so)) = (out.lock(), stdout.lock()) {
+                        o.push_str(&text);
+                        so.push_str(&text);
+                    }
+                }
+            });
+        }
+        let command = argv.iter().map(|a| a.rsplit('/').next().unwrap_or(a)).collect::<Vec<_>>().join(" ");
+        Ok(Self { what: what.to_owned(), child, out, stdout, command })
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the output contains `marker` (or the process ends / `timeout` passes).
+    fn wait_for(&mut self, marker: &str, timeout: Duration) -> Result<(), AnchorError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.output().contains(marker) {
+                return Ok(());
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Err(self.failed(format!("exited ({st}) before it was ready")));
+            }
+            if Instant::now() > deadline {
+                return Err(self.failed(format!("not ready after {} s", timeout.as_secs())));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn failed(&self, why: String) -> AnchorError {
+        let out = self.output();
+        let tail: Vec<&str> = out.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+        AnchorError::Failed { what: self.what.clone(), detail: format!("{why}: {}", tail.join(" | ")) }
+    }
+
+    /// SIGINT, then waits up to `grace` before SIGKILL. Returns all output.
+    fn stop(mut self, grace: Duration) -> (String, String) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            sys::send_signal(self.child.id() as i32, libc::SIGINT);
+        }
+        let deadline = Instant::now() + grace;
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        // Let the reader threads take the last bytes.
+        thread::sleep(Duration::from_millis(50));
+        (self.output(), self.stdout.lock().map(|o| o.clone()).unwrap_or_default())
+    }
+
+    fn wait(mut self, timeout: Duration) -> Result<(String, String), AnchorError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) if st.success() => break,
+                Ok(Some(st)) => return Err(self.failed(format!("exited with {st}"))),
+                _ if Instant::now() > deadline => return Err(self.failed("did not finish in time".into())),
+                _ => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        thread::sleep(Duration::from_millis(50));
+        Ok((self.output(), self.stdout.lock().map(|o| o.clone()).unwrap_or_default()))
+    }
+}
+
+/// Scheduler run time of every thread of `pid`, ns (0 if it is gone).
+pub fn process_cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The steady-state rate from per-second samples: the samples of at least half the peak,
+/// less the first and last of them (partial seconds) when three or more remain; median.
+pub fn steady_rate(samples: &[f64]) -> f64 {
+    let peak = samples.iter().copied().fold(0.0, f64::max);
+    if peak <= 0.0 {
+        return 0.0;
+    }
+    let mut s: Vec<f64> = samples.iter().copied().filter(|&x| x >= peak / 2.0).collect();
+    if s.len() >= 3 {
+        s = s[1..s.len() - 1].to_vec();
+    }
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
+/// xdpsock's periodic statistics: per-second (pps) samples and the last total for the
+/// `rx` or `tx` row.
+pub fn parse_xdpsock(out: &str, row: &str) -> (Vec<f64>, u64) {
+    let mut samples = Vec::new();
+    let mut total = 0;
+    for l in out.lines() {
+        let mut f = l.split_whitespace();
+        if f.next() != Some(row) {
+            continue;
+        }
+        let (Some(pps), Some(pkts)) = (f.next().and_then(|x| x.parse::<f64>().ok()), f.next().and_then(|x| x.parse::<u64>().ok())) else {
+            continue;
+        };
+        samples.push(pps);
+        total = pkts;
+    }
+    (samples, total)
+}
+
+/// xdp-bench's per-interval `Summary N rx/s` samples.
+pub fn parse_xdp_bench(out: &str) -> Vec<f64> {
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some("Summary") && l.contains("rx/s")).then_some(())?;
+            f.next()?.replace(',', "").parse::<f64>().ok()
+        })
+        .collect()
+}
+
+/// Runs one side of a pairing for `secs` of traffic on a fresh testbed.
+pub fn measure(
+    tools: &Tools,
+    exe: &Path,
+    pairing: &Pairing,
+    side: &Side,
+    secs: f64,
+    stop: &Arc<AtomicBool>,
+) -> Result<Measured, AnchorError> {
+    if stop.load(Ordering::Relaxed) {
+        return Err(AnchorError::Interrupted);
+    }
+    let tb = Testbed::create(&unique_name("a"), 1)?;
+    let native = pairing.xdp_mode == "native";
+    let live = matches!(side.driver, Driver::Gen { engine: "xdp-live", .. } | Driver::Trafficgen);
+    if live && !native {
+        // Frames injected by XDP into a veth whose peer runs no native XDP program need
+        // GRO on there to be taken in (VETH-FACTS).
+        let st = Command::new("ip").args(["netns", "exec", &tb.rx_ns, "ethtool", "-K", RX_IFACE, "gro", "on"]).status();
+        if !st.is_ok_and(|s| s.success()) {
+            return Err(AnchorError::Failed { what: "ethtool -K xp-rx gro on".into(), detail: "failed".into() });
+        }
+    }
+    let tool = |p: &Option<PathBuf>, name: &str| {
+        p.as_ref().map(|p| p.display().to_string()).ok_or_else(|| AnchorError::Failed { what: name.into(), detail: "not found".into() })
+    };
+    let s = |x: &str| x.to_owned();
+    let xsk_mode = if native { "-N" } else { "-S" };
+    let (subject_argv, ready) = match &side.subject {
+        Subject::Xdpipe { mode, poll, all } => {
+            let mut a = vec![exe.display().to_string(), s("run"), s("-i"), s(RX_IFACE), s("--json"), s("--mode"), s(mode)];
+            a.extend([s("--xdp-mode"), pairing.xdp_mode.clone(), s("--cores"), s("1"), s("--bind"), s("copy")]);
+            if *poll {
+                a.extend([s("--poll"), s("10")]);
+            }
+            if *all {
+                a.extend([s("--filter"), s("all")]);
+            }
+            (a, "ready:")
+        }
+        Subject::Xdpsock { l2fwd, poll } => {
+            let mut a = vec![s("taskset"), s("-c"), s("1"), tool(&tools.xdpsock, "xdpsock")?];
+            a.extend([s(if *l2fwd { "-l" } else { "-r" }), s("-i"), s(RX_IFACE), s("-q"), s("0"), s(xsk_mode), s("-c")]);
+            if *poll {
+                a.push(s("-p"));
+            }
+            (a, "sock0@")
+        }
+        Subject::XdpBenchDrop => {
+            let m = if native { "native" } else { "skb" };
+            (vec![tool(&tools.xdp_bench, "xdp-bench")?, s("drop"), s(RX_IFACE), s("-m"), s(m), s("-i"), s("1")], "Dropping packets")
+        }
+    };
+    let mut subject = Proc::spawn("anchor subject", &tb.rx_ns, &subject_argv)?;
+    subject.wait_for(ready, Duration::from_secs(30))?;
+    // xdpsock and xdp-bench print their first line before the socket or program is fully
+    // in place; give them the same second xdpipe's readiness line already covers.
+    if !matches!(side.subject, Subject::Xdpipe { .. }) {
+        thread::sleep(Duration::from_secs(1));
+    }
+    let secs_s = format!("{secs}");
+    let driver_argv = match &side.driver {
+        Driver::Gen { engine, pps } => {
+            let mut a = vec![exe.display().to_string(), s("gen"), s("-i"), s(TX_IFACE), s("--json"), s("--dst-mac"), fmt_mac(&tb.rx_mac)];
+            a.extend([s("--src-ip"), s(TX_IP), s("--dst-ip"), s(RX_IP), s("-d"), secs_s.clone(), s("--core"), s("0"), s("--engine"), s(engine)]);
+            if let Some(p) = pps {
+                a.extend([s("--rate"), format!("{p:.0}")]);
+            }
+            a
+        }
+        Driver::XdpsockTx => {
+            let mut a = vec![s("taskset"), s("-c"), s("0"), tool(&tools.xdpsock, "xdpsock")?];
+            a.extend([s("-t"), s("-i"), s(TX_IFACE), s("-q"), s("0"), s(xsk_mode), s("-c"), s("-s"), s("64"), s("-d"), format!("{}", secs.ceil() as u64)]);
+            a
+        }
+        Driver::Trafficgen => {
+            let mut a = vec![s("taskset"), s("-c"), s("0"), tool(&tools.xdp_trafficgen, "xdp-trafficgen")?];
+            a.extend([s("udp"), s(TX_IFACE), s("-m"), fmt_mac(&tb.rx_mac), s("-t"), s("1")]);
+            a
+        }
+    };
+    let cpu0 = process_cpu_ns(subject.child.id());
+    let driver = Proc::spawn("anchor driver", &tb.tx_ns, &driver_argv)?;
+    let driver_cmd = driver.command.clone();
+    let driver_result = if matches!(side.driver, Driver::Trafficgen) {
+        let t0 = Instant::now();
+        while t0.elapsed().as_secs_f64() < secs && !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(driver.stop(Duration::from_secs(5)))
+    } else {
+        driver.wait(Duration::from_secs_f64(secs + 60.0))
+    };
+    // Let the last frames land; then read the subject's CPU while it is still alive.
+    thread::sleep(Duration::from_millis(300));
+    let cpu_ns = process_cpu_ns(subject.child.id()).saturating_sub(cpu0);
+    if !matches!(side.subject, Subject::Xdpipe { .. }) {
+        // Their statistics print once a second: wait for a line after the traffic ended.
+        thread::sleep(Duration::from_millis(1200));
+    }
+    let subject_cmd = subject.command.clone();
+    let (subject_out, subject_stdout) = subject.stop(Duration::from_secs(10));
+    driver_result?;
+    if stop.load(Ordering::Relaxed) {
+        return Err(AnchorError::Interrupted);
+    }
+    let command = format!("{subject_cmd}  <-  {driver_cmd}");
+    let bad = |d: String| AnchorError::Failed { what: subject_cmd.clone(), detail: d };
+    let value = match &side.subject {
+        Subject::Xdpipe { .. } => {
+            let j: Value = serde_json::from_str(subject_stdout.trim()).map_err(|e| bad(format!("no JSON summary ({e}): {subject_out}")))?;
+            match pairing.metric {
+                Metric::RxPps => j["active_rx_pps"].as_f64().unwrap_or(0.0),
+                Metric::FwdPps => j["active_tx_pps"].as_f64().unwrap_or(0.0),
+                Metric::CpuNsPerPkt => per_frame(cpu_ns, j["rx_packets"].as_u64().unwrap_or(0)),
+            }
+        }
+        Subject::Xdpsock { .. } => {
+            let row = if pairing.metric == Metric::FwdPps { "tx" } else { "rx" };
+            let (samples, total) = parse_xdpsock(&subject_out, row);
+            match pairing.metric {
+                Metric::CpuNsPerPkt => per_frame(cpu_ns, total),
+                _ => steady_rate(&samples),
+            }
+        }
+        Subject::XdpBenchDrop => steady_rate(&parse_xdp_bench(&subject_out)),
+    };
+    if !(value > 0.0) {
+        return Err(bad(format!("measured nothing; its output: {}", subject_out.lines().rev().take(6).collect::<Vec<_>>().join(" | "))));
+    }
+    drop(tb);
+    Ok(Measured { value, command })
+}
+
+fn per_frame(cpu_ns: u64, frames: u64) -> f64 {
+    if frames == 0 { 0.0 } else { cpu_ns as f64 / frames as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const XDPSOCK: &str = "
+ sock0@xp-rx:0 rxdrop xdp-drv 
+                   pps            pkts           1.00          
+rx                 0              0             
+tx                 0              0             
+
+ sock0@xp-rx:0 rxdrop xdp-drv 
+                   pps            pkts           1.00          
+rx                 100987         101347        
+tx                 0              0             
+
+ sock0@xp-rx:0 rxdrop xdp-drv 
+                   pps            pkts           1.00          
+rx                 200001         301368        
+tx                 0              0             
+
+ sock0@xp-rx:0 rxdrop xdp-drv 
+                   pps            pkts           1.00          
+rx                 200000         501388        
+tx                 0              0             
+
+ sock0@xp-rx:0 rxdrop xdp-drv 
+                   pps            pkts           1.00          
+rx                 98601          600000        
+tx                 0              0             
+";
+
+    const XDP_BENCH: &str = "Dropping packets on xp-rx (ifindex 2; driver veth)
+Summary                         0 rx/s                  0 err/s        
+Summary                   3622901 rx/s                  0 err/s        
+Summary                   7399793 rx/s                  0 err/s        
+Summary                   7546277 rx/s                  0 err/s        
+
+Summary                   3677035 rx/s                  0 err/s        
+  Duration            : 5.0s
+  Packets received    : 22094039  
+";
+
+    #[test]
+    fn xdpsock_rows_give_samples_and_the_last_total() {
+        let (s, total) = parse_xdpsock(XDPSOCK, "rx");
+        assert_eq!(s, vec![0.0, 100987.0, 200001.0, 200000.0, 98601.0]);
+        assert_eq!(total, 600000);
+        assert_eq!(steady_rate(&s), 200001.0);
+        let (t, tt) = parse_xdpsock(XDPSOCK, "tx");
+        assert_eq!((steady_rate(&t), tt), (0.0, 0));
+    }
+
+    #[test]
+    fn xdp_bench_summary_lines() {
+        let s = parse_xdp_bench(XDP_BENCH);
+        assert_eq!(s, vec![0.0, 3622901.0, 7399793.0, 7546277.0, 3677035.0]);
+        // Ramp seconds under half the peak go; of the two left, the median.
+        assert_eq!(steady_rate(&s), (7399793.0 + 7546277.0) / 2.0);
+    }
+
+    #[test]
+    fn steady_rate_of_nothing_is_zero() {
+        assert_eq!(steady_rate(&[]), 0.0);
+        assert_eq!(steady_rate(&[0.0, 0.0]), 0.0);
+        assert_eq!(steady_rate(&[5.0]), 5.0);
+    }
+
+    #[test]
+    fn the_plan_follows_the_tools_found() {
+        let none = Tools::default();
+        assert!(plan(&none, &["native".into()], &["xsk".into()], 2e5).is_empty());
+        let all = Tools { xdpsock: Some("/x".into()), xdp_bench: Some("/b".into()), xdp_trafficgen: Some("/t".into()) };
+        let p = plan(&all, &["skb".into(), "native".into()], &["xsk".into(), "xdp-live".into()], 2e5);
+        // Per mode: rxdrop x2 engines, CPU, l2fwd, txonly, ceiling, trafficgen.
+        assert_eq!(p.len(), 14);
+        assert!(p.iter().any(|x| x.goal == Goal::AtMost(0.9) && x.metric == Metric::CpuNsPerPkt));
+        let only_bench = Tools { xdp_bench: Some("/b".into()), ..Default::default() };
+        let p = plan(&only_bench, &["native".into()], &["xsk".into()], 2e5);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].goal, Goal::Share);
+    }
+}
