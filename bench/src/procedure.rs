@@ -174,6 +174,7 @@ mod tests {
             queues: 1,
             wait: "busy".into(),
             threaded_napi: false,
+            offloads: "default".into(),
         }
     }
 

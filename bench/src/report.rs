@@ -269,7 +269,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     add(delta_rows(runs, "threaded NAPI", |s| strip(s, |c| std::mem::take(&mut c.threaded_napi).to_string()), "false", "no run compared threaded NAPI on and off"));
     add(delta_rows(runs, "wait policy", |s| strip(s, |c| std::mem::take(&mut c.wait)), "busy", "no run compared busy polling with poll()"));
     add(delta_rows(runs, "physical vs virtual", |s| strip(s, |c| std::mem::take(&mut c.target)), "veth", "no two runs share a scenario on different targets"));
-    notes += "- **Offloads** (checksum, GRO and the rest): not measurable in these runs: the offload matrix needs a NIC target.\n";
+    add(delta_rows(runs, "offloads (off vs default)", |s| strip(s, |c| std::mem::take(&mut c.offloads)), "default", "no run compared offloads off with the default (the offload matrix needs a NIC target: veth's offloads act on skbs, after XDP)"));
     if !rows.is_empty() {
         md += "| what | baseline scenario | compared | Mpps | ratio |\n|---|---|---|---|---|\n";
         for r in rows {

@@ -23,6 +23,14 @@ pub struct Scenario {
     /// Receiver wait policy: need_wakeup with busy polling (`busy`) or poll() (`poll`).
     pub wait: String,
     pub threaded_napi: bool,
+    /// Receive-port offloads: "default" (as the driver set them) or "off" (every one
+    /// `ethtool -K` could turn off; the run's environment lists which).
+    #[serde(default = "default_offloads")]
+    pub offloads: String,
+}
+
+fn default_offloads() -> String {
+    "default".into()
 }
 
 impl Scenario {
@@ -35,6 +43,9 @@ impl Scenario {
         );
         if self.threaded_napi {
             l += " threaded-napi";
+        }
+        if self.offloads != "default" {
+            l += &format!(" offloads-{}", self.offloads);
         }
         l
     }
@@ -73,6 +84,7 @@ pub struct Matrix {
     pub queues: Vec<u32>,
     pub waits: Vec<String>,
     pub threaded_napi: Vec<bool>,
+    pub offloads: Vec<String>,
 }
 
 impl Matrix {
@@ -86,7 +98,7 @@ impl Matrix {
                         for bind in &self.binds {
                             for &queues in &self.queues {
                                 for wait in &self.waits {
-                                    for size in &self.sizes {
+                                    for (size, offloads) in self.sizes.iter().flat_map(|s| self.offloads.iter().map(move |o| (s, o))) {
                                         out.push(Scenario {
                                             target: self.target.clone(),
                                             size: size.clone(),
@@ -97,6 +109,7 @@ impl Matrix {
                                             queues,
                                             wait: wait.clone(),
                                             threaded_napi: *threaded_napi,
+                                            offloads: offloads.clone(),
                                         });
                                     }
                                 }
@@ -125,6 +138,7 @@ mod tests {
             queues: vec![1],
             waits: vec!["busy".into()],
             threaded_napi: vec![false, true],
+            offloads: vec!["default".into()],
         }
     }
 

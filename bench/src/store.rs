@@ -101,7 +101,7 @@ pub struct RunDir {
     csv: File,
 }
 
-const CSV_HEADER: &str = "scenario,target,size,xdp_mode,bind,mode,engine,queues,wait,threaded_napi,kind,trial,offered_pps,duration_s,sent,received,lost,tx_pps,rx_pps,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,rx_cpu_ns_per_pkt";
+const CSV_HEADER: &str = "scenario,target,size,xdp_mode,bind,mode,engine,queues,wait,threaded_napi,kind,trial,offered_pps,duration_s,sent,received,lost,tx_pps,rx_pps,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,rx_cpu_ns_per_pkt,offloads";
 
 impl RunDir {
     /// Creates `root/NAME` (NAME-2, -3... if taken) with an empty `raw.csv`.
@@ -125,7 +125,7 @@ impl RunDir {
         let l = t.latency.unwrap_or_default();
         let lat = |v: f64| if t.latency.is_some() { format!("{v:.0}") } else { String::new() };
         let row = format!(
-            "{},{},{},{},{},{},{},{},{},{},{kind},{index},{},{:.3},{},{},{},{:.0},{:.0},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{kind},{index},{},{:.3},{},{},{},{:.0},{:.0},{},{},{},{},{},{},{}",
             sc.label(),
             sc.target,
             sc.size,
@@ -149,6 +149,7 @@ impl RunDir {
             lat(l.p999),
             lat(l.max),
             t.rx_cpu_ns_per_pkt.map_or(String::new(), |c| format!("{c:.1}")),
+            sc.offloads,
         );
         let p = self.path.join("raw.csv");
         writeln!(self.csv, "{row}").map_err(io(&p))
@@ -229,6 +230,7 @@ mod tests {
             queues: 1,
             wait: "busy".into(),
             threaded_napi: false,
+            offloads: "default".into(),
         };
         let t = Trial { sent: 10, received: 9, tx_pps: 1.0, rx_pps: 0.9, duration_s: 1.0, ..Default::default() };
         d.record(&sc, "max", 0, None, &t).unwrap();

@@ -243,7 +243,9 @@ cmd_build() {
 # ------------------------------------------------------------------- start/exec/stop
 MAC_IGB0=52:54:00:78:00:01 MAC_IGB1=52:54:00:78:00:02
 MAC_VIO0=52:54:00:79:00:01 MAC_VIO1=52:54:00:79:00:02
-VIO_QUEUES=${XDPIPE_VM_VIO_QUEUES:-4}
+# 8 queue pairs: the guest uses 4 (one per vCPU) and virtio_net wants one more TX queue
+# per CPU for XDP_TX / XDP_REDIRECT (with fewer it falls back to a slower locked mode).
+VIO_QUEUES=${XDPIPE_VM_VIO_QUEUES:-8}
 READY_TIMEOUT=${XDPIPE_VM_READY_TIMEOUT:-240}
 
 state_dir() {  # absolute STATE_DIR (created)
@@ -276,7 +278,7 @@ remove_netns() {
   ns=$(cat "$s/netns" 2>/dev/null || true)
   [ -n "$ns" ] || return 0
   ip netns del "$ns" 2>/dev/null || true  # the taps inside go with it
-  rm -f "$s/netns"
+  rm -f "$s/netns" "/run/xdpipe/vms/$ns"
 }
 
 # A namespace with two multi-queue taps joined like a cable: whatever QEMU writes into
@@ -286,6 +288,10 @@ make_netns() {
   ip netns del "$ns" 2>/dev/null || true
   ip netns add "$ns" || die "ip netns add $ns failed"
   echo "$ns" > "$s/netns"
+  # Owner record for `xdpipe cleanup`: the process that started the guest, and STATE. When
+  # that process is gone (killed by SIGKILL, say), cleanup kills this QEMU and removes $ns.
+  mkdir -p /run/xdpipe/vms
+  echo "$PPID $s" > "/run/xdpipe/vms/$ns"
   local nsx=(ip netns exec "$ns")
   "${nsx[@]}" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
   for t in vtap0 vtap1; do
@@ -329,10 +335,12 @@ qemu_args() {  # $1 STATE, $2 accel
     -netdev hubport,id=ig0,hubid=0 -device "igb,bus=rp1,netdev=ig0,mac=$MAC_IGB0"
     -netdev hubport,id=ig1,hubid=0 -device "igb,bus=rp2,netdev=ig1,mac=$MAC_IGB1"
     # virtio-net: multi-queue taps (in the netns) cabled by tc mirred / a bridge there.
+    # iommu_platform=on: virtio_net's AF_XDP zero-copy needs the DMA API (without it
+    # virtqueue_dma_dev() is NULL and the bind fails with EINVAL).
     -netdev "tap,id=vn0,ifname=vtap0,script=no,downscript=no,vhost=off,queues=$VIO_QUEUES"
-    -device "virtio-net-pci,netdev=vn0,mac=$MAC_VIO0,mq=on,vectors=$vec,romfile="
+    -device "virtio-net-pci,netdev=vn0,mac=$MAC_VIO0,mq=on,vectors=$vec,disable-legacy=on,iommu_platform=on,romfile="
     -netdev "tap,id=vn1,ifname=vtap1,script=no,downscript=no,vhost=off,queues=$VIO_QUEUES"
-    -device "virtio-net-pci,netdev=vn1,mac=$MAC_VIO1,mq=on,vectors=$vec,romfile=")
+    -device "virtio-net-pci,netdev=vn1,mac=$MAC_VIO1,mq=on,vectors=$vec,disable-legacy=on,iommu_platform=on,romfile=")
 }
 
 # Boot with ACCEL; wait up to TIMEOUT s for share/ready. 0 ready, 1 failed.

@@ -10,7 +10,8 @@
 //! comparison reads the subject's scheduler run time (`/proc/PID/task/*/schedstat`) over
 //! the driver's run and divides by the frames the subject received.
 //!
-//! The tools are not built by xdpipe: they are looked up on PATH (xdpsock from
+//! The tools run under `stdbuf -oL`: their statistics go to a pipe, which stdio would
+//! otherwise buffer for many seconds. The tools are not built by xdpipe: they are looked up on PATH (xdpsock from
 //! bpf-examples' AF_XDP-example, xdp-bench and xdp-trafficgen from xdp-tools 1.6+).
 use std::{
     io::{BufRead as _, BufReader, Read as _},
@@ -421,7 +422,7 @@ pub fn measure(
             (a, "ready:")
         }
         Subject::Xdpsock { l2fwd, poll } => {
-            let mut a = vec![s("taskset"), s("-c"), s("1"), tool(&tools.xdpsock, "xdpsock")?];
+            let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("1"), tool(&tools.xdpsock, "xdpsock")?];
             a.extend([s(if *l2fwd { "-l" } else { "-r" }), s("-i"), s(RX_IFACE), s("-q"), s("0"), s(xsk_mode), s("-c")]);
             if *poll {
                 a.push(s("-p"));
@@ -430,7 +431,7 @@ pub fn measure(
         }
         Subject::XdpBenchDrop => {
             let m = if native { "native" } else { "skb" };
-            (vec![tool(&tools.xdp_bench, "xdp-bench")?, s("drop"), s(RX_IFACE), s("-m"), s(m), s("-i"), s("1")], "Dropping packets")
+            (vec![s("stdbuf"), s("-oL"), tool(&tools.xdp_bench, "xdp-bench")?, s("drop"), s(RX_IFACE), s("-m"), s(m), s("-i"), s("1")], "Dropping packets")
         }
     };
     let mut subject = Proc::spawn("anchor subject", &tb.rx_ns, &subject_argv)?;
@@ -451,12 +452,12 @@ pub fn measure(
             a
         }
         Driver::XdpsockTx => {
-            let mut a = vec![s("taskset"), s("-c"), s("0"), tool(&tools.xdpsock, "xdpsock")?];
+            let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("0"), tool(&tools.xdpsock, "xdpsock")?];
             a.extend([s("-t"), s("-i"), s(TX_IFACE), s("-q"), s("0"), s(xsk_mode), s("-c"), s("-s"), s("64"), s("-d"), format!("{}", secs.ceil() as u64)]);
             a
         }
         Driver::Trafficgen => {
-            let mut a = vec![s("taskset"), s("-c"), s("0"), tool(&tools.xdp_trafficgen, "xdp-trafficgen")?];
+            let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("0"), tool(&tools.xdp_trafficgen, "xdp-trafficgen")?];
             a.extend([s("udp"), s(TX_IFACE), s("-m"), fmt_mac(&tb.rx_mac), s("-t"), s("1")]);
             a
         }
@@ -481,7 +482,10 @@ pub fn measure(
         thread::sleep(Duration::from_millis(1200));
     }
     let subject_cmd = subject.command.clone();
-    let (subject_out, subject_stdout) = subject.stop(Duration::from_secs(10));
+    // xdpipe prints its summary at SIGINT; the tools have printed their last statistics
+    // by now and may linger in their own teardown, which is not measured.
+    let grace = if matches!(side.subject, Subject::Xdpipe { .. }) { 10 } else { 2 };
+    let (subject_out, subject_stdout) = subject.stop(Duration::from_secs(grace));
     driver_result?;
     if stop.load(Ordering::Relaxed) {
         return Err(AnchorError::Interrupted);

@@ -14,7 +14,7 @@ use clap::Args;
 use xdpipe::{
     anchors::{self, Goal, Metric, Tools, plan},
     stats::fmt_pps,
-    veth::{VethConfig, run_veth},
+    veth::{Ports, VethConfig, run_veth},
 };
 use xdpipe_bench::{
     Latency, Rate, Runner, Scenario, Trial,
@@ -28,9 +28,28 @@ use xdpipe_bench::{
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Where to run: veth (a testbed xdpipe builds and removes per trial).
+    /// Where to run: veth (a testbed xdpipe builds and removes per trial); nic:IFACE (a
+    /// NIC port, with --gen-iface the port cabled to it); vm:igb or vm:virtio (the QEMU
+    /// guest of scripts/vm, emulated NICs, results labelled emulated).
     #[arg(long, default_value = "veth")]
     target: String,
+    /// With --target nic:IFACE: the port of this host cabled back to back to IFACE, which
+    /// the generator sends from.
+    #[arg(long)]
+    gen_iface: Option<String>,
+    /// Queue counts (RSS; nic and vm targets): 1,4 runs every point on 1 and on 4 queues.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    queues: Vec<u32>,
+    /// Socket binds (nic and vm targets): copy, zero-copy.
+    #[arg(long, value_delimiter = ',', default_value = "copy")]
+    binds: Vec<String>,
+    /// Receive-port offloads (nic and vm targets): default, off (every offload ethtool -K
+    /// can turn off), or both.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    offloads: Vec<String>,
+    /// Label the run as emulated hardware (set by --target vm:* inside the guest).
+    #[arg(long, hide = true)]
+    emulated_as: Option<String>,
     /// Frame sizes with FCS (default: the RFC 2544 set plus imix).
     #[arg(long, value_delimiter = ',')]
     sizes: Option<Vec<String>>,
@@ -94,6 +113,28 @@ pub struct ReportArgs {
 struct VethRunner {
     exe: PathBuf,
     stop: Arc<AtomicBool>,
+    /// nic target: the receive and generator ports.
+    ports: Option<Ports>,
+}
+
+/// Offloads `ethtool -K` is asked to turn off for `offloads: off` scenarios.
+const OFFLOADS: [&str; 6] = ["rx", "gro", "lro", "rx-gro-hw", "rxvlan", "rxhash"];
+
+/// Turns each of [`OFFLOADS`] that is on off (or back on); returns those that changed.
+fn set_offloads(iface: &str, on: bool, which: &[&str]) -> Vec<String> {
+    let mut changed = Vec::new();
+    for f in which {
+        let ok = Command::new("ethtool")
+            .args(["-K", iface, f, if on { "on" } else { "off" }])
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            changed.push((*f).to_owned());
+        }
+    }
+    changed
 }
 
 impl Runner for VethRunner {
@@ -110,10 +151,21 @@ impl Runner for VethRunner {
             "--core".into(), "0".into(), "--engine".into(), sc.engine.clone(),
         ];
         let poll = if sc.wait == "poll" { "10" } else { "0" };
-        let run_args: Vec<String> = vec![
-            "--mode".into(), sc.mode.clone(), "--xdp-mode".into(), sc.xdp_mode.clone(), "--cores".into(), "1".into(),
+        let mut run_args: Vec<String> = vec![
+            "--mode".into(), sc.mode.clone(), "--xdp-mode".into(), sc.xdp_mode.clone(),
             "--bind".into(), sc.bind.clone(), "--poll".into(), poll.into(),
         ];
+        let mut gen_args = gen_args;
+        if self.ports.is_some() {
+            // Queues 0..q, workers on cores 1.. (wrapping, core 0 left to the generator
+            // where there are enough), 64 flows for the NIC's RSS to spread.
+            let ncpu = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+            let cores: Vec<String> = (0..sc.queues).map(|i| (if ncpu > 1 { 1 + i % (ncpu - 1) } else { 0 }).to_string()).collect();
+            run_args.extend(["--queues".into(), format!("0-{}", sc.queues.saturating_sub(1)), "--cores".into(), cores.join(",")]);
+            gen_args.extend(["--flows".into(), "64".into()]);
+        } else {
+            run_args.extend(["--cores".into(), "1".into()]);
+        }
         let cfg = VethConfig {
             run_args,
             gen_args,
@@ -122,8 +174,18 @@ impl Runner for VethRunner {
             gro: sc.engine == "xdp-live" && sc.xdp_mode == "skb",
             quiet: true,
             threaded_napi: sc.threaded_napi,
+            ports: self.ports.clone(),
         };
-        let r = run_veth(&cfg, &self.exe, self.stop.clone()).map_err(|e| format!("{e:#}"))?;
+        let turned_off = match (&self.ports, sc.offloads.as_str()) {
+            (Some(p), "off") => set_offloads(&p.rx, false, &OFFLOADS),
+            _ => Vec::new(),
+        };
+        let r = run_veth(&cfg, &self.exe, self.stop.clone()).map_err(|e| format!("{e:#}"));
+        if let Some(p) = &self.ports {
+            let back: Vec<&str> = turned_off.iter().map(String::as_str).collect();
+            set_offloads(&p.rx, true, &back);
+        }
+        let r = r?;
         if self.stop.load(Ordering::Relaxed) {
             return Err("interrupted".into());
         }
@@ -157,8 +219,14 @@ fn sh(cmd: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Link speed of `iface` in bit/s, from ethtool.
+fn link_bps(iface: &str) -> Option<f64> {
+    let out = sh(&format!("ethtool {iface} 2>/dev/null | sed -n 's/.*Speed: *\\([0-9]*\\)Mb\\/s.*/\\1/p'"));
+    out.parse::<f64>().ok().filter(|&m| m > 0.0).map(|m| m * 1e6)
+}
+
 /// What a reader needs to reproduce or judge the run.
-fn capture_env(target: &str) -> BTreeMap<String, String> {
+fn capture_env(target: &str, ports: Option<&Ports>) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         env.insert(k.to_owned(), if v.is_empty() { "n/a".to_owned() } else { v });
@@ -171,6 +239,20 @@ fn capture_env(target: &str) -> BTreeMap<String, String> {
     put("xdpipe version", format!("{} ({})", env!("CARGO_PKG_VERSION"), sh("git rev-parse --short HEAD 2>/dev/null")));
     put("rustc", sh("rustc --version 2>/dev/null"));
     put("target", target.to_owned());
+    if let Some(p) = ports {
+        let i = &p.rx;
+        put("driver and firmware", sh(&format!("ethtool -i {i} | head -3 | tr '\\n' ' '")));
+        put("generator port", format!("{} ({})", p.tx, sh(&format!("ethtool -i {} | head -1", p.tx))));
+        put("link", sh(&format!("ethtool {i} | grep -E 'Speed|Duplex|Link detected' | tr -s ' \\t' ' ' | tr '\\n' ' '")));
+        put("channels", sh(&format!("ethtool -l {i} | tr -s ' \\t' ' ' | tr '\\n' ' '")));
+        put("ring sizes", sh(&format!("ethtool -g {i} | tr -s ' \\t' ' ' | tr '\\n' ' '")));
+        put("offload features (on)", sh(&format!("ethtool -k {i} | grep ': on' | cut -d: -f1 | tr '\\n' ' '")));
+        put("offloads the off scenarios turn off (those ethtool can change)", sh(&format!("ethtool -k {i} | grep -v fixed | grep -E '^(rx-checksumming|generic-receive-offload|large-receive-offload|rx-gro-hw|rx-vlan-offload|receive-hashing):' | tr -s ' \\t' ' ' | tr '\\n' ' '")));
+        put("RSS hash for udp4", sh(&format!("ethtool -n {i} rx-flow-hash udp4 2>&1 | tr '\\n' ' '")));
+        put("IRQ affinity", sh(&format!("for q in $(grep -E '{i}' /proc/interrupts | cut -d: -f1); do printf '%s:%s ' $q $(cat /proc/irq/$q/smp_affinity_list); done")));
+        put("XDP features", "not read from netlink in this version; each trial's native attach and zero-copy bind either worked (rows present) or failed with the driver's error".into());
+        return env;
+    }
     // A throwaway testbed to read the veth driver's view.
     if let Ok(tb) = xdpipe::testbed::Testbed::create(&xdpipe::testbed::unique_name("e"), 1) {
         let ex = |c: &str| sh(&format!("ip netns exec {} {c} 2>&1", tb.rx_ns));
@@ -185,12 +267,47 @@ fn capture_env(target: &str) -> BTreeMap<String, String> {
 }
 
 pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
-    if a.target != "veth" {
+    let ports = match a.target.split_once(':') {
+        None if a.target == "veth" => None,
+        Some(("nic", iface)) => {
+            let Some(g) = &a.gen_iface else {
+                anyhow::bail!(
+                    "--target {}: give --gen-iface PORT, the port of this host cabled to {iface} that the generator sends \
+                     from; with the generator on a second host, run `xdpipe run` here and `xdpipe gen` there (README, \"On a lab NIC\")",
+                    a.target
+                );
+            };
+            for i in [iface, g.as_str()] {
+                if xdpipe::sys::ifindex(i).is_none() {
+                    anyhow::bail!("--target {}: no interface {i:?} here (see `ip link`)", a.target);
+                }
+            }
+            Some(Ports { rx: iface.to_owned(), tx: g.clone() })
+        }
+        Some(("vm", kind)) => return bench_in_guest(a, kind, &stop),
+        _ => anyhow::bail!("--target {:?}: veth, nic:IFACE, vm:igb or vm:virtio", a.target),
+    };
+    if ports.is_none() && (a.queues != [1] || a.binds != ["copy"] || a.offloads != ["default"]) {
         anyhow::bail!(
-            "--target {}: this version benchmarks the veth testbed only (--target veth); on a lab NIC, \
-             run `xdpipe run` and `xdpipe gen` by hand (README, \"On a lab NIC\")",
-            a.target
+            "--queues, --binds and --offloads are axes of the nic and vm targets: veth has one queue per pair here, \
+             binds copy only, and its offloads act on skbs after XDP"
         );
+    }
+    for b in &a.binds {
+        if !["copy", "zero-copy"].contains(&b.as_str()) {
+            anyhow::bail!("--binds {b:?}: copy or zero-copy");
+        }
+    }
+    for o in &a.offloads {
+        if !["default", "off"].contains(&o.as_str()) {
+            anyhow::bail!("--offloads {o:?}: default or off");
+        }
+    }
+    if let Some(q) = a.queues.iter().find(|&&q| !(1..=64).contains(&q)) {
+        anyhow::bail!("--queues {q}: 1 to 64");
+    }
+    if ports.is_some() && a.modes.iter().any(|m| m == "fwd") {
+        anyhow::bail!("--modes fwd needs the veth testbed's second pair; on a NIC, run `xdpipe run --mode fwd --out-iface` by hand");
     }
     if a.trials == 0 || !(a.trial_secs > 0.0) || !(a.search_secs > 0.0) {
         anyhow::bail!("--trials, --trial-secs and --search-secs must be positive");
@@ -208,32 +325,40 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
         target: a.target.clone(),
         sizes: a.sizes.clone().unwrap_or_else(|| RFC2544_SIZES.iter().map(|s| s.to_string()).chain(["imix".into()]).collect()),
         xdp_modes: a.xdp_modes.clone(),
-        binds: vec!["copy".into()],
+        binds: a.binds.clone(),
         modes: a.modes.clone(),
         engines: a.engines.clone(),
-        queues: vec![1],
+        queues: a.queues.clone(),
         waits: a.waits.clone(),
         threaded_napi: threaded,
+        offloads: a.offloads.clone(),
     };
     let scenarios = matrix.scenarios();
     let host = sh("hostname");
     let stamp = sh("date -u +%Y%m%d-%H%M%S");
-    let mut dir = RunDir::create(&a.out, &format!("{stamp}-{host}-{}", a.target))?;
+    let label = a.emulated_as.clone().unwrap_or_else(|| a.target.clone());
+    let mut dir = RunDir::create(&a.out, &format!("{stamp}-{host}-{}", label.replace(':', "-")))?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut summary = RunSummary {
         run: RunInfo {
             command,
             started: sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
             host,
-            target: a.target.clone(),
-            virtual_target: true,
-            link_bps: None,
-            env: capture_env(&a.target),
+            target: label.clone(),
+            virtual_target: ports.is_none() || a.emulated_as.is_some(),
+            link_bps: ports.as_ref().and_then(|p| link_bps(&p.rx)),
+            env: capture_env(&label, ports.as_ref()),
             complete: false,
             trials_per_point: a.trials,
-            notes: vec![
-                "veth: the receive-side copy into the UMEM runs on the generator's core (softirq), so a receive rate also measures the generator's core; runs with threaded NAPI are labelled.".into(),
-            ],
+            notes: match (&ports, &a.emulated_as) {
+                (None, _) => vec![
+                    "veth: the receive-side copy into the UMEM runs on the generator's core (softirq), so a receive rate also measures the generator's core; runs with threaded NAPI are labelled.".into(),
+                ],
+                (Some(_), Some(_)) => vec![
+                    "EMULATED: QEMU's NIC models under software emulation (TCG). The real Linux drivers run (native XDP, zero-copy, RSS, ethtool), but the rates say nothing about hardware speed.".into(),
+                ],
+                (Some(p), None) => vec![format!("NIC: generator on {} cabled to {}", p.tx, p.rx)],
+            },
         },
         ..Default::default()
     };
@@ -248,7 +373,7 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
         latency_fraction: a.latency_fraction,
     };
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
-    let mut runner = VethRunner { exe, stop: stop.clone() };
+    let mut runner = VethRunner { exe, stop: stop.clone(), ports: ports.clone() };
     let started = Instant::now();
     let mut interrupted = None;
     for (i, sc) in scenarios.iter().enumerate() {
@@ -292,7 +417,7 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
             break;
         }
     }
-    if interrupted.is_none() {
+    if interrupted.is_none() && ports.is_none() {
         if let Err(e) = run_anchors(a, &mut dir, &mut summary, &stop) {
             interrupted = Some(e);
         }
@@ -390,4 +515,96 @@ fn run_anchors(a: &BenchArgs, dir: &mut RunDir, summary: &mut RunSummary, stop: 
         dir.write_summary(summary).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// `scripts/vm/guest.sh`, found from the binary's place in the tree (target/*/xdpipe) or
+/// the working directory.
+fn guest_script() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the xdpipe binary")?;
+    let candidates = [exe.ancestors().nth(3).map(|r| r.join("scripts/vm/guest.sh")), Some(PathBuf::from("scripts/vm/guest.sh"))];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow::anyhow!("--target vm:*: scripts/vm/guest.sh not found; run from the xdpipe source tree"))
+}
+
+/// Stops the guest on every way out of [`bench_in_guest`].
+struct Guest {
+    script: PathBuf,
+    state: PathBuf,
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script).arg("stop").arg(&self.state).status();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// `--target vm:igb|vm:virtio`: boots the QEMU guest, runs the same matrix there with
+/// `--target nic:` on the guest's cabled pair (labelled emulated), copies the run back.
+fn bench_in_guest(a: &BenchArgs, kind: &str, stop: &Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    let (rx, tx) = match kind {
+        "igb" => ("igb1", "igb0"),
+        "virtio" => ("vio1", "vio0"),
+        k => anyhow::bail!("--target vm:{k}: vm:igb or vm:virtio"),
+    };
+    let script = guest_script()?;
+    let exe = std::env::current_exe().context("finding the xdpipe binary")?;
+    let st = Command::new(&script).arg("build").status().context("running guest.sh build")?;
+    anyhow::ensure!(st.success(), "guest.sh build failed (see above)");
+    let state = std::env::temp_dir().join(format!("xdpipe-vm-bench-{}", std::process::id()));
+    let guest = Guest { script: script.clone(), state: state.clone() };
+    let st = Command::new(&script).arg("start").arg(&state).arg("--xdpipe").arg(&exe).status().context("running guest.sh start")?;
+    anyhow::ensure!(st.success(), "the guest did not boot (guest.sh start printed why)");
+    let list = |v: &[String]| v.join(",");
+    let mut args: Vec<String> = vec![
+        "bench".into(), "--target".into(), format!("nic:{rx}"), "--gen-iface".into(), tx.into(),
+        "--emulated-as".into(), format!("vm:{kind}"), "--out".into(), "/host/runs".into(), "--anchors".into(), "off".into(),
+        "--xdp-modes".into(), list(&a.xdp_modes), "--modes".into(), list(&a.modes), "--engines".into(), list(&a.engines),
+        "--waits".into(), list(&a.waits), "--binds".into(), list(&a.binds), "--offloads".into(), list(&a.offloads),
+        "--queues".into(), a.queues.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        "--trials".into(), a.trials.to_string(), "--trial-secs".into(), a.trial_secs.to_string(),
+        "--search-secs".into(), a.search_secs.to_string(), "--latency-fraction".into(), a.latency_fraction.to_string(),
+    ];
+    if let Some(s) = &a.sizes {
+        args.extend(["--sizes".into(), list(s)]);
+    }
+    if a.no_search {
+        args.push("--no-search".into());
+    }
+    // igb hashes UDP on addresses only by default: add the ports so flows spread.
+    let job = format!(
+        "ethtool -N {rx} rx-flow-hash udp4 sdfn 2>/dev/null; xdpipe {}",
+        args.iter().map(|x| format!("'{x}'")).collect::<Vec<_>>().join(" ")
+    );
+    eprintln!("bench: running in the guest: {job}");
+    let st = Command::new(&script)
+        .arg("exec")
+        .arg(&state)
+        .args(["--timeout", "86400", "--"])
+        .arg(&job)
+        .status()
+        .context("running guest.sh exec")?;
+    let runs = state.join("share/runs");
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut copied = Vec::new();
+    for e in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+        let to = a.out.join(e.file_name());
+        let ok = Command::new("cp").arg("-r").arg(e.path()).arg(&to).status().is_ok_and(|s| s.success());
+        anyhow::ensure!(ok, "copying {} to {}", e.path().display(), to.display());
+        copied.push(to);
+    }
+    drop(guest);
+    for c in &copied {
+        println!("{}", c.display());
+    }
+    if stop.load(Ordering::Relaxed) {
+        eprintln!("bench: interrupted; what the guest finished is in {:?}", copied);
+        return Ok(ExitCode::from(130));
+    }
+    anyhow::ensure!(st.success() && !copied.is_empty(), "the bench in the guest failed (exit {:?}); its output is above", st.code());
+    eprintln!("bench: done; compare with a veth run: `xdpipe report {} bench/runs/<veth run>`", copied[0].display());
+    Ok(ExitCode::SUCCESS)
 }

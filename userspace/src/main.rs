@@ -460,6 +460,7 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
         queues: 1,
         fwd: a.mode == ModeKind::Fwd,
         threaded_napi: a.threaded_napi,
+        ports: None,
         quiet: false,
         // Frames injected by XDP_TX into a veth vanish unless its peer runs XDP in native
         // mode or has GRO on (skb mode receivers get GRO).
@@ -540,6 +541,10 @@ fn cmd_cleanup(all: bool) -> anyhow::Result<ExitCode> {
     use xdpipe::testbed::{delete_namespace, forget_owner, is_orphan, testbed_of, xdpipe_namespaces};
     let mut removed = 0;
     for ns in xdpipe_namespaces() {
+        if ns.starts_with("xdpipe-vm-") {
+            removed += cleanup_guest(&ns, all)?;
+            continue;
+        }
         let name = testbed_of(&ns).unwrap_or(&ns).to_owned();
         if !all && !is_orphan(&name) {
             eprintln!("cleanup: keeping {ns} (its owner is running, or it was created with `xdpipe testbed create`; --all removes it)");
@@ -557,6 +562,31 @@ fn cmd_cleanup(all: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A QEMU guest of scripts/vm/guest.sh: its namespace holds QEMU and the taps. Orphaned
+/// when the process that started it (recorded in /run/xdpipe/vms/NS) is gone: QEMU is
+/// killed and the namespace removed. Returns 1 if it removed it.
+fn cleanup_guest(ns: &str, all: bool) -> anyhow::Result<usize> {
+    let record = format!("/run/xdpipe/vms/{ns}");
+    let owner = std::fs::read_to_string(&record).ok();
+    let owner_alive = owner
+        .as_deref()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+    if owner_alive && !all {
+        eprintln!("cleanup: keeping guest namespace {ns} (the process that started it is running; --all removes it)");
+        return Ok(0);
+    }
+    let pids = std::process::Command::new("ip").args(["netns", "pids", ns]).output()?;
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        xdpipe::sys::send_signal(pid, libc::SIGKILL);
+        eprintln!("cleanup: killed QEMU (pid {pid}) of guest namespace {ns}");
+    }
+    xdpipe::testbed::delete_namespace(ns)?;
+    let _ = std::fs::remove_file(&record);
+    eprintln!("cleanup: removed guest namespace {ns}");
+    Ok(1)
 }
 
 fn print_tick(t: &Tick, per_queue: bool) {

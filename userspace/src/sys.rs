@@ -252,6 +252,20 @@ pub fn iface_up_running(iface: &str) -> Option<(bool, bool)> {
 }
 
 /// Effective user id 0?
+/// Waits until `iface` is up with carrier, for at most `timeout`; false if it is not by then.
+pub fn wait_for_carrier(iface: &str, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if iface_up_running(iface) == Some((true, true)) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

@@ -37,6 +37,16 @@ pub struct VethConfig {
     pub quiet: bool,
     /// Set /sys/class/net/<veth>/threaded to 1 (receive NAPI in a pinnable kernel thread).
     pub threaded_napi: bool,
+    /// Two ports of this host cabled to each other (a lab NIC's two ports, or the QEMU
+    /// guest's igb0/igb1) instead of a veth testbed: the generator sends on `tx`, the
+    /// receiver runs on `rx`, both in this namespace.
+    pub ports: Option<Ports>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ports {
+    pub rx: String,
+    pub tx: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +95,17 @@ struct ChildProc {
 }
 
 impl ChildProc {
-    fn spawn(what: &'static str, ns: &str, exe: &Path, args: &[String], quiet: bool) -> Result<Self, VethError> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).arg(exe).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    /// Starts `exe args` in namespace `ns` (None: this one).
+    fn spawn(what: &'static str, ns: Option<&str>, exe: &Path, args: &[String], quiet: bool) -> Result<Self, VethError> {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         sys::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| VethError::Spawn { what, source })?;
         let err = child.stderr.take().ok_or_else(|| VethError::Summary { what, detail: "no stderr".into() })?;
@@ -137,6 +155,9 @@ impl ChildProc {
 
 /// Runs the testbed job. `stop` (Ctrl-C) ends the generator early; the report still comes.
 pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
+    if let Some(p) = &cfg.ports {
+        return run_ports(cfg, p, exe, stop);
+    }
     let mut tb = Testbed::create(&unique_name("v"), cfg.queues)?;
     if cfg.fwd {
         tb.add_fwd_pair()?;
@@ -176,11 +197,11 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
         if let Some(i) = cfg.run_args.iter().position(|x| x == "--xdp-mode") {
             a.extend(cfg.run_args[i..(i + 2).min(cfg.run_args.len())].iter().cloned());
         }
-        let mut s = ChildProc::spawn("sink", &tb.tx_ns, exe, &a, cfg.quiet)?;
+        let mut s = ChildProc::spawn("sink", Some(&tb.tx_ns), exe, &a, cfg.quiet)?;
         s.wait_ready(Duration::from_secs(30))?;
         sink = Some(s);
     }
-    let mut rx = ChildProc::spawn("receiver", &tb.rx_ns, exe, &rx_args, cfg.quiet)?;
+    let mut rx = ChildProc::spawn("receiver", Some(&tb.rx_ns), exe, &rx_args, cfg.quiet)?;
     rx.wait_ready(Duration::from_secs(30))?;
 
     let mut gen_args: Vec<String> = [
@@ -189,7 +210,33 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     .map(String::from)
     .to_vec();
     gen_args.extend(cfg.gen_args.iter().cloned());
-    let generator = ChildProc::spawn("generator", &tb.tx_ns, exe, &gen_args, cfg.quiet)?;
+    let generator = ChildProc::spawn("generator", Some(&tb.tx_ns), exe, &gen_args, cfg.quiet)?;
+    finish(&tb.name, cfg, rx, generator, sink, &stop)
+}
+
+/// Two cabled ports of this host: no testbed, no namespaces.
+fn run_ports(cfg: &VethConfig, p: &Ports, exe: &Path, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
+    let mac = sys::iface_mac(&p.rx).map_err(|e| VethError::Summary { what: "receiver port", detail: format!("{}: {e}", p.rx) })?;
+    let mut rx_args: Vec<String> = ["run", "-i", &p.rx, "--json", "--stamps"].map(String::from).to_vec();
+    rx_args.extend(cfg.run_args.iter().cloned());
+    let mut rx = ChildProc::spawn("receiver", None, exe, &rx_args, cfg.quiet)?;
+    rx.wait_ready(Duration::from_secs(60))?;
+    let mut gen_args: Vec<String> =
+        ["gen", "-i", &p.tx, "--json", "--dst-mac", &fmt_mac(&mac), "--src-ip", TX_IP, "--dst-ip", RX_IP].map(String::from).to_vec();
+    gen_args.extend(cfg.gen_args.iter().cloned());
+    let generator = ChildProc::spawn("generator", None, exe, &gen_args, cfg.quiet)?;
+    finish(&format!("{} -> {}", p.tx, p.rx), cfg, rx, generator, None, &stop)
+}
+
+/// Waits for the generator, stops the receiver (and sink), folds the summaries.
+fn finish(
+    testbed: &str,
+    cfg: &VethConfig,
+    rx: ChildProc,
+    generator: ChildProc,
+    sink: Option<ChildProc>,
+    stop: &AtomicBool,
+) -> Result<VethReport, VethError> {
     // Ctrl-C reaches both children (same process group); they stop and print summaries.
     let gen_summary = generator.summary();
     // Let the last frames land, then stop the receiver.
@@ -216,7 +263,7 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     let received = end["rx_packets"].as_u64().unwrap_or(0);
     let lost = sent as i64 - received as i64;
     Ok(VethReport {
-        testbed: tb.name.clone(),
+        testbed: testbed.to_owned(),
         threaded_napi: cfg.threaded_napi,
         sent,
         received,
