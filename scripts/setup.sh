@@ -21,7 +21,7 @@ pkgs=(clang-19 libclang-19-dev llvm-19 libelf-dev zlib1g-dev libpcap-dev pkg-con
       iproute2 ethtool bpftool iputils-ping tshark tcpdump)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
@@ -39,7 +39,7 @@ fi
 # --- Rust toolchain ----------------------------------------------------------------
 # rust-toolchain.toml pins the toolchain; rustup installs it (and rust-src) on first use.
 rustup show active-toolchain >/dev/null
-if ! rustup component list --installed | grep -q '^rust-src'; then
+if ! rustup component list --installed | grep '^rust-src' >/dev/null; then
   log "adding rust-src"
   rustup component add rust-src
 fi
@@ -55,6 +55,10 @@ if ! bpf-linker --version >/dev/null 2>&1; then
     cargo install --locked bpf-linker --version 0.13.0 \
       --no-default-features --features "llvm-$llvm_major,no-llvm-linking"
 fi
+
+# --- QEMU guest testbed (tests/vm_drivers.rs, bench --target vm:*) -------------------
+# QEMU 10 from bookworm-backports (igb model), busybox-static, kmod, cpio; idempotent.
+./scripts/vm/guest.sh deps
 
 # --- bpffs -------------------------------------------------------------------------
 if ! mountpoint -q /sys/fs/bpf; then

@@ -36,14 +36,14 @@ BPO_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
 qemu_ok() {
   # QEMU >= 8 with the igb device model.
   [ -x "$QEMU" ] || return 1
-  "$QEMU" -device help 2>/dev/null | grep -q '"igb"'
+  "$QEMU" -device help 2>/dev/null | grep '"igb"' >/dev/null
 }
 
 cmd_deps() {
   need_root deps
   local pkgs=(busybox-static kmod cpio xz-utils zstd iproute2 ethtool) missing=() p
   for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
   done
   export DEBIAN_FRONTEND=noninteractive
   if ! qemu_ok; then
@@ -110,7 +110,7 @@ newest_kernel() {
   papt apt-cache show linux-image-amd64 \
     | awk '/^Version:/ {v=$2} /^Depends:/ {print v "\t" $0}' \
     | sort -V -k1,1 | tail -n1 \
-    | grep -oE 'linux-image-[0-9][^ ,]*-amd64' | head -n1 | sed 's/^linux-image-//'
+    | grep -oE 'linux-image-[0-9][^ ,]*-amd64' | sed -n "1s/^linux-image-//p"
 }
 
 fetch_kernel() {  # -> sets KVER, KDIR (with vmlinuz and an unpacked module tree)
@@ -121,7 +121,7 @@ fetch_kernel() {  # -> sets KVER, KDIR (with vmlinuz and an unpacked module tree
     KVER=$XDPIPE_VM_KERNEL
   else
     if [ -z "$stamp" ] || [ "${XDPIPE_VM_REFRESH:-0}" = 1 ]; then
-      gpg --show-keys "$KEYRING" 2>/dev/null | grep -q '13/trixie' \
+      gpg --show-keys "$KEYRING" 2>/dev/null | grep '13/trixie' >/dev/null \
         || log "warning: $KEYRING has no trixie key; apt will reject trixie (update debian-archive-keyring)"
       log "apt-get update (private: trixie, trixie-backports)"
       papt apt-get update -qq || die "private apt-get update failed (see above)"
@@ -177,7 +177,7 @@ copy_with_libs() {
 
 cmd_build() {
   need_root build
-  command -v busybox >/dev/null && busybox --list | grep -qx insmod \
+  command -v busybox >/dev/null && busybox --list | grep -x insmod >/dev/null \
     || die "no busybox (busybox-static); run: $0 deps"
   command -v cpio >/dev/null || die "no cpio; run: $0 deps"
   command -v depmod >/dev/null || die "no depmod (kmod); run: $0 deps"
@@ -243,9 +243,12 @@ cmd_build() {
 # ------------------------------------------------------------------- start/exec/stop
 MAC_IGB0=52:54:00:78:00:01 MAC_IGB1=52:54:00:78:00:02
 MAC_VIO0=52:54:00:79:00:01 MAC_VIO1=52:54:00:79:00:02
-# 8 queue pairs: the guest uses 4 (one per vCPU) and virtio_net wants one more TX queue
-# per CPU for XDP_TX / XDP_REDIRECT (with fewer it falls back to a slower locked mode).
-VIO_QUEUES=${XDPIPE_VM_VIO_QUEUES:-8}
+# 4 queue pairs, one per vCPU. With spare pairs (say 8), virtio_net enables one extra
+# pair per CPU for XDP_TX / XDP_REDIRECT when a program is attached, and the device then
+# spreads received frames over those pairs' RX queues too: queues no socket listens on
+# (ethtool -l still shows the 4). With exactly 4, XDP TX shares the queues under a lock
+# (the kernel warns "slower locked tx mode") and every frame arrives on queues 0-3.
+VIO_QUEUES=${XDPIPE_VM_VIO_QUEUES:-4}
 READY_TIMEOUT=${XDPIPE_VM_READY_TIMEOUT:-240}
 
 state_dir() {  # absolute STATE_DIR (created)
@@ -260,8 +263,8 @@ qemu_pid() {
   local s=$1 pid
   pid=$(cat "$s/qemu.pid" 2>/dev/null || true)
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' '\n' < "/proc/$pid/cmdline" | head -n1 | grep -q 'qemu-system' || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF "path=$s/share," || return 1
+  tr '\0' '\n' < "/proc/$pid/cmdline" | sed -n 1p | grep 'qemu-system' >/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -F "path=$s/share," >/dev/null || return 1
   echo "$pid"
 }
 

@@ -354,26 +354,6 @@ fn generate_live(cfg: &GenConfig, templates: &[FrameTemplate], stop: Arc<AtomicB
     })
 }
 
-fn zero_copy_program(iface: &str) -> Option<crate::loader::Steering> {
-    if crate::preflight::attached_program(iface).ok().flatten().is_some() {
-        // Somebody's program (say `xdpipe run` on the same port) is there already.
-        return None;
-    }
-    let was_running = sys::iface_up_running(iface) == Some((true, true));
-    match crate::loader::Steering::attach(iface, crate::config::XdpMode::Native, crate::config::SteerFilter::default()) {
-        Ok(s) => {
-            if was_running {
-                sys::wait_for_carrier(iface, std::time::Duration::from_secs(10));
-            }
-            Some(s)
-        }
-        Err(e) => {
-            log::warn!("{iface}: zero-copy bind, but no XDP program could be attached ({e}); some drivers (igb) then never send");
-            None
-        }
-    }
-}
-
 /// The AF_XDP engine.
 fn generate_xsk(
     cfg: &GenConfig,
@@ -384,11 +364,7 @@ fn generate_xsk(
     counters: &WorkerCounters,
 ) -> Result<GenSummary, GenError> {
     let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
-    // Drivers such as igb run AF_XDP zero-copy TX only while an XDP program is attached
-    // (without one the frames sit in the TX ring, never completed). Attach xdpipe's
-    // steering program, which passes everything not for a socket to the kernel; the
-    // link goes with this process.
-    let _zc_program = if xsk.is_zerocopy() { zero_copy_program(&cfg.iface) } else { None };
+    let _zc_program = if xsk.is_zerocopy() { crate::loader::zero_copy_tx_program(&cfg.iface) } else { None };
     if let Some(core) = cfg.core
         && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
             log::warn!("could not pin the generator to core {core}");

@@ -240,3 +240,28 @@ impl LiveGen {
         Ok(v.iter().sum())
     }
 }
+
+/// Drivers such as igb run AF_XDP zero-copy TX only while an XDP program is attached
+/// (without one the frames sit in the TX ring, never completed). For a socket that only
+/// transmits on `iface`, this attaches xdpipe's steering program there (it passes
+/// everything not for a socket to the kernel) unless a program is attached already.
+/// The link goes with the returned value, or with the process.
+pub fn zero_copy_tx_program(iface: &str) -> Option<Steering> {
+    if crate::preflight::attached_program(iface).ok().flatten().is_some() {
+        // Somebody's program (say `xdpipe run` on the same port) is there already.
+        return None;
+    }
+    let was_running = crate::sys::iface_up_running(iface) == Some((true, true));
+    match Steering::attach(iface, crate::config::XdpMode::Native, crate::config::SteerFilter::default()) {
+        Ok(s) => {
+            if was_running {
+                crate::sys::wait_for_carrier(iface, std::time::Duration::from_secs(10));
+            }
+            Some(s)
+        }
+        Err(e) => {
+            log::warn!("{iface}: zero-copy bind, but no XDP program could be attached ({e}); some drivers (igb) then never send");
+            None
+        }
+    }
+}

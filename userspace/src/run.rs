@@ -243,6 +243,13 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         sockets.push((q, xsk, out));
     }
     let fwd_shared = sockets.iter().all(|(_, _, o)| o.as_ref().is_none_or(|(_, s)| *s));
+    // fwd's out sockets only transmit: on a zero-copy bind, some drivers need a program.
+    let _out_program = match &out_iface {
+        Some(o) if sockets.iter().any(|(_, _, x)| x.as_ref().is_some_and(|(x, _)| x.is_zerocopy())) => {
+            crate::loader::zero_copy_tx_program(o)
+        }
+        _ => None,
+    };
     let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
 
     // Setup is done: from here on only reading the program's counters needs a capability
