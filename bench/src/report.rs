@@ -225,7 +225,13 @@ pub fn markdown(runs: &[NamedRun]) -> String {
             i.target,
             i.host,
             i.started,
-            if i.virtual_target { " (virtual: software path only, not NIC hardware)" } else { "" },
+            if i.target.starts_with("vm:") {
+                " (**EMULATED** NIC under QEMU: the real driver paths ran, but the rates say nothing about hardware speed)"
+            } else if i.virtual_target {
+                " (virtual: software path only, not NIC hardware)"
+            } else {
+                ""
+            },
             if i.complete { "" } else { " (**partial run**)" },
             i.trials_per_point,
             i.command

@@ -160,7 +160,11 @@ impl Runner for VethRunner {
             // Queues 0..q, workers on cores 1.. (wrapping, core 0 left to the generator
             // where there are enough), 64 flows for the NIC's RSS to spread.
             let ncpu = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
-            let cores: Vec<String> = (0..sc.queues).map(|i| (if ncpu > 1 { 1 + i % (ncpu - 1) } else { 0 }).to_string()).collect();
+            if sc.queues > ncpu {
+                return Err(format!("{} queues but {ncpu} CPUs: one worker per queue needs a core each", sc.queues));
+            }
+            let first = if sc.queues < ncpu { 1 } else { 0 };
+            let cores: Vec<String> = (first..first + sc.queues).map(|c| c.to_string()).collect();
             run_args.extend(["--queues".into(), format!("0-{}", sc.queues.saturating_sub(1)), "--cores".into(), cores.join(",")]);
             gen_args.extend(["--flows".into(), "64".into()]);
         } else {
@@ -321,8 +325,9 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
         "both" => vec![false, true],
         o => anyhow::bail!("--threaded-napi {o:?}: off, on or both"),
     };
+    let label = a.emulated_as.clone().unwrap_or_else(|| a.target.clone());
     let matrix = Matrix {
-        target: a.target.clone(),
+        target: label.clone(),
         sizes: a.sizes.clone().unwrap_or_else(|| RFC2544_SIZES.iter().map(|s| s.to_string()).chain(["imix".into()]).collect()),
         xdp_modes: a.xdp_modes.clone(),
         binds: a.binds.clone(),
@@ -336,7 +341,6 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
     let scenarios = matrix.scenarios();
     let host = sh("hostname");
     let stamp = sh("date -u +%Y%m%d-%H%M%S");
-    let label = a.emulated_as.clone().unwrap_or_else(|| a.target.clone());
     let mut dir = RunDir::create(&a.out, &format!("{stamp}-{host}-{}", label.replace(':', "-")))?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut summary = RunSummary {
