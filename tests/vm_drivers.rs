@@ -9,50 +9,31 @@
 mod common;
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Command,
     sync::Mutex,
 };
 
 use common::*;
 use serde_json::Value;
+use xdpipe::guest::Guest;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-struct Guest {
-    script: PathBuf,
-    state: PathBuf,
-}
+struct Vm(Guest);
 
-impl Guest {
-    fn boot(name: &str) -> Guest {
+impl Vm {
+    fn boot(name: &str) -> Vm {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/vm/guest.sh");
-        let run = |args: &[&str]| {
-            let out = Command::new(&script).args(args).output().expect("running scripts/vm/guest.sh");
-            assert!(
-                out.status.success(),
-                "guest.sh {args:?} failed ({}):\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&["deps"]);
-        run(&["build"]);
+        let deps = Command::new(&script).arg("deps").output().expect("running scripts/vm/guest.sh deps");
+        assert!(deps.status.success(), "guest.sh deps failed:\n{}", String::from_utf8_lossy(&deps.stderr));
         let state = std::env::temp_dir().join(format!("xdpipe-vm-test-{name}-{}", std::process::id()));
-        let g = Guest { script: script.clone(), state };
-        run(&["start", g.state.to_str().unwrap(), "--xdpipe", XDPIPE]);
-        g
+        Vm(Guest::start(&script, state, Path::new(XDPIPE), true).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// Runs a shell job in the guest; panics with its output unless it exits 0.
     fn sh(&self, job: &str) -> String {
-        let out = Command::new(&self.script)
-            .arg("exec")
-            .arg(&self.state)
-            .args(["--timeout", "300", "--", job])
-            .output()
-            .expect("guest.sh exec");
+        let out = self.0.exec(job, 300).expect("guest.sh exec");
         let (o, e) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
         assert!(out.status.success(), "guest job failed ({}):\n{job}\n--- stdout\n{o}\n--- stderr\n{e}", out.status);
         o
@@ -61,7 +42,7 @@ impl Guest {
     /// `xdpipe run` on `rx` with `run_args`, then `xdpipe gen` on `tx` (`gen_args`), then
     /// the receiver is stopped. Returns (run summary, gen summary).
     fn run_gen(&self, rx: &str, tx: &str, run_args: &str, gen_args: &str) -> (Value, Value) {
-        let (src, dst) = if tx.starts_with("igb") { ("10.78.0.1", "10.78.0.2") } else { ("10.79.0.1", "10.79.0.2") };
+        let (src, dst) = addrs(tx);
         let job = format!(
             "mac=$(cat /sys/class/net/{rx}/address)
 xdpipe run -i {rx} --json --xdp-mode native --poll 10 {run_args} > /tmp/run.json 2> /tmp/run.err &
@@ -76,19 +57,19 @@ ip -j link show dev {rx} | grep -q '\"xdp\"' && {{ echo 'XDP still attached to {
 true"
         );
         let out = self.sh(&job);
-        let pick = |tag: &str| -> Value {
-            let line = out.lines().find_map(|l| l.strip_prefix(tag)).unwrap_or_else(|| panic!("no {tag} line in:\n{out}"));
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("{tag} is not JSON ({e}): {line}"))
-        };
-        (pick("RUN "), pick("GEN "))
+        (tagged(&out, "RUN "), tagged(&out, "GEN "))
     }
 }
 
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.script).arg("stop").arg(&self.state).status();
-        let _ = std::fs::remove_dir_all(&self.state);
-    }
+/// The generator port's and the receiver port's addresses on the pair `tx` belongs to.
+fn addrs(tx: &str) -> (&'static str, &'static str) {
+    if tx.starts_with("igb") { ("10.78.0.1", "10.78.0.2") } else { ("10.79.0.1", "10.79.0.2") }
+}
+
+/// The JSON after `tag` on a line of a job's output.
+fn tagged(out: &str, tag: &str) -> Value {
+    let line = out.lines().find_map(|l| l.strip_prefix(tag)).unwrap_or_else(|| panic!("no {tag} line in:\n{out}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{tag} is not JSON ({e}): {line}"))
 }
 
 fn per_queue(r: &Value) -> Vec<u64> {
@@ -97,7 +78,7 @@ fn per_queue(r: &Value) -> Vec<u64> {
 
 /// Everything one driver pair must do. `rx`/`tx`: the cabled ports; `other`: the other
 /// pair's (out, sink) ports for fwd across drivers.
-fn driver_paths(g: &Guest, rx: &str, tx: &str, other: (&str, &str)) {
+fn driver_paths(g: &Vm, rx: &str, tx: &str, other: (&str, &str)) {
     const N: u64 = 3000;
     let n = N.to_string();
     // One queue: every flow lands on queue 0, so counts are exact.
@@ -127,7 +108,7 @@ fn driver_paths(g: &Guest, rx: &str, tx: &str, other: (&str, &str)) {
     // fwd sends frames unchanged (a bump in the wire), so they still carry rx's MAC: the
     // sink's port listens promiscuously, as the NIC models filter unicast MACs.
     let (out, sink) = other;
-    let (src, dst) = if tx.starts_with("igb") { ("10.78.0.1", "10.78.0.2") } else { ("10.79.0.1", "10.79.0.2") };
+    let (src, dst) = addrs(tx);
     let out_json = g.sh(&format!(
         "ethtool -L {sink} combined 1; ethtool -L {out} combined 1
 ip link set dev {sink} promisc on
@@ -141,10 +122,7 @@ sleep 2; kill -INT $fp; wait $fp; sleep 1; kill -INT $sp; wait $sp
 echo \"FWD $(tr -d '\\n' < /tmp/fwd.json)\"
 echo \"SINK $(tr -d '\\n' < /tmp/sink.json)\""
     ));
-    let pick = |tag: &str| -> Value {
-        serde_json::from_str(out_json.lines().find_map(|l| l.strip_prefix(tag)).unwrap_or_else(|| panic!("no {tag} in {out_json}"))).unwrap()
-    };
-    let (f, s) = (pick("FWD "), pick("SINK "));
+    let (f, s) = (tagged(&out_json, "FWD "), tagged(&out_json, "SINK "));
     assert_eq!(u(&f, "rx_packets"), N, "fwd {rx} -> {out}: {f}");
     assert_eq!(u(&f, "tx_completed"), N, "fwd {rx} -> {out} sent: {f}");
     assert_eq!(u(&s, "rx_packets"), N, "sink {sink} behind fwd {rx} -> {out}: {s}");
@@ -168,7 +146,7 @@ fn guest_test(name: &str, rx: &str, tx: &str, other: (&str, &str)) {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let g = Guest::boot(name);
+    let g = Vm::boot(name);
     let drivers = g.sh("for i in igb0 igb1 vio0 vio1; do printf '%s ' $i; ethtool -i $i | head -1; done");
     assert!(drivers.contains("igb1 driver: igb") && drivers.contains("vio1 driver: virtio_net"), "{drivers}");
     driver_paths(&g, rx, tx, other);

@@ -16,7 +16,7 @@
 use std::{
     io::{BufRead as _, BufReader, Read as _},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::{Arc, Mutex, atomic::{AtomicBool, Ordering}},
     thread,
     time::{Duration, Instant},
@@ -228,9 +228,9 @@ struct Proc {
 
 impl Proc {
     fn spawn(what: &str, ns: &str, argv: &[String]) -> Result<Self, AnchorError> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).args(argv).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
-        sys::die_with_parent(&mut cmd);
+        let (program, args) = argv.split_first().ok_or_else(|| AnchorError::Failed { what: what.to_owned(), detail: "empty command".into() })?;
+        let mut cmd = sys::command_in(Some(ns), program);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().map_err(|source| AnchorError::Spawn { what: what.to_owned(), source })?;
         let out = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(String::new()));
@@ -267,6 +267,10 @@ impl Proc {
 
     fn output(&self) -> String {
         self.out.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Waits until the output contains `marker` (or the process ends / `timeout` passes).
@@ -307,7 +311,7 @@ impl Proc {
         let _ = self.child.wait();
         // Let the reader threads take the last bytes.
         thread::sleep(Duration::from_millis(50));
-        (self.output(), self.stdout.lock().map(|o| o.clone()).unwrap_or_default())
+        (self.output(), self.stdout())
     }
 
     fn wait(mut self, timeout: Duration) -> Result<(String, String), AnchorError> {
@@ -321,7 +325,7 @@ impl Proc {
             }
         }
         thread::sleep(Duration::from_millis(50));
-        Ok((self.output(), self.stdout.lock().map(|o| o.clone()).unwrap_or_default()))
+        Ok((self.output(), self.stdout()))
     }
 }
 
@@ -397,12 +401,7 @@ pub fn measure(
     let native = pairing.xdp_mode == "native";
     let live = matches!(side.driver, Driver::Gen { engine: "xdp-live", .. } | Driver::Trafficgen);
     if live && !native {
-        // Frames injected by XDP into a veth whose peer runs no native XDP program need
-        // GRO on there to be taken in (VETH-FACTS).
-        let st = Command::new("ip").args(["netns", "exec", &tb.rx_ns, "ethtool", "-K", RX_IFACE, "gro", "on"]).status();
-        if !st.is_ok_and(|s| s.success()) {
-            return Err(AnchorError::Failed { what: "ethtool -K xp-rx gro on".into(), detail: "failed".into() });
-        }
+        tb.rx_gro_on()?;
     }
     let tool = |p: &Option<PathBuf>, name: &str| {
         p.as_ref().map(|p| p.display().to_string()).ok_or_else(|| AnchorError::Failed { what: name.into(), detail: "not found".into() })

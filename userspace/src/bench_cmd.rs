@@ -14,6 +14,7 @@ use clap::Args;
 use xdpipe::{
     anchors::{self, Goal, Metric, Tools, plan},
     stats::fmt_pps,
+    guest::Guest,
     veth::{Ports, VethConfig, run_veth},
 };
 use xdpipe_bench::{
@@ -421,10 +422,11 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
             break;
         }
     }
-    if interrupted.is_none() && ports.is_none() {
-        if let Err(e) = run_anchors(a, &mut dir, &mut summary, &stop) {
-            interrupted = Some(e);
-        }
+    if interrupted.is_none()
+        && ports.is_none()
+        && let Err(e) = run_anchors(a, &mut dir, &mut summary, &stop)
+    {
+        interrupted = Some(e);
     }
     summary.run.complete = interrupted.is_none();
     dir.write_summary(&summary)?;
@@ -533,19 +535,6 @@ fn guest_script() -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("--target vm:*: scripts/vm/guest.sh not found; run from the xdpipe source tree"))
 }
 
-/// Stops the guest on every way out of [`bench_in_guest`].
-struct Guest {
-    script: PathBuf,
-    state: PathBuf,
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.script).arg("stop").arg(&self.state).status();
-        let _ = std::fs::remove_dir_all(&self.state);
-    }
-}
-
 /// `--target vm:igb|vm:virtio`: boots the QEMU guest, runs the same matrix there with
 /// `--target nic:` on the guest's cabled pair (labelled emulated), copies the run back.
 fn bench_in_guest(a: &BenchArgs, kind: &str, stop: &Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
@@ -554,14 +543,10 @@ fn bench_in_guest(a: &BenchArgs, kind: &str, stop: &Arc<AtomicBool>) -> anyhow::
         "virtio" => ("vio1", "vio0"),
         k => anyhow::bail!("--target vm:{k}: vm:igb or vm:virtio"),
     };
-    let script = guest_script()?;
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
-    let st = Command::new(&script).arg("build").status().context("running guest.sh build")?;
-    anyhow::ensure!(st.success(), "guest.sh build failed (see above)");
     let state = std::env::temp_dir().join(format!("xdpipe-vm-bench-{}", std::process::id()));
-    let guest = Guest { script: script.clone(), state: state.clone() };
-    let st = Command::new(&script).arg("start").arg(&state).arg("--xdpipe").arg(&exe).status().context("running guest.sh start")?;
-    anyhow::ensure!(st.success(), "the guest did not boot (guest.sh start printed why)");
+    // Stopped on every way out (drop).
+    let guest = Guest::start(&guest_script()?, state, &exe, false).map_err(anyhow::Error::msg)?;
     let list = |v: &[String]| v.join(",");
     let mut args: Vec<String> = vec![
         "bench".into(), "--target".into(), format!("nic:{rx}"), "--gen-iface".into(), tx.into(),
@@ -584,14 +569,8 @@ fn bench_in_guest(a: &BenchArgs, kind: &str, stop: &Arc<AtomicBool>) -> anyhow::
         args.iter().map(|x| format!("'{x}'")).collect::<Vec<_>>().join(" ")
     );
     eprintln!("bench: running in the guest: {job}");
-    let st = Command::new(&script)
-        .arg("exec")
-        .arg(&state)
-        .args(["--timeout", "86400", "--"])
-        .arg(&job)
-        .status()
-        .context("running guest.sh exec")?;
-    let runs = state.join("share/runs");
+    let st = guest.exec_shown(&job, 86400).context("running guest.sh exec")?;
+    let runs = guest.share().join("runs");
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut copied = Vec::new();
     for e in std::fs::read_dir(&runs).into_iter().flatten().flatten() {

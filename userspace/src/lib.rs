@@ -9,6 +9,7 @@ pub mod accounting;
 pub mod anchors;
 pub mod config;
 pub mod generator;
+pub mod guest;
 pub mod loader;
 pub mod modes;
 pub mod preflight;

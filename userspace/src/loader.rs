@@ -66,9 +66,13 @@ pub struct Steering {
 impl Steering {
     /// Loads the program with `filter` baked in and attaches it to `iface`. `XdpMode::Auto`
     /// tries native first and falls back to skb; [`Steering::mode`] says which took.
+    /// If `iface` had carrier before, returns once it has it again (up to 10 s): physical
+    /// drivers (igb, ixgbe, i40e...) reset the device to attach a native program, and
+    /// frames sent meanwhile would be lost uncounted.
     pub fn attach(iface: &str, mode: XdpMode, filter: SteerFilter) -> Result<Self, LoaderError> {
         let ifindex = crate::sys::ifindex(iface)
             .ok_or_else(|| LoaderError::NoSuchInterface { iface: iface.to_owned() })?;
+        let had_carrier = crate::sys::iface_up_running(iface) == Some((true, true));
         let cfg = filter.config();
         let mut ebpf = EbpfLoader::new()
             .override_global(STEER_GLOBAL_NAME, &cfg, true)
@@ -88,6 +92,9 @@ impl Steering {
             match prog.attach_to_if_index(ifindex, aya_mode) {
                 Ok(link) => {
                     log::info!("attached {PROGRAM_NAME} to {iface} in {m:?} mode, filter {filter}");
+                    if had_carrier {
+                        crate::sys::wait_for_carrier(iface, std::time::Duration::from_secs(10));
+                    }
                     return Ok(Self { ebpf, iface: iface.to_owned(), mode: m, link: Some(link) });
                 }
                 Err(e) => last = Some(classify_attach_error(iface, m, e)),
@@ -251,14 +258,8 @@ pub fn zero_copy_tx_program(iface: &str) -> Option<Steering> {
         // Somebody's program (say `xdpipe run` on the same port) is there already.
         return None;
     }
-    let was_running = crate::sys::iface_up_running(iface) == Some((true, true));
     match Steering::attach(iface, crate::config::XdpMode::Native, crate::config::SteerFilter::default()) {
-        Ok(s) => {
-            if was_running {
-                crate::sys::wait_for_carrier(iface, std::time::Duration::from_secs(10));
-            }
-            Some(s)
-        }
+        Ok(s) => Some(s),
         Err(e) => {
             log::warn!("{iface}: zero-copy bind, but no XDP program could be attached ({e}); some drivers (igb) then never send");
             None

@@ -212,14 +212,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     }
     crate::preflight::check_no_foreign_program(&cfg.iface, cfg.force)?;
 
-    let carrier_before = sys::iface_up_running(&cfg.iface) == Some((true, true));
     let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter)?;
     // From here on, `steering` detaches on every return path (drop).
-    if carrier_before {
-        // Physical drivers (igb, ixgbe, i40e...) reset the device to attach a native
-        // program; frames sent before the link is back would be lost uncounted.
-        sys::wait_for_carrier(&cfg.iface, Duration::from_secs(10));
-    }
     let mut sockets = Vec::with_capacity(cfg.queues.ids().len());
     let mut shared_umem_error = None;
     for &q in cfg.queues.ids() {

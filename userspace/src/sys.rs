@@ -251,7 +251,6 @@ pub fn iface_up_running(iface: &str) -> Option<(bool, bool)> {
     Some((flags & libc::IFF_UP != 0, flags & libc::IFF_RUNNING != 0))
 }
 
-/// Effective user id 0?
 /// Waits until `iface` is up with carrier, for at most `timeout`; false if it is not by then.
 pub fn wait_for_carrier(iface: &str, timeout: std::time::Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
@@ -266,6 +265,7 @@ pub fn wait_for_carrier(iface: &str, timeout: std::time::Duration) -> bool {
     }
 }
 
+/// Effective user id 0?
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -302,6 +302,21 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
             Ok(())
         })
     };
+}
+
+/// A command for `program` in network namespace `ns` (through `ip netns exec`; None: this
+/// one) that dies with this process (see [`die_with_parent`]).
+pub fn command_in(ns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => std::process::Command::new(program),
+    };
+    die_with_parent(&mut cmd);
+    cmd
 }
 
 /// Moves the calling thread into the named network namespace (`/run/netns/NAME`, as

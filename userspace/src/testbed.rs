@@ -193,8 +193,7 @@ impl Testbed {
     }
 
     /// Adds the forwarding pair `xp-fwd` (receiver side) <-> `xp-sink` (generator side),
-    /// with as many queues as the main pair. GRO is turned on at the sink so frames that
-    /// arrive by XDP redirect are not dropped when it runs no XDP program itself.
+    /// with as many queues as the main pair.
     pub fn add_fwd_pair(&mut self) -> Result<(), TestbedError> {
         let q = self.queues.to_string();
         ip(&[
@@ -205,6 +204,12 @@ impl Testbed {
         ip(&["-n", &self.tx_ns, "link", "set", SINK_IFACE, "up"])?;
         self.sink_mac = Some(read_mac(&self.tx_ns, SINK_IFACE)?);
         Ok(())
+    }
+
+    /// Turns GRO on at the receiving end (`xp-rx`): frames XDP injects into a veth whose
+    /// peer runs no native XDP program are taken in only with GRO on there (VETH-FACTS).
+    pub fn rx_gro_on(&self) -> Result<(), TestbedError> {
+        ip(&["netns", "exec", &self.rx_ns, "ethtool", "-K", RX_IFACE, "gro", "on"]).map(|_| ())
     }
 
     /// Leaves the testbed in place when this value is dropped (for `xdpipe testbed create`);

@@ -97,16 +97,8 @@ struct ChildProc {
 impl ChildProc {
     /// Starts `exe args` in namespace `ns` (None: this one).
     fn spawn(what: &'static str, ns: Option<&str>, exe: &Path, args: &[String], quiet: bool) -> Result<Self, VethError> {
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(exe);
-                c
-            }
-            None => Command::new(exe),
-        };
+        let mut cmd = sys::command_in(ns, exe);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        sys::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| VethError::Spawn { what, source })?;
         let err = child.stderr.take().ok_or_else(|| VethError::Summary { what, detail: "no stderr".into() })?;
         let (tx, lines) = mpsc::channel();
@@ -163,13 +155,7 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
         tb.add_fwd_pair()?;
     }
     if cfg.gro {
-        let st = Command::new("ip")
-            .args(["netns", "exec", &tb.rx_ns, "ethtool", "-K", RX_IFACE, "gro", "on"])
-            .status()
-            .map_err(|source| VethError::Threaded { iface: RX_IFACE.into(), source })?;
-        if !st.success() {
-            return Err(VethError::Threaded { iface: RX_IFACE.into(), source: std::io::Error::other("ethtool -K gro on failed") });
-        }
+        tb.rx_gro_on()?;
     }
     if cfg.threaded_napi {
         for (ns, ifc) in [(&tb.rx_ns, RX_IFACE), (&tb.tx_ns, TX_IFACE)] {
