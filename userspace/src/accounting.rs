@@ -98,7 +98,9 @@ impl Accounting {
         } else {
             f.reordered += 1;
         }
-        if now_ns >= s.tx_ns {
+        // A send time of 0: the frame was not timed (the in-kernel generator times one
+        // frame in xdp_common::GEN_TIME_EVERY).
+        if s.tx_ns != 0 && now_ns >= s.tx_ns {
             self.latency.saturating_record(now_ns - s.tx_ns);
         }
     }
@@ -198,6 +200,19 @@ mod tests {
         a.merge(&b);
         let s = a.summary();
         assert_eq!((s.stamped, s.flows, s.lost_in_sequence), (3, 2, 0));
+    }
+
+    #[test]
+    fn untimed_frames_count_for_loss_but_not_latency() {
+        let mut a = Accounting::new();
+        for seq in 0..64 {
+            a.record(&st(0, seq, if seq == 0 { 100 } else { 0 }), 400);
+        }
+        let s = a.summary();
+        assert_eq!((s.stamped, s.lost_in_sequence), (64, 0));
+        let l = s.latency_ns.unwrap();
+        assert_eq!(l.samples, 1, "{l:?}");
+        assert!(l.max >= 299 && l.max <= 301, "{l:?}");
     }
 
     #[test]

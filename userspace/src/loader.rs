@@ -13,7 +13,7 @@ use aya::{
 };
 use xdp_common::{
     COUNTERS_MAP_NAME, GEN_COUNTER_MAP_NAME, GEN_GLOBAL_NAME, GEN_PROGRAM_NAME, GenConfig, MAX_QUEUES,
-    PROGRAM_NAME, QueueCounters, STEER_GLOBAL_NAME, XSK_MAP_NAME,
+    PROGRAM_NAME, ProgCounters, QueueCounters, STEER_GLOBAL_NAME, XSK_MAP_NAME,
 };
 
 use crate::config::{SteerFilter, XdpMode};
@@ -134,12 +134,12 @@ impl Steering {
             return Err(LoaderError::QueueOutOfRange { queue });
         }
         let map = self.ebpf.map(COUNTERS_MAP_NAME).ok_or(LoaderError::Missing { what: "the counters map" })?;
-        let arr: PerCpuArray<_, QueueCounters> =
+        let arr: PerCpuArray<_, ProgCounters> =
             PerCpuArray::try_from(map).map_err(|source| LoaderError::Map { map: COUNTERS_MAP_NAME, source })?;
         let per_cpu = arr.get(&queue, 0).map_err(|source| LoaderError::Map { map: COUNTERS_MAP_NAME, source })?;
         let mut sum = QueueCounters::default();
         for c in per_cpu.iter() {
-            sum.add(c);
+            sum.add_prog(c);
         }
         Ok(sum)
     }

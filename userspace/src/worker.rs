@@ -77,10 +77,9 @@ pub fn rx_loop<M: RxMode>(
                 continue;
             }
         }
-        if xsk.free_frames() > 0 {
-            xsk.fill_from_free(batch);
-        }
-
+        // The free list is topped onto the fill ring by recycle_frames, after a batch came
+        // back: not here, where an idle loop would read the ring's consumer index (a line
+        // the kernel writes) on every turn.
         let n = xsk.rx_consume(&mut rx);
         if n == 0 {
             idle(xsk, wait, counters);
@@ -231,9 +230,6 @@ pub fn fwd_loop(
             if !backlog.is_empty() {
                 continue;
             }
-        }
-        if inp.free_frames() > 0 {
-            inp.fill_from_free(batch);
         }
         // Without a shared UMEM, only take what can be copied into out's free frames.
         let room = if shared { batch } else { batch.min(out.free_frames()) };

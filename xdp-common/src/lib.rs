@@ -66,13 +66,25 @@ impl Default for SteerConfig {
     }
 }
 
-/// Per-CPU, per-RX-queue counters kept by the steering program.
+/// Per-CPU, per-RX-queue counters as the steering program keeps them: each frame adds one
+/// to exactly one field, so the hot path (a redirect) is a single increment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgCounters {
+    /// Matched and redirected to the queue's socket.
+    pub redirected: u64,
+    /// Matched, but no socket is bound to the queue: passed to the kernel.
+    pub no_socket: u64,
+    /// Not matched: passed to the kernel.
+    pub unmatched: u64,
+}
+
+/// The steering program's counters for a queue, as userspace reports them.
 ///
 /// Every frame the program sees ends in exactly one of `redirected` or `passed`
 /// (`seen = redirected + passed`). `matched` frames that found no socket bound to their
 /// queue are passed and also counted in `no_socket`. A redirect can still fail after the
 /// program returns (the socket's RX ring is full): the socket's XDP_STATISTICS count that.
-#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "user", derive(serde::Serialize))]
 pub struct QueueCounters {
@@ -84,13 +96,24 @@ pub struct QueueCounters {
 }
 
 impl QueueCounters {
-    /// Field-wise sum, used to fold per-CPU values and queues together.
+    /// Field-wise sum, used to fold queues together.
     pub fn add(&mut self, other: &QueueCounters) {
         self.seen += other.seen;
         self.matched += other.matched;
         self.redirected += other.redirected;
         self.passed += other.passed;
         self.no_socket += other.no_socket;
+    }
+
+    /// Adds one CPU's program counters.
+    pub fn add_prog(&mut self, c: &ProgCounters) {
+        self.add(&QueueCounters {
+            seen: c.redirected + c.no_socket + c.unmatched,
+            matched: c.redirected + c.no_socket,
+            redirected: c.redirected,
+            passed: c.no_socket + c.unmatched,
+            no_socket: c.no_socket,
+        });
     }
 }
 
@@ -100,9 +123,14 @@ pub const GEN_PROGRAM_NAME: &str = "xdpipe_gen";
 pub const GEN_COUNTER_MAP_NAME: &str = "XDPIPE_GEN_COUNT";
 pub const GEN_GLOBAL_NAME: &str = "XDPIPE_GEN";
 
+/// The in-kernel generator writes its send time into one frame in this many (the others
+/// carry 0: no time, sequence only).
+pub const GEN_TIME_EVERY: u32 = 64;
+
 /// Config of the in-kernel generator. The frame it is run on is an untagged IPv4/UDP
 /// frame with the 16-byte stamp at offset 42 (as `xdpipe gen` builds it); per packet the
-/// program writes flow id, sequence number and `bpf_ktime_get_ns()` into the stamp, sets
+/// program writes flow id, sequence number and (one frame in `GEN_TIME_EVERY`)
+/// `bpf_ktime_get_ns()` into the stamp, sets
 /// the ports of the flow and fixes the UDP checksum incrementally (RFC 1624).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +151,21 @@ mod user {
     // any bit pattern.
     unsafe impl aya::Pod for super::SteerConfig {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::QueueCounters {}
+    unsafe impl aya::Pod for super::ProgCounters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::GenConfig {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_counters_fold_into_the_reported_view() {
+        let mut q = QueueCounters::default();
+        q.add_prog(&ProgCounters { redirected: 7, no_socket: 2, unmatched: 3 });
+        q.add_prog(&ProgCounters { redirected: 1, no_socket: 0, unmatched: 1 });
+        assert_eq!(q, QueueCounters { seen: 14, matched: 10, redirected: 8, passed: 6, no_socket: 2 });
+        assert_eq!(q.seen, q.redirected + q.passed);
+    }
 }

@@ -18,14 +18,14 @@ mod prog {
     };
     use xdp_common::{
         GenConfig, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES,
-        QueueCounters, SteerConfig,
+        ProgCounters, SteerConfig,
     };
 
     #[map(name = "XDPIPE_XSKS")]
     static XDPIPE_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
 
     #[map(name = "XDPIPE_COUNTERS")]
-    static XDPIPE_COUNTERS: PerCpuArray<QueueCounters> =
+    static XDPIPE_COUNTERS: PerCpuArray<ProgCounters> =
         PerCpuArray::with_max_entries(MAX_QUEUES, 0);
 
     /// Written by the loader before the program is loaded (`EbpfLoader::set_global`).
@@ -53,18 +53,10 @@ mod prog {
         if let Some(c) = counters {
             // SAFETY: per-CPU map value: this CPU is its only writer while the program runs.
             let c = unsafe { &mut *c };
-            c.seen += 1;
             match action {
-                Verdict::Redirected => {
-                    c.matched += 1;
-                    c.redirected += 1;
-                }
-                Verdict::NoSocket => {
-                    c.matched += 1;
-                    c.no_socket += 1;
-                    c.passed += 1;
-                }
-                Verdict::Pass => c.passed += 1,
+                Verdict::Redirected => c.redirected += 1,
+                Verdict::NoSocket => c.no_socket += 1,
+                Verdict::Pass => c.unmatched += 1,
             }
         }
         match action {
@@ -98,6 +90,11 @@ mod prog {
     fn matches(ctx: &XdpContext, cfg: &SteerConfig) -> Result<bool, ()> {
         if cfg.kind == MATCH_ALL {
             return Ok(true);
+        }
+        if cfg.kind == MATCH_UDP_DPORT {
+            if let Some(dport) = plain_udp4_dport(ctx) {
+                return Ok(dport >= cfg.port_lo && dport <= cfg.port_hi);
+            }
         }
         let mut off = ETH_HLEN - 2;
         let mut ethertype = u16::from_be(load::<u16>(ctx, off)?);
@@ -142,6 +139,32 @@ mod prog {
         Ok(false)
     }
 
+    /// The common case in one bounds check: an untagged IPv4 frame with a 20-byte header,
+    /// not a fragment, carrying UDP. Returns its destination port (host order), or None
+    /// for anything else (the general parser then decides). Saves about 7 ns a frame on
+    /// this VM against the field-by-field checks (bpf_stats run time).
+    #[inline(always)]
+    fn plain_udp4_dport(ctx: &XdpContext) -> Option<u16> {
+        const UDP4_END: usize = ETH_HLEN + 20 + 8;
+        let start = ctx.data();
+        if start + UDP4_END > ctx.data_end() {
+            return None;
+        }
+        let p = start as *const u8;
+        // SAFETY: every offset read below ends within the first UDP4_END bytes, which
+        // were checked against data_end above.
+        unsafe {
+            let ethertype = u16::from_be(core::ptr::read_unaligned(p.add(12) as *const u16));
+            let vihl = *p.add(ETH_HLEN);
+            let frag = u16::from_be(core::ptr::read_unaligned(p.add(ETH_HLEN + 6) as *const u16));
+            let proto = *p.add(ETH_HLEN + 9);
+            if ethertype != ETH_P_IP || vihl != 0x45 || frag & 0x1fff != 0 || proto != IPPROTO_UDP {
+                return None;
+            }
+            Some(u16::from_be(core::ptr::read_unaligned(p.add(ETH_HLEN + 20 + 2) as *const u16)))
+        }
+    }
+
     /// Bounds-checked unaligned load of a `T` at `off` bytes into the frame.
     #[inline(always)]
     fn load<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, ()> {
@@ -171,6 +194,8 @@ mod prog {
     const UDP_OFF: usize = 34;
     const STAMP_OFF: usize = 42;
     const STAMP_MAGIC: u16 = 0x5850;
+    /// One frame in this many carries a send time (xdp_common::GEN_TIME_EVERY).
+    const TIME_EVERY: u64 = xdp_common::GEN_TIME_EVERY as u64;
 
     /// Stamps the frame, sets its flow's ports, and transmits it (XDP_TX). Frames too
     /// short for the stamp abort, which the caller sees as a program error.
@@ -200,8 +225,16 @@ mod prog {
         let flows = if cfg.flows == 0 { 1 } else { cfg.flows as u64 };
         let flow = (k % flows) as u16;
         let seq = (k / flows) as u32;
-        // SAFETY: bpf_ktime_get_ns has no preconditions; it is CLOCK_MONOTONIC.
-        let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+        // Every frame carries flow and sequence (loss and reordering); one in TIME_EVERY
+        // also carries its send time. Reading the clock costs about a fifth of this
+        // program's frame rate in a VM (read_tsc), and a latency histogram at millions of
+        // frames a second needs no more samples than that. 0 means "not timed".
+        let now = if k % TIME_EVERY == 0 {
+            // SAFETY: bpf_ktime_get_ns has no preconditions; it is CLOCK_MONOTONIC.
+            unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
+        } else {
+            0
+        };
         let sport = cfg.src_port.wrapping_add(flow);
         let dport = cfg.dst_port.wrapping_add(flow % 256);
         // New 16-bit words (host order), at word offsets from the UDP header:
