@@ -392,6 +392,11 @@ fn generate_xsk(
     let limit = cfg.count.unwrap_or(u64::MAX);
     let (mut sent, mut bytes, mut completed) = (0u64, 0u64, 0u64);
     let mut drain_until: Option<u64> = None;
+    // Frames produced since the last kick. A kick sends up to the TX budget in copy mode,
+    // so full batches are kicked once per budget's worth; a short batch (pacing, a full
+    // ring) is kicked at once.
+    let kick_every = (cfg.xsk.tx_budget as usize).max(cfg.batch);
+    let mut unkicked = 0usize;
 
     loop {
         let n = xsk.comp_consume(&mut comp);
@@ -433,6 +438,7 @@ fn generate_xsk(
                 sys::kick_tx(fd);
                 bump(&counters.wakeups, 1);
             }
+            unkicked = 0;
             continue;
         }
         descs.clear();
@@ -458,9 +464,11 @@ fn generate_xsk(
         bump(&counters.tx_packets, produced as u64);
         bump(&counters.tx_bytes, batch_bytes);
         bump(&counters.batch_hist[batch_bucket(produced)], 1);
-        if !need_wakeup || xsk.tx_needs_wakeup() {
+        unkicked += produced;
+        if (unkicked >= kick_every || produced < cfg.batch) && (!need_wakeup || xsk.tx_needs_wakeup()) {
             sys::kick_tx(fd);
             bump(&counters.wakeups, 1);
+            unkicked = 0;
         }
     }
     let secs = (sys::monotonic_ns() - start_ns) as f64 / 1e9;

@@ -107,6 +107,10 @@ struct RunArgs {
     rx_ring: RingSize,
     #[arg(long, default_value = "2048")]
     tx_ring: RingSize,
+    /// Copy mode: TX frames one kick sends (32 to the TX ring size; 0 keeps the kernel's
+    /// 32). Needs Linux 6.17 (XDP_MAX_TX_SKB_BUDGET); older kernels keep 32.
+    #[arg(long, default_value_t = 256)]
+    tx_budget: u32,
     #[arg(long, default_value = "4096")]
     fill_ring: RingSize,
     #[arg(long, default_value = "2048")]
@@ -201,6 +205,10 @@ struct GenArgs {
     frame_size: FrameSize,
     #[arg(long, default_value = "2048")]
     tx_ring: RingSize,
+    /// Copy mode: TX frames one kick sends (32 to the TX ring size; 0 keeps the kernel's
+    /// 32). Needs Linux 6.17 (XDP_MAX_TX_SKB_BUDGET); older kernels keep 32.
+    #[arg(long, default_value_t = 256)]
+    tx_budget: u32,
     #[arg(long, default_value = "2048")]
     comp_ring: RingSize,
     #[arg(long, value_enum, default_value_t = BindMode::Auto)]
@@ -298,6 +306,7 @@ impl RunArgs {
                 tx_size: self.tx_ring,
                 bind: self.bind,
                 need_wakeup: self.need_wakeup == OnOff::On,
+                tx_budget: check_tx_budget(self.tx_budget, self.tx_ring)?,
             },
             batch: self.batch,
             poll_ms: self.poll,
@@ -333,6 +342,18 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--tx-budget`: 0 (the kernel's default) or 32 ..= the TX ring size, the range the
+/// kernel accepts.
+fn check_tx_budget(budget: u32, tx_ring: RingSize) -> anyhow::Result<u32> {
+    if budget != 0 && !(32..=tx_ring.get()).contains(&budget) {
+        anyhow::bail!(
+            "--tx-budget {budget}: out of range; use 32 to {} (the TX ring size, --tx-ring) or 0 for the kernel's default of 32",
+            tx_ring.get()
+        );
+    }
+    Ok(budget)
 }
 
 /// SIGINT and SIGTERM set the returned flag; a second one exits at once (the kernel still
@@ -411,6 +432,7 @@ fn cmd_gen(a: &GenArgs) -> anyhow::Result<ExitCode> {
             tx_size: a.tx_ring,
             bind: a.bind,
             need_wakeup: a.need_wakeup == OnOff::On,
+            tx_budget: check_tx_budget(a.tx_budget, a.tx_ring)?,
         },
         engine: a.engine,
         allow_uplink: a.allow_uplink,

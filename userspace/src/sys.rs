@@ -160,6 +160,23 @@ pub fn xdp_statistics(fd: RawFd) -> Result<XdpStatistics, SysError> {
     Ok(st)
 }
 
+/// XDP_MAX_TX_SKB_BUDGET (Linux 6.17+): descriptors one send call handles in copy mode.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// Raises how many TX descriptors one kick (sendto / poll) sends in copy mode, from the
+/// kernel's fixed 32 to `budget` (32 ..= the TX ring size). Kernels before 6.17 lack the
+/// option (ENOPROTOOPT): they keep 32.
+pub fn set_tx_budget(fd: RawFd, budget: u32) -> Result<(), SysError> {
+    // SAFETY: the buffer and its length describe `budget`.
+    let rc = unsafe {
+        libc::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, (&budget as *const u32).cast(), mem::size_of::<u32>() as libc::socklen_t)
+    };
+    if rc != 0 {
+        return Err(SysError::last("setsockopt(XDP_MAX_TX_SKB_BUDGET)", format!("AF_XDP socket fd {fd}, budget {budget}")));
+    }
+    Ok(())
+}
+
 /// True if the AF_XDP socket is bound in zero-copy mode.
 pub fn xdp_is_zerocopy(fd: RawFd) -> Result<bool, SysError> {
     let mut opts: u32 = 0;
