@@ -230,6 +230,17 @@ fn link_bps(iface: &str) -> Option<f64> {
     out.parse::<f64>().ok().filter(|&m| m > 0.0).map(|m| m * 1e6)
 }
 
+/// The netlink XDP feature flags of `iface` (this namespace), or why they are missing.
+fn xdp_features_of(iface: &str) -> String {
+    match xdpipe::sys::ifindex(iface) {
+        None => format!("no interface {iface}"),
+        Some(i) => match xdpipe::netdev::xdp_features(i) {
+            Ok(f) => f.describe(),
+            Err(e) => format!("not read: {e}"),
+        },
+    }
+}
+
 /// What a reader needs to reproduce or judge the run.
 fn capture_env(target: &str, ports: Option<&Ports>) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
@@ -255,7 +266,8 @@ fn capture_env(target: &str, ports: Option<&Ports>) -> BTreeMap<String, String> 
         put("offloads the off scenarios turn off (those ethtool can change)", sh(&format!("ethtool -k {i} | grep -v fixed | grep -E '^(rx-checksumming|generic-receive-offload|large-receive-offload|rx-gro-hw|rx-vlan-offload|receive-hashing):' | tr -s ' \\t' ' ' | tr '\\n' ' '")));
         put("RSS hash for udp4", sh(&format!("ethtool -n {i} rx-flow-hash udp4 2>&1 | tr '\\n' ' '")));
         put("IRQ affinity", sh(&format!("for q in $(grep -E '{i}' /proc/interrupts | cut -d: -f1); do printf '%s:%s ' $q $(cat /proc/irq/$q/smp_affinity_list); done")));
-        put("XDP features", "not read from netlink in this version; each trial's native attach and zero-copy bind either worked (rows present) or failed with the driver's error".into());
+        put("XDP features (netlink)", xdp_features_of(i));
+        put("XDP features of the generator port (netlink)", xdp_features_of(&p.tx));
         return env;
     }
     // A throwaway testbed to read the veth driver's view.
@@ -265,7 +277,8 @@ fn capture_env(target: &str, ports: Option<&Ports>) -> BTreeMap<String, String> 
         put("channels", ex("ethtool -l xp-rx | tr -s ' \\t' ' ' | tr '\\n' ' '"));
         put("ring sizes", ex("ethtool -g xp-rx | tr -s ' \\t' ' ' | tr '\\n' ' '"));
         put("offload features (on)", ex("ethtool -k xp-rx | grep ': on' | cut -d: -f1 | tr '\\n' ' '"));
-        put("XDP features", "veth: native XDP and generic XDP; AF_XDP copy mode only (zero-copy bind fails with EOPNOTSUPP); netlink feature flags not read".into());
+        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "xdpipe".into());
+        put("XDP features (netlink)", ex(&format!("{exe} features -i xp-rx")).trim_start_matches("xp-rx: ").to_owned());
         put("IRQ affinity", "n/a: veth has no IRQs; its receive work runs in the sender's softirq (or a NAPI thread with threaded NAPI)".into());
     }
     env

@@ -12,6 +12,7 @@ pub mod generator;
 pub mod guest;
 pub mod loader;
 pub mod modes;
+pub mod netdev;
 pub mod preflight;
 pub mod run;
 pub mod stats;

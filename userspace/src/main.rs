@@ -54,6 +54,15 @@ enum Cmd {
         #[arg(long)]
         all: bool,
     },
+    /// Print a device's XDP feature flags as its driver declares them (netlink netdev
+    /// family): native XDP, redirect target, AF_XDP zero-copy, multi-buffer.
+    Features {
+        #[arg(long, short = 'i')]
+        iface: String,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -334,6 +343,7 @@ fn main() -> ExitCode {
         Cmd::Report(args) => bench_cmd::cmd_report(&args),
         Cmd::Testbed { action } => cmd_testbed(action),
         Cmd::Cleanup { all } => cmd_cleanup(all),
+        Cmd::Features { iface, json } => cmd_features(&iface, json),
     };
     match result {
         Ok(code) => code,
@@ -342,6 +352,18 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn cmd_features(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let ifindex = xdpipe::sys::ifindex(iface)
+        .ok_or_else(|| anyhow::anyhow!("no interface named {iface:?} in this network namespace; list them with `ip link`"))?;
+    let f = xdpipe::netdev::xdp_features(ifindex).with_context(|| format!("reading the XDP features of {iface}"))?;
+    if json {
+        println!("{}", serde_json::to_string(&f)?);
+    } else {
+        println!("{iface}: {}", f.describe());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--tx-budget`: 0 (the kernel's default) or 32 ..= the TX ring size, the range the
