@@ -79,9 +79,10 @@ fn y_grid(s: &mut String, l: f64, t: f64, pw: f64, ph: f64, ymax: f64) {
 
 /// A line chart over categorical x positions, with min-max whiskers.
 fn line_chart(title: &str, x_title: &str, y_title: &str, xs: &[String], series: &[Series]) -> String {
-    let (w, h, l, r, t, b) = (760.0, 360.0, 70.0, 20.0, 40.0, 110.0);
+    // One legend line per series below the plot: run and scenario labels are long.
+    let (w, l, r, t, ph) = (760.0, 70.0, 20.0, 40.0, 210.0);
+    let h = t + ph + 64.0 + 16.0 * series.len() as f64;
     let pw = w - l - r;
-    let ph = h - t - b;
     let ymax = nice_max(series.iter().flat_map(|s| s.points.iter().flatten().map(|p| p.2.max(p.0))).fold(0.0, f64::max));
     let xpos = |i: usize| l + if xs.len() <= 1 { pw / 2.0 } else { pw * i as f64 / (xs.len() - 1) as f64 };
     let ypos = |v: f64| t + ph - ph * (v / ymax);
@@ -111,8 +112,8 @@ fn line_chart(title: &str, x_title: &str, y_title: &str, xs: &[String], series: 
                 }
             }
         }
-        let ly = t + ph + 54.0 + 16.0 * (si / 2) as f64;
-        let lx = l + if si % 2 == 0 { 0.0 } else { pw / 2.0 };
+        let ly = t + ph + 58.0 + 16.0 * si as f64;
+        let lx = l;
         let _ = writeln!(s, "<line x1=\"{lx}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"{dash}/><text x=\"{}\" y=\"{ly:.1}\">{}</text>", ly - 4.0, lx + 24.0, ly - 4.0, lx + 30.0, esc(&se.name));
     }
     s += "</svg>\n";
@@ -367,7 +368,11 @@ pub fn html(runs: &[NamedRun]) -> String {
     let mut charts = String::new();
     charts += &line_chart("Max receive rate against frame size", "frame size (bytes, with FCS)", "Mpps", &sizes, &thr);
     charts += &format!("<p class=\"note\">{}</p>\n", esc(&line_rate_note));
-    charts += &line_chart("Zero-loss throughput (RFC 2544) against frame size", "frame size (bytes, with FCS)", "Mpps", &sizes, &zl);
+    if zl.iter().any(|se| se.points.iter().any(Option::is_some)) {
+        charts += &line_chart("Zero-loss throughput (RFC 2544) against frame size", "frame size (bytes, with FCS)", "Mpps", &sizes, &zl);
+    } else {
+        charts += "<p class=\"note\">No zero-loss chart: these runs have no RFC 2544 search results (run without --no-search, and with the xsk generator: xdp-live sends at full speed only).</p>\n";
+    }
     let mut queues: Vec<u32> = all(runs).map(|(_, s)| s.scenario.queues).collect();
     queues.sort_unstable();
     queues.dedup();
