@@ -392,10 +392,10 @@ fn generate_xsk(
     let limit = cfg.count.unwrap_or(u64::MAX);
     let (mut sent, mut bytes, mut completed) = (0u64, 0u64, 0u64);
     let mut drain_until: Option<u64> = None;
-    // Frames produced since the last kick. A kick sends up to the TX budget in copy mode,
-    // so full batches are kicked once per budget's worth; a short batch (pacing, a full
-    // ring) is kicked at once.
-    let kick_every = (cfg.xsk.tx_budget as usize).max(cfg.batch);
+    // Frames produced since the last kick. Where the copy-mode TX budget was raised, a
+    // kick sends up to the budget, so full batches are kicked once per budget's worth;
+    // otherwise every batch is kicked. A short batch (pacing, a full ring) is kicked at once.
+    let kick_every = xsk.tx_budget().map_or(cfg.batch, |b| (b as usize).max(cfg.batch));
     let mut unkicked = 0usize;
 
     loop {

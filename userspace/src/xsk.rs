@@ -81,17 +81,18 @@ fn socket_config(cfg: &XskConfig) -> Result<SocketConfig, XskError> {
 
 /// Copy mode sends at most 32 TX descriptors per kick unless the socket asks for more;
 /// one kick per batch then saves syscalls (measured in the README). Kernels before 6.17
-/// lack the option and keep 32, with a warning once.
-fn set_tx_budget(fd: RawFd, cfg: &XskConfig, zerocopy: bool, iface: &str, queue: u32) -> Result<(), XskError> {
+/// lack the option and keep 32, with a warning once. Returns the budget now in effect
+/// (None: the kernel's own, or zero-copy, where the driver pulls descriptors itself).
+fn set_tx_budget(fd: RawFd, cfg: &XskConfig, zerocopy: bool, iface: &str, queue: u32) -> Result<Option<u32>, XskError> {
     if cfg.tx_budget == 0 || zerocopy {
-        return Ok(());
+        return Ok(None);
     }
     match crate::sys::set_tx_budget(fd, cfg.tx_budget) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(Some(cfg.tx_budget)),
         Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => {
             static WARNED: std::sync::Once = std::sync::Once::new();
             WARNED.call_once(|| log::warn!("this kernel has no XDP_MAX_TX_SKB_BUDGET (Linux 6.17+): copy-mode TX sends 32 frames per kick"));
-            Ok(())
+            Ok(None)
         }
         Err(e) => Err(XskError::TxBudget { iface: iface.into(), queue, budget: cfg.tx_budget, detail: e.to_string() }),
     }
@@ -109,6 +110,8 @@ pub struct Xsk {
     free: Vec<FrameDesc>,
     frame_size: u32,
     zerocopy: bool,
+    /// Copy-mode TX descriptors one kick sends, where xdpipe raised it (see set_tx_budget).
+    tx_budget: Option<u32>,
 }
 
 impl Xsk {
@@ -143,8 +146,8 @@ impl Xsk {
         let (fill, comp) = rings.ok_or_else(|| XskError::NoFillRing { iface: iface.into(), queue })?;
         let fd = rx.fd().as_raw_fd();
         let zerocopy = crate::sys::xdp_is_zerocopy(fd).unwrap_or(false);
-        set_tx_budget(fd, cfg, zerocopy, iface, queue)?;
-        Ok(Self { umem, fill, comp, rx, tx, fd, free: descs, frame_size: fs, zerocopy })
+        let tx_budget = set_tx_budget(fd, cfg, zerocopy, iface, queue)?;
+        Ok(Self { umem, fill, comp, rx, tx, fd, free: descs, frame_size: fs, zerocopy, tx_budget })
     }
 
     /// Opens a second socket on (`iface`, `queue`) that shares this socket's UMEM
@@ -161,12 +164,18 @@ impl Xsk {
         let (fill, comp) = rings.ok_or_else(|| XskError::NoFillRing { iface: iface.into(), queue })?;
         let fd = rx.fd().as_raw_fd();
         let zerocopy = crate::sys::xdp_is_zerocopy(fd).unwrap_or(false);
-        set_tx_budget(fd, cfg, zerocopy, iface, queue)?;
-        Ok(Self { umem: self.umem.clone(), fill, comp, rx, tx, fd, free: Vec::new(), frame_size: self.frame_size, zerocopy })
+        let tx_budget = set_tx_budget(fd, cfg, zerocopy, iface, queue)?;
+        Ok(Self { umem: self.umem.clone(), fill, comp, rx, tx, fd, free: Vec::new(), frame_size: self.frame_size, zerocopy, tx_budget })
     }
 
     pub fn fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// The copy-mode TX budget in effect, if xdpipe raised it (None: the kernel's 32, or
+    /// zero-copy).
+    pub fn tx_budget(&self) -> Option<u32> {
+        self.tx_budget
     }
 
     /// True if the kernel bound this socket in zero-copy mode.

@@ -141,8 +141,8 @@ mod prog {
 
     /// The common case in one bounds check: an untagged IPv4 frame with a 20-byte header,
     /// not a fragment, carrying UDP. Returns its destination port (host order), or None
-    /// for anything else (the general parser then decides). Saves about 7 ns a frame on
-    /// this VM against the field-by-field checks (bpf_stats run time).
+    /// for anything else (the general parser then decides). With it the program's run
+    /// time (bpf_stats, this VM) went from 37.3 to 36.1 ns a frame.
     #[inline(always)]
     fn plain_udp4_dport(ctx: &XdpContext) -> Option<u16> {
         const UDP4_END: usize = ETH_HLEN + 20 + 8;
