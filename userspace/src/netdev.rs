@@ -3,7 +3,10 @@
 //! reply per call; nothing here is on a hot path.
 #![allow(unsafe_code)]
 
-use std::io;
+use std::{
+    io,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+};
 
 use serde::Serialize;
 
@@ -75,15 +78,13 @@ pub enum NetdevError {
     Malformed { what: &'static str },
 }
 
-/// A generic netlink socket, closed on drop.
-struct Genl(libc::c_int);
-
-impl Drop for Genl {
-    fn drop(&mut self) {
-        // SAFETY: the fd is ours and closed once.
-        unsafe { libc::close(self.0) };
-    }
+/// The `N` bytes at `at`, if `b` has them (netlink fields are in host byte order).
+fn field<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at + N)?.try_into().ok()
 }
+
+/// A generic netlink socket.
+struct Genl(OwnedFd);
 
 impl Genl {
     fn open() -> io::Result<Self> {
@@ -92,7 +93,8 @@ impl Genl {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Self(fd))
+        // SAFETY: a new descriptor nothing else owns.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
     /// Sends one request (`nlmsg_type`, generic netlink `cmd`, attributes) and returns the
@@ -108,22 +110,22 @@ impl Genl {
         msg.extend_from_slice(&[cmd, 1, 0, 0]); // genlmsghdr: cmd, version, reserved
         msg.extend_from_slice(attrs);
         // SAFETY: `msg` is a valid buffer of its length.
-        let rc = unsafe { libc::send(self.0, msg.as_ptr().cast(), msg.len(), 0) };
+        let rc = unsafe { libc::send(self.0.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
         let mut buf = vec![0u8; 16384];
         // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
         let buf = &buf[..n as usize];
         let bad = || io::Error::new(io::ErrorKind::InvalidData, "short netlink reply");
-        let hdr_len = u32::from_ne_bytes(buf.get(0..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
-        let typ = u16::from_ne_bytes(buf.get(4..6).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+        let hdr_len = u32::from_ne_bytes(field(buf, 0).ok_or_else(bad)?) as usize;
+        let typ = u16::from_ne_bytes(field(buf, 4).ok_or_else(bad)?);
         if typ == NLMSG_ERROR {
-            let errno = i32::from_ne_bytes(buf.get(16..20).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+            let errno = i32::from_ne_bytes(field(buf, 16).ok_or_else(bad)?);
             return Err(io::Error::from_raw_os_error(-errno));
         }
         buf.get(20..hdr_len.min(buf.len())).map(<[u8]>::to_vec).ok_or_else(bad)
@@ -141,8 +143,8 @@ fn put_attr(out: &mut Vec<u8>, typ: u16, payload: &[u8]) {
 /// Iterates over (type, payload) of a run of netlink attributes; stops at malformed data.
 fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
-        let len = u16::from_ne_bytes(b.get(0..2)?.try_into().ok()?) as usize;
-        let typ = u16::from_ne_bytes(b.get(2..4)?.try_into().ok()?) & 0x3fff;
+        let len = u16::from_ne_bytes(field(b, 0)?) as usize;
+        let typ = u16::from_ne_bytes(field(b, 2)?) & 0x3fff;
         let payload = b.get(4..len)?;
         b = b.get(len.next_multiple_of(4)..).unwrap_or(&[]);
         Some((typ, payload))
@@ -151,8 +153,8 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 
 fn u64_of(p: &[u8]) -> Option<u64> {
     match p.len() {
-        8 => Some(u64::from_ne_bytes(p.try_into().ok()?)),
-        4 => Some(u32::from_ne_bytes(p.try_into().ok()?) as u64),
+        8 => Some(u64::from_ne_bytes(field(p, 0)?)),
+        4 => Some(u32::from_ne_bytes(field(p, 0)?) as u64),
         _ => None,
     }
 }
@@ -191,7 +193,7 @@ pub fn xdp_features(ifindex: u32) -> Result<XdpFeatures, NetdevError> {
     };
     let family = attrs(&fam)
         .find(|(t, _)| *t == CTRL_ATTR_FAMILY_ID)
-        .and_then(|(_, p)| Some(u16::from_ne_bytes(p.get(0..2)?.try_into().ok()?)))
+        .and_then(|(_, p)| Some(u16::from_ne_bytes(field(p, 0)?)))
         .ok_or(NetdevError::Malformed { what: "getfamily" })?;
     let mut a = Vec::new();
     put_attr(&mut a, NETDEV_A_DEV_IFINDEX, &ifindex.to_ne_bytes());
