@@ -164,18 +164,7 @@ mod tests {
     }
 
     fn sc() -> Scenario {
-        Scenario {
-            target: "veth".into(),
-            size: "64".into(),
-            xdp_mode: "native".into(),
-            bind: "copy".into(),
-            mode: "rxdrop".into(),
-            engine: "xsk".into(),
-            queues: 1,
-            wait: "busy".into(),
-            threaded_napi: false,
-            offloads: "default".into(),
-        }
+        Scenario::example()
     }
 
     fn proc() -> Procedure {

@@ -34,6 +34,24 @@ fn default_offloads() -> String {
 }
 
 impl Scenario {
+    /// One plain scenario (veth, native, copy, rxdrop, 64 B, xsk, one queue, busy), for
+    /// the unit tests of the modules that record and run scenarios.
+    #[cfg(test)]
+    pub(crate) fn example() -> Self {
+        Scenario {
+            target: "veth".into(),
+            size: "64".into(),
+            xdp_mode: "native".into(),
+            bind: "copy".into(),
+            mode: "rxdrop".into(),
+            engine: "xsk".into(),
+            queues: 1,
+            wait: "busy".into(),
+            threaded_napi: false,
+            offloads: "default".into(),
+        }
+    }
+
     /// A short unique label, e.g. `veth native copy rxdrop 64B xsk q1 busy`.
     pub fn label(&self) -> String {
         let size = if self.size == "imix" { "imix".to_owned() } else { format!("{}B", self.size) };

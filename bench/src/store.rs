@@ -220,18 +220,7 @@ mod tests {
         let mut d = RunDir::create(&root, "r").unwrap();
         let d2 = RunDir::create(&root, "r").unwrap();
         assert!(d2.path.ends_with("r-2"));
-        let sc = Scenario {
-            target: "veth".into(),
-            size: "64".into(),
-            xdp_mode: "native".into(),
-            bind: "copy".into(),
-            mode: "rxdrop".into(),
-            engine: "xsk".into(),
-            queues: 1,
-            wait: "busy".into(),
-            threaded_napi: false,
-            offloads: "default".into(),
-        };
+        let sc = Scenario::example();
         let t = Trial { sent: 10, received: 9, tx_pps: 1.0, rx_pps: 0.9, duration_s: 1.0, ..Default::default() };
         d.record(&sc, "max", 0, None, &t).unwrap();
         let s = RunSummary { run: RunInfo { target: "veth".into(), ..Default::default() }, ..Default::default() };
