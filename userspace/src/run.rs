@@ -54,6 +54,8 @@ pub enum RunError {
     NoSuchInterface(String),
     #[error("reading the RX queue count of {iface}: {source}")]
     QueueCount { iface: String, #[source] source: sys::SysError },
+    #[error("opening a socket to watch the link state of {iface}: {source}")]
+    LinkWatch { iface: String, #[source] source: sys::SysError },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("{queues} queue(s) but {cores} core(s) given: --cores needs one core per queue")]
@@ -250,6 +252,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     // (CAP_BPF). The workers start after this, so they inherit the reduced set.
     sys::drop_capabilities_except(&[sys::CAP_BPF]).map_err(RunError::Capabilities)?;
 
+    // Opened before any worker starts, so failing here leaves nothing running.
+    let link = sys::LinkWatch::new(&cfg.iface).map_err(|e| RunError::LinkWatch { iface: cfg.iface.clone(), source: e })?;
     let halt = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::with_capacity(sockets.len());
     let wait = WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, poll_ms: cfg.poll_ms };
@@ -309,7 +313,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     let mut last_snaps: Vec<CounterSnapshot> = workers.iter().map(|w| w.counters.snapshot()).collect();
     let mut active = ActivePeriod::default();
     let mut events = Vec::new();
-    let mut link_state = sys::iface_up_running(&cfg.iface);
+    let mut link_state = link.state();
     let end = loop {
         thread::sleep(Duration::from_millis(10));
         let now = Instant::now();
@@ -328,7 +332,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
             break EndReason::Duration;
         }
         // Faults: the interface going down / up, or away altogether.
-        let state = sys::iface_up_running(&cfg.iface);
+        let state = link.state();
         if state != link_state {
             let t = (now - start).as_secs_f64();
             let what = match state {

@@ -257,15 +257,33 @@ pub fn drop_capabilities_except(keep: &[u32]) -> Result<(), SysError> {
 
 /// IFF_UP and IFF_RUNNING of an interface, or None if it no longer exists.
 pub fn iface_up_running(iface: &str) -> Option<(bool, bool)> {
-    let sock = IoctlSocket::new().ok()?;
-    let mut req = ifreq_named(iface);
-    // SAFETY: `req` is a valid ifreq with the name set.
-    if unsafe { libc::ioctl(sock.0, libc::SIOCGIFFLAGS, &mut req) } != 0 {
-        return None;
+    LinkWatch::new(iface).ok()?.state()
+}
+
+/// Reads one interface's up / running flags again and again through one socket: a
+/// socket per read would leave each one to an RCU-deferred free, which wakes the RCU
+/// thread on the cores the pipeline runs on.
+pub struct LinkWatch {
+    sock: IoctlSocket,
+    iface: String,
+}
+
+impl LinkWatch {
+    pub fn new(iface: &str) -> Result<Self, SysError> {
+        Ok(Self { sock: IoctlSocket::new()?, iface: iface.to_owned() })
     }
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
-    Some((flags & libc::IFF_UP != 0, flags & libc::IFF_RUNNING != 0))
+
+    /// (up, running), or None when the interface is gone.
+    pub fn state(&self) -> Option<(bool, bool)> {
+        let mut req = ifreq_named(&self.iface);
+        // SAFETY: `req` is a valid ifreq with the name set.
+        if unsafe { libc::ioctl(self.sock.0, libc::SIOCGIFFLAGS, &mut req) } != 0 {
+            return None;
+        }
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
+        Some((flags & libc::IFF_UP != 0, flags & libc::IFF_RUNNING != 0))
+    }
 }
 
 /// Waits until `iface` is up with carrier, for at most `timeout`; false if it is not by then.
