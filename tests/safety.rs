@@ -118,6 +118,7 @@ fn sizes_and_users_out_of_range_are_refused() {
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--cores", "0,0", "-q", "0", "-d", "1"], "listed twice");
     refused(&tb.tx_ns, &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--tx-budget", "16"], "--tx-budget 16: out of range");
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--tx-ring", "256", "--tx-budget", "512", "-d", "1"], "use 32 to 256");
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--poll", "soon", "-d", "1"], "poll timeout \"soon\"");
     let out = Command::new("ip")
         .args(["netns", "exec", &tb.rx_ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", XDPIPE])
         .args(["run", "-i", RX_IFACE, "-d", "1"])

@@ -14,7 +14,7 @@ fn rxdrop_counts_exactly(xdp_mode: &str) {
         return;
     }
     let tb = testbed(1);
-    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", xdp_mode, "--poll", "100", "-d", "4", "--json"]);
+    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", xdp_mode, "--poll", "-d", "4", "--json"]);
     assert!(xdp_attached(&tb.rx_ns, RX_IFACE), "program not attached while running");
     send_udp(&tb, N, 18000, 18);
     assert!(ping(&tb), "ping (not steered) must still reach the kernel while xdpipe runs");
@@ -84,7 +84,7 @@ fn sigint_ends_the_run_with_a_summary_and_detaches() {
         return;
     }
     let tb = testbed(1);
-    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "skb", "--poll", "100", "--json"]);
+    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "skb", "--poll", "--json"]);
     send_udp(&tb, 300, 18000, 18);
     thread::sleep(Duration::from_millis(300));
     assert!(xdp_attached(&tb.rx_ns, RX_IFACE));
@@ -102,7 +102,7 @@ fn sigterm_and_sigkill_leave_nothing_attached() {
     }
     let tb = testbed(1);
     for sig in [libc::SIGTERM, libc::SIGKILL] {
-        let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll", "100"]);
+        let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll"]);
         assert!(xdp_attached(&tb.rx_ns, RX_IFACE));
         x.signal(sig);
         let (code, _, err) = x.finish(Duration::from_secs(10));

@@ -413,7 +413,7 @@ pub fn measure(
             let mut a = vec![exe.display().to_string(), s("run"), s("-i"), s(RX_IFACE), s("--json"), s("--mode"), s(mode)];
             a.extend([s("--xdp-mode"), pairing.xdp_mode.clone(), s("--cores"), s("1"), s("--bind"), s("copy")]);
             if *poll {
-                a.extend([s("--poll"), s("10")]);
+                a.push(s("--poll"));
             }
             if *all {
                 a.extend([s("--filter"), s("all")]);

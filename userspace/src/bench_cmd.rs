@@ -62,7 +62,7 @@ pub struct BenchArgs {
     /// Generator engines: xsk, xdp-live.
     #[arg(long, value_delimiter = ',', default_value = "xsk")]
     engines: Vec<String>,
-    /// Receiver wait policy: busy (need_wakeup, busy polling) and/or poll (poll() when idle).
+    /// Receiver wait policy: busy (need_wakeup, busy polling) and/or poll (sleep until frames arrive, `run --poll`).
     #[arg(long, value_delimiter = ',', default_value = "busy")]
     waits: Vec<String>,
     /// Threaded NAPI on the veth pair: off, on, or both (labelled in the results).
@@ -151,7 +151,7 @@ impl Runner for VethRunner {
             "--size".into(), sc.size.clone(), "--rate".into(), rate_arg, "--duration".into(), secs.to_string(),
             "--core".into(), "0".into(), "--engine".into(), sc.engine.clone(),
         ];
-        let poll = if sc.wait == "poll" { "10" } else { "0" };
+        let poll = if sc.wait == "poll" { "forever" } else { "0" };
         let mut run_args: Vec<String> = vec![
             "--mode".into(), sc.mode.clone(), "--xdp-mode".into(), sc.xdp_mode.clone(),
             "--bind".into(), sc.bind.clone(), "--poll".into(), poll.into(),

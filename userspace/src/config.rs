@@ -112,6 +112,52 @@ impl FromStr for BatchSize {
     }
 }
 
+/// How a worker waits when its RX ring is empty (`--poll`): spin (busy-poll), or sleep
+/// until the kernel signals frames, with or without a timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollWait {
+    Busy,
+    Sleep { timeout_ms: Option<u32> },
+}
+
+impl PollWait {
+    /// Longest timeout accepted: an hour.
+    pub const MAX_MS: u32 = 3_600_000;
+
+    /// The epoll_wait timeout (-1: none), or None for busy-polling.
+    pub fn timeout_arg(self) -> Option<i32> {
+        match self {
+            Self::Busy => None,
+            Self::Sleep { timeout_ms } => Some(timeout_ms.map_or(-1, |t| t as i32)),
+        }
+    }
+}
+
+impl FromStr for PollWait {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let why = || format!("write forever (or leave the value out), a timeout in milliseconds up to {}, or 0 to busy-poll", Self::MAX_MS);
+        match s.trim() {
+            "forever" => Ok(Self::Sleep { timeout_ms: None }),
+            t => match t.parse::<u32>() {
+                Ok(0) => Ok(Self::Busy),
+                Ok(n) if n <= Self::MAX_MS => Ok(Self::Sleep { timeout_ms: Some(n) }),
+                _ => Err(err("poll timeout", s, why())),
+            },
+        }
+    }
+}
+
+impl fmt::Display for PollWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Busy => f.write_str("0"),
+            Self::Sleep { timeout_ms: None } => f.write_str("forever"),
+            Self::Sleep { timeout_ms: Some(t) } => write!(f, "{t}"),
+        }
+    }
+}
+
 /// A sorted, duplicate-free list of small integers written as `0`, `0-3` or `0,2,5-6`.
 fn parse_id_list(what: &'static str, s: &str, max_exclusive: u32) -> Result<Vec<u32>, ConfigError> {
     let mut ids = Vec::new();
@@ -333,6 +379,25 @@ mod tests {
         assert!(BatchSize::new(0).is_err());
         assert_eq!(BatchSize::new(64).unwrap().get(), 64);
         assert!(BatchSize::new(4097).is_err());
+    }
+
+    #[test]
+    fn poll_wait_forms_round_trip_and_bad_ones_are_named() {
+        for (text, want, arg) in [
+            ("0", PollWait::Busy, None),
+            ("forever", PollWait::Sleep { timeout_ms: None }, Some(-1)),
+            ("250", PollWait::Sleep { timeout_ms: Some(250) }, Some(250)),
+        ] {
+            let p: PollWait = text.parse().unwrap();
+            assert_eq!(p, want);
+            assert_eq!(p.timeout_arg(), arg);
+            assert_eq!(p.to_string(), text);
+        }
+        for bad in ["-1", "soon", "3600001"] {
+            let e = bad.parse::<PollWait>().unwrap_err();
+            assert_eq!(e.what, "poll timeout");
+            assert!(e.why.contains("forever"), "{e}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use xdpipe::{
     generator::Engine,
-    config::{BatchSize, BindMode, CoreList, FrameSize, QueueList, RingSize, SteerFilter, XdpMode},
+    config::{BatchSize, BindMode, CoreList, FrameSize, PollWait, QueueList, RingSize, SteerFilter, XdpMode},
     modes::ModeKind,
     run::{EndReason, RunConfig, RunSummary, Tick},
     stats::{fmt_pps, rates},
@@ -103,9 +103,10 @@ struct RunArgs {
     /// Use the need_wakeup protocol (on) or wake the kernel unconditionally (off).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     need_wakeup: OnOff,
-    /// Instead of busy-polling an empty RX ring, poll() for up to MS milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    poll: i32,
+    /// Instead of busy-polling an empty RX ring, sleep until frames arrive (epoll); with
+    /// MS, wake up after at most MS milliseconds as well. 0: busy-poll.
+    #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "forever", default_value = "0")]
+    poll: PollWait,
     /// UMEM frame size in bytes (2048 or 4096).
     #[arg(long, default_value = "4096")]
     frame_size: FrameSize,
@@ -260,9 +261,10 @@ struct VethArgs {
     /// Core for the receiver's worker.
     #[arg(long, default_value_t = 1)]
     rx_core: u32,
-    /// poll() timeout for the receiver's worker when idle, ms (0: busy-poll).
-    #[arg(long, default_value_t = 0)]
-    poll: i32,
+    /// The receiver's worker sleeps until frames arrive instead of busy-polling; with MS,
+    /// for at most MS milliseconds. 0: busy-poll.
+    #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "forever", default_value = "0")]
+    poll: PollWait,
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     need_wakeup: OnOff,
     #[arg(long, default_value = "64")]
@@ -298,9 +300,6 @@ impl RunArgs {
             Some(d) => Some(Duration::from_secs_f64(d)),
             None => None,
         };
-        if self.poll < 0 {
-            anyhow::bail!("--poll {}: must be 0 (busy-poll) or a timeout in milliseconds", self.poll);
-        }
         Ok(RunConfig {
             iface: self.iface.clone(),
             queues: self.queues.clone(),
@@ -318,7 +317,7 @@ impl RunArgs {
                 tx_budget: check_tx_budget(self.tx_budget, self.tx_ring)?,
             },
             batch: self.batch,
-            poll_ms: self.poll,
+            poll: self.poll,
             duration,
             mode: self.mode,
             filter: self.filter,

@@ -32,7 +32,8 @@ pub struct RunConfig {
     pub xdp_mode: XdpMode,
     pub xsk: XskConfig,
     pub batch: BatchSize,
-    pub poll_ms: i32,
+    /// How workers wait on an empty RX ring.
+    pub poll: crate::config::PollWait,
     pub duration: Option<Duration>,
     pub mode: ModeKind,
     pub filter: SteerFilter,
@@ -54,6 +55,8 @@ pub enum RunError {
     NoSuchInterface(String),
     #[error("reading the RX queue count of {iface}: {source}")]
     QueueCount { iface: String, #[source] source: sys::SysError },
+    #[error("setting up the workers' sleep on an empty RX ring (--poll): {0}")]
+    Wait(#[source] sys::SysError),
     #[error("opening a socket to watch the link state of {iface}: {source}")]
     LinkWatch { iface: String, #[source] source: sys::SysError },
     #[error(transparent)]
@@ -256,8 +259,19 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     let link = sys::LinkWatch::new(&cfg.iface).map_err(|e| RunError::LinkWatch { iface: cfg.iface.clone(), source: e })?;
     let halt = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::with_capacity(sockets.len());
-    let wait = WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, poll_ms: cfg.poll_ms };
-    for ((q, mut xsk, mut out), core) in sockets.into_iter().zip(cores) {
+    // Each worker's wait policy, made before any worker starts (failing leaves none running).
+    let mut waits = Vec::with_capacity(sockets.len());
+    for (_, xsk, _) in &sockets {
+        let sleep = match cfg.poll.timeout_arg() {
+            Some(t) => Some((sys::ReadableWaiter::new(xsk.fd()).map_err(RunError::Wait)?, t)),
+            None => None,
+        };
+        waits.push(WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, sleep });
+    }
+    if cfg.poll.timeout_arg().is_some() {
+        sys::install_wake_signal().map_err(RunError::Wait)?;
+    }
+    for (((q, mut xsk, mut out), core), wait) in sockets.into_iter().zip(cores).zip(waits) {
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, mode) = (counters.clone(), halt.clone(), cfg.batch.get(), cfg.mode);
         // Allocated here, before the worker starts: the loop itself never allocates.
@@ -268,20 +282,20 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
             }
             let (mut parse, mut runts) = (None, 0);
             match mode {
-                ModeKind::Rxdrop => rx_loop(&mut xsk, &mut RxDrop, acct.as_mut(), batch, wait, &c2, &halt2),
+                ModeKind::Rxdrop => rx_loop(&mut xsk, &mut RxDrop, acct.as_mut(), batch, &wait, &c2, &halt2),
                 ModeKind::Parse => {
                     let mut p = Parse::default();
-                    rx_loop(&mut xsk, &mut p, acct.as_mut(), batch, wait, &c2, &halt2);
+                    rx_loop(&mut xsk, &mut p, acct.as_mut(), batch, &wait, &c2, &halt2);
                     parse = Some(p.finish());
                 }
                 ModeKind::L2fwd => {
                     let mut m = L2Fwd::default();
-                    rx_loop(&mut xsk, &mut m, acct.as_mut(), batch, wait, &c2, &halt2);
+                    rx_loop(&mut xsk, &mut m, acct.as_mut(), batch, &wait, &c2, &halt2);
                     runts = m.runts;
                 }
                 ModeKind::Fwd => {
                     if let Some((o, shared)) = out.as_mut() {
-                        fwd_loop(&mut xsk, o, *shared, acct.as_mut(), batch, wait, &c2, &halt2);
+                        fwd_loop(&mut xsk, o, *shared, acct.as_mut(), batch, &wait, &c2, &halt2);
                     }
                 }
             }
@@ -292,6 +306,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
             Ok(handle) => workers.push(Worker { queue: q, core, counters, handle }),
             Err(source) => {
                 halt.store(true, Ordering::Relaxed);
+                wake_sleepers(&workers, cfg.poll);
                 for w in workers {
                     let _ = w.handle.join();
                 }
@@ -360,6 +375,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     };
     let elapsed = start.elapsed();
     halt.store(true, Ordering::Relaxed);
+    wake_sleepers(&workers, cfg.poll);
 
     let mut end = end;
     let mut queues = Vec::with_capacity(workers.len());
@@ -447,6 +463,28 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         events,
         end,
     })
+}
+
+/// Workers sleeping in epoll_wait see the halt flag only when woken: signal each until
+/// it has returned (a signal sent just before a worker starts its wait is lost, hence
+/// the repeats). A worker that never returns is left to the join, as before.
+fn wake_sleepers(workers: &[Worker], poll: crate::config::PollWait) {
+    use std::os::unix::thread::JoinHandleExt;
+    if poll.timeout_arg().is_none() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let mut asleep = false;
+        for w in workers.iter().filter(|w| !w.handle.is_finished()) {
+            sys::wake_thread(w.handle.as_pthread_t());
+            asleep = true;
+        }
+        if !asleep {
+            return;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Tracks when packet counters first moved and when they last changed.

@@ -207,12 +207,64 @@ pub fn kick_tx(fd: RawFd) {
     unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
 }
 
-/// Waits up to `timeout_ms` for the socket to become readable. Returns true if it is.
-pub fn poll_in(fd: RawFd, timeout_ms: i32) -> bool {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd.
-    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    rc > 0 && p.revents & libc::POLLIN != 0
+/// The signal that interrupts a worker sleeping in [`ReadableWaiter::wait`] when the run
+/// stops. Its handler does nothing: the point is that epoll_wait returns (with EINTR,
+/// which is never restarted) and the worker sees its stop flag.
+const WAKE_SIGNAL: libc::c_int = libc::SIGUSR1;
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Installs the do-nothing handler for [`WAKE_SIGNAL`]; call before starting workers.
+pub fn install_wake_signal() -> Result<(), SysError> {
+    // SAFETY: a zeroed sigaction is valid; we set a plain handler and an empty mask.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
+    // SAFETY: sa_mask is a valid sigset_t; the handler is async-signal-safe (it does nothing).
+    unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+    // SAFETY: `sa` is fully initialised; the old action is not wanted.
+    if unsafe { libc::sigaction(WAKE_SIGNAL, &sa, std::ptr::null_mut()) } != 0 {
+        return Err(SysError::last("sigaction(SIGUSR1)", "worker wakeup"));
+    }
+    Ok(())
+}
+
+/// Interrupts `thread` if it is asleep in a wait (see [`install_wake_signal`]).
+pub fn wake_thread(thread: libc::pthread_t) {
+    // SAFETY: the caller passes a thread it has not joined yet; errors are ignored.
+    unsafe { libc::pthread_kill(thread, WAKE_SIGNAL) };
+}
+
+/// An edge-triggered epoll set holding one socket's readability. Unlike poll(), the wait
+/// entry on the socket stays registered between waits (poll() adds and removes it on
+/// every call) and the socket's poll method runs once per wakeup instead of twice.
+pub struct ReadableWaiter(std::os::fd::OwnedFd);
+
+impl ReadableWaiter {
+    pub fn new(fd: RawFd) -> Result<Self, SysError> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain epoll_create1 call.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(SysError::last("epoll_create1", "socket waiter"));
+        }
+        // SAFETY: we just created `ep` and own it from here on.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(ep) };
+        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: 0 };
+        // SAFETY: valid epoll fd, valid socket fd and event.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            return Err(SysError::last("epoll_ctl(EPOLL_CTL_ADD)", "socket waiter"));
+        }
+        Ok(Self(owned))
+    }
+
+    /// Sleeps until the socket became readable since the last wait (edge), for at most
+    /// `timeout_ms` (-1: no limit). The caller must have found its RX ring empty first.
+    pub fn wait(&self, timeout_ms: i32) {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: valid epoll fd and one-event buffer.
+        unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut ev, 1, timeout_ms) };
+    }
 }
 
 /// Sends `sig` to process `pid`; errors (already gone) are ignored.

@@ -177,7 +177,7 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     if cfg.fwd {
         // Counts what fwd sent: same XDP mode as the forwarder, on the generator's core's
         // neighbour, in poll mode so it does not starve the generator.
-        let mut a: Vec<String> = ["run", "-i", SINK_IFACE, "--json", "--stamps", "--mode", "rxdrop", "--poll", "10"]
+        let mut a: Vec<String> = ["run", "-i", SINK_IFACE, "--json", "--stamps", "--mode", "rxdrop", "--poll", "forever"]
             .map(String::from)
             .to_vec();
         if let Some(i) = cfg.run_args.iter().position(|x| x == "--xdp-mode") {

@@ -1,7 +1,7 @@
 //! Per-queue workers: a pinned thread per RX queue that drives its socket's rings in
 //! batches and hands frames to a mode. Run to completion: no locks, allocations, logs or
 //! syscalls per packet; the only syscalls are wakeups the kernel asks for (need_wakeup)
-//! or, with `--poll`, a poll() when the RX ring is empty.
+//! or, with `--poll`, a sleep in epoll_wait when the RX ring is empty.
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use xsk_rs::FrameDesc;
@@ -31,12 +31,12 @@ pub trait RxMode: Send {
 }
 
 /// How a worker waits when its RX ring is empty.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitPolicy {
     /// Honour the kernel's need_wakeup flags (the socket was bound with it).
     pub need_wakeup: bool,
-    /// poll() for up to this many milliseconds instead of spinning (0 = busy-poll).
-    pub poll_ms: i32,
+    /// Sleep until the socket is readable, for at most the given milliseconds (-1: no
+    /// limit; the run's stop interrupts the sleep with a signal). None: busy-poll.
+    pub sleep: Option<(sys::ReadableWaiter, i32)>,
 }
 
 /// Receive loop for one socket. Returns when `stop` is set. With `acct`, every frame's
@@ -46,7 +46,7 @@ pub fn rx_loop<M: RxMode>(
     mode: &mut M,
     mut acct: Option<&mut Accounting>,
     batch: usize,
-    wait: WaitPolicy,
+    wait: &WaitPolicy,
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
@@ -121,15 +121,15 @@ fn drain_rx(xsk: &mut Xsk, rx: &mut [FrameDesc], mut acct: Option<&mut Accountin
     }
 }
 
-/// The RX ring is empty: wake the kernel if it asked (need_wakeup), or poll() if the
-/// policy says so; otherwise return at once (busy polling).
+/// The RX ring is empty: wake the kernel if it asked (need_wakeup), or sleep until it is
+/// readable if the policy says so; otherwise return at once (busy polling).
 #[inline]
-fn idle(xsk: &Xsk, wait: WaitPolicy, counters: &WorkerCounters) {
+fn idle(xsk: &Xsk, wait: &WaitPolicy, counters: &WorkerCounters) {
     if wait.need_wakeup && xsk.fill_needs_wakeup() {
         sys::wakeup_rx(xsk.fd());
         bump(&counters.wakeups, 1);
-    } else if wait.poll_ms > 0 {
-        sys::poll_in(xsk.fd(), wait.poll_ms);
+    } else if let Some((waiter, timeout_ms)) = &wait.sleep {
+        waiter.wait(*timeout_ms);
         bump(&counters.wakeups, 1);
     }
 }
@@ -166,7 +166,7 @@ fn recycle_frames(xsk: &mut Xsk, descs: &[FrameDesc]) {
 /// Puts as much of `backlog` on the TX ring as fits, counts it, and kicks the kernel;
 /// what does not fit stays in `backlog`.
 #[inline]
-fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<FrameDesc>, outstanding: &mut usize, wait: WaitPolicy, counters: &WorkerCounters) {
+fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<FrameDesc>, outstanding: &mut usize, wait: &WaitPolicy, counters: &WorkerCounters) {
     let n = xsk.tx_produce(backlog);
     if n == 0 {
         return;
@@ -181,7 +181,7 @@ fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<FrameDesc>, outstanding: &mut usize
 
 /// Copy mode transmits only when kicked; with need_wakeup, only when the kernel asks.
 #[inline]
-fn kick(xsk: &Xsk, wait: WaitPolicy, counters: &WorkerCounters) {
+fn kick(xsk: &Xsk, wait: &WaitPolicy, counters: &WorkerCounters) {
     if !wait.need_wakeup || xsk.tx_needs_wakeup() {
         sys::kick_tx(xsk.fd());
         bump(&counters.wakeups, 1);
@@ -198,7 +198,7 @@ pub fn fwd_loop(
     shared: bool,
     mut acct: Option<&mut Accounting>,
     batch: usize,
-    wait: WaitPolicy,
+    wait: &WaitPolicy,
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
