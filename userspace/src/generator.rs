@@ -7,7 +7,6 @@ use std::{
 };
 
 use serde::Serialize;
-use xsk_rs::FrameDesc;
 
 use crate::{
     stats::{WorkerCounters, batch_bucket, bump},
@@ -16,7 +15,7 @@ use crate::{
         stamp::Stamp,
         udpgen::{FCS_LEN, FrameTemplate, MIN_FRAME_LEN, UdpFlow},
     },
-    xsk::{Xsk, XskConfig, XskError},
+    xsk::{Desc, Xsk, XskConfig, XskError},
 };
 
 /// Frame sizes, including the 4-byte FCS as in RFC 2544 (64 B = 60 bytes handed over).
@@ -363,8 +362,16 @@ fn generate_xsk(
     stop: Arc<AtomicBool>,
     counters: &WorkerCounters,
 ) -> Result<GenSummary, GenError> {
+    // A physical driver resets the device to attach a program. Asked for zero-copy, the
+    // program goes on before the socket binds, so the reset cannot catch a bound socket
+    // (igb under QEMU then lost part of what it sent after carrier came back).
+    let early = if cfg.xsk.bind == crate::config::BindMode::ZeroCopy { crate::loader::zero_copy_tx_program(&cfg.iface) } else { None };
     let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
-    let _zc_program = if xsk.is_zerocopy() { crate::loader::zero_copy_tx_program(&cfg.iface) } else { None };
+    let _zc_program = match early {
+        Some(p) => Some(p),
+        None if xsk.is_zerocopy() => crate::loader::zero_copy_tx_program(&cfg.iface),
+        None => None,
+    };
     if let Some(core) = cfg.core
         && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
             log::warn!("could not pin the generator to core {core}");
@@ -381,8 +388,8 @@ fn generate_xsk(
     );
     let mut seqs = vec![0u32; cfg.flows as usize];
     let mut sent_per_flow = vec![0u64; cfg.flows as usize];
-    let mut descs: Vec<FrameDesc> = Vec::with_capacity(cfg.batch);
-    let mut comp = vec![FrameDesc::default(); cfg.batch.max(64) * 4];
+    let mut descs: Vec<Desc> = Vec::with_capacity(cfg.batch);
+    let mut comp = vec![0u64; cfg.batch.max(64) * 4];
     let nflows = cfg.flows as u64;
     let fd = xsk.fd();
     let need_wakeup = cfg.xsk.need_wakeup;

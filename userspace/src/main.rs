@@ -110,7 +110,8 @@ struct RunArgs {
     /// UMEM frame size in bytes (2048 or 4096).
     #[arg(long, default_value = "4096")]
     frame_size: FrameSize,
-    /// Frames in each queue's UMEM (default: enough to fill every ring).
+    /// Frames in each queue's UMEM (default: the fill ring's size for rxdrop and parse,
+    /// enough to fill every ring for the modes that transmit).
     #[arg(long)]
     frames: Option<u32>,
     #[arg(long, default_value = "2048")]
@@ -291,7 +292,16 @@ impl RunArgs {
         let frames = match self.frames {
             Some(0) => anyhow::bail!("--frames 0: a UMEM needs at least one frame"),
             Some(n) => n,
-            None => self.fill_ring.get() + self.rx_ring.get() + self.tx_ring.get() + self.comp_ring.get(),
+            // Receive-only modes keep exactly the fill ring's worth of frames in
+            // circulation: frames then come back to the slot they left (see
+            // `Xsk::fill_produce`) and the fill ring can never overflow. Modes that
+            // transmit hold frames on the TX and completion rings too.
+            None => match self.mode {
+                ModeKind::Rxdrop | ModeKind::Parse => self.fill_ring.get(),
+                ModeKind::L2fwd | ModeKind::Fwd => {
+                    self.fill_ring.get() + self.rx_ring.get() + self.tx_ring.get() + self.comp_ring.get()
+                }
+            },
         };
         let duration = match self.duration {
             Some(d) if !(d > 0.0 && d < 1e7) => {
@@ -310,8 +320,13 @@ impl RunArgs {
                 frames,
                 fill_size: self.fill_ring,
                 comp_size: self.comp_ring,
-                rx_size: self.rx_ring,
-                tx_size: self.tx_ring,
+                rx_size: Some(self.rx_ring),
+                // rxdrop and parse never transmit: no TX ring (in copy mode a wakeup of a
+                // socket with one runs a TX pass in the kernel).
+                tx_size: match self.mode {
+                    ModeKind::Rxdrop | ModeKind::Parse => None,
+                    ModeKind::L2fwd | ModeKind::Fwd => Some(self.tx_ring),
+                },
                 bind: self.bind,
                 need_wakeup: self.need_wakeup == OnOff::On,
                 tx_budget: check_tx_budget(self.tx_budget, self.tx_ring)?,
@@ -449,8 +464,8 @@ fn cmd_gen(a: &GenArgs) -> anyhow::Result<ExitCode> {
             frames: a.tx_ring.get() + a.comp_ring.get(),
             fill_size: RingSize::new(64)?,
             comp_size: a.comp_ring,
-            rx_size: RingSize::new(64)?,
-            tx_size: a.tx_ring,
+            rx_size: None,
+            tx_size: Some(a.tx_ring),
             bind: a.bind,
             need_wakeup: a.need_wakeup == OnOff::On,
             tx_budget: check_tx_budget(a.tx_budget, a.tx_ring)?,

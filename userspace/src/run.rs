@@ -219,6 +219,15 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
 
     let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter)?;
     // From here on, `steering` detaches on every return path (drop).
+    // fwd's out sockets only transmit, but on a zero-copy bind some drivers (igb) send
+    // nothing without a program on the port. A physical driver resets the device to
+    // attach one, so where zero-copy may be chosen it goes on before any socket binds
+    // (after, igb under QEMU lost frames sent once carrier was back); it is taken off
+    // again below if the sockets bound in copy mode.
+    let early_out_program = match (&out_iface, cfg.xsk.bind) {
+        (Some(o), BindMode::ZeroCopy | BindMode::Auto) => crate::loader::zero_copy_tx_program(o),
+        _ => None,
+    };
     let mut sockets = Vec::with_capacity(cfg.queues.ids().len());
     let mut shared_umem_error = None;
     for &q in cfg.queues.ids() {
@@ -242,12 +251,13 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         sockets.push((q, xsk, out));
     }
     let fwd_shared = sockets.iter().all(|(_, _, o)| o.as_ref().is_none_or(|(_, s)| *s));
-    // fwd's out sockets only transmit: on a zero-copy bind, some drivers need a program.
+    let out_zerocopy = sockets.iter().any(|(_, _, x)| x.as_ref().is_some_and(|(x, _)| x.is_zerocopy()));
     let _out_program = match &out_iface {
-        Some(o) if sockets.iter().any(|(_, _, x)| x.as_ref().is_some_and(|(x, _)| x.is_zerocopy())) => {
-            crate::loader::zero_copy_tx_program(o)
+        Some(o) if out_zerocopy => early_out_program.or_else(|| crate::loader::zero_copy_tx_program(o)),
+        _ => {
+            drop(early_out_program);
+            None
         }
-        _ => None,
     };
     let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
 

@@ -4,13 +4,11 @@
 //! or, with `--poll`, a sleep in epoll_wait when the RX ring is empty.
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use xsk_rs::FrameDesc;
-
 use crate::{
     accounting::Accounting,
     stats::{WorkerCounters, batch_bucket, bump},
     sys,
-    xsk::Xsk,
+    xsk::{Desc, FrameAddr, Xsk},
 };
 
 /// What a mode wants done with a received frame.
@@ -50,11 +48,11 @@ pub fn rx_loop<M: RxMode>(
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
-    let mut rx = vec![FrameDesc::default(); batch];
-    let mut comp = vec![FrameDesc::default(); batch];
+    let mut rx = vec![Desc::default(); batch];
+    let mut comp = vec![0u64; batch];
     // Frames a mode chose to transmit that did not fit in the TX ring yet.
-    let mut tx_backlog: Vec<FrameDesc> = Vec::with_capacity(batch * 2);
-    let mut recycle: Vec<FrameDesc> = Vec::with_capacity(batch);
+    let mut tx_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
+    let mut recycle: Vec<Desc> = Vec::with_capacity(batch);
     let mut tx_outstanding = 0usize;
     xsk.fill_from_free(usize::MAX);
 
@@ -110,7 +108,7 @@ pub fn rx_loop<M: RxMode>(
 
 /// At stop: count (and read the stamps of) what is still on the RX ring, so frames the
 /// kernel delivered are never missing from the summary. They are not processed further.
-fn drain_rx(xsk: &mut Xsk, rx: &mut [FrameDesc], mut acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+fn drain_rx(xsk: &mut Xsk, rx: &mut [Desc], mut acct: Option<&mut Accounting>, counters: &WorkerCounters) {
     loop {
         let n = xsk.rx_consume(rx);
         if n == 0 {
@@ -137,8 +135,8 @@ fn idle(xsk: &Xsk, wait: &WaitPolicy, counters: &WorkerCounters) {
 /// Counts a received batch and, with accounting on, reads its stamps (one receive
 /// timestamp per batch).
 #[inline]
-fn account_rx(xsk: &Xsk, rx: &[FrameDesc], acct: Option<&mut Accounting>, counters: &WorkerCounters) {
-    let bytes: u64 = rx.iter().map(|d| d.lengths().data() as u64).sum();
+fn account_rx(xsk: &Xsk, rx: &[Desc], acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+    let bytes: u64 = rx.iter().map(|d| d.len as u64).sum();
     bump(&counters.rx_packets, rx.len() as u64);
     bump(&counters.rx_bytes, bytes);
     bump(&counters.batch_hist[batch_bucket(rx.len())], 1);
@@ -153,7 +151,7 @@ fn account_rx(xsk: &Xsk, rx: &[FrameDesc], acct: Option<&mut Accounting>, counte
 /// Frames userspace is done with go back to the fill ring; what does not fit waits on
 /// the free list (filled again next round).
 #[inline]
-fn recycle_frames(xsk: &mut Xsk, descs: &[FrameDesc]) {
+fn recycle_frames<A: FrameAddr>(xsk: &mut Xsk, descs: &[A]) {
     let n = xsk.fill_produce(descs);
     if n < descs.len() {
         xsk.give_free(&descs[n..]);
@@ -166,13 +164,13 @@ fn recycle_frames(xsk: &mut Xsk, descs: &[FrameDesc]) {
 /// Puts as much of `backlog` on the TX ring as fits, counts it, and kicks the kernel;
 /// what does not fit stays in `backlog`.
 #[inline]
-fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<FrameDesc>, outstanding: &mut usize, wait: &WaitPolicy, counters: &WorkerCounters) {
+fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<Desc>, outstanding: &mut usize, wait: &WaitPolicy, counters: &WorkerCounters) {
     let n = xsk.tx_produce(backlog);
     if n == 0 {
         return;
     }
     *outstanding += n;
-    let bytes: u64 = backlog[..n].iter().map(|d| d.lengths().data() as u64).sum();
+    let bytes: u64 = backlog[..n].iter().map(|d| d.len as u64).sum();
     bump(&counters.tx_packets, n as u64);
     bump(&counters.tx_bytes, bytes);
     backlog.drain(..n);
@@ -202,11 +200,11 @@ pub fn fwd_loop(
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
-    let mut rx = vec![FrameDesc::default(); batch];
-    let mut comp = vec![FrameDesc::default(); batch];
-    let mut copies: Vec<FrameDesc> = Vec::with_capacity(batch);
+    let mut rx = vec![Desc::default(); batch];
+    let mut comp = vec![0u64; batch];
+    let mut copies: Vec<Desc> = Vec::with_capacity(batch);
     // Frames (of the UMEM `out` transmits from) waiting for room on out's TX ring.
-    let mut backlog: Vec<FrameDesc> = Vec::with_capacity(batch * 2);
+    let mut backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
     let mut outstanding = 0usize;
     inp.fill_from_free(usize::MAX);
 

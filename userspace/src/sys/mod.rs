@@ -5,6 +5,9 @@
 
 use std::{ffi::CString, io, mem, os::fd::RawFd};
 
+mod xdp;
+pub use xdp::*;
+
 /// A failed system call, with the call and the object it was about.
 #[derive(Debug, thiserror::Error)]
 #[error("{call} on {what}: {source}")]
@@ -121,90 +124,6 @@ pub fn iface_mac(iface: &str) -> Result<[u8; 6], SysError> {
         *d = *s as u8;
     }
     Ok(mac)
-}
-
-/// The kernel's `struct xdp_statistics` for one AF_XDP socket.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct XdpStatistics {
-    /// Frames dropped for reasons other than a full RX ring or an empty fill ring.
-    pub rx_dropped: u64,
-    /// Invalid descriptors userspace put on the fill ring.
-    pub rx_invalid_descs: u64,
-    /// Invalid descriptors userspace put on the TX ring.
-    pub tx_invalid_descs: u64,
-    /// Frames dropped because the RX ring was full.
-    pub rx_ring_full: u64,
-    /// Times the kernel found the fill ring empty when a frame arrived.
-    pub rx_fill_ring_empty_descs: u64,
-    /// Times the kernel found the TX ring empty when it was kicked.
-    pub tx_ring_empty_descs: u64,
-}
-
-const SOL_XDP: libc::c_int = 283;
-const XDP_STATISTICS: libc::c_int = 7;
-const XDP_OPTIONS: libc::c_int = 8;
-const XDP_OPTIONS_ZEROCOPY: u32 = 1;
-
-/// Reads XDP_STATISTICS from an AF_XDP socket.
-pub fn xdp_statistics(fd: RawFd) -> Result<XdpStatistics, SysError> {
-    let mut st = XdpStatistics::default();
-    let mut len = mem::size_of::<XdpStatistics>() as libc::socklen_t;
-    // SAFETY: the buffer and its length describe `st`, which outlives the call.
-    let rc = unsafe {
-        libc::getsockopt(fd, SOL_XDP, XDP_STATISTICS, (&mut st as *mut XdpStatistics).cast(), &mut len)
-    };
-    if rc != 0 {
-        return Err(SysError::last("getsockopt(XDP_STATISTICS)", format!("AF_XDP socket fd {fd}")));
-    }
-    Ok(st)
-}
-
-/// XDP_MAX_TX_SKB_BUDGET (Linux 6.17+): descriptors one send call handles in copy mode.
-const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
-
-/// Raises how many TX descriptors one kick (sendto / poll) sends in copy mode, from the
-/// kernel's fixed 32 to `budget` (32 ..= the TX ring size). Kernels before 6.17 lack the
-/// option (ENOPROTOOPT): they keep 32.
-pub fn set_tx_budget(fd: RawFd, budget: u32) -> Result<(), SysError> {
-    // SAFETY: the buffer and its length describe `budget`.
-    let rc = unsafe {
-        libc::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, (&budget as *const u32).cast(), mem::size_of::<u32>() as libc::socklen_t)
-    };
-    if rc != 0 {
-        return Err(SysError::last("setsockopt(XDP_MAX_TX_SKB_BUDGET)", format!("AF_XDP socket fd {fd}, budget {budget}")));
-    }
-    Ok(())
-}
-
-/// True if the AF_XDP socket is bound in zero-copy mode.
-pub fn xdp_is_zerocopy(fd: RawFd) -> Result<bool, SysError> {
-    let mut opts: u32 = 0;
-    let mut len = mem::size_of::<u32>() as libc::socklen_t;
-    // SAFETY: the buffer and its length describe `opts`.
-    let rc = unsafe { libc::getsockopt(fd, SOL_XDP, XDP_OPTIONS, (&mut opts as *mut u32).cast(), &mut len) };
-    if rc != 0 {
-        return Err(SysError::last("getsockopt(XDP_OPTIONS)", format!("AF_XDP socket fd {fd}")));
-    }
-    Ok(opts & XDP_OPTIONS_ZEROCOPY != 0)
-}
-
-/// Asks the kernel to process the fill and RX rings (need_wakeup set on the fill ring).
-/// Non-blocking; "try again" answers are expected and ignored.
-#[inline]
-pub fn wakeup_rx(fd: RawFd) {
-    // SAFETY: recvfrom with a null buffer of length 0 touches no memory.
-    unsafe {
-        libc::recvfrom(fd, std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut())
-    };
-}
-
-/// Asks the kernel to transmit what is on the TX ring (copy mode sends only when kicked).
-/// ENOBUFS / EAGAIN / EBUSY / ENETDOWN mean "later" and are ignored like xdpsock does.
-#[inline]
-pub fn kick_tx(fd: RawFd) {
-    // SAFETY: sendto with a null buffer of length 0 touches no memory.
-    unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
 }
 
 /// The signal that interrupts a worker sleeping in [`ReadableWaiter::wait`] when the run

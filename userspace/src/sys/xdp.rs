@@ -1,0 +1,288 @@
+//! AF_XDP system calls: the socket, UMEM registration, ring sizes and their mappings,
+//! bind, socket options (statistics, zero-copy, TX budget) and the wakeups. `xsk` builds
+//! its rings on these; nothing else calls them.
+#![allow(unsafe_code)]
+
+use std::{
+    mem,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+    ptr::NonNull,
+};
+
+use super::SysError;
+
+/// A memory mapping, unmapped on drop: a ring shared with the kernel, or the UMEM.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a Mapping is plain memory; who may touch which bytes is settled by the AF_XDP
+// ring protocol that its users (xsk) follow, not by the thread holding it.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; shared references only hand out raw pointers.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly what mmap returned, and nothing maps them again.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+fn mmap(len: usize, prot: i32, flags: i32, fd: RawFd, offset: libc::off_t, what: &str) -> Result<Mapping, SysError> {
+    // SAFETY: a fresh mapping at an address of the kernel's choosing; no existing memory
+    // is affected.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset) };
+    if p == libc::MAP_FAILED {
+        return Err(SysError::last("mmap", what));
+    }
+    let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| SysError::last("mmap", what))?;
+    Ok(Mapping { ptr, len })
+}
+
+/// Zeroed, page-aligned anonymous memory of `len` bytes, populated up front (the UMEM).
+pub fn map_anonymous(len: usize) -> Result<Mapping, SysError> {
+    mmap(
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+        -1,
+        0,
+        &format!("{len} B of UMEM"),
+    )
+}
+
+/// A new AF_XDP socket.
+pub fn xdp_socket() -> Result<OwnedFd, SysError> {
+    // SAFETY: plain socket(2) call with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(SysError::last("socket(AF_XDP)", "AF_XDP socket"));
+    }
+    // SAFETY: we just created `fd` and own it from here on.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn set_opt<T>(fd: RawFd, opt: libc::c_int, val: &T, call: &'static str) -> Result<(), SysError> {
+    // SAFETY: the buffer and its length describe `val`, which outlives the call.
+    let rc = unsafe { libc::setsockopt(fd, libc::SOL_XDP, opt, (val as *const T).cast(), mem::size_of::<T>() as libc::socklen_t) };
+    if rc != 0 {
+        return Err(SysError::last(call, format!("AF_XDP socket fd {fd}")));
+    }
+    Ok(())
+}
+
+fn get_opt<T: Default>(fd: RawFd, opt: libc::c_int, call: &'static str) -> Result<T, SysError> {
+    let mut val = T::default();
+    let mut len = mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: the buffer and its length describe `val`, which outlives the call.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_XDP, opt, (&mut val as *mut T).cast(), &mut len) };
+    if rc != 0 {
+        return Err(SysError::last(call, format!("AF_XDP socket fd {fd}")));
+    }
+    Ok(val)
+}
+
+/// Registers `area` as the socket's UMEM, cut into `chunk_size` frames (aligned mode, no
+/// extra headroom beyond the kernel's XDP_PACKET_HEADROOM).
+pub fn register_umem(fd: RawFd, area: &Mapping, chunk_size: u32) -> Result<(), SysError> {
+    let reg = libc::xdp_umem_reg {
+        addr: area.as_ptr() as u64,
+        len: area.len() as u64,
+        chunk_size,
+        headroom: 0,
+        flags: 0,
+        tx_metadata_len: 0,
+    };
+    set_opt(fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")
+}
+
+/// The four rings of an AF_XDP socket and its UMEM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingKind {
+    Rx,
+    Tx,
+    Fill,
+    Completion,
+}
+
+impl RingKind {
+    fn sockopt(self) -> libc::c_int {
+        match self {
+            RingKind::Rx => libc::XDP_RX_RING,
+            RingKind::Tx => libc::XDP_TX_RING,
+            RingKind::Fill => libc::XDP_UMEM_FILL_RING,
+            RingKind::Completion => libc::XDP_UMEM_COMPLETION_RING,
+        }
+    }
+
+    fn page_offset(self) -> libc::off_t {
+        match self {
+            RingKind::Rx => libc::XDP_PGOFF_RX_RING,
+            RingKind::Tx => libc::XDP_PGOFF_TX_RING,
+            RingKind::Fill => libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
+            RingKind::Completion => libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
+        }
+    }
+
+    /// Bytes per entry: a `struct xdp_desc` on RX/TX, a u64 address on fill/completion.
+    pub fn entry_size(self) -> usize {
+        match self {
+            RingKind::Rx | RingKind::Tx => mem::size_of::<libc::xdp_desc>(),
+            RingKind::Fill | RingKind::Completion => mem::size_of::<u64>(),
+        }
+    }
+}
+
+/// Creates the socket's ring of `kind` with `entries` slots (a power of two).
+pub fn set_ring_size(fd: RawFd, kind: RingKind, entries: u32) -> Result<(), SysError> {
+    let call = match kind {
+        RingKind::Rx => "setsockopt(XDP_RX_RING)",
+        RingKind::Tx => "setsockopt(XDP_TX_RING)",
+        RingKind::Fill => "setsockopt(XDP_UMEM_FILL_RING)",
+        RingKind::Completion => "setsockopt(XDP_UMEM_COMPLETION_RING)",
+    };
+    set_opt(fd, kind.sockopt(), &entries, call)
+}
+
+/// Byte offsets of a ring's producer index, consumer index, first entry and flags word
+/// inside its mapping.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RingOffsets {
+    pub producer: u64,
+    pub consumer: u64,
+    pub desc: u64,
+    pub flags: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MmapOffsetsRaw {
+    rx: [u64; 4],
+    tx: [u64; 4],
+    fr: [u64; 4],
+    cr: [u64; 4],
+}
+
+/// Where the fields of the ring of `kind` lie in its mapping (XDP_MMAP_OFFSETS).
+pub fn ring_offsets(fd: RawFd, kind: RingKind) -> Result<RingOffsets, SysError> {
+    const _: () = assert!(mem::size_of::<MmapOffsetsRaw>() == mem::size_of::<libc::xdp_mmap_offsets>());
+    let raw: MmapOffsetsRaw = get_opt(fd, libc::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")?;
+    let o = match kind {
+        RingKind::Rx => raw.rx,
+        RingKind::Tx => raw.tx,
+        RingKind::Fill => raw.fr,
+        RingKind::Completion => raw.cr,
+    };
+    Ok(RingOffsets { producer: o[0], consumer: o[1], desc: o[2], flags: o[3] })
+}
+
+/// Maps the ring of `kind` (`entries` slots) shared with the kernel.
+pub fn map_ring(fd: RawFd, kind: RingKind, offsets: &RingOffsets, entries: u32) -> Result<Mapping, SysError> {
+    let len = offsets.desc as usize + entries as usize * kind.entry_size();
+    mmap(
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED | libc::MAP_POPULATE,
+        fd,
+        kind.page_offset(),
+        &format!("{kind:?} ring of AF_XDP socket fd {fd}"),
+    )
+}
+
+/// Binds the socket to (ifindex, queue). With `shared_umem`, it uses that socket's UMEM
+/// (XDP_SHARED_UMEM; the kernel then takes the bind mode from the UMEM's first socket and
+/// refuses any other flag).
+pub fn bind_xdp(fd: &OwnedFd, ifindex: u32, queue: u32, flags: u16, shared_umem: Option<RawFd>) -> Result<(), SysError> {
+    let sa = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: if shared_umem.is_some() { libc::XDP_SHARED_UMEM } else { flags },
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: shared_umem.unwrap_or(0) as u32,
+    };
+    // SAFETY: `sa` is a complete sockaddr_xdp and the length matches it.
+    let rc = unsafe {
+        libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_xdp).cast(), mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t)
+    };
+    if rc != 0 {
+        return Err(SysError::last("bind(AF_XDP)", format!("ifindex {ifindex} queue {queue}")));
+    }
+    Ok(())
+}
+
+/// The kernel's `struct xdp_statistics` for one AF_XDP socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct XdpStatistics {
+    /// Frames dropped for reasons other than a full RX ring or an empty fill ring.
+    pub rx_dropped: u64,
+    /// Invalid descriptors userspace put on the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors userspace put on the TX ring.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the kernel found the TX ring empty when it was kicked.
+    pub tx_ring_empty_descs: u64,
+}
+
+/// Reads XDP_STATISTICS from an AF_XDP socket.
+pub fn xdp_statistics(fd: RawFd) -> Result<XdpStatistics, SysError> {
+    const _: () = assert!(mem::size_of::<XdpStatistics>() == mem::size_of::<libc::xdp_statistics>());
+    get_opt(fd, libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")
+}
+
+/// XDP_MAX_TX_SKB_BUDGET (Linux 6.17+): descriptors one send call handles in copy mode.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// Raises how many TX descriptors one kick (sendto / poll) sends in copy mode, from the
+/// kernel's fixed 32 to `budget` (32 ..= the TX ring size). Kernels before 6.17 lack the
+/// option (ENOPROTOOPT): they keep 32.
+pub fn set_tx_budget(fd: RawFd, budget: u32) -> Result<(), SysError> {
+    set_opt(fd, XDP_MAX_TX_SKB_BUDGET, &budget, "setsockopt(XDP_MAX_TX_SKB_BUDGET)")
+        .map_err(|e| SysError { what: format!("{}, budget {budget}", e.what), ..e })
+}
+
+/// True if the AF_XDP socket is bound in zero-copy mode.
+pub fn xdp_is_zerocopy(fd: RawFd) -> Result<bool, SysError> {
+    let opts: u32 = get_opt(fd, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
+    Ok(opts & libc::XDP_OPTIONS_ZEROCOPY != 0)
+}
+
+/// Asks the kernel to process the fill and RX rings (need_wakeup set on the fill ring).
+/// Non-blocking; "try again" answers are expected and ignored.
+#[inline]
+pub fn wakeup_rx(fd: RawFd) {
+    // SAFETY: recvfrom with a null buffer of length 0 touches no memory.
+    unsafe {
+        libc::recvfrom(fd, std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut())
+    };
+}
+
+/// Asks the kernel to transmit what is on the TX ring (copy mode sends only when kicked).
+/// ENOBUFS / EAGAIN / EBUSY / ENETDOWN mean "later" and are ignored like xdpsock does.
+#[inline]
+pub fn kick_tx(fd: RawFd) {
+    // SAFETY: sendto with a null buffer of length 0 touches no memory.
+    unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+}
+
