@@ -13,11 +13,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------------
-# clang-19 + libclang + libpcap-dev: xsk-rs builds libxdp from source (its configure
-# checks for libpcap) and runs bindgen.
-# libelf/zlib: libbpf. iproute2/ethtool/bpftool: testbed and inspection.
+# clang-19: tests/safety.rs builds a foreign XDP program with it (xdpipe's own eBPF is
+# built by rustc + bpf-linker; its AF_XDP layer is plain Rust, no C).
+# libelf/zlib: libbpf (the anchor tools). iproute2/ethtool/bpftool: testbed and inspection.
 # tshark: tests check that generated frames dissect cleanly.
-pkgs=(clang-19 libclang-19-dev llvm-19 libelf-dev zlib1g-dev libpcap-dev pkg-config m4 make
+pkgs=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make
       iproute2 ethtool bpftool iputils-ping tshark tcpdump)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -30,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# xsk-rs's build script calls an unversioned `clang`.
+# The tests call an unversioned `clang`.
 if ! command -v clang >/dev/null 2>&1; then
   log "linking /usr/local/bin/clang -> clang-19"
   ln -sf "$(command -v clang-19)" /usr/local/bin/clang

@@ -151,6 +151,18 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
                     Side { subject: Subject::Xdpsock { l2fwd: false, poll: false }, driver: Driver::Gen { engine, pps: None } },
                     Goal::AtLeast(1.0),
                 ));
+                if engine == "xdp-live" {
+                    // xdpsock steers every frame; xdpipe's default filter parses to the UDP
+                    // port first. With the receive chain loaded, the same steering policy
+                    // on both sides separates the pipeline from the filter's cost.
+                    v.push(p(
+                        "rxdrop --filter all vs xdpsock rxdrop (gen xdp-live, both steer every frame)".into(),
+                        Metric::RxPps,
+                        Side { subject: Subject::Xdpipe { mode: "rxdrop", poll: false, all: true }, driver: Driver::Gen { engine, pps: None } },
+                        Side { subject: Subject::Xdpsock { l2fwd: false, poll: false }, driver: Driver::Gen { engine, pps: None } },
+                        Goal::AtLeast(1.0),
+                    ));
+                }
             }
             v.push(p(
                 format!("rxdrop CPU per frame vs xdpsock -p, at {:.0} kpps", cpu_pps / 1e3),
@@ -594,8 +606,9 @@ Summary                   3677035 rx/s                  0 err/s
         assert!(plan(&none, &["native".into()], &["xsk".into()], 2e5).is_empty());
         let all = Tools { xdpsock: Some("/x".into()), xdp_bench: Some("/b".into()), xdp_trafficgen: Some("/t".into()) };
         let p = plan(&all, &["skb".into(), "native".into()], &["xsk".into(), "xdp-live".into()], 2e5);
-        // Per mode: rxdrop x2 engines, CPU, l2fwd, txonly, ceiling, trafficgen.
-        assert_eq!(p.len(), 14);
+        // Per mode: rxdrop x2 engines (+ --filter all with xdp-live), CPU, l2fwd, txonly,
+        // ceiling, trafficgen.
+        assert_eq!(p.len(), 16);
         assert!(p.iter().any(|x| x.goal == Goal::AtMost(0.9) && x.metric == Metric::CpuNsPerPkt));
         let only_bench = Tools { xdp_bench: Some("/b".into()), ..Default::default() };
         let p = plan(&only_bench, &["native".into()], &["xsk".into()], 2e5);
