@@ -289,7 +289,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     let anchors: Vec<_> = runs.iter().flat_map(|r| r.summary.anchors.iter().map(move |a| (r, a))).collect();
     md += "\n## Anchors\n\n";
     if anchors.is_empty() {
-        md += "No anchors in these runs: `xdpipe bench` found none of xdpsock, xdp-bench or xdp-trafficgen on PATH (or `--anchor-dir`), so no ratio to them can be given.\n";
+        md += "No anchors in these runs: they ran with `--anchors off`, or `xdpipe bench` found none of xdpsock, xdp-bench or xdp-trafficgen on PATH (or `--anchor-dir`), so no ratio to them can be given.\n";
     } else {
         md += "Measured beside xdpipe in the same run, on the same testbed and cores, trials alternating. \
                Ratio = xdpipe / anchor, of the medians; for CPU per frame lower is better.\n\n\
