@@ -243,10 +243,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
                 }
             }),
         };
-        // Fill the ring before the socket can receive: a worker thread may be scheduled
-        // late, and frames meeting an empty fill ring are dropped.
-        let mut xsk = xsk;
-        xsk.fill_from_free(usize::MAX);
+        // `Xsk::open` put frames on the fill ring before binding, so frames steered to
+        // the socket from here on find it filled even if the worker starts late.
         steering.bind_socket(q, xsk.fd())?;
         sockets.push((q, xsk, out));
     }

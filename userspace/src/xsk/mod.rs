@@ -377,11 +377,18 @@ impl Xsk {
 
     /// The received bytes of a frame userspace owns (empty if the descriptor does not
     /// lie inside the UMEM).
+    ///
+    /// The accessors below check only that a descriptor lies inside the UMEM; that the
+    /// frame is userspace's (see the module docs) is the caller's part: `Desc` is a plain
+    /// copyable value, and a copy kept after the frame went back to a ring names memory
+    /// the kernel may be writing. Writable access takes `&mut self`, so two writable
+    /// slices of this socket's frames cannot coexist.
     #[inline]
     pub fn frame(&self, desc: &Desc) -> &[u8] {
         match self.umem.range(desc.addr, desc.len as usize) {
             // SAFETY: inside the UMEM, and userspace owns the frame (see the module docs),
-            // so the kernel does not write it while the slice lives.
+            // so the kernel does not write it while the slice lives; no `&mut` slice of
+            // this socket's frames exists while `&self` is borrowed here.
             Some(p) => unsafe { std::slice::from_raw_parts(p, desc.len as usize) },
             None => &[],
         }
@@ -389,10 +396,10 @@ impl Xsk {
 
     /// The received bytes of a frame userspace owns, writable in place.
     #[inline]
-    pub fn frame_mut<'a>(&'a self, desc: &'a mut Desc) -> &'a mut [u8] {
+    pub fn frame_mut(&mut self, desc: &Desc) -> &mut [u8] {
         match self.umem.range(desc.addr, desc.len as usize) {
-            // SAFETY: as `frame`; `desc` is borrowed mutably, so this is the only slice
-            // made from it while it lives.
+            // SAFETY: as `frame`; `&mut self` keeps any other slice of this socket's
+            // frames from existing while this one lives.
             Some(p) => unsafe { std::slice::from_raw_parts_mut(p, desc.len as usize) },
             None => &mut [],
         }
@@ -401,17 +408,22 @@ impl Xsk {
     /// Writes `bytes` as the frame's content and sets its length (for TX); bytes past
     /// the frame's room (`max_frame_len`) are cut off.
     #[inline]
-    pub fn write_frame(&self, desc: &mut Desc, bytes: &[u8]) {
+    pub fn write_frame(&mut self, desc: &mut Desc, bytes: &[u8]) {
         let buf = self.frame_with_len(desc, bytes.len());
         let n = buf.len();
         buf.copy_from_slice(&bytes[..n]);
     }
 
     /// Sets a frame's length to `len` (at most the room left in its frame) and returns
-    /// its bytes, writable.
+    /// its bytes, writable. A descriptor outside the UMEM gets length 0.
     #[inline]
-    pub fn frame_with_len<'a>(&'a self, desc: &'a mut Desc, len: usize) -> &'a mut [u8] {
-        let room = (desc.addr & self.frame_mask) + self.umem.frame_size as u64 - desc.addr;
+    pub fn frame_with_len(&mut self, desc: &mut Desc, len: usize) -> &mut [u8] {
+        let fs = self.umem.frame_size as u64;
+        let room = if self.umem.range(desc.addr & self.frame_mask, fs as usize).is_some() {
+            (desc.addr & self.frame_mask) + fs - desc.addr
+        } else {
+            0
+        };
         desc.len = len.min(room as usize) as u32;
         self.frame_mut(desc)
     }
