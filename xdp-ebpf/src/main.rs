@@ -74,9 +74,11 @@ mod prog {
     #[inline(always)]
     fn steer(ctx: &XdpContext, queue: u32) -> Result<Verdict, ()> {
         // SAFETY: the loader may rewrite the global before load; read it volatile so the
-        // compiler does not fold in the default value.
-        let cfg = unsafe { core::ptr::read_volatile(&XDPIPE_STEER) };
-        if !matches(ctx, &cfg)? {
+        // compiler does not fold in the default value. Only the match kind is read here:
+        // the fast paths need no other field (reading the whole struct cost a load and a
+        // stack spill per field on every frame).
+        let kind = unsafe { core::ptr::read_volatile(&raw const XDPIPE_STEER.kind) };
+        if kind != MATCH_ALL && !matches(ctx, kind)? {
             return Ok(Verdict::Pass);
         }
         // A lookup miss (no socket bound to this queue) returns the low bits of flags.
@@ -87,15 +89,21 @@ mod prog {
     }
 
     #[inline(always)]
-    fn matches(ctx: &XdpContext, cfg: &SteerConfig) -> Result<bool, ()> {
-        if cfg.kind == MATCH_ALL {
-            return Ok(true);
-        }
-        if cfg.kind == MATCH_UDP_DPORT {
+    fn matches(ctx: &XdpContext, kind: u32) -> Result<bool, ()> {
+        if kind == MATCH_UDP_DPORT {
             if let Some(dport) = plain_udp4_dport(ctx) {
-                return Ok(dport >= cfg.port_lo && dport <= cfg.port_hi);
+                // SAFETY: as in `steer`.
+                let (lo, hi) = unsafe {
+                    (
+                        core::ptr::read_volatile(&raw const XDPIPE_STEER.port_lo),
+                        core::ptr::read_volatile(&raw const XDPIPE_STEER.port_hi),
+                    )
+                };
+                return Ok(dport >= lo && dport <= hi);
             }
         }
+        // SAFETY: as in `steer`; the general parser may need any field.
+        let cfg: SteerConfig = unsafe { core::ptr::read_volatile(&XDPIPE_STEER) };
         let mut off = ETH_HLEN - 2;
         let mut ethertype = u16::from_be(load::<u16>(ctx, off)?);
         off += 2;
@@ -153,15 +161,20 @@ mod prog {
         let p = start as *const u8;
         // SAFETY: every offset read below ends within the first UDP4_END bytes, which
         // were checked against data_end above.
+        // Byte compares: BPF has no unaligned loads, so a u16 read compiles to two byte
+        // loads and a shift anyway; comparing the bytes drops the shifts.
         unsafe {
-            let ethertype = u16::from_be(core::ptr::read_unaligned(p.add(12) as *const u16));
-            let vihl = *p.add(ETH_HLEN);
-            let frag = u16::from_be(core::ptr::read_unaligned(p.add(ETH_HLEN + 6) as *const u16));
-            let proto = *p.add(ETH_HLEN + 9);
-            if ethertype != ETH_P_IP || vihl != 0x45 || frag & 0x1fff != 0 || proto != IPPROTO_UDP {
+            let [et_hi, et_lo] = ETH_P_IP.to_be_bytes();
+            if *p.add(ETH_HLEN + 9) != IPPROTO_UDP
+                || *p.add(12) != et_hi
+                || *p.add(13) != et_lo
+                || *p.add(ETH_HLEN) != 0x45
+                || *p.add(ETH_HLEN + 6) & 0x1f != 0
+                || *p.add(ETH_HLEN + 7) != 0
+            {
                 return None;
             }
-            Some(u16::from_be(core::ptr::read_unaligned(p.add(ETH_HLEN + 20 + 2) as *const u16)))
+            Some(u16::from_be_bytes([*p.add(ETH_HLEN + 20 + 2), *p.add(ETH_HLEN + 20 + 3)]))
         }
     }
 
