@@ -228,18 +228,23 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
         (Some(o), BindMode::ZeroCopy | BindMode::Auto) => crate::loader::zero_copy_tx_program(o),
         _ => None,
     };
+    // fwd's out sockets only transmit: no RX ring, so none of their frames wait on a
+    // fill ring. (With a zero-copy bind the driver still takes that queue's ingress
+    // from the out socket's empty fill ring: traffic arriving on the out port's queue is
+    // dropped while fwd runs, as with any transmit-only zero-copy socket.)
+    let out_xsk = XskConfig { rx_size: None, ..cfg.xsk };
     let mut sockets = Vec::with_capacity(cfg.queues.ids().len());
     let mut shared_umem_error = None;
     for &q in cfg.queues.ids() {
         let xsk = Xsk::open(&cfg.iface, q, &cfg.xsk)?;
         let out = match &out_iface {
             None => None,
-            Some(o) => Some(match xsk.open_shared(o, q, &cfg.xsk) {
+            Some(o) => Some(match xsk.open_shared(o, q, &out_xsk) {
                 Ok(out) => (out, true),
                 Err(e) => {
                     log::warn!("{o} queue {q}: no shared UMEM ({e}); forwarding with a copy");
                     shared_umem_error = Some(e.to_string());
-                    (Xsk::open(o, q, &cfg.xsk)?, false)
+                    (Xsk::open(o, q, &out_xsk)?, false)
                 }
             }),
         };
