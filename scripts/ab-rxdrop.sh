@@ -29,7 +29,8 @@ cleanup() {
   sleep 1
   "$X" testbed destroy --name "$name" >/dev/null 2>&1 || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 rxmac=$(ip netns exec "$RX" cat /sys/class/net/xp-rx/address)
 redirected() { ip netns exec "$RX" ethtool -S xp-rx | awk '/rx_queue_0_xdp_redirect:/ {print $2}'; }
