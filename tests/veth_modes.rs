@@ -203,3 +203,22 @@ fn fwd_delivers_every_frame_skb() {
 fn fwd_delivers_every_frame_native() {
     fwd_delivers_every_frame("native");
 }
+
+#[test]
+fn threaded_napi_runs_in_a_pinned_thread_and_loses_nothing() {
+    if !privileged() {
+        return;
+    }
+    let r = veth(&["--xdp-mode", "native", "--threaded-napi", "--napi-core", "0", "--count", "10000", "--rate", "20kpps", "--poll", "50"]);
+    assert_eq!((u(&r, "sent"), u(&r, "received")), (10000, 10000), "{r}");
+    let threads = r["napi_threads"].as_array().cloned().unwrap_or_default();
+    assert!(!threads.is_empty(), "no NAPI thread reported: {r}");
+    for t in &threads {
+        let t = t.as_str().unwrap_or("");
+        assert!(t.starts_with("napi/xp-rx-") && t.ends_with("on core 0"), "NAPI thread {t:?}");
+    }
+    // skb mode: the veth has no NAPI to move, and the refusal says what to do.
+    let out = Command::new(XDPIPE).args(["veth", "--xdp-mode", "skb", "--threaded-napi", "--count", "10"]).output().expect("xdpipe veth");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--xdp-mode native"), "skb + threaded NAPI: {stderr}");
+}

@@ -65,9 +65,14 @@ pub struct BenchArgs {
     /// Receiver wait policy: busy (need_wakeup, busy polling) and/or poll (sleep until frames arrive, `run --poll`).
     #[arg(long, value_delimiter = ',', default_value = "busy")]
     waits: Vec<String>,
-    /// Threaded NAPI on the veth pair: off, on, or both (labelled in the results).
+    /// Threaded NAPI on the receiving veth: off, on, or both (labelled in the results);
+    /// native XDP mode only (a veth in skb mode has no NAPI to move).
     #[arg(long, default_value = "off")]
     threaded_napi: String,
+    /// Threaded-NAPI scenarios: pin the receive NAPI thread to this core (default: the
+    /// scheduler's choice).
+    #[arg(long)]
+    napi_core: Option<u32>,
     /// Trials per point (median and spread over them).
     #[arg(long, default_value_t = 5)]
     trials: usize,
@@ -116,6 +121,8 @@ struct VethRunner {
     stop: Arc<AtomicBool>,
     /// nic target: the receive and generator ports.
     ports: Option<Ports>,
+    /// Threaded-NAPI scenarios: the core the receive NAPI thread is pinned to.
+    napi_core: Option<u32>,
 }
 
 /// Offloads `ethtool -K` is asked to turn off for `offloads: off` scenarios.
@@ -179,6 +186,7 @@ impl Runner for VethRunner {
             gro: sc.engine == "xdp-live" && sc.xdp_mode == "skb",
             quiet: true,
             threaded_napi: sc.threaded_napi,
+            napi_core: self.napi_core,
             ports: self.ports.clone(),
         };
         let turned_off = match (&self.ports, sc.offloads.as_str()) {
@@ -391,7 +399,7 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
         latency_fraction: a.latency_fraction,
     };
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
-    let mut runner = VethRunner { exe, stop: stop.clone(), ports: ports.clone() };
+    let mut runner = VethRunner { exe, stop: stop.clone(), ports: ports.clone(), napi_core: a.napi_core };
     let started = Instant::now();
     let mut interrupted = None;
     for (i, sc) in scenarios.iter().enumerate() {

@@ -270,9 +270,15 @@ struct VethArgs {
     need_wakeup: OnOff,
     #[arg(long, default_value = "64")]
     batch: BatchSize,
-    /// Put each veth's receive NAPI in its own kernel thread (/sys/class/net/*/threaded).
+    /// Run the receiving veth's NAPI in its own kernel thread (/sys/class/net/xp-rx/threaded)
+    /// instead of the sender's softirq; needs --xdp-mode native (a veth has a NAPI only
+    /// with XDP or GRO).
     #[arg(long)]
     threaded_napi: bool,
+    /// With --threaded-napi: pin the NAPI thread to this core (default: the scheduler's
+    /// choice). Do not busy-poll a worker on the same core: use --poll there.
+    #[arg(long, requires = "threaded_napi")]
+    napi_core: Option<u32>,
     /// Generator engine: xsk (AF_XDP TX) or xdp-live (in-kernel, BPF_PROG_RUN live frames).
     #[arg(long, value_enum, default_value_t = Engine::Xsk)]
     engine: Engine,
@@ -518,6 +524,7 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
         queues: 1,
         fwd: a.mode == ModeKind::Fwd,
         threaded_napi: a.threaded_napi,
+        napi_core: a.napi_core,
         ports: None,
         quiet: false,
         // Frames injected by XDP_TX into a veth vanish unless its peer runs XDP in native

@@ -35,8 +35,12 @@ pub struct VethConfig {
     pub gro: bool,
     /// Do not forward the children's progress lines to stderr.
     pub quiet: bool,
-    /// Set /sys/class/net/<veth>/threaded to 1 (receive NAPI in a pinnable kernel thread).
+    /// Set /sys/class/net/xp-rx/threaded to 1 once the receiver is ready (its receive
+    /// NAPI then runs in a kernel thread instead of the sender's softirq).
     pub threaded_napi: bool,
+    /// With `threaded_napi`: the core the NAPI thread is pinned to (None: the scheduler's
+    /// choice).
+    pub napi_core: Option<u32>,
     /// Two ports of this host cabled to each other (a lab NIC's two ports, or the QEMU
     /// guest's igb0/igb1) instead of a veth testbed: the generator sends on `tx`, the
     /// receiver runs on `rx`, both in this namespace.
@@ -63,12 +67,16 @@ pub enum VethError {
     NotReady(String),
     #[error("configuring {iface} (threaded NAPI / GRO): {source}")]
     Threaded { iface: String, #[source] source: std::io::Error },
+    #[error("threaded NAPI on {iface}: {detail}")]
+    ThreadedNapi { iface: &'static str, detail: String },
 }
 
 #[derive(Debug, Serialize)]
 pub struct VethReport {
     pub testbed: String,
     pub threaded_napi: bool,
+    /// The receive NAPI threads with threaded NAPI: "name (pid P) on core C" or "unpinned".
+    pub napi_threads: Vec<String>,
     pub sent: u64,
     pub received: u64,
     /// sent - received (frames dropped anywhere between the generator's TX ring and the
@@ -157,17 +165,6 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     if cfg.gro {
         tb.rx_gro_on()?;
     }
-    if cfg.threaded_napi {
-        for (ns, ifc) in [(&tb.rx_ns, RX_IFACE), (&tb.tx_ns, TX_IFACE)] {
-            let st = Command::new("ip")
-                .args(["netns", "exec", ns, "sh", "-c", &format!("echo 1 > /sys/class/net/{ifc}/threaded")])
-                .status()
-                .map_err(|source| VethError::Threaded { iface: ifc.into(), source })?;
-            if !st.success() {
-                return Err(VethError::Threaded { iface: ifc.into(), source: std::io::Error::other("write failed") });
-            }
-        }
-    }
     let mut rx_args: Vec<String> = ["run", "-i", RX_IFACE, "--json", "--stamps"].map(String::from).to_vec();
     rx_args.extend(cfg.run_args.iter().cloned());
     if cfg.fwd {
@@ -189,6 +186,7 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     }
     let mut rx = ChildProc::spawn("receiver", Some(&tb.rx_ns), exe, &rx_args, cfg.quiet)?;
     rx.wait_ready(Duration::from_secs(30))?;
+    let napi_threads = if cfg.threaded_napi { threaded_napi(&tb.rx_ns, cfg.napi_core)? } else { Vec::new() };
 
     let mut gen_args: Vec<String> = [
         "gen", "-i", TX_IFACE, "--json", "--dst-mac", &fmt_mac(&tb.rx_mac), "--src-ip", TX_IP, "--dst-ip", RX_IP,
@@ -197,7 +195,65 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     .to_vec();
     gen_args.extend(cfg.gen_args.iter().cloned());
     let generator = ChildProc::spawn("generator", Some(&tb.tx_ns), exe, &gen_args, cfg.quiet)?;
-    finish(&tb.name, cfg, rx, generator, sink, &stop)
+    let mut report = finish(&tb.name, cfg, rx, generator, sink, &stop)?;
+    report.napi_threads = napi_threads;
+    Ok(report)
+}
+
+/// Moves xp-rx's receive NAPI into kernel threads (/sys/class/net/xp-rx/threaded) and,
+/// with `core`, pins them there. Done once the receiver is ready: a veth has a NAPI only
+/// while an XDP program (native) or GRO is on, and before that the write fails (EIO).
+/// The threads are found by name (`napi/xp-rx-<napi id>`) as the ones that appeared with
+/// the write. Returns them as "name (pid P) on core C" / "... unpinned".
+fn threaded_napi(rx_ns: &str, core: Option<u32>) -> Result<Vec<String>, VethError> {
+    let prefix = format!("napi/{RX_IFACE}-");
+    let before = napi_threads(&prefix);
+    let err = |detail: String| VethError::ThreadedNapi { iface: RX_IFACE, detail };
+    let st = Command::new("ip")
+        .args(["netns", "exec", rx_ns, "sh", "-c", &format!("echo 1 > /sys/class/net/{RX_IFACE}/threaded")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|source| VethError::Threaded { iface: RX_IFACE.into(), source })?;
+    if !st.success() {
+        return Err(err(format!(
+            "writing /sys/class/net/{RX_IFACE}/threaded failed: the veth has no NAPI to move; it has one with a native XDP program (--xdp-mode native) or GRO on"
+        )));
+    }
+    let mut new = Vec::new();
+    for _ in 0..50 {
+        new = napi_threads(&prefix).into_iter().filter(|t| !before.contains(t)).collect();
+        if !new.is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    if new.is_empty() {
+        return Err(err(format!("no {prefix}* kernel thread appeared after enabling threaded NAPI")));
+    }
+    let mut out = Vec::with_capacity(new.len());
+    for (pid, name) in new {
+        match core {
+            Some(c) => {
+                sys::pin_task(pid, c).map_err(|e| err(format!("pinning {name} (pid {pid}) to core {c}: {e}")))?;
+                out.push(format!("{name} (pid {pid}) on core {c}"));
+            }
+            None => out.push(format!("{name} (pid {pid}) unpinned")),
+        }
+    }
+    Ok(out)
+}
+
+/// (pid, name) of the kernel threads whose name starts with `prefix`.
+fn napi_threads(prefix: &str) -> Vec<(i32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            let name = name.trim_end();
+            name.starts_with(prefix).then(|| (pid, name.to_owned()))
+        })
+        .collect()
 }
 
 /// Two cabled ports of this host: no testbed, no namespaces.
@@ -251,6 +307,7 @@ fn finish(
     Ok(VethReport {
         testbed: testbed.to_owned(),
         threaded_napi: cfg.threaded_napi,
+        napi_threads: Vec::new(),
         sent,
         received,
         lost,

@@ -275,6 +275,22 @@ pub fn wait_for_carrier(iface: &str, timeout: std::time::Duration) -> bool {
     }
 }
 
+/// Pins task `pid` (a thread of any process, kernel threads included) to one core.
+pub fn pin_task(pid: i32, core: u32) -> Result<(), SysError> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    if core as usize >= 8 * mem::size_of::<libc::cpu_set_t>() {
+        return Err(SysError { call: "sched_setaffinity", what: format!("pid {pid}"), source: io::Error::from_raw_os_error(libc::EINVAL) });
+    }
+    // SAFETY: `core` is within the set's bits (checked above).
+    unsafe { libc::CPU_SET(core as usize, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(pid, mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(SysError::last("sched_setaffinity", format!("pid {pid}, core {core}")));
+    }
+    Ok(())
+}
+
 /// Effective user id 0?
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
