@@ -367,11 +367,7 @@ fn generate_xsk(
     // (igb under QEMU then lost part of what it sent after carrier came back).
     let early = if cfg.xsk.bind == crate::config::BindMode::ZeroCopy { crate::loader::zero_copy_tx_program(&cfg.iface) } else { None };
     let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
-    let _zc_program = match early {
-        Some(p) => Some(p),
-        None if xsk.is_zerocopy() => crate::loader::zero_copy_tx_program(&cfg.iface),
-        None => None,
-    };
+    let _zc_program = crate::loader::keep_zero_copy_tx_program(&cfg.iface, early, xsk.is_zerocopy());
     if let Some(core) = cfg.core
         && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
             log::warn!("could not pin the generator to core {core}");

@@ -253,6 +253,17 @@ impl LiveGen {
 /// transmits on `iface`, this attaches xdpipe's steering program there (it passes
 /// everything not for a socket to the kernel) unless a program is attached already.
 /// The link goes with the returned value, or with the process.
+/// After a transmit-only socket bound on `iface`: the program it needs, if it bound
+/// zero-copy: `early` (attached before the bind, so a driver's reset on attach could not
+/// catch a bound socket) or, failing that, one attached now. A copy-mode socket needs
+/// none, and `early` is detached.
+pub fn keep_zero_copy_tx_program(iface: &str, early: Option<Steering>, zerocopy: bool) -> Option<Steering> {
+    if !zerocopy {
+        return None;
+    }
+    early.or_else(|| zero_copy_tx_program(iface))
+}
+
 pub fn zero_copy_tx_program(iface: &str) -> Option<Steering> {
     if crate::preflight::attached_program(iface).ok().flatten().is_some() {
         // Somebody's program (say `xdpipe run` on the same port) is there already.

@@ -255,13 +255,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     }
     let fwd_shared = sockets.iter().all(|(_, _, o)| o.as_ref().is_none_or(|(_, s)| *s));
     let out_zerocopy = sockets.iter().any(|(_, _, x)| x.as_ref().is_some_and(|(x, _)| x.is_zerocopy()));
-    let _out_program = match &out_iface {
-        Some(o) if out_zerocopy => early_out_program.or_else(|| crate::loader::zero_copy_tx_program(o)),
-        _ => {
-            drop(early_out_program);
-            None
-        }
-    };
+    let _out_program = out_iface.as_ref().and_then(|o| crate::loader::keep_zero_copy_tx_program(o, early_out_program, out_zerocopy));
     let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
 
     // Setup is done: from here on only reading the program's counters needs a capability

@@ -54,7 +54,6 @@ pub fn rx_loop<M: RxMode>(
     let mut tx_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
     let mut recycle: Vec<Desc> = Vec::with_capacity(batch);
     let mut tx_outstanding = 0usize;
-    xsk.fill_from_free(usize::MAX);
 
     while !stop.load(Relaxed) {
         // Frames the kernel sent: back to the fill ring.
@@ -206,7 +205,6 @@ pub fn fwd_loop(
     // Frames (of the UMEM `out` transmits from) waiting for room on out's TX ring.
     let mut backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
     let mut outstanding = 0usize;
-    inp.fill_from_free(usize::MAX);
 
     while !stop.load(Relaxed) {
         if outstanding > 0 {

@@ -230,10 +230,7 @@ impl Xsk {
         // (virtio-net's only schedules its TX side) before it ever receives.
         let mut free: Vec<u64> = (0..cfg.frames as u64).rev().map(|i| i * fs as u64).collect();
         if cfg.rx_size.is_some() {
-            let n = rings.fill.free(cfg.frames) as usize;
-            let start = free.len() - n;
-            rings.fill.produce_keeping_same(&free[start..], |&a| a);
-            free.truncate(start);
+            fill_from(&mut rings.fill, &mut free, usize::MAX);
         }
         let mut flags = match cfg.bind {
             BindMode::Copy => libc::XDP_COPY,
@@ -310,15 +307,7 @@ impl Xsk {
 
     /// Moves free frames onto the fill ring, up to `max`, as many as fit. Returns how many.
     pub fn fill_from_free(&mut self, max: usize) -> usize {
-        // Take from the top of the stack exactly as many as fit, so what was produced is
-        // what leaves the free list.
-        let want = max.min(self.free.len()).min(u32::MAX as usize) as u32;
-        let n = self.fill.free(want) as usize;
-        let start = self.free.len() - n;
-        let done = self.fill.produce_keeping_same(&self.free[start..], |&a| a);
-        debug_assert_eq!(done, n, "free() reserved the room");
-        self.free.truncate(start);
-        done
+        fill_from(&mut self.fill, &mut self.free, max)
     }
 
     /// Consumes up to `out.len()` received frames. Userspace owns them afterwards. A
@@ -431,6 +420,18 @@ impl Xsk {
     pub fn statistics(&self) -> Result<sys::XdpStatistics, SysError> {
         sys::xdp_statistics(self.fd.as_raw_fd())
     }
+}
+
+/// Moves up to `max` frames from the top of the `free` stack onto the fill ring, exactly
+/// as many as fit, so what was produced is what leaves the free list. Returns how many.
+fn fill_from(fill: &mut ProdRing<u64>, free: &mut Vec<u64>, max: usize) -> usize {
+    let want = max.min(free.len()).min(u32::MAX as usize) as u32;
+    let n = fill.free(want) as usize;
+    let start = free.len() - n;
+    let done = fill.produce_keeping_same(&free[start..], |&a| a);
+    debug_assert_eq!(done, n, "free() reserved the room");
+    free.truncate(start);
+    done
 }
 
 /// Names the common bind failures (busy queue, no such queue, no zero-copy).
