@@ -106,12 +106,14 @@ fn driver_paths(g: &Vm, rx: &str, tx: &str, other: (&str, &str)) {
 
     // fwd across drivers: in on rx, out on the other pair's port, counted by a sink there.
     // fwd sends frames unchanged (a bump in the wire), so they still carry rx's MAC: the
-    // sink's port listens promiscuously, as the NIC models filter unicast MACs.
+    // sink's port listens promiscuously, as the NIC models filter unicast MACs. The ports'
+    // own counters are kept to say where frames went if the sink's count is short.
     let (out, sink) = other;
     let (src, dst) = addrs(tx);
     let out_json = g.sh(&format!(
         "ethtool -L {sink} combined 1; ethtool -L {out} combined 1
 ip link set dev {sink} promisc on
+out0=$(cat /sys/class/net/{out}/statistics/tx_packets); sink0=$(cat /sys/class/net/{sink}/statistics/rx_packets)
 xdpipe run -i {sink} --json --xdp-mode native --poll 10 --mode rxdrop > /tmp/sink.json 2> /tmp/sink.err &
 sp=$!
 xdpipe run -i {rx} --json --xdp-mode native --poll 10 --mode fwd --out-iface {out} > /tmp/fwd.json 2> /tmp/fwd.err &
@@ -120,12 +122,13 @@ until grep -q 'ready:' /tmp/sink.err && grep -q 'ready:' /tmp/fwd.err; do kill -
 xdpipe gen -i {tx} --json --bind copy --src-ip {src} --dst-ip {dst} --dst-mac $(cat /sys/class/net/{rx}/address) -n {n} -r 3000 > /tmp/gen.json 2>/tmp/gen.err || exit 5
 sleep 2; kill -INT $fp; wait $fp; sleep 1; kill -INT $sp; wait $sp
 echo \"FWD $(tr -d '\\n' < /tmp/fwd.json)\"
-echo \"SINK $(tr -d '\\n' < /tmp/sink.json)\""
+echo \"SINK $(tr -d '\\n' < /tmp/sink.json)\"
+echo \"NICS {{\\\"out_tx\\\": $(( $(cat /sys/class/net/{out}/statistics/tx_packets) - out0 )), \\\"sink_rx\\\": $(( $(cat /sys/class/net/{sink}/statistics/rx_packets) - sink0 ))}}\""
     ));
-    let (f, s) = (tagged(&out_json, "FWD "), tagged(&out_json, "SINK "));
+    let (f, s, nics) = (tagged(&out_json, "FWD "), tagged(&out_json, "SINK "), tagged(&out_json, "NICS "));
     assert_eq!(u(&f, "rx_packets"), N, "fwd {rx} -> {out}: {f}");
     assert_eq!(u(&f, "tx_completed"), N, "fwd {rx} -> {out} sent: {f}");
-    assert_eq!(u(&s, "rx_packets"), N, "sink {sink} behind fwd {rx} -> {out}: {s}");
+    assert_eq!(u(&s, "rx_packets"), N, "sink {sink} behind fwd {rx} -> {out} (the ports' own counters: {nics}): {s}");
 
     // RSS: four queues, 64 flows; the NIC spreads them, every frame is counted once.
     g.sh(&format!(
@@ -149,7 +152,25 @@ fn guest_test(name: &str, rx: &str, tx: &str, other: (&str, &str)) {
     let g = Vm::boot(name);
     let drivers = g.sh("for i in igb0 igb1 vio0 vio1; do printf '%s ' $i; ethtool -i $i | head -1; done");
     assert!(drivers.contains("igb1 driver: igb") && drivers.contains("vio1 driver: virtio_net"), "{drivers}");
+    deepest_rx_rings(&g);
     driver_paths(&g, rx, tx, other);
+}
+
+/// Every port's receive ring at the NIC's maximum. Frames come in bursts (fwd's arrive
+/// through the host's taps and leave as they came; l2fwd answers in batches), and QEMU's
+/// igb model drops what finds its receive ring full without counting it anywhere; under
+/// TCG the receiving vCPU can be off for longer than 256 descriptors last (seen: a fwd
+/// sink missing 41 to 339 of 3000 frames its peer's counter had sent). igb goes to 4096;
+/// virtio-net's maximum is its queue size, already in use.
+fn deepest_rx_rings(g: &Vm) {
+    g.sh("for p in igb0 igb1 vio0 vio1; do
+  max=$(ethtool -g $p | awk '/^RX:/ { print $2; exit }')
+  cur=$(ethtool -g $p | awk '/^RX:/ { n++ } n == 2 { print $2; exit }')
+  [ \"$cur\" = \"$max\" ] || ethtool -G $p rx $max || exit 1
+done
+for p in igb0 igb1 vio0 vio1; do
+  i=0; until [ \"$(cat /sys/class/net/$p/operstate)\" = up ]; do i=$((i+1)); [ $i -gt 100 ] && { echo \"$p did not come back up\" >&2; exit 2; }; usleep 100000; done
+done");
 }
 
 #[test]
