@@ -20,6 +20,8 @@ fn gen_rx_loses_nothing(xdp_mode: &str, mode: &str) -> serde_json::Value {
     assert_eq!(u(&r, "generator.completed"), 20000, "{r}");
     assert_eq!(u(&r, "received"), 20000, "{r}");
     assert_eq!(r["lost"], 0);
+    // The loss breakdown's counters saw no drop either (it is there for every non-fwd run).
+    assert_eq!((u(&r, "loss.tx_dropped"), u(&r, "loss.socket_dropped")), (0, 0), "{}", r["loss"]);
     let a = &r["receiver"]["accounting"];
     assert_eq!(u(a, "stamped"), 20000, "{a}");
     assert_eq!(u(a, "flows"), 4);

@@ -550,6 +550,16 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
             r.loss_ratio * 100.0
         );
         println!("  generator {}   receiver {}", fmt_pps(r.tx_pps), fmt_pps(r.rx_pps));
+        if let Some(l) = r.loss.as_ref().filter(|_| r.lost != 0) {
+            println!(
+                "  lost: {} dropped by {TX} at transmit (its peer's receive ring full: the receive softirq, on the sender's core, fell behind), {} at the receiver's sockets (RX ring full or no fill frame: the worker fell behind), {} otherwise (the program passed {} frames of any sender, ARP and ND included, to the kernel)",
+                l.tx_dropped,
+                l.socket_dropped,
+                r.lost - (l.tx_dropped + l.socket_dropped) as i64,
+                l.passed_to_kernel,
+                TX = xdpipe::testbed::TX_IFACE,
+            );
+        }
         if let Some(sink) = &r.sink {
             println!(
                 "  fwd: {} UMEM, forwarded out of {} at {}, sink received {}",

@@ -88,11 +88,49 @@ pub struct VethReport {
     pub rx_pps: f64,
     /// Mode fwd: the forwarder's send rate over the period traffic flowed.
     pub fwd_tx_pps: Option<f64>,
+    /// Where the lost frames went, from the counters that saw them (not with fwd).
+    pub loss: Option<LossBreakdown>,
     pub latency_ns: Value,
     pub receiver: Value,
     pub generator: Value,
     /// Mode fwd: the receiver at the end of the forwarding pair.
     pub sink: Option<Value>,
+}
+
+/// Where frames sent but not received went. On veth the receive softirq runs on the
+/// sender's core, so the sender can outrun it; a worker stalled for longer than its rings
+/// last loses frames at its socket.
+#[derive(Debug, Serialize, Default, PartialEq)]
+pub struct LossBreakdown {
+    /// Dropped by the sending interface at transmit (its `tx_dropped`): on veth, the
+    /// peer's receive ring was full, the receive softirq behind the sender.
+    pub tx_dropped: u64,
+    /// Dropped at the receiver's sockets: RX ring full (`rx_ring_full`: the worker behind)
+    /// or no frame on the fill ring (`rx_dropped`).
+    pub socket_dropped: u64,
+    /// Handed to the kernel by the steering program (not matched, or no socket).
+    pub passed_to_kernel: u64,
+    /// What the counters above do not cover (negative: they saw frames of other senders).
+    pub unaccounted: i64,
+}
+
+impl LossBreakdown {
+    /// From the receiver's summary (`xdpipe run --json`) and the sender's transmit drops.
+    pub fn of(lost: i64, tx_dropped: u64, receiver: &Value) -> LossBreakdown {
+        let queues = receiver["queues"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let stat = |k: &str| queues.iter().map(|q| q["xdp_statistics"][k].as_u64().unwrap_or(0)).sum::<u64>();
+        let socket_dropped = stat("rx_ring_full") + stat("rx_dropped");
+        let prog = |k: &str| receiver["program"][k].as_u64().unwrap_or(0);
+        let passed_to_kernel = prog("passed") + prog("no_socket");
+        let counted = (tx_dropped + socket_dropped + passed_to_kernel) as i64;
+        LossBreakdown { tx_dropped, socket_dropped, passed_to_kernel, unaccounted: lost - counted }
+    }
+}
+
+/// `tx_dropped` of `iface` (in namespace `ns`), read once before and once after a run.
+fn tx_dropped(ns: Option<&str>, iface: &str) -> Option<u64> {
+    let out = sys::command_in(ns, "cat").arg(format!("/sys/class/net/{iface}/statistics/tx_dropped")).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 struct ChildProc {
@@ -194,8 +232,10 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     .map(String::from)
     .to_vec();
     gen_args.extend(cfg.gen_args.iter().cloned());
+    let sender = (Some(tb.tx_ns.as_str()), TX_IFACE);
+    let dropped0 = tx_dropped(sender.0, sender.1);
     let generator = ChildProc::spawn("generator", Some(&tb.tx_ns), exe, &gen_args, cfg.quiet)?;
-    let mut report = finish(&tb.name, cfg, rx, generator, sink, &stop)?;
+    let mut report = finish(&tb.name, cfg, rx, generator, sink, &stop, sender, dropped0)?;
     report.napi_threads = napi_threads;
     Ok(report)
 }
@@ -266,11 +306,15 @@ fn run_ports(cfg: &VethConfig, p: &Ports, exe: &Path, stop: Arc<AtomicBool>) -> 
     let mut gen_args: Vec<String> =
         ["gen", "-i", &p.tx, "--json", "--dst-mac", &fmt_mac(&mac), "--src-ip", TX_IP, "--dst-ip", RX_IP].map(String::from).to_vec();
     gen_args.extend(cfg.gen_args.iter().cloned());
+    let dropped0 = tx_dropped(None, &p.tx);
     let generator = ChildProc::spawn("generator", None, exe, &gen_args, cfg.quiet)?;
-    finish(&format!("{} -> {}", p.tx, p.rx), cfg, rx, generator, None, &stop)
+    finish(&format!("{} -> {}", p.tx, p.rx), cfg, rx, generator, None, &stop, (None, &p.tx), dropped0)
 }
 
 /// Waits for the generator, stops the receiver (and sink), folds the summaries.
+/// `sender`: the generator's (namespace, interface), whose `tx_dropped` was `dropped0`
+/// before the generator started.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     testbed: &str,
     cfg: &VethConfig,
@@ -278,6 +322,8 @@ fn finish(
     generator: ChildProc,
     sink: Option<ChildProc>,
     stop: &AtomicBool,
+    sender: (Option<&str>, &str),
+    dropped0: Option<u64>,
 ) -> Result<VethReport, VethError> {
     // Ctrl-C reaches both children (same process group); they stop and print summaries.
     let gen_summary = generator.summary();
@@ -298,6 +344,7 @@ fn finish(
         None => None,
     };
     let gen_summary = gen_summary?;
+    let dropped = dropped0.zip(tx_dropped(sender.0, sender.1)).map(|(a, b)| b.saturating_sub(a));
 
     let sent = gen_summary["sent"].as_u64().unwrap_or(0);
     // With fwd, "received" is what came out of the forwarder at the sink.
@@ -312,6 +359,11 @@ fn finish(
         received,
         lost,
         loss_ratio: if sent > 0 { lost as f64 / sent as f64 } else { 0.0 },
+        // With fwd, frames can also go at the forwarder's transmit; its summary has those.
+        loss: match (&sink_summary, dropped) {
+            (None, Some(d)) => Some(LossBreakdown::of(lost, d, &rx_summary)),
+            _ => None,
+        },
         tx_pps: gen_summary["pps"].as_f64().unwrap_or(0.0),
         latency_ns: end["accounting"]["latency_ns"].clone(),
         rx_pps: end["active_rx_pps"].as_f64().unwrap_or(0.0),
@@ -320,4 +372,27 @@ fn finish(
         generator: gen_summary,
         sink: sink_summary,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_frames_are_split_by_the_counters_that_saw_them() {
+        let rx = serde_json::json!({
+            "program": {"passed": 3, "no_socket": 2},
+            "queues": [
+                {"xdp_statistics": {"rx_ring_full": 100, "rx_dropped": 7, "rx_fill_ring_empty_descs": 7}},
+                {"xdp_statistics": {"rx_ring_full": 0, "rx_dropped": 1}},
+            ],
+        });
+        // The fill-ring-empty count is the same event as rx_dropped: counted once.
+        let l = LossBreakdown::of(1000, 880, &rx);
+        assert_eq!(l, LossBreakdown { tx_dropped: 880, socket_dropped: 108, passed_to_kernel: 5, unaccounted: 7 });
+        // Counters that saw more than was lost (other traffic) show as negative.
+        assert_eq!(LossBreakdown::of(0, 0, &rx).unaccounted, -113);
+        // A summary without these fields: all of it unaccounted.
+        assert_eq!(LossBreakdown::of(9, 0, &serde_json::json!({})).unaccounted, 9);
+    }
 }
