@@ -11,8 +11,9 @@
 # (another xdpipe binary, e.g. an older build) or `xdpsock` (looked up in $ANCHOR_DIR,
 # default /tmp/anchors/bin; see scripts/build-anchors.sh). Example:
 #   sudo scripts/ab-rxdrop.sh 3 xdpipe 'xdpipe:--filter all' /tmp/xdpipe-old xdpsock
-# Generator on core 0, receiver on core 1, native XDP, copy bind. Prints one line per
-# trial: TRIAL RECEIVER PPS.
+# Generator on core 0, receiver on core 1, native XDP, copy bind. ENGINE=xsk uses the
+# AF_XDP generator instead (xdpipe gen --engine xsk). Prints one line per trial:
+# TRIAL RECEIVER PPS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 X=$PWD/target/release/xdpipe
@@ -54,7 +55,7 @@ for t in $(seq "$trials"); do
     sleep 1.5
     if ! kill -0 "$rp" 2>/dev/null; then echo "$t $v RECEIVER-FAILED"; continue; fi
     ip netns exec "$TX" "$X" gen -i xp-tx --dst-mac "$rxmac" --src-ip 10.77.0.2 --dst-ip 10.77.0.1 \
-      -d 4 --core 0 --engine xdp-live >/dev/null 2>&1 &
+      -d 4 --core 0 --engine "${ENGINE:-xdp-live}" >/dev/null 2>&1 &
     gp=$!
     sleep 1; a=$(redirected); sleep 2; b=$(redirected)
     wait "$gp" || true

@@ -17,7 +17,7 @@ use xdpipe::{
     generator::Engine,
     config::{BatchSize, BindMode, CoreList, FrameSize, PollWait, QueueList, RingSize, SteerFilter, XdpMode},
     modes::ModeKind,
-    run::{EndReason, RunConfig, RunSummary, Tick},
+    run::{DEFAULT_IDLE_BACKOFF_NS, EndReason, RunConfig, RunSummary, Tick},
     stats::{fmt_pps, rates},
     xsk::XskConfig,
 };
@@ -107,6 +107,12 @@ struct RunArgs {
     /// MS, wake up after at most MS milliseconds as well. 0: busy-poll.
     #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "forever", default_value = "0")]
     poll: PollWait,
+    /// Busy-polling: after finding the RX ring empty, wait NS nanoseconds before looking
+    /// again (spinning, no syscall), so frames gather into batches and the ring's
+    /// producer index is not pulled from the kernel's core on every frame. 0: look again
+    /// at once.
+    #[arg(long, value_name = "NS", default_value_t = DEFAULT_IDLE_BACKOFF_NS, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    idle_backoff: u64,
     /// UMEM frame size in bytes (2048 or 4096).
     #[arg(long, default_value = "4096")]
     frame_size: FrameSize,
@@ -339,6 +345,7 @@ impl RunArgs {
             },
             batch: self.batch,
             poll: self.poll,
+            idle_backoff_ns: self.idle_backoff,
             duration,
             mode: self.mode,
             filter: self.filter,

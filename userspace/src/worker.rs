@@ -35,6 +35,10 @@ pub struct WaitPolicy {
     /// Sleep until the socket is readable, for at most the given milliseconds (-1: no
     /// limit; the run's stop interrupts the sleep with a signal). None: busy-poll.
     pub sleep: Option<(sys::ReadableWaiter, i32)>,
+    /// Busy-polling: after finding the RX ring empty, wait this long (ns, spinning on
+    /// the CPU's pause hint, reading only the clock) before looking again. 0: look again
+    /// at once.
+    pub idle_backoff_ns: u64,
 }
 
 /// Receive loop for one socket. Returns when `stop` is set. With `acct`, every frame's
@@ -54,6 +58,7 @@ pub fn rx_loop<M: RxMode>(
     let mut tx_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
     let mut recycle: Vec<Desc> = Vec::with_capacity(batch);
     let mut tx_outstanding = 0usize;
+    let mut pace = Pace::default();
 
     while !stop.load(Relaxed) {
         // Frames the kernel sent: back to the fill ring.
@@ -79,9 +84,10 @@ pub fn rx_loop<M: RxMode>(
         // the kernel writes) on every turn.
         let n = xsk.rx_consume(&mut rx);
         if n == 0 {
-            idle(xsk, wait, counters);
+            idle(xsk, wait, &mut pace, counters);
             continue;
         }
+        pace.batch(n);
         account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
         if !M::TOUCHES_DATA {
             recycle_frames(xsk, &rx[..n]);
@@ -121,13 +127,63 @@ fn drain_rx(xsk: &mut Xsk, rx: &mut [Desc], mut acct: Option<&mut Accounting>, c
 /// The RX ring is empty: wake the kernel if it asked (need_wakeup), or sleep until it is
 /// readable if the policy says so; otherwise return at once (busy polling).
 #[inline]
-fn idle(xsk: &Xsk, wait: &WaitPolicy, counters: &WorkerCounters) {
+fn idle(xsk: &Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters) {
     if wait.need_wakeup && xsk.fill_needs_wakeup() {
         sys::wakeup_rx(xsk.fd());
         bump(&counters.wakeups, 1);
     } else if let Some((waiter, timeout_ms)) = &wait.sleep {
         waiter.wait(*timeout_ms);
         bump(&counters.wakeups, 1);
+    } else if pace.backoff(wait.idle_backoff_ns) {
+        // Every look at the ring reads its producer index, a cache line the kernel's
+        // receive path (on veth: the sender's core) writes per frame: looked at
+        // constantly, the line moves between the cores on every frame and the producer
+        // pays for it. Waiting lets frames gather into batches instead.
+        let until = sys::monotonic_ns() + wait.idle_backoff_ns;
+        while sys::monotonic_ns() < until {
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Whether frames arrive fast enough for `WaitPolicy::idle_backoff_ns` to pay: more than
+/// one per half the backoff since the ring was last found empty. At lower rates a frame
+/// would wait for the backoff alone (at 200 kpps on veth the median latency went from 0.8
+/// to 1.8 us with an unconditional 2 us), and the ring's line moves between the cores
+/// rarely anyway. The clock is read only when the ring turns out empty, never per batch
+/// (a read per batch cost 3% of the receive rate under the in-kernel generator).
+#[derive(Default)]
+struct Pace {
+    frames: u64,
+    last_empty_ns: u64,
+    fast: bool,
+}
+
+impl Pace {
+    #[inline]
+    fn batch(&mut self, n: usize) {
+        self.frames += n as u64;
+    }
+
+    /// The ring was found empty: should the worker wait before looking again?
+    #[inline]
+    fn backoff(&mut self, backoff_ns: u64) -> bool {
+        if backoff_ns == 0 {
+            return false;
+        }
+        if self.last_empty_ns == 0 {
+            // The first empty look: the reference the first rate is measured from.
+            self.last_empty_ns = sys::monotonic_ns();
+            self.frames = 0;
+        } else if self.frames > 0 {
+            let now = sys::monotonic_ns();
+            self.fast = now.saturating_sub(self.last_empty_ns) < backoff_ns / 2 * self.frames;
+            self.last_empty_ns = now;
+            self.frames = 0;
+        }
+        self.fast
     }
 }
 
@@ -205,6 +261,7 @@ pub fn fwd_loop(
     // Frames (of the UMEM `out` transmits from) waiting for room on out's TX ring.
     let mut backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
     let mut outstanding = 0usize;
+    let mut pace = Pace::default();
 
     while !stop.load(Relaxed) {
         if outstanding > 0 {
@@ -234,9 +291,10 @@ pub fn fwd_loop(
         }
         let n = inp.rx_consume(&mut rx[..room]);
         if n == 0 {
-            idle(inp, wait, counters);
+            idle(inp, wait, &mut pace, counters);
             continue;
         }
+        pace.batch(n);
         account_rx(inp, &rx[..n], acct.as_deref_mut(), counters);
         if shared {
             backlog.extend_from_slice(&rx[..n]);
@@ -252,4 +310,26 @@ pub fn fwd_loop(
         flush_tx(out, &mut backlog, &mut outstanding, wait, counters);
     }
     drain_rx(inp, &mut rx, acct, counters);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pace;
+
+    #[test]
+    fn the_backoff_runs_only_while_frames_come_fast() {
+        let mut p = Pace::default();
+        assert!(!p.backoff(0), "no backoff configured");
+        // First empty look: nothing received yet, no rate known.
+        assert!(!p.backoff(2000));
+        // A thousand frames since: the clock has moved far less than 1000 x 1 us.
+        p.batch(1000);
+        assert!(p.backoff(2000));
+        // Further empty looks keep the verdict without reading the clock.
+        assert!(p.backoff(2000));
+        // One frame after a 5 ms gap: slow (200 frames a second), look again at once.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        p.batch(1);
+        assert!(!p.backoff(2000));
+    }
 }
