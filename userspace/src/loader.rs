@@ -248,11 +248,6 @@ impl LiveGen {
     }
 }
 
-/// Drivers such as igb run AF_XDP zero-copy TX only while an XDP program is attached
-/// (without one the frames sit in the TX ring, never completed). For a socket that only
-/// transmits on `iface`, this attaches xdpipe's steering program there (it passes
-/// everything not for a socket to the kernel) unless a program is attached already.
-/// The link goes with the returned value, or with the process.
 /// After a transmit-only socket bound on `iface`: the program it needs, if it bound
 /// zero-copy: `early` (attached before the bind, so a driver's reset on attach could not
 /// catch a bound socket) or, failing that, one attached now. A copy-mode socket needs
@@ -264,6 +259,11 @@ pub fn keep_zero_copy_tx_program(iface: &str, early: Option<Steering>, zerocopy:
     early.or_else(|| zero_copy_tx_program(iface))
 }
 
+/// Drivers such as igb run AF_XDP zero-copy TX only while an XDP program is attached
+/// (without one the frames sit in the TX ring, never completed). For a socket that only
+/// transmits on `iface`, this attaches xdpipe's steering program there (it passes
+/// everything not for a socket to the kernel) unless a program is attached already.
+/// The link goes with the returned value, or with the process.
 pub fn zero_copy_tx_program(iface: &str) -> Option<Steering> {
     if crate::preflight::attached_program(iface).ok().flatten().is_some() {
         // Somebody's program (say `xdpipe run` on the same port) is there already.

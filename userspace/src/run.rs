@@ -22,7 +22,6 @@ use crate::{
     xsk::{Xsk, XskConfig, XskError},
 };
 
-/// A validated `xdpipe run` configuration.
 /// `--idle-backoff`'s default. On this project's VM (veth, native XDP, AF_XDP generator
 /// on the other core, 5 alternating trials) it raised rxdrop's receive rate from a median
 /// of 1.95 (1.85-1.99) to 2.18 (2.06-2.18) Mpps; under the in-kernel generator 8.49-8.57
@@ -30,6 +29,7 @@ use crate::{
 /// backoff only runs above one frame per half of it). README has the commands.
 pub const DEFAULT_IDLE_BACKOFF_NS: u64 = 2000;
 
+/// A validated `xdpipe run` configuration.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub iface: String,

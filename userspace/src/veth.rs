@@ -6,7 +6,7 @@
 use std::{
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::{Arc, atomic::{AtomicBool, Ordering}, mpsc},
     thread,
     time::{Duration, Instant},
@@ -249,8 +249,8 @@ fn threaded_napi(rx_ns: &str, core: Option<u32>) -> Result<Vec<String>, VethErro
     let prefix = format!("napi/{RX_IFACE}-");
     let before = napi_threads(&prefix);
     let err = |detail: String| VethError::ThreadedNapi { iface: RX_IFACE, detail };
-    let st = Command::new("ip")
-        .args(["netns", "exec", rx_ns, "sh", "-c", &format!("echo 1 > /sys/class/net/{RX_IFACE}/threaded")])
+    let st = sys::command_in(Some(rx_ns), "sh")
+        .args(["-c", &format!("echo 1 > /sys/class/net/{RX_IFACE}/threaded")])
         .stderr(std::process::Stdio::null())
         .status()
         .map_err(|source| VethError::Threaded { iface: RX_IFACE.into(), source })?;

@@ -134,12 +134,11 @@ fn idle(xsk: &Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters
     } else if let Some((waiter, timeout_ms)) = &wait.sleep {
         waiter.wait(*timeout_ms);
         bump(&counters.wakeups, 1);
-    } else if pace.backoff(wait.idle_backoff_ns) {
+    } else if let Some(until) = pace.backoff_until(wait.idle_backoff_ns) {
         // Every look at the ring reads its producer index, a cache line the kernel's
         // receive path (on veth: the sender's core) writes per frame: looked at
         // constantly, the line moves between the cores on every frame and the producer
         // pays for it. Waiting lets frames gather into batches instead.
-        let until = sys::monotonic_ns() + wait.idle_backoff_ns;
         while sys::monotonic_ns() < until {
             for _ in 0..16 {
                 std::hint::spin_loop();
@@ -167,23 +166,26 @@ impl Pace {
         self.frames += n as u64;
     }
 
-    /// The ring was found empty: should the worker wait before looking again?
+    /// The ring was found empty: until when the worker should wait before looking again
+    /// (None: look again at once). The clock is read once, and not at all on further
+    /// empty looks of a worker that is not backing off.
     #[inline]
-    fn backoff(&mut self, backoff_ns: u64) -> bool {
+    fn backoff_until(&mut self, backoff_ns: u64) -> Option<u64> {
         if backoff_ns == 0 {
-            return false;
+            return None;
         }
-        if self.last_empty_ns == 0 {
-            // The first empty look: the reference the first rate is measured from.
-            self.last_empty_ns = sys::monotonic_ns();
-            self.frames = 0;
-        } else if self.frames > 0 {
-            let now = sys::monotonic_ns();
+        if self.frames == 0 && self.last_empty_ns != 0 {
+            // Still empty since the last look: the verdict stands.
+            return self.fast.then(|| sys::monotonic_ns() + backoff_ns);
+        }
+        let now = sys::monotonic_ns();
+        // The first empty look only sets the reference the first rate is measured from.
+        if self.last_empty_ns != 0 {
             self.fast = now.saturating_sub(self.last_empty_ns) < backoff_ns / 2 * self.frames;
-            self.last_empty_ns = now;
-            self.frames = 0;
         }
-        self.fast
+        self.last_empty_ns = now;
+        self.frames = 0;
+        self.fast.then_some(now + backoff_ns)
     }
 }
 
@@ -319,17 +321,17 @@ mod tests {
     #[test]
     fn the_backoff_runs_only_while_frames_come_fast() {
         let mut p = Pace::default();
-        assert!(!p.backoff(0), "no backoff configured");
+        assert!(p.backoff_until(0).is_none(), "no backoff configured");
         // First empty look: nothing received yet, no rate known.
-        assert!(!p.backoff(2000));
+        assert!(p.backoff_until(2000).is_none());
         // A thousand frames since: the clock has moved far less than 1000 x 1 us.
         p.batch(1000);
-        assert!(p.backoff(2000));
-        // Further empty looks keep the verdict without reading the clock.
-        assert!(p.backoff(2000));
+        assert!(p.backoff_until(2000).is_some());
+        // Further empty looks keep the verdict.
+        assert!(p.backoff_until(2000).is_some());
         // One frame after a 5 ms gap: slow (200 frames a second), look again at once.
         std::thread::sleep(std::time::Duration::from_millis(5));
         p.batch(1);
-        assert!(!p.backoff(2000));
+        assert!(p.backoff_until(2000).is_none());
     }
 }
