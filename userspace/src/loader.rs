@@ -51,6 +51,10 @@ pub enum LoaderError {
          Linux 5.18 or newer"
     )]
     LiveRun { #[source] source: ProgramError },
+    #[error("running the steering program on a test frame (BPF_PROG_RUN) failed: {source}")]
+    TestRun { #[source] source: ProgramError },
+    #[error("the steering program returned action {action} and counted the frame {counted} times (expected XDP_PASS, once); the build is broken")]
+    ProbeVerdict { action: u32, counted: u64 },
     #[error("queue {queue} is beyond the program's {MAX_QUEUES} queue slots")]
     QueueOutOfRange { queue: u32 },
 }
@@ -133,15 +137,7 @@ impl Steering {
         if queue >= MAX_QUEUES {
             return Err(LoaderError::QueueOutOfRange { queue });
         }
-        let map = self.ebpf.map(COUNTERS_MAP_NAME).ok_or(LoaderError::Missing { what: "the counters map" })?;
-        let arr: PerCpuArray<_, ProgCounters> =
-            PerCpuArray::try_from(map).map_err(|source| LoaderError::Map { map: COUNTERS_MAP_NAME, source })?;
-        let per_cpu = arr.get(&queue, 0).map_err(|source| LoaderError::Map { map: COUNTERS_MAP_NAME, source })?;
-        let mut sum = QueueCounters::default();
-        for c in per_cpu.iter() {
-            sum.add_prog(c);
-        }
-        Ok(sum)
+        read_counters(&self.ebpf, queue)
     }
 
     /// Detaches now (also done on drop).
@@ -163,6 +159,19 @@ impl Drop for Steering {
     }
 }
 
+/// The steering program's counters for `queue` (below MAX_QUEUES), summed over CPUs.
+fn read_counters(ebpf: &Ebpf, queue: u32) -> Result<QueueCounters, LoaderError> {
+    let map = ebpf.map(COUNTERS_MAP_NAME).ok_or(LoaderError::Missing { what: "the counters map" })?;
+    let arr: PerCpuArray<_, ProgCounters> =
+        PerCpuArray::try_from(map).map_err(|source| LoaderError::Map { map: COUNTERS_MAP_NAME, source })?;
+    let per_cpu = arr.get(&queue, 0).map_err(|source| LoaderError::Map { map: COUNTERS_MAP_NAME, source })?;
+    let mut sum = QueueCounters::default();
+    for c in per_cpu.iter() {
+        sum.add_prog(c);
+    }
+    Ok(sum)
+}
+
 /// The XDP program `name` of the embedded object.
 fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, LoaderError> {
     ebpf.program_mut(name).ok_or(LoaderError::NoProgram(name))?.try_into().map_err(|_| LoaderError::NoProgram(name))
@@ -180,6 +189,50 @@ fn classify_attach_error(iface: &str, mode: XdpMode, e: ProgramError) -> LoaderE
             LoaderError::NativeUnsupported { iface: iface.to_owned(), source }
         }
         _ => LoaderError::Attach { iface: iface.to_owned(), mode, source: e },
+    }
+}
+
+/// The steering program loaded but attached nowhere, run on given frames with
+/// BPF_PROG_RUN: what a filter decides for a frame, without traffic or an interface.
+pub struct SteerProbe {
+    ebpf: Ebpf,
+}
+
+impl SteerProbe {
+    pub fn load(filter: SteerFilter) -> Result<Self, LoaderError> {
+        let cfg = filter.config();
+        let mut ebpf = EbpfLoader::new()
+            .override_global(STEER_GLOBAL_NAME, &cfg, true)
+            .load(STEER_OBJECT)
+            .map_err(LoaderError::Load)?;
+        xdp_program(&mut ebpf, PROGRAM_NAME)?
+            .load()
+            .map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
+        Ok(Self { ebpf })
+    }
+
+    /// Runs the program once on `frame` (queue 0, no socket bound) and says whether the
+    /// filter matched it: a matched frame finds no socket and is counted `no_socket`, an
+    /// unmatched one `unmatched`; both are passed.
+    pub fn matches(&mut self, frame: &[u8]) -> Result<bool, LoaderError> {
+        use aya::programs::{TestRun as _, TestRunOptions};
+        let before = self.counters()?;
+        let prog = xdp_program(&mut self.ebpf, PROGRAM_NAME)?;
+        let out = prog
+            .test_run(TestRunOptions { data_in: Some(frame), repeat: 1, ..TestRunOptions::new() })
+            .map_err(|source| LoaderError::TestRun { source })?;
+        let after = self.counters()?;
+        // The program never drops: with no socket bound, every frame is passed, and
+        // counted exactly once.
+        const XDP_PASS: u32 = 2;
+        if out.return_value != XDP_PASS || after.seen != before.seen + 1 {
+            return Err(LoaderError::ProbeVerdict { action: out.return_value, counted: after.seen - before.seen });
+        }
+        Ok(after.matched > before.matched)
+    }
+
+    fn counters(&self) -> Result<QueueCounters, LoaderError> {
+        read_counters(&self.ebpf, 0)
     }
 }
 

@@ -151,30 +151,36 @@ mod prog {
     /// not a fragment, carrying UDP. Returns its destination port (host order), or None
     /// for anything else (the general parser then decides). With it the program's run
     /// time (bpf_stats, this VM) went from 37.3 to 36.1 ns a frame.
+    ///
+    /// Three loads: the ethertype with the version / header-length byte (bytes 12..16),
+    /// the fragment field with the protocol (20..24), the port (36..38). The program is
+    /// built with `allows-misaligned-mem-access` (xdp-ebpf/.cargo/config.toml), so each
+    /// unaligned read is one BPF load, not a load per byte.
     #[inline(always)]
     fn plain_udp4_dport(ctx: &XdpContext) -> Option<u16> {
         const UDP4_END: usize = ETH_HLEN + 20 + 8;
+        // Little-endian words as they sit in the frame.
+        // Bytes 12..15: ethertype 08 00, version 4 / IHL 5 (0x45); byte 15 (TOS) is free.
+        const W12_MASK: u32 = 0x00ff_ffff;
+        const W12_WANT: u32 = u32::from_le_bytes([0x08, 0x00, 0x45, 0]);
+        // Bytes 20..23: flags and fragment offset (the 13 offset bits must be 0; MF may
+        // be set, a first fragment still carries the UDP header), TTL free, protocol UDP.
+        const W20_MASK: u32 = u32::from_le_bytes([0x1f, 0xff, 0, 0xff]);
+        const W20_WANT: u32 = u32::from_le_bytes([0, 0, 0, IPPROTO_UDP]);
         let start = ctx.data();
         if start + UDP4_END > ctx.data_end() {
             return None;
         }
         let p = start as *const u8;
-        // SAFETY: every offset read below ends within the first UDP4_END bytes, which
-        // were checked against data_end above.
-        // Byte compares: BPF has no unaligned loads, so a u16 read compiles to two byte
-        // loads and a shift anyway; comparing the bytes drops the shifts.
+        // SAFETY: every read ends within the first UDP4_END bytes, which were checked
+        // against data_end above; read_unaligned tolerates any alignment.
         unsafe {
-            let [et_hi, et_lo] = ETH_P_IP.to_be_bytes();
-            if *p.add(ETH_HLEN + 9) != IPPROTO_UDP
-                || *p.add(12) != et_hi
-                || *p.add(13) != et_lo
-                || *p.add(ETH_HLEN) != 0x45
-                || *p.add(ETH_HLEN + 6) & 0x1f != 0
-                || *p.add(ETH_HLEN + 7) != 0
-            {
+            let w12 = core::ptr::read_unaligned(p.add(12) as *const u32);
+            let w20 = core::ptr::read_unaligned(p.add(ETH_HLEN + 6) as *const u32);
+            if w12 & W12_MASK != W12_WANT || w20 & W20_MASK != W20_WANT {
                 return None;
             }
-            Some(u16::from_be_bytes([*p.add(ETH_HLEN + 20 + 2), *p.add(ETH_HLEN + 20 + 3)]))
+            Some(u16::from_be(core::ptr::read_unaligned(p.add(ETH_HLEN + 20 + 2) as *const u16)))
         }
     }
 
