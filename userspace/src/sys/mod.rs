@@ -23,6 +23,10 @@ impl SysError {
         Self { call, what: what.into(), source: io::Error::last_os_error() }
     }
 
+    fn from_errno(call: &'static str, what: impl Into<String>, errno: i32) -> Self {
+        Self { call, what: what.into(), source: io::Error::from_raw_os_error(errno) }
+    }
+
     pub fn errno(&self) -> Option<i32> {
         self.source.raw_os_error()
     }
