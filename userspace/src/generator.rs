@@ -362,10 +362,11 @@ fn generate_xsk(
     stop: Arc<AtomicBool>,
     counters: &WorkerCounters,
 ) -> Result<GenSummary, GenError> {
-    // A physical driver resets the device to attach a program. Asked for zero-copy, the
-    // program goes on before the socket binds, so the reset cannot catch a bound socket
-    // (igb under QEMU then lost part of what it sent after carrier came back).
-    let early = if cfg.xsk.bind == crate::config::BindMode::ZeroCopy { crate::loader::zero_copy_tx_program(&cfg.iface) } else { None };
+    // A physical driver resets the device to attach a program. Where the bind may come out
+    // zero-copy (asked for, or auto on a driver that has it), the program goes on before
+    // the socket binds, so the reset cannot catch a bound socket (igb under QEMU then lost
+    // part of what it sent after carrier came back).
+    let early = if crate::loader::may_bind_zero_copy(&cfg.iface, cfg.xsk.bind) { crate::loader::zero_copy_tx_program(&cfg.iface) } else { None };
     let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
     let _zc_program = crate::loader::keep_zero_copy_tx_program(&cfg.iface, early, xsk.is_zerocopy());
     if let Some(core) = cfg.core

@@ -312,6 +312,20 @@ pub fn keep_zero_copy_tx_program(iface: &str, early: Option<Steering>, zerocopy:
     early.or_else(|| zero_copy_tx_program(iface))
 }
 
+/// Whether a socket bound with `bind` on `iface` may come out zero-copy: asked for it, or
+/// `auto` on a driver that declares xsk-zerocopy (netlink). If the features cannot be
+/// read, it may.
+pub fn may_bind_zero_copy(iface: &str, bind: crate::config::BindMode) -> bool {
+    use crate::config::BindMode;
+    match bind {
+        BindMode::Copy => false,
+        BindMode::ZeroCopy => true,
+        BindMode::Auto => crate::sys::ifindex(iface)
+            .and_then(|i| crate::netdev::xdp_features(i).ok())
+            .is_none_or(|f| f.xdp.contains(&"xsk-zerocopy")),
+    }
+}
+
 /// Drivers such as igb run AF_XDP zero-copy TX only while an XDP program is attached
 /// (without one the frames sit in the TX ring, never completed). For a socket that only
 /// transmits on `iface`, this attaches xdpipe's steering program there (it passes

@@ -230,11 +230,12 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     // From here on, `steering` detaches on every return path (drop).
     // fwd's out sockets only transmit, but on a zero-copy bind some drivers (igb) send
     // nothing without a program on the port. A physical driver resets the device to
-    // attach one, so where zero-copy may be chosen it goes on before any socket binds
+    // attach one, so where zero-copy may be chosen (asked for, or auto on a driver that
+    // declares it) it goes on before any socket binds
     // (after, igb under QEMU lost frames sent once carrier was back); it is taken off
     // again below if the sockets bound in copy mode.
     let early_out_program = match (&out_iface, cfg.xsk.bind) {
-        (Some(o), BindMode::ZeroCopy | BindMode::Auto) => crate::loader::zero_copy_tx_program(o),
+        (Some(o), bind) if crate::loader::may_bind_zero_copy(o, bind) => crate::loader::zero_copy_tx_program(o),
         _ => None,
     };
     // fwd's out sockets only transmit: no RX ring, so none of their frames wait on a
