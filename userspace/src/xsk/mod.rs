@@ -348,6 +348,12 @@ impl Xsk {
         }
     }
 
+    /// Descriptors on the TX ring the kernel has not taken yet (0 without a TX ring).
+    #[inline]
+    pub fn tx_queued(&mut self) -> usize {
+        self.tx.as_mut().map_or(0, |tx| tx.queued() as usize)
+    }
+
     /// Consumes up to `out.len()` addresses of frames the kernel finished sending.
     #[inline]
     pub fn comp_consume(&mut self, out: &mut [u64]) -> usize {

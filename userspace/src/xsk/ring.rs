@@ -120,6 +120,13 @@ impl<T: Copy + PartialEq> ProdRing<T> {
         free.min(want)
     }
 
+    /// Entries published but not yet taken by the kernel; reads its consumer index.
+    #[inline]
+    pub fn queued(&mut self) -> u32 {
+        self.limit = self.ring.consumer().load(Ordering::Acquire).wrapping_add(self.size);
+        self.size - self.limit.wrapping_sub(self.prod)
+    }
+
     /// Writes as many of `items` as there are free slots and publishes them together.
     /// Returns how many were produced.
     #[inline]
@@ -244,8 +251,10 @@ mod tests {
         let mut ring = unsafe { ProdRing::<u64>::new(map, &off, 8) };
         assert_eq!(ring.produce(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 8, "only 8 slots");
         assert_eq!(index(base, off.producer).load(Ordering::Relaxed), 8);
+        assert_eq!(ring.queued(), 8);
         assert_eq!(ring.produce(&[11]), 0, "full until the kernel consumes");
         index(base, off.consumer).store(3, Ordering::Relaxed);
+        assert_eq!(ring.queued(), 5, "the kernel took 3");
         assert_eq!(ring.produce(&[11, 12, 13, 14]), 3);
         // SAFETY: reading back entries 0..3 of the array, which wrapped around.
         let e: Vec<u64> = (0..3).map(|i| unsafe { base.add(192 + i * 8).cast::<u64>().read() }).collect();
@@ -257,6 +266,9 @@ mod tests {
         let e: Vec<u64> = (3..6).map(|i| unsafe { base.add(192 + i * 8).cast::<u64>().read() }).collect();
         assert_eq!(e, vec![4, 99, 6]);
         assert_eq!(index(base, off.producer).load(Ordering::Relaxed), 14);
+        assert_eq!(ring.queued(), 3);
+        index(base, off.consumer).store(14, Ordering::Relaxed);
+        assert_eq!(ring.queued(), 0);
     }
 
     #[test]
