@@ -121,7 +121,8 @@ impl LossBreakdown {
         let stat = |k: &str| queues.iter().map(|q| q["xdp_statistics"][k].as_u64().unwrap_or(0)).sum::<u64>();
         let socket_dropped = stat("rx_ring_full") + stat("rx_dropped");
         let prog = |k: &str| receiver["program"][k].as_u64().unwrap_or(0);
-        let passed_to_kernel = prog("passed") + prog("no_socket");
+        // `passed` already holds the matched frames that found no socket (`no_socket`).
+        let passed_to_kernel = prog("passed");
         let counted = (tx_dropped + socket_dropped + passed_to_kernel) as i64;
         LossBreakdown { tx_dropped, socket_dropped, passed_to_kernel, unaccounted: lost - counted }
     }
@@ -381,13 +382,14 @@ mod tests {
     #[test]
     fn lost_frames_are_split_by_the_counters_that_saw_them() {
         let rx = serde_json::json!({
-            "program": {"passed": 3, "no_socket": 2},
+            "program": {"passed": 5, "no_socket": 2},
             "queues": [
                 {"xdp_statistics": {"rx_ring_full": 100, "rx_dropped": 7, "rx_fill_ring_empty_descs": 7}},
                 {"xdp_statistics": {"rx_ring_full": 0, "rx_dropped": 1}},
             ],
         });
-        // The fill-ring-empty count is the same event as rx_dropped: counted once.
+        // The fill-ring-empty count is the same event as rx_dropped, and no_socket frames
+        // are among the passed ones: each counted once.
         let l = LossBreakdown::of(1000, 880, &rx);
         assert_eq!(l, LossBreakdown { tx_dropped: 880, socket_dropped: 108, passed_to_kernel: 5, unaccounted: 7 });
         // Counters that saw more than was lost (other traffic) show as negative.
