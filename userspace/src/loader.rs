@@ -314,7 +314,7 @@ pub fn keep_zero_copy_tx_program(iface: &str, early: Option<Steering>, zerocopy:
 
 /// Whether a socket bound with `bind` on `iface` may come out zero-copy: asked for it, or
 /// `auto` on a driver that declares xsk-zerocopy (netlink). If the features cannot be
-/// read, it may.
+/// read (kernels before 6.3 have no netdev family), it may.
 pub fn may_bind_zero_copy(iface: &str, bind: crate::config::BindMode) -> bool {
     use crate::config::BindMode;
     match bind {

@@ -154,7 +154,7 @@ mod prog {
     ///
     /// Three loads: the ethertype with the version / header-length byte (bytes 12..16),
     /// the fragment field with the protocol (20..24), the port (36..38). The program is
-    /// built with `allows-misaligned-mem-access` (xdp-ebpf/.cargo/config.toml), so each
+    /// built with `allows-misaligned-mem-access` (xdp-ebpf/build.rs), so each
     /// unaligned read is one BPF load, not a load per byte.
     #[inline(always)]
     fn plain_udp4_dport(ctx: &XdpContext) -> Option<u16> {

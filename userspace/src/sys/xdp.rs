@@ -4,7 +4,7 @@
 #![allow(unsafe_code)]
 
 use std::{
-    mem,
+    io, mem,
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
     ptr::NonNull,
 };
@@ -40,7 +40,8 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned, and nothing maps them again.
+        // SAFETY: ptr/len are what mmap returned (or, for the UMEM, the part of it kept
+        // after trimming), and nothing maps them again.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
@@ -65,14 +66,19 @@ const HUGE_PAGE: usize = 2 << 20;
 /// frame's stamp, and l2fwd its MACs, took a TLB miss per frame otherwise. Where THP is
 /// off (`never`) or no huge page is free, the kernel uses base pages and nothing changes.
 pub fn map_anonymous(len: usize) -> Result<Mapping, SysError> {
+    const PAGE: usize = 4096;
     let what = format!("{len} B of UMEM");
-    // Reserve enough to place a 2 MiB-aligned start inside, then trim both ends.
-    let span = len.checked_add(HUGE_PAGE).ok_or_else(|| SysError::from_errno("mmap", what.clone(), libc::ENOMEM))?;
+    let too_big = || SysError::from_errno("mmap", what.clone(), libc::ENOMEM);
+    // What stays mapped, and what is reserved to place a 2 MiB-aligned start inside it;
+    // both in whole pages, as mmap and munmap count them. Then both ends are trimmed.
+    let kept = len.checked_next_multiple_of(PAGE).ok_or_else(too_big)?;
+    let span = kept.checked_add(HUGE_PAGE).ok_or_else(too_big)?;
     let whole = mmap(span, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0, &what)?;
     let base = whole.as_ptr() as usize;
     let start = (base + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
+    // base is page-aligned, so head is whole pages and below HUGE_PAGE: head + kept <= span.
     let head = start - base;
-    let tail = span - head - len;
+    let tail = span - head - kept;
     std::mem::forget(whole);
     // SAFETY: both ranges lie inside the mapping just made, which nothing else uses; what
     // remains, [start, start + len), is owned by the returned Mapping.
@@ -81,10 +87,10 @@ pub fn map_anonymous(len: usize) -> Result<Mapping, SysError> {
             libc::munmap(base as *mut libc::c_void, head);
         }
         if tail > 0 {
-            libc::munmap((start + len) as *mut libc::c_void, tail);
+            libc::munmap((start + kept) as *mut libc::c_void, tail);
         }
     }
-    let ptr = NonNull::new(start as *mut u8).ok_or_else(|| SysError::from_errno("mmap", what.clone(), libc::ENOMEM))?;
+    let ptr = NonNull::new(start as *mut u8).ok_or_else(too_big)?;
     let m = Mapping { ptr, len };
     // SAFETY: advice and population on memory this process owns; neither changes its
     // contents (anonymous memory reads as zero either way). MADV_HUGEPAGE can fail
@@ -92,8 +98,13 @@ pub fn map_anonymous(len: usize) -> Result<Mapping, SysError> {
     unsafe {
         libc::madvise(m.as_ptr().cast(), len, libc::MADV_HUGEPAGE);
         if libc::madvise(m.as_ptr().cast(), len, libc::MADV_POPULATE_WRITE) != 0 {
-            // Before Linux 5.14: touch every page instead.
-            for off in (0..len).step_by(4096) {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                // Out of memory, say: an error now, not a SIGBUS or OOM kill later.
+                return Err(SysError { call: "madvise(MADV_POPULATE_WRITE)", what, source: e });
+            }
+            // Before Linux 5.14 (no MADV_POPULATE_WRITE): touch every page instead.
+            for off in (0..len).step_by(PAGE) {
                 m.as_ptr().add(off).write_volatile(0);
             }
         }
@@ -326,7 +337,8 @@ mod tests {
 
     #[test]
     fn the_umem_area_is_zeroed_writable_and_starts_on_a_huge_page_boundary() {
-        for len in [4096, 3 * 4096, 16 << 20] {
+        // 4224: not whole pages (the ring tests map that much).
+        for len in [4096, 4224, 3 * 4096, 16 << 20] {
             let m = map_anonymous(len).unwrap();
             assert_eq!(m.len(), len);
             assert_eq!(m.as_ptr() as usize % HUGE_PAGE, 0, "len {len}");
