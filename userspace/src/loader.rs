@@ -344,3 +344,35 @@ pub fn zero_copy_tx_program(iface: &str) -> Option<Steering> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::STEER_OBJECT;
+
+    /// The BPF instructions of the object's section `name` (ELF64, little-endian).
+    fn section<'a>(elf: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
+        let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
+        let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+        let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+        let header = |i: usize| shoff + i * shentsize;
+        let strtab = u64_at(header(shstrndx) + 0x18);
+        (0..shnum).map(header).find_map(|h| {
+            let at = strtab + u32_at(h);
+            let end = at + elf[at..].iter().position(|&b| b == 0)?;
+            (&elf[at..end] == name.as_bytes()).then(|| &elf[u64_at(h + 0x18)..][..u64_at(h + 0x20)])
+        })
+    }
+
+    /// The steering fast path reads the ethertype and the IPv4 version byte as one u32
+    /// at offset 12 (`ldxw rD, [rS + 12]`, opcode 0x61) only if bpf-linker honoured
+    /// `allows-misaligned-mem-access` (xdp-ebpf/build.rs); otherwise it is byte loads.
+    #[test]
+    fn the_program_was_linked_with_unaligned_loads() {
+        assert_eq!(&STEER_OBJECT[..4], b"\x7fELF");
+        let xdp = section(STEER_OBJECT, "xdp").expect("the object has an xdp section");
+        let word_load_at_12 =
+            xdp.chunks_exact(8).any(|insn| insn[0] == 0x61 && i16::from_le_bytes([insn[2], insn[3]]) == 12);
+        assert!(word_load_at_12, "no 32-bit load at offset 12 in the xdp section: the link lost allows-misaligned-mem-access");
+    }
+}
