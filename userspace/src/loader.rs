@@ -77,13 +77,8 @@ impl Steering {
         let ifindex = crate::sys::ifindex(iface)
             .ok_or_else(|| LoaderError::NoSuchInterface { iface: iface.to_owned() })?;
         let had_carrier = crate::sys::iface_up_running(iface) == Some((true, true));
-        let cfg = filter.config();
-        let mut ebpf = EbpfLoader::new()
-            .override_global(STEER_GLOBAL_NAME, &cfg, true)
-            .load(STEER_OBJECT)
-            .map_err(LoaderError::Load)?;
+        let mut ebpf = load_program(STEER_GLOBAL_NAME, &filter.config(), PROGRAM_NAME)?;
         let prog = xdp_program(&mut ebpf, PROGRAM_NAME)?;
-        prog.load().map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
 
         let tries: &[XdpMode] = match mode {
             XdpMode::Auto => &[XdpMode::Native, XdpMode::Skb],
@@ -172,6 +167,14 @@ fn read_counters(ebpf: &Ebpf, queue: u32) -> Result<QueueCounters, LoaderError> 
     Ok(sum)
 }
 
+/// The embedded object, with its read-only global `global` set to `value`, and its XDP
+/// program `program` loaded into the kernel (verified, attached nowhere).
+fn load_program<T: aya::Pod>(global: &str, value: &T, program: &'static str) -> Result<Ebpf, LoaderError> {
+    let mut ebpf = EbpfLoader::new().override_global(global, value, true).load(STEER_OBJECT).map_err(LoaderError::Load)?;
+    xdp_program(&mut ebpf, program)?.load().map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
+    Ok(ebpf)
+}
+
 /// The XDP program `name` of the embedded object.
 fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, LoaderError> {
     ebpf.program_mut(name).ok_or(LoaderError::NoProgram(name))?.try_into().map_err(|_| LoaderError::NoProgram(name))
@@ -200,15 +203,7 @@ pub struct SteerProbe {
 
 impl SteerProbe {
     pub fn load(filter: SteerFilter) -> Result<Self, LoaderError> {
-        let cfg = filter.config();
-        let mut ebpf = EbpfLoader::new()
-            .override_global(STEER_GLOBAL_NAME, &cfg, true)
-            .load(STEER_OBJECT)
-            .map_err(LoaderError::Load)?;
-        xdp_program(&mut ebpf, PROGRAM_NAME)?
-            .load()
-            .map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
-        Ok(Self { ebpf })
+        Ok(Self { ebpf: load_program(STEER_GLOBAL_NAME, &filter.config(), PROGRAM_NAME)? })
     }
 
     /// Runs the program once on `frame` (queue 0, no socket bound) and says whether the
@@ -257,13 +252,7 @@ struct XdpMd {
 
 impl LiveGen {
     pub fn load(cfg: GenConfig) -> Result<Self, LoaderError> {
-        let mut ebpf = EbpfLoader::new()
-            .override_global(GEN_GLOBAL_NAME, &cfg, true)
-            .load(STEER_OBJECT)
-            .map_err(LoaderError::Load)?;
-        let prog = xdp_program(&mut ebpf, GEN_PROGRAM_NAME)?;
-        prog.load().map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
-        Ok(Self { ebpf })
+        Ok(Self { ebpf: load_program(GEN_GLOBAL_NAME, &cfg, GEN_PROGRAM_NAME)? })
     }
 
     /// Transmits `frame` `repeat` times out of `ifindex` (live frames, `batch` per
