@@ -22,7 +22,8 @@ fn a_short_bench_run_and_its_report() {
     assert!(b.status.success(), "bench failed:\n{err}");
     let run = std::path::PathBuf::from(String::from_utf8_lossy(&b.stdout).trim());
     assert!(run.starts_with(&out), "bench prints its run directory: {run:?}");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["run"]["complete"], true);
     let sc = &summary["scenarios"][0];
     assert_eq!(sc["label"], "veth native copy rxdrop 64B xsk q1 busy");

@@ -29,9 +29,17 @@ fn the_uplink_is_refused_unless_asked_for() {
     }
     let tb = testbed(1);
     ip_ok(&["-n", &tb.rx_ns, "route", "add", "default", "via", TX_IP, "dev", RX_IFACE]);
-    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "looks like this machine's uplink (it carries the default route");
+    refused(
+        &tb.rx_ns,
+        &["run", "-i", RX_IFACE, "-d", "1"],
+        "looks like this machine's uplink (it carries the default route",
+    );
     assert!(!xdp_attached(&tb.rx_ns, RX_IFACE));
-    refused(&tb.rx_ns, &["gen", "-i", RX_IFACE, "--src-ip", RX_IP, "--dst-ip", TX_IP, "-n", "1"], "--i-know-this-is-my-uplink");
+    refused(
+        &tb.rx_ns,
+        &["gen", "-i", RX_IFACE, "--src-ip", RX_IP, "--dst-ip", TX_IP, "-n", "1"],
+        "--i-know-this-is-my-uplink",
+    );
     let s = Xdpipe::spawn(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1", "--json", "--i-know-this-is-my-uplink"])
         .summary(Duration::from_secs(20));
     assert_eq!(s["end"]["reason"], "duration");
@@ -49,7 +57,8 @@ fn foreign_object() -> std::path::PathBuf {
          char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
     )
     .unwrap();
-    let st = Command::new("clang").args(["-O2", "-target", "bpf", "-c"]).arg(&c).arg("-o").arg(&o).status().expect("clang");
+    let st =
+        Command::new("clang").args(["-O2", "-target", "bpf", "-c"]).arg(&c).arg("-o").arg(&o).status().expect("clang");
     assert!(st.success(), "clang could not build the foreign test program");
     o
 }
@@ -65,7 +74,8 @@ fn another_program_is_refused_and_replaced_only_with_force() {
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "already has an XDP program attached");
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "\"foreign_pass\", generic mode");
     assert!(xdp_attached(&tb.rx_ns, RX_IFACE), "the foreign program must be left alone");
-    let s = Xdpipe::spawn(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1", "--json", "--force"]).summary(Duration::from_secs(20));
+    let s = Xdpipe::spawn(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1", "--json", "--force"])
+        .summary(Duration::from_secs(20));
     assert_eq!(s["end"]["reason"], "duration");
     assert!(!xdp_attached(&tb.rx_ns, RX_IFACE), "--force detached the foreign program and xdpipe its own");
 }
@@ -112,11 +122,27 @@ fn sizes_and_users_out_of_range_are_refused() {
         return;
     }
     let tb = testbed(1);
-    refused(&tb.tx_ns, &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--size", "10"], "at least 62 bytes");
-    refused(&tb.tx_ns, &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--size", "9000"], "lower --size or raise --frame-size");
-    refused(&tb.tx_ns, &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--rate", "fast"], "rate \"fast\"");
+    refused(
+        &tb.tx_ns,
+        &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--size", "10"],
+        "at least 62 bytes",
+    );
+    refused(
+        &tb.tx_ns,
+        &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--size", "9000"],
+        "lower --size or raise --frame-size",
+    );
+    refused(
+        &tb.tx_ns,
+        &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--rate", "fast"],
+        "rate \"fast\"",
+    );
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--cores", "0,0", "-q", "0", "-d", "1"], "listed twice");
-    refused(&tb.tx_ns, &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--tx-budget", "16"], "--tx-budget 16: out of range");
+    refused(
+        &tb.tx_ns,
+        &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--tx-budget", "16"],
+        "--tx-budget 16: out of range",
+    );
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--tx-ring", "256", "--tx-budget", "512", "-d", "1"], "use 32 to 256");
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--poll", "soon", "-d", "1"], "poll timeout \"soon\"");
     let out = Command::new("ip")
@@ -219,7 +245,20 @@ fn counts_add_up_past_the_receivers_limit() {
     // Tiny rings and few frames: the in-kernel generator overruns the receiver.
     let x = Xdpipe::start(
         &tb.rx_ns,
-        &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--rx-ring", "64", "--fill-ring", "64", "--frames", "128", "--json"],
+        &[
+            "run",
+            "-i",
+            RX_IFACE,
+            "--xdp-mode",
+            "native",
+            "--rx-ring",
+            "64",
+            "--fill-ring",
+            "64",
+            "--frames",
+            "128",
+            "--json",
+        ],
     );
     let g = Command::new("ip")
         .args(["netns", "exec", &tb.tx_ns, XDPIPE, "gen", "-i", TX_IFACE, "--engine", "xdp-live"])
@@ -254,7 +293,8 @@ fn sigkill_leaves_only_what_cleanup_removes() {
         return;
     }
     // xdpipe veth builds a testbed and two children; SIGKILL it mid-run.
-    let mut v = Command::new(XDPIPE).args(["veth", "-d", "30", "--rate", "10kpps", "--poll", "50"]).spawn().expect("veth");
+    let mut v =
+        Command::new(XDPIPE).args(["veth", "-d", "30", "--rate", "10kpps", "--poll", "50"]).spawn().expect("veth");
     let pid = v.id() as i32;
     let mut ns = Vec::new();
     for _ in 0..100 {
@@ -300,9 +340,22 @@ fn the_generator_dying_leaves_the_receiver_running_and_ending_cleanly() {
         return;
     }
     let tb = testbed(1);
-    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll", "50", "--stamps", "--json"]);
+    let x = Xdpipe::start(
+        &tb.rx_ns,
+        &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll", "50", "--stamps", "--json"],
+    );
     let mut g = Command::new("ip")
-        .args(["netns", "exec", &tb.tx_ns, XDPIPE, "gen", "-i", TX_IFACE, "--dst-mac", &xdpipe::testbed::fmt_mac(&tb.rx_mac)])
+        .args([
+            "netns",
+            "exec",
+            &tb.tx_ns,
+            XDPIPE,
+            "gen",
+            "-i",
+            TX_IFACE,
+            "--dst-mac",
+            &xdpipe::testbed::fmt_mac(&tb.rx_mac),
+        ])
         .args(["--src-ip", TX_IP, "--dst-ip", RX_IP, "--rate", "20kpps", "--duration", "30"])
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -4,8 +4,8 @@
 //! options, fragments, IPv6), and that short or odd frames are passed, never misread.
 mod common;
 
-use xdpipe::{config::SteerFilter, loader::SteerProbe};
 use xdp_common::{BENCH_UDP_PORT_HI, BENCH_UDP_PORT_LO};
+use xdpipe::{config::SteerFilter, loader::SteerProbe};
 
 const UDP: u8 = 17;
 const TCP: u8 = 6;
@@ -103,7 +103,11 @@ fn the_default_filter_steers_the_bench_ports_only() {
             ("IPv4 with options, off the range", eth(&[], 0x0800, &ipv4(6, 0, UDP, &l4(53))), false),
             ("first fragment (MF, offset 0)", eth(&[], 0x0800, &ipv4(5, MF, UDP, &l4(mid))), true),
             ("later fragment (offset 1480)", eth(&[], 0x0800, &ipv4(5, LATER_FRAGMENT, UDP, &l4(mid))), false),
-            ("later fragment (offset 32768: the field's high byte)", eth(&[], 0x0800, &ipv4(5, 0x1000, UDP, &l4(mid))), false),
+            (
+                "later fragment (offset 32768: the field's high byte)",
+                eth(&[], 0x0800, &ipv4(5, 0x1000, UDP, &l4(mid))),
+                false,
+            ),
             ("later fragment, MF too", eth(&[], 0x0800, &ipv4(5, MF | LATER_FRAGMENT, UDP, &l4(mid))), false),
             ("TCP to a bench port", eth(&[], 0x0800, &ipv4(5, 0, TCP, &l4(mid))), false),
             ("IPv6 UDP to a bench port", eth(&[], 0x86dd, &ipv6(UDP, &l4(mid))), true),
@@ -123,7 +127,10 @@ fn the_other_filter_kinds_steer_what_they_name() {
         return;
     }
     let arp = eth(&[], 0x0806, &[0u8; 28]);
-    check("all", &[("ARP", arp.clone(), true), ("UDP", udp4(53), true), ("Ethernet header only", eth(&[], 0x88b5, &[]), true)]);
+    check(
+        "all",
+        &[("ARP", arp.clone(), true), ("UDP", udp4(53), true), ("Ethernet header only", eth(&[], 0x88b5, &[]), true)],
+    );
     check(
         "ethertype:0x88b5",
         &[
@@ -143,6 +150,10 @@ fn the_other_filter_kinds_steer_what_they_name() {
     );
     check(
         "udp-dport:53",
-        &[("UDP to 53", udp4(53), true), ("UDP to 54", udp4(54), false), ("tagged UDP to 53", eth(&[(DOT1Q, 9)], 0x0800, &ipv4(5, 0, UDP, &l4(53))), true)],
+        &[
+            ("UDP to 53", udp4(53), true),
+            ("UDP to 54", udp4(54), false),
+            ("tagged UDP to 53", eth(&[(DOT1Q, 9)], 0x0800, &ipv4(5, 0, UDP, &l4(53))), true),
+        ],
     );
 }

@@ -15,7 +15,20 @@ fn veth(args: &[&str]) -> serde_json::Value {
 }
 
 fn gen_rx_loses_nothing(xdp_mode: &str, mode: &str) -> serde_json::Value {
-    let r = veth(&["--xdp-mode", xdp_mode, "--mode", mode, "--count", "20000", "--rate", "40kpps", "--flows", "4", "--poll", "50"]);
+    let r = veth(&[
+        "--xdp-mode",
+        xdp_mode,
+        "--mode",
+        mode,
+        "--count",
+        "20000",
+        "--rate",
+        "40kpps",
+        "--flows",
+        "4",
+        "--poll",
+        "50",
+    ]);
     assert_eq!(u(&r, "sent"), 20000, "{r}");
     assert_eq!(u(&r, "generator.completed"), 20000, "{r}");
     assert_eq!(u(&r, "received"), 20000, "{r}");
@@ -69,7 +82,20 @@ fn gen_and_parse_imix_skb() {
     if !privileged() {
         return;
     }
-    let r = veth(&["--xdp-mode", "skb", "--mode", "parse", "--size", "imix", "--count", "1200", "--rate", "20kpps", "--poll", "50"]);
+    let r = veth(&[
+        "--xdp-mode",
+        "skb",
+        "--mode",
+        "parse",
+        "--size",
+        "imix",
+        "--count",
+        "1200",
+        "--rate",
+        "20kpps",
+        "--poll",
+        "50",
+    ]);
     assert_eq!(u(&r, "received"), 1200, "{r}");
     // 7:4:1 of 64/570/1518 with FCS: 100 rounds of (7*60 + 4*566 + 1514) bytes.
     assert_eq!(u(&r, "receiver.rx_bytes"), 100 * (7 * 60 + 4 * 566 + 1514), "{r}");
@@ -86,12 +112,28 @@ fn l2fwd_returns_every_frame(xdp_mode: &str) {
     // Frames coming back to the generator side with the MACs swapped.
     let filter = format!("ether src {rx_mac} and ether dst {tx_mac} and udp dst port 18000");
     let cap = Command::new("ip")
-        .args(["netns", "exec", &tb.tx_ns, "timeout", "25", "tcpdump", "-i", TX_IFACE, "-n", "-c", &N.to_string(), &filter])
+        .args([
+            "netns",
+            "exec",
+            &tb.tx_ns,
+            "timeout",
+            "25",
+            "tcpdump",
+            "-i",
+            TX_IFACE,
+            "-n",
+            "-c",
+            &N.to_string(),
+            &filter,
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("tcpdump");
-    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", xdp_mode, "--mode", "l2fwd", "--poll", "50", "--json"]);
+    let x = Xdpipe::start(
+        &tb.rx_ns,
+        &["run", "-i", RX_IFACE, "--xdp-mode", xdp_mode, "--mode", "l2fwd", "--poll", "50", "--json"],
+    );
     thread::sleep(Duration::from_millis(500));
     let g = Command::new("ip")
         .args(["netns", "exec", &tb.tx_ns, XDPIPE, "gen", "-i", TX_IFACE, "--dst-mac", &rx_mac])
@@ -131,7 +173,21 @@ fn generated_frames_pass_the_kernel_udp_socket_and_tshark() {
     let pcap = std::env::temp_dir().join(format!("xdpipe-gen-{}.pcap", tb.name));
     let pcap_s = pcap.to_string_lossy().into_owned();
     let dump = Command::new("ip")
-        .args(["netns", "exec", &tb.rx_ns, "timeout", "20", "tcpdump", "-i", RX_IFACE, "-c", &N.to_string(), "-w", &pcap_s, "udp port 5555"])
+        .args([
+            "netns",
+            "exec",
+            &tb.rx_ns,
+            "timeout",
+            "20",
+            "tcpdump",
+            "-i",
+            RX_IFACE,
+            "-c",
+            &N.to_string(),
+            "-w",
+            &pcap_s,
+            "udp port 5555",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("tcpdump");
@@ -153,8 +209,31 @@ fn generated_frames_pass_the_kernel_udp_socket_and_tshark() {
     });
     thread::sleep(Duration::from_millis(700));
     let g = Command::new("ip")
-        .args(["netns", "exec", &tb.tx_ns, XDPIPE, "gen", "-i", TX_IFACE, "--dst-mac", &xdpipe::testbed::fmt_mac(&tb.rx_mac)])
-        .args(["--src-ip", TX_IP, "--dst-ip", RX_IP, "--dst-port", "5555", "--count", &N.to_string(), "--rate", "5kpps", "--size", "128"])
+        .args([
+            "netns",
+            "exec",
+            &tb.tx_ns,
+            XDPIPE,
+            "gen",
+            "-i",
+            TX_IFACE,
+            "--dst-mac",
+            &xdpipe::testbed::fmt_mac(&tb.rx_mac),
+        ])
+        .args([
+            "--src-ip",
+            TX_IP,
+            "--dst-ip",
+            RX_IP,
+            "--dst-port",
+            "5555",
+            "--count",
+            &N.to_string(),
+            "--rate",
+            "5kpps",
+            "--size",
+            "128",
+        ])
         .output()
         .expect("gen");
     assert!(g.status.success(), "gen failed: {}", String::from_utf8_lossy(&g.stderr));
@@ -166,7 +245,18 @@ fn generated_frames_pass_the_kernel_udp_socket_and_tshark() {
     let d = dump.wait_with_output().unwrap();
     assert!(d.status.success(), "tcpdump: {}", String::from_utf8_lossy(&d.stderr));
     let t = Command::new("tshark")
-        .args(["-r", &pcap_s, "-o", "udp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields", "-e", "frame.len"])
+        .args([
+            "-r",
+            &pcap_s,
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+        ])
         .args(["-e", "ip.checksum.status", "-e", "udp.checksum.status", "-e", "_ws.malformed"])
         .output()
         .expect("tshark (apt-get install tshark)");
@@ -186,7 +276,20 @@ fn fwd_delivers_every_frame(xdp_mode: &str) {
     if !privileged() {
         return;
     }
-    let r = veth(&["--xdp-mode", xdp_mode, "--mode", "fwd", "--count", "10000", "--rate", "20kpps", "--flows", "2", "--poll", "50"]);
+    let r = veth(&[
+        "--xdp-mode",
+        xdp_mode,
+        "--mode",
+        "fwd",
+        "--count",
+        "10000",
+        "--rate",
+        "20kpps",
+        "--flows",
+        "2",
+        "--poll",
+        "50",
+    ]);
     assert_eq!(u(&r, "sent"), 10000, "{r}");
     assert_eq!(u(&r, "receiver.rx_packets"), 10000, "forwarder input; {r}");
     assert_eq!(u(&r, "receiver.tx_completed"), 10000, "forwarder output; {r}");
@@ -215,7 +318,19 @@ fn threaded_napi_runs_in_a_pinned_thread_and_loses_nothing() {
     // busy workers and generators (tests run in parallel). At 20 kpps the veth's 256-entry
     // ring lasted 13 ms, and once in 17 runs the thread waited longer (152 frames dropped
     // at xp-tx's transmit, the report's loss said); at 5 kpps the ring lasts 51 ms.
-    let r = veth(&["--xdp-mode", "native", "--threaded-napi", "--napi-core", "0", "--count", "10000", "--rate", "5kpps", "--poll", "50"]);
+    let r = veth(&[
+        "--xdp-mode",
+        "native",
+        "--threaded-napi",
+        "--napi-core",
+        "0",
+        "--count",
+        "10000",
+        "--rate",
+        "5kpps",
+        "--poll",
+        "50",
+    ]);
     assert_eq!((u(&r, "sent"), u(&r, "received")), (10000, 10000), "{r}");
     let threads = r["napi_threads"].as_array().cloned().unwrap_or_default();
     assert!(!threads.is_empty(), "no NAPI thread reported: {r}");
@@ -224,7 +339,10 @@ fn threaded_napi_runs_in_a_pinned_thread_and_loses_nothing() {
         assert!(t.starts_with("napi/xp-rx-") && t.ends_with("on core 0"), "NAPI thread {t:?}");
     }
     // skb mode: the veth has no NAPI to move, and the refusal says what to do.
-    let out = Command::new(XDPIPE).args(["veth", "--xdp-mode", "skb", "--threaded-napi", "--count", "10"]).output().expect("xdpipe veth");
+    let out = Command::new(XDPIPE)
+        .args(["veth", "--xdp-mode", "skb", "--threaded-napi", "--count", "10"])
+        .output()
+        .expect("xdpipe veth");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--xdp-mode native"), "skb + threaded NAPI: {stderr}");
 }

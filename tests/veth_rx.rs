@@ -67,7 +67,10 @@ fn unmatched_udp_reaches_the_kernel_socket() {
         }
         got
     });
-    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll", "100", "-d", "3", "--json"]);
+    let x = Xdpipe::start(
+        &tb.rx_ns,
+        &["run", "-i", RX_IFACE, "--xdp-mode", "native", "--poll", "100", "-d", "3", "--json"],
+    );
     thread::sleep(Duration::from_millis(200));
     send_udp(&tb, 100, 5555, 10);
     send_udp(&tb, 100, 18001, 10);

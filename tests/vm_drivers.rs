@@ -34,7 +34,8 @@ impl Vm {
     /// Runs a shell job in the guest; panics with its output unless it exits 0.
     fn sh(&self, job: &str) -> String {
         let out = self.0.exec(job, 300).expect("guest.sh exec");
-        let (o, e) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        let (o, e) =
+            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
         assert!(out.status.success(), "guest job failed ({}):\n{job}\n--- stdout\n{o}\n--- stderr\n{e}", out.status);
         o
     }
@@ -134,14 +135,17 @@ echo \"NICS {{\\\"out_tx\\\": $(( $(cat /sys/class/net/{out}/statistics/tx_packe
     g.sh(&format!(
         "ethtool -L {rx} combined 4; ethtool -N {rx} rx-flow-hash udp4 sdfn 2>/dev/null; ethtool -l {rx} | tail -5"
     ));
-    let (r, _) = g.run_gen(rx, tx, "--mode rxdrop --bind copy --queues 0-3", &format!("--bind copy --flows 64 -n {n} -r 3000"));
+    let (r, _) =
+        g.run_gen(rx, tx, "--mode rxdrop --bind copy --queues 0-3", &format!("--bind copy --flows 64 -n {n} -r 3000"));
     let q = per_queue(&r);
     assert_eq!(q.len(), 4, "{r}");
     assert_eq!(q.iter().sum::<u64>(), N, "RSS on {rx}: per queue {q:?}");
     assert!(q.iter().filter(|&&c| c > 0).count() > 1, "RSS on {rx} used one queue only: {q:?}");
 
     // Offload toggles through ethtool, as the benchmark's offload matrix drives them.
-    g.sh(&format!("ethtool -K {rx} gro off && ethtool -k {rx} | grep -q 'generic-receive-offload: off' && ethtool -K {rx} gro on"));
+    g.sh(&format!(
+        "ethtool -K {rx} gro off && ethtool -k {rx} | grep -q 'generic-receive-offload: off' && ethtool -K {rx} gro on"
+    ));
 }
 
 fn guest_test(name: &str, rx: &str, tx: &str, other: (&str, &str)) {

@@ -5,9 +5,8 @@ use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?;
-    let root = std::path::Path::new(&manifest_dir)
-        .parent()
-        .ok_or_else(|| anyhow!("userspace/ has no parent directory"))?;
+    let root =
+        std::path::Path::new(&manifest_dir).parent().ok_or_else(|| anyhow!("userspace/ has no parent directory"))?;
     let ebpf_dir = root.join("xdp-ebpf");
     let common_dir = root.join("xdp-common");
     println!("cargo:rerun-if-changed={}", common_dir.display());
@@ -20,7 +19,9 @@ fn main() -> anyhow::Result<()> {
     let pin = std::fs::read_to_string(&pin_file).with_context(|| format!("reading {}", pin_file.display()))?;
     let toolchain = pin
         .lines()
-        .find_map(|l| l.trim().strip_prefix("channel")?.trim().strip_prefix('=').map(|v| v.trim().trim_matches('"').to_owned()))
+        .find_map(|l| {
+            l.trim().strip_prefix("channel")?.trim().strip_prefix('=').map(|v| v.trim().trim_matches('"').to_owned())
+        })
         .ok_or_else(|| anyhow!("no channel in {}", pin_file.display()))?;
     aya_build::build_ebpf(
         [Package { name: "xdp-ebpf", root_dir: ebpf_dir, ..Default::default() }],

@@ -60,7 +60,12 @@ pub fn run_scenario(
                 Rate::Pps(x) => Some(x),
                 Rate::Max => None,
             };
-            on_trial(&TrialEvent { kind: if secs >= p.search.confirm_secs { "confirm" } else { "search" }, index: n, offered_pps: pps, trial: &t });
+            on_trial(&TrialEvent {
+                kind: if secs >= p.search.confirm_secs { "confirm" } else { "search" },
+                index: n,
+                offered_pps: pps,
+                trial: &t,
+            });
             n += 1;
             Ok(t)
         };
@@ -92,7 +97,12 @@ pub fn run_scenario(
     Ok(summary)
 }
 
-fn summarize(sc: &Scenario, max: &[Trial], zero_loss: Option<f64>, latency: Option<LatencyPoint>) -> Option<ScenarioSummary> {
+fn summarize(
+    sc: &Scenario,
+    max: &[Trial],
+    zero_loss: Option<f64>,
+    latency: Option<LatencyPoint>,
+) -> Option<ScenarioSummary> {
     if max.is_empty() {
         return None;
     }
@@ -168,7 +178,13 @@ mod tests {
     }
 
     fn proc() -> Procedure {
-        Procedure { trials: 3, trial_secs: 2.0, search: SearchConfig { confirm_secs: 2.0, ..Default::default() }, zero_loss: true, latency_fraction: 0.5 }
+        Procedure {
+            trials: 3,
+            trial_secs: 2.0,
+            search: SearchConfig { confirm_secs: 2.0, ..Default::default() },
+            zero_loss: true,
+            latency_fraction: 0.5,
+        }
     }
 
     #[test]

@@ -73,7 +73,14 @@ fn y_grid(s: &mut String, l: f64, t: f64, pw: f64, ph: f64, ymax: f64) {
     for k in 0..=5 {
         let v = ymax * k as f64 / 5.0;
         let y = t + ph - ph * v / ymax;
-        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", l + pw, l - 6.0, y + 4.0, trim_num(v));
+        let _ = writeln!(
+            s,
+            "<line x1=\"{l}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            l + pw,
+            l - 6.0,
+            y + 4.0,
+            trim_num(v)
+        );
     }
 }
 
@@ -83,38 +90,79 @@ fn line_chart(title: &str, x_title: &str, y_title: &str, xs: &[String], series: 
     let (w, l, r, t, ph) = (760.0, 70.0, 20.0, 40.0, 210.0);
     let h = t + ph + 64.0 + 16.0 * series.len() as f64;
     let pw = w - l - r;
-    let ymax = nice_max(series.iter().flat_map(|s| s.points.iter().flatten().map(|p| p.2.max(p.0))).fold(0.0, f64::max));
+    let ymax =
+        nice_max(series.iter().flat_map(|s| s.points.iter().flatten().map(|p| p.2.max(p.0))).fold(0.0, f64::max));
     let xpos = |i: usize| l + if xs.len() <= 1 { pw / 2.0 } else { pw * i as f64 / (xs.len() - 1) as f64 };
     let ypos = |v: f64| t + ph - ph * (v / ymax);
     let mut s = svg_open(w, h, title);
     y_grid(&mut s, l, t, pw, ph, ymax);
     for (i, x) in xs.iter().enumerate() {
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", xpos(i), t + ph + 18.0, esc(x));
+        let _ =
+            writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", xpos(i), t + ph + 18.0, esc(x));
     }
-    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>", l + pw / 2.0, t + ph + 36.0, esc(x_title));
-    let _ = writeln!(s, "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>", t + ph / 2.0, esc(y_title));
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+        l + pw / 2.0,
+        t + ph + 36.0,
+        esc(x_title)
+    );
+    let _ = writeln!(
+        s,
+        "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
+        t + ph / 2.0,
+        esc(y_title)
+    );
     let _ = writeln!(s, "<rect x=\"{l}\" y=\"{t}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#888\"/>");
     for (si, se) in series.iter().enumerate() {
         let c = COLORS[si % COLORS.len()];
-        let pts: Vec<String> = se.points.iter().enumerate().filter_map(|(i, p)| p.map(|p| format!("{:.1},{:.1}", xpos(i), ypos(p.0)))).collect();
+        let pts: Vec<String> = se
+            .points
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.map(|p| format!("{:.1},{:.1}", xpos(i), ypos(p.0))))
+            .collect();
         let dash = if se.dashed { " stroke-dasharray=\"6 4\"" } else { "" };
         if pts.len() > 1 {
-            let _ = writeln!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\"{dash}/>", pts.join(" "));
+            let _ = writeln!(
+                s,
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\"{dash}/>",
+                pts.join(" ")
+            );
         }
         for (i, p) in se.points.iter().enumerate() {
             if let Some((v, lo, hi)) = p {
                 let x = xpos(i);
                 if hi > lo {
-                    let _ = writeln!(s, "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{c}\"/>", ypos(*lo), ypos(*hi));
+                    let _ = writeln!(
+                        s,
+                        "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{c}\"/>",
+                        ypos(*lo),
+                        ypos(*hi)
+                    );
                 }
                 if !se.dashed {
-                    let _ = writeln!(s, "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{c}\"><title>{}: {}</title></circle>", ypos(*v), esc(&se.name), trim_num(*v));
+                    let _ = writeln!(
+                        s,
+                        "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{c}\"><title>{}: {}</title></circle>",
+                        ypos(*v),
+                        esc(&se.name),
+                        trim_num(*v)
+                    );
                 }
             }
         }
         let ly = t + ph + 58.0 + 16.0 * si as f64;
         let lx = l;
-        let _ = writeln!(s, "<line x1=\"{lx}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"{dash}/><text x=\"{}\" y=\"{ly:.1}\">{}</text>", ly - 4.0, lx + 24.0, ly - 4.0, lx + 30.0, esc(&se.name));
+        let _ = writeln!(
+            s,
+            "<line x1=\"{lx}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"{dash}/><text x=\"{}\" y=\"{ly:.1}\">{}</text>",
+            ly - 4.0,
+            lx + 24.0,
+            ly - 4.0,
+            lx + 30.0,
+            esc(&se.name)
+        );
     }
     s += "</svg>\n";
     s
@@ -132,7 +180,12 @@ fn bar_chart(title: &str, y_title: &str, groups: &[(String, Vec<f64>)], bar_name
     let bw = gw * 0.8 / bar_names.len() as f64;
     let mut s = svg_open(w, h, title);
     y_grid(&mut s, l, t, pw, ph, ymax);
-    let _ = writeln!(s, "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>", t + ph / 2.0, esc(y_title));
+    let _ = writeln!(
+        s,
+        "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
+        t + ph / 2.0,
+        esc(y_title)
+    );
     for (gi, (name, vals)) in groups.iter().enumerate() {
         let gx = l + gw * gi as f64 + gw * 0.1;
         for (bi, v) in vals.iter().enumerate() {
@@ -149,12 +202,29 @@ fn bar_chart(title: &str, y_title: &str, groups: &[(String, Vec<f64>)], bar_name
                 trim_num(*v)
             );
         }
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", l + gw * gi as f64 + gw / 2.0, t + ph + 16.0, gi + 1);
-        let _ = writeln!(s, "<text x=\"{l}\" y=\"{:.1}\">{}: {}</text>", t + ph + 40.0 + 16.0 * gi as f64, gi + 1, esc(name));
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            l + gw * gi as f64 + gw / 2.0,
+            t + ph + 16.0,
+            gi + 1
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{l}\" y=\"{:.1}\">{}: {}</text>",
+            t + ph + 40.0 + 16.0 * gi as f64,
+            gi + 1,
+            esc(name)
+        );
     }
     for (bi, n) in bar_names.iter().enumerate() {
         let x = l + pw - 80.0 * (bar_names.len() - bi) as f64;
-        let _ = writeln!(s, "<rect x=\"{x}\" y=\"28\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"37\">{n}</text>", COLORS[bi % COLORS.len()], x + 14.0);
+        let _ = writeln!(
+            s,
+            "<rect x=\"{x}\" y=\"28\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"37\">{n}</text>",
+            COLORS[bi % COLORS.len()],
+            x + 14.0
+        );
     }
     s += "</svg>\n";
     s
@@ -200,7 +270,13 @@ fn delta_rows(
     let mut rows = Vec::new();
     for (x, y, vx, vy) in pairs(runs, key) {
         // Orient: (other / base).
-        let (b, o, vb, vo) = if vx == base { (x, y, vx, vy) } else if vy == base { (y, x, vy, vx) } else { (x, y, vx, vy) };
+        let (b, o, vb, vo) = if vx == base {
+            (x, y, vx, vy)
+        } else if vy == base {
+            (y, x, vy, vx)
+        } else {
+            (x, y, vx, vy)
+        };
         if b.mrr_pps.median > 0.0 {
             rows.push(format!(
                 "| {what} | {} | {vo} vs {vb} | {} → {} Mpps | {:.2}× |",
@@ -211,7 +287,10 @@ fn delta_rows(
             ));
         }
     }
-    (if rows.is_empty() { format!("- **{what}**: not measurable in these runs: {absent}\n") } else { String::new() }, rows)
+    (
+        if rows.is_empty() { format!("- **{what}**: not measurable in these runs: {absent}\n") } else { String::new() },
+        rows,
+    )
 }
 
 /// The markdown summary.
@@ -240,11 +319,25 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     }
     md += "\n## Results\n\n| run | scenario | max receive rate (Mpps, median [min-max]) | generator at max (Mpps) | zero-loss (Mpps) | latency p50 / p99 / p99.9 (µs) at | worker CPU ns/pkt | sent / received (max trials) |\n|---|---|---|---|---|---|---|---|\n";
     for (r, s) in all(runs) {
-        let zl = s.zero_loss_pps.map_or(if s.scenario.can_pace() { "–" } else { "n/a (xdp-live: max only)" }.to_owned(), |z| format!("{}{}", mpps(z), if s.zero_loss_confirmed { "" } else { " (unconfirmed)" }));
+        let zl = s
+            .zero_loss_pps
+            .map_or(if s.scenario.can_pace() { "–" } else { "n/a (xdp-live: max only)" }.to_owned(), |z| {
+                format!("{}{}", mpps(z), if s.zero_loss_confirmed { "" } else { " (unconfirmed)" })
+            });
         let lat = s.latency.as_ref().map_or("–".to_owned(), |l| {
-            format!("{:.1} / {:.1} / {:.1} at {} Mpps", l.p50_ns.median / 1e3, l.p99_ns.median / 1e3, l.p999_ns.median / 1e3, mpps(l.offered_pps))
+            format!(
+                "{:.1} / {:.1} / {:.1} at {} Mpps",
+                l.p50_ns.median / 1e3,
+                l.p99_ns.median / 1e3,
+                l.p999_ns.median / 1e3,
+                mpps(l.offered_pps)
+            )
         });
-        let cpu = s.latency.as_ref().filter(|l| l.rx_cpu_ns_per_pkt.n > 0).map_or("–".to_owned(), |l| format!("{:.0}", l.rx_cpu_ns_per_pkt.median));
+        let cpu = s
+            .latency
+            .as_ref()
+            .filter(|l| l.rx_cpu_ns_per_pkt.n > 0)
+            .map_or("–".to_owned(), |l| format!("{:.0}", l.rx_cpu_ns_per_pkt.median));
         let _ = writeln!(
             md,
             "| {} | {} | {} [{}-{}] | {} | {zl} | {lat} | {cpu} | {} / {} |",
@@ -270,13 +363,55 @@ pub fn markdown(runs: &[NamedRun]) -> String {
         let v = f(&mut c);
         (c.label(), v)
     };
-    add(delta_rows(runs, "XDP mode", |s| strip(s, |c| std::mem::take(&mut c.xdp_mode)), "skb", "no scenario pair differs only in XDP mode"));
-    add(delta_rows(runs, "DMA (zero-copy vs copy)", |s| strip(s, |c| std::mem::take(&mut c.bind)), "copy", "no run bound in zero-copy mode (veth is copy only; zero-copy needs a NIC driver with AF_XDP zero-copy)"));
-    add(delta_rows(runs, "RSS (queues)", |s| strip(s, |c| std::mem::replace(&mut c.queues, 0).to_string()), "1", "every scenario used the same queue count"));
-    add(delta_rows(runs, "threaded NAPI", |s| strip(s, |c| std::mem::take(&mut c.threaded_napi).to_string()), "false", "no run compared threaded NAPI on and off"));
-    add(delta_rows(runs, "wait policy", |s| strip(s, |c| std::mem::take(&mut c.wait)), "busy", "no run compared busy polling with poll()"));
-    add(delta_rows(runs, "physical vs virtual", |s| strip(s, |c| std::mem::take(&mut c.target)), "veth", "no two runs share a scenario on different targets"));
-    add(delta_rows(runs, "offloads (off vs default)", |s| strip(s, |c| std::mem::take(&mut c.offloads)), "default", "no run compared offloads off with the default (the offload matrix needs a NIC target: veth's offloads act on skbs, after XDP)"));
+    add(delta_rows(
+        runs,
+        "XDP mode",
+        |s| strip(s, |c| std::mem::take(&mut c.xdp_mode)),
+        "skb",
+        "no scenario pair differs only in XDP mode",
+    ));
+    add(delta_rows(
+        runs,
+        "DMA (zero-copy vs copy)",
+        |s| strip(s, |c| std::mem::take(&mut c.bind)),
+        "copy",
+        "no run bound in zero-copy mode (veth is copy only; zero-copy needs a NIC driver with AF_XDP zero-copy)",
+    ));
+    add(delta_rows(
+        runs,
+        "RSS (queues)",
+        |s| strip(s, |c| std::mem::replace(&mut c.queues, 0).to_string()),
+        "1",
+        "every scenario used the same queue count",
+    ));
+    add(delta_rows(
+        runs,
+        "threaded NAPI",
+        |s| strip(s, |c| std::mem::take(&mut c.threaded_napi).to_string()),
+        "false",
+        "no run compared threaded NAPI on and off",
+    ));
+    add(delta_rows(
+        runs,
+        "wait policy",
+        |s| strip(s, |c| std::mem::take(&mut c.wait)),
+        "busy",
+        "no run compared busy polling with poll()",
+    ));
+    add(delta_rows(
+        runs,
+        "physical vs virtual",
+        |s| strip(s, |c| std::mem::take(&mut c.target)),
+        "veth",
+        "no two runs share a scenario on different targets",
+    ));
+    add(delta_rows(
+        runs,
+        "offloads (off vs default)",
+        |s| strip(s, |c| std::mem::take(&mut c.offloads)),
+        "default",
+        "no run compared offloads off with the default (the offload matrix needs a NIC target: veth's offloads act on skbs, after XDP)",
+    ));
     if !rows.is_empty() {
         md += "| what | baseline scenario | compared | Mpps | ratio |\n|---|---|---|---|---|\n";
         for r in rows {
@@ -296,14 +431,28 @@ pub fn markdown(runs: &[NamedRun]) -> String {
                | run | XDP mode | comparison | xdpipe | anchor | ratio | goal |\n|---|---|---|---|---|---|---|\n";
         for (r, a) in &anchors {
             let v = |x: &Spread| {
-                if a.unit == "pps" { format!("{} Mpps ({}-{})", mpps(x.median), mpps(x.min), mpps(x.max)) } else { format!("{:.0} {} ({:.0}-{:.0})", x.median, a.unit, x.min, x.max) }
+                if a.unit == "pps" {
+                    format!("{} Mpps ({}-{})", mpps(x.median), mpps(x.min), mpps(x.max))
+                } else {
+                    format!("{:.0} {} ({:.0}-{:.0})", x.median, a.unit, x.min, x.max)
+                }
             };
             let goal = match (a.goal.as_str(), a.met) {
                 ("", _) => format!("share: {:.0}%", 100.0 * a.ratio),
                 (g, Some(true)) => format!("{g}: met"),
                 (g, _) => format!("{g}: **not met**"),
             };
-            let _ = writeln!(md, "| {} | {} | {} | {} | {} | {:.2} | {} |", r.name, a.xdp_mode, a.name, v(&a.ours), v(&a.theirs), a.ratio, goal);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {:.2} | {} |",
+                r.name,
+                a.xdp_mode,
+                a.name,
+                v(&a.ours),
+                v(&a.theirs),
+                a.ratio,
+                goal
+            );
         }
         md += "\nCommands (subject  <-  driver):\n\n";
         let mut seen = std::collections::BTreeSet::new();
@@ -330,7 +479,9 @@ pub fn html(runs: &[NamedRun]) -> String {
         }
     }
     let find = |run: &str, series: &str, size: &str| {
-        all(runs).find(|(r, s)| r.name == run && s.scenario.series() == series && s.scenario.size == size).map(|(_, s)| s)
+        all(runs)
+            .find(|(r, s)| r.name == run && s.scenario.series() == series && s.scenario.size == size)
+            .map(|(_, s)| s)
     };
     let mut thr = Vec::new();
     let mut zl = Vec::new();
@@ -338,16 +489,23 @@ pub fn html(runs: &[NamedRun]) -> String {
         let name = format!("{run}: {key}");
         thr.push(Series {
             name: name.clone(),
-            points: sizes.iter().map(|z| find(run, key, z).map(|s| (s.mrr_pps.median / 1e6, s.mrr_pps.min / 1e6, s.mrr_pps.max / 1e6))).collect(),
+            points: sizes
+                .iter()
+                .map(|z| find(run, key, z).map(|s| (s.mrr_pps.median / 1e6, s.mrr_pps.min / 1e6, s.mrr_pps.max / 1e6)))
+                .collect(),
             dashed: false,
         });
         zl.push(Series {
             name,
-            points: sizes.iter().map(|z| find(run, key, z).and_then(|s| s.zero_loss_pps).map(|v| (v / 1e6, v / 1e6, v / 1e6))).collect(),
+            points: sizes
+                .iter()
+                .map(|z| find(run, key, z).and_then(|s| s.zero_loss_pps).map(|v| (v / 1e6, v / 1e6, v / 1e6)))
+                .collect(),
             dashed: false,
         });
     }
-    let mut line_rate_note = String::from("No physical run in this report: no line-rate curve (veth has no line rate).");
+    let mut line_rate_note =
+        String::from("No physical run in this report: no line-rate curve (veth has no line rate).");
     for r in runs {
         if let Some(bps) = r.summary.run.link_bps {
             line_rate_note = String::new();
@@ -369,7 +527,13 @@ pub fn html(runs: &[NamedRun]) -> String {
     charts += &line_chart("Max receive rate against frame size", "frame size (bytes, with FCS)", "Mpps", &sizes, &thr);
     charts += &format!("<p class=\"note\">{}</p>\n", esc(&line_rate_note));
     if zl.iter().any(|se| se.points.iter().any(Option::is_some)) {
-        charts += &line_chart("Zero-loss throughput (RFC 2544) against frame size", "frame size (bytes, with FCS)", "Mpps", &sizes, &zl);
+        charts += &line_chart(
+            "Zero-loss throughput (RFC 2544) against frame size",
+            "frame size (bytes, with FCS)",
+            "Mpps",
+            &sizes,
+            &zl,
+        );
     } else {
         charts += "<p class=\"note\">No zero-loss chart: these runs have no RFC 2544 search results (run without --no-search, and with the xsk generator: xdp-live sends at full speed only).</p>\n";
     }
@@ -408,7 +572,8 @@ pub fn html(runs: &[NamedRun]) -> String {
             .collect();
         charts += &line_chart("Scaling with queue count (RSS)", "queues", "Mpps", &xs, &qs);
     } else {
-        charts += "<p class=\"note\">Queue scaling: every scenario used one queue count, so there is no scaling chart.</p>\n";
+        charts +=
+            "<p class=\"note\">Queue scaling: every scenario used one queue count, so there is no scaling chart.</p>\n";
     }
     let groups: Vec<(String, Vec<f64>)> = all(runs)
         .filter_map(|(r, s)| {
@@ -423,7 +588,12 @@ pub fn html(runs: &[NamedRun]) -> String {
     if groups.is_empty() {
         charts += "<p class=\"note\">No latency trials in these runs.</p>\n";
     } else {
-        charts += &bar_chart("One-way latency percentiles (µs, median over trials)", "µs", &groups, &["p50", "p90", "p99", "p99.9"]);
+        charts += &bar_chart(
+            "One-way latency percentiles (µs, median over trials)",
+            "µs",
+            &groups,
+            &["p50", "p90", "p99", "p99.9"],
+        );
     }
     let md = markdown(runs);
     format!(

@@ -116,7 +116,9 @@ impl Matrix {
                         for bind in &self.binds {
                             for &queues in &self.queues {
                                 for wait in &self.waits {
-                                    for (size, offloads) in self.sizes.iter().flat_map(|s| self.offloads.iter().map(move |o| (s, o))) {
+                                    for (size, offloads) in
+                                        self.sizes.iter().flat_map(|s| self.offloads.iter().map(move |o| (s, o)))
+                                    {
                                         out.push(Scenario {
                                             target: self.target.clone(),
                                             size: size.clone(),

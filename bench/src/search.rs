@@ -21,7 +21,14 @@ pub struct SearchConfig {
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { search_secs: 1.0, confirm_secs: 5.0, resolution: 0.02, max_steps: 12, loss_tolerance: 0.0, confirm_attempts: 3 }
+        Self {
+            search_secs: 1.0,
+            confirm_secs: 5.0,
+            resolution: 0.02,
+            max_steps: 12,
+            loss_tolerance: 0.0,
+            confirm_attempts: 3,
+        }
     }
 }
 
@@ -140,7 +147,11 @@ mod tests {
         let cfg = SearchConfig::default();
         // Long trials handle 5% less than short ones.
         let r = zero_loss_search(4e6, &cfg, &mut model(2e6, 0.05)).unwrap();
-        assert!(r.confirmed, "{:?}", r.steps.iter().map(|s| (s.kind.clone(), s.offered_pps, s.passed)).collect::<Vec<_>>());
+        assert!(
+            r.confirmed,
+            "{:?}",
+            r.steps.iter().map(|s| (s.kind.clone(), s.offered_pps, s.passed)).collect::<Vec<_>>()
+        );
         assert!(r.zero_loss_pps <= 1.9e6, "{}", r.zero_loss_pps);
         assert!(r.steps.iter().filter(|s| s.kind == "confirm").count() >= 2);
     }

@@ -15,9 +15,17 @@ use crate::{Scenario, Trial, stats::Spread};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: not an xdpipe run summary: {source}")]
-    Parse { path: String, #[source] source: serde_json::Error },
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -121,7 +129,14 @@ impl RunDir {
     }
 
     /// Appends one trial row.
-    pub fn record(&mut self, sc: &Scenario, kind: &str, index: usize, offered_pps: Option<f64>, t: &Trial) -> Result<(), StoreError> {
+    pub fn record(
+        &mut self,
+        sc: &Scenario,
+        kind: &str,
+        index: usize,
+        offered_pps: Option<f64>,
+        t: &Trial,
+    ) -> Result<(), StoreError> {
         let l = t.latency.unwrap_or_default();
         let lat = |v: f64| if t.latency.is_some() { format!("{v:.0}") } else { String::new() };
         let row = format!(
@@ -156,7 +171,16 @@ impl RunDir {
     }
 
     /// Appends one anchor trial to `anchors.csv` (created with its header on first use).
-    pub fn record_anchor(&self, name: &str, xdp_mode: &str, side: &str, trial: usize, value: f64, unit: &str, command: &str) -> Result<(), StoreError> {
+    pub fn record_anchor(
+        &self,
+        name: &str,
+        xdp_mode: &str,
+        side: &str,
+        trial: usize,
+        value: f64,
+        unit: &str,
+        command: &str,
+    ) -> Result<(), StoreError> {
         let p = self.path.join("anchors.csv");
         let new = !p.exists();
         let mut f = OpenOptions::new().create(true).append(true).open(&p).map_err(io(&p))?;
@@ -169,7 +193,8 @@ impl RunDir {
 
     pub fn write_summary(&self, s: &RunSummary) -> Result<(), StoreError> {
         let p = self.path.join("summary.json");
-        let text = serde_json::to_string_pretty(s).map_err(|e| StoreError::Io { path: p.display().to_string(), source: e.into() })?;
+        let text = serde_json::to_string_pretty(s)
+            .map_err(|e| StoreError::Io { path: p.display().to_string(), source: e.into() })?;
         fs::write(&p, text).map_err(io(&p))
     }
 

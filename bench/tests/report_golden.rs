@@ -28,8 +28,13 @@ fn check(name: &str, got: &str) {
         std::fs::write(&path, got).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
-    assert!(got == want, "{name} differs from the golden file {}; run with UPDATE_GOLDEN=1 and review the diff", path.display());
+    let want =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
+    assert!(
+        got == want,
+        "{name} differs from the golden file {}; run with UPDATE_GOLDEN=1 and review the diff",
+        path.display()
+    );
 }
 
 #[test]

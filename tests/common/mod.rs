@@ -83,7 +83,10 @@ impl Xdpipe {
                         return line;
                     }
                 }
-                Err(_) => panic!("xdpipe printed no {needle:?} line within {timeout:?}; stderr so far:\n{}", self.log.join("\n")),
+                Err(_) => panic!(
+                    "xdpipe printed no {needle:?} line within {timeout:?}; stderr so far:\n{}",
+                    self.log.join("\n")
+                ),
             }
         }
     }
@@ -124,7 +127,8 @@ impl Xdpipe {
     pub fn summary(self, timeout: Duration) -> serde_json::Value {
         let (code, out, err) = self.finish(timeout);
         assert_eq!(code, Some(0), "xdpipe failed; stderr:\n{err}\nstdout:\n{out}");
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {out:?}\nstderr:\n{err}"))
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {out:?}\nstderr:\n{err}"))
     }
 }
 
@@ -140,7 +144,11 @@ impl Drop for Xdpipe {
 /// Runs `xdpipe ARGS` in the root namespace to completion: (exit code, stdout, stderr).
 pub fn xdpipe_once(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(XDPIPE).args(args).output().expect("running xdpipe");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Sends `count` UDP datagrams of `payload` bytes from the generator namespace to the

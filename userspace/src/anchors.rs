@@ -17,7 +17,10 @@ use std::{
     io::{BufRead as _, BufReader, Read as _},
     path::{Path, PathBuf},
     process::{Child, Stdio},
-    sync::{Arc, Mutex, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -139,8 +142,18 @@ pub struct Pairing {
 pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f64) -> Vec<Pairing> {
     let mut v = Vec::new();
     for xm in xdp_modes {
-        let p = |name: String, metric, ours, theirs, goal| Pairing { name, xdp_mode: xm.clone(), metric, ours, theirs, goal };
-        let ours_rx = |engine, pps| Side { subject: Subject::Xdpipe { mode: "rxdrop", poll: false, all: false }, driver: Driver::Gen { engine, pps } };
+        let p = |name: String, metric, ours, theirs, goal| Pairing {
+            name,
+            xdp_mode: xm.clone(),
+            metric,
+            ours,
+            theirs,
+            goal,
+        };
+        let ours_rx = |engine, pps| Side {
+            subject: Subject::Xdpipe { mode: "rxdrop", poll: false, all: false },
+            driver: Driver::Gen { engine, pps },
+        };
         if tools.xdpsock.is_some() {
             for e in engines {
                 let engine: &'static str = if e == "xdp-live" { "xdp-live" } else { "xsk" };
@@ -148,7 +161,10 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
                     format!("rxdrop vs xdpsock rxdrop (gen {engine})"),
                     Metric::RxPps,
                     ours_rx(engine, None),
-                    Side { subject: Subject::Xdpsock { l2fwd: false, poll: false }, driver: Driver::Gen { engine, pps: None } },
+                    Side {
+                        subject: Subject::Xdpsock { l2fwd: false, poll: false },
+                        driver: Driver::Gen { engine, pps: None },
+                    },
                     Goal::AtLeast(1.0),
                 ));
                 if engine == "xdp-live" {
@@ -158,8 +174,14 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
                     v.push(p(
                         "rxdrop --filter all vs xdpsock rxdrop (gen xdp-live, both steer every frame)".into(),
                         Metric::RxPps,
-                        Side { subject: Subject::Xdpipe { mode: "rxdrop", poll: false, all: true }, driver: Driver::Gen { engine, pps: None } },
-                        Side { subject: Subject::Xdpsock { l2fwd: false, poll: false }, driver: Driver::Gen { engine, pps: None } },
+                        Side {
+                            subject: Subject::Xdpipe { mode: "rxdrop", poll: false, all: true },
+                            driver: Driver::Gen { engine, pps: None },
+                        },
+                        Side {
+                            subject: Subject::Xdpsock { l2fwd: false, poll: false },
+                            driver: Driver::Gen { engine, pps: None },
+                        },
                         Goal::AtLeast(1.0),
                     ));
                 }
@@ -167,15 +189,27 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
             v.push(p(
                 format!("rxdrop CPU per frame vs xdpsock -p, at {:.0} kpps", cpu_pps / 1e3),
                 Metric::CpuNsPerPkt,
-                Side { subject: Subject::Xdpipe { mode: "rxdrop", poll: true, all: false }, driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) } },
-                Side { subject: Subject::Xdpsock { l2fwd: false, poll: true }, driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) } },
+                Side {
+                    subject: Subject::Xdpipe { mode: "rxdrop", poll: true, all: false },
+                    driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) },
+                },
+                Side {
+                    subject: Subject::Xdpsock { l2fwd: false, poll: true },
+                    driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) },
+                },
                 Goal::AtMost(0.9),
             ));
             v.push(p(
                 "l2fwd vs xdpsock l2fwd (forwarded rate)".into(),
                 Metric::FwdPps,
-                Side { subject: Subject::Xdpipe { mode: "l2fwd", poll: false, all: false }, driver: Driver::Gen { engine: "xsk", pps: None } },
-                Side { subject: Subject::Xdpsock { l2fwd: true, poll: false }, driver: Driver::Gen { engine: "xsk", pps: None } },
+                Side {
+                    subject: Subject::Xdpipe { mode: "l2fwd", poll: false, all: false },
+                    driver: Driver::Gen { engine: "xsk", pps: None },
+                },
+                Side {
+                    subject: Subject::Xdpsock { l2fwd: true, poll: false },
+                    driver: Driver::Gen { engine: "xsk", pps: None },
+                },
                 Goal::AtLeast(1.1),
             ));
             // A generator is measured at the cheapest sink there is, the same for both.
@@ -223,7 +257,11 @@ pub enum AnchorError {
     #[error(transparent)]
     Testbed(#[from] TestbedError),
     #[error("starting {what}: {source}")]
-    Spawn { what: String, #[source] source: std::io::Error },
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{what}: {detail}")]
     Failed { what: String, detail: String },
     #[error("interrupted")]
@@ -249,7 +287,9 @@ struct Proc {
 
 impl Proc {
     fn spawn(what: &str, ns: &str, argv: &[String]) -> Result<Self, AnchorError> {
-        let (program, args) = argv.split_first().ok_or_else(|| AnchorError::Failed { what: what.to_owned(), detail: "empty command".into() })?;
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| AnchorError::Failed { what: what.to_owned(), detail: "empty command".into() })?;
         let mut cmd = sys::command_in(Some(ns), program);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().map_err(|source| AnchorError::Spawn { what: what.to_owned(), source })?;
@@ -386,7 +426,9 @@ pub fn parse_xdpsock(out: &str, row: &str) -> (Vec<f64>, u64) {
         if f.next() != Some(row) {
             continue;
         }
-        let (Some(pps), Some(pkts)) = (f.next().and_then(|x| x.parse::<f64>().ok()), f.next().and_then(|x| x.parse::<u64>().ok())) else {
+        let (Some(pps), Some(pkts)) =
+            (f.next().and_then(|x| x.parse::<f64>().ok()), f.next().and_then(|x| x.parse::<u64>().ok()))
+        else {
             continue;
         };
         samples.push(pps);
@@ -425,13 +467,16 @@ pub fn measure(
         tb.rx_gro_on()?;
     }
     let tool = |p: &Option<PathBuf>, name: &str| {
-        p.as_ref().map(|p| p.display().to_string()).ok_or_else(|| AnchorError::Failed { what: name.into(), detail: "not found".into() })
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .ok_or_else(|| AnchorError::Failed { what: name.into(), detail: "not found".into() })
     };
     let s = |x: &str| x.to_owned();
     let xsk_mode = if native { "-N" } else { "-S" };
     let (subject_argv, ready) = match &side.subject {
         Subject::Xdpipe { mode, poll, all } => {
-            let mut a = vec![exe.display().to_string(), s("run"), s("-i"), s(RX_IFACE), s("--json"), s("--mode"), s(mode)];
+            let mut a =
+                vec![exe.display().to_string(), s("run"), s("-i"), s(RX_IFACE), s("--json"), s("--mode"), s(mode)];
             a.extend([s("--xdp-mode"), pairing.xdp_mode.clone(), s("--cores"), s("1"), s("--bind"), s("copy")]);
             if *poll {
                 a.push(s("--poll"));
@@ -443,7 +488,15 @@ pub fn measure(
         }
         Subject::Xdpsock { l2fwd, poll } => {
             let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("1"), tool(&tools.xdpsock, "xdpsock")?];
-            a.extend([s(if *l2fwd { "-l" } else { "-r" }), s("-i"), s(RX_IFACE), s("-q"), s("0"), s(xsk_mode), s("-c")]);
+            a.extend([
+                s(if *l2fwd { "-l" } else { "-r" }),
+                s("-i"),
+                s(RX_IFACE),
+                s("-q"),
+                s("0"),
+                s(xsk_mode),
+                s("-c"),
+            ]);
             if *poll {
                 a.push(s("-p"));
             }
@@ -451,7 +504,20 @@ pub fn measure(
         }
         Subject::XdpBenchDrop => {
             let m = if native { "native" } else { "skb" };
-            (vec![s("stdbuf"), s("-oL"), tool(&tools.xdp_bench, "xdp-bench")?, s("drop"), s(RX_IFACE), s("-m"), s(m), s("-i"), s("1")], "Dropping packets")
+            (
+                vec![
+                    s("stdbuf"),
+                    s("-oL"),
+                    tool(&tools.xdp_bench, "xdp-bench")?,
+                    s("drop"),
+                    s(RX_IFACE),
+                    s("-m"),
+                    s(m),
+                    s("-i"),
+                    s("1"),
+                ],
+                "Dropping packets",
+            )
         }
     };
     let mut subject = Proc::spawn("anchor subject", &tb.rx_ns, &subject_argv)?;
@@ -464,8 +530,27 @@ pub fn measure(
     let secs_s = format!("{secs}");
     let driver_argv = match &side.driver {
         Driver::Gen { engine, pps } => {
-            let mut a = vec![exe.display().to_string(), s("gen"), s("-i"), s(TX_IFACE), s("--json"), s("--dst-mac"), fmt_mac(&tb.rx_mac)];
-            a.extend([s("--src-ip"), s(TX_IP), s("--dst-ip"), s(RX_IP), s("-d"), secs_s.clone(), s("--core"), s("0"), s("--engine"), s(engine)]);
+            let mut a = vec![
+                exe.display().to_string(),
+                s("gen"),
+                s("-i"),
+                s(TX_IFACE),
+                s("--json"),
+                s("--dst-mac"),
+                fmt_mac(&tb.rx_mac),
+            ];
+            a.extend([
+                s("--src-ip"),
+                s(TX_IP),
+                s("--dst-ip"),
+                s(RX_IP),
+                s("-d"),
+                secs_s.clone(),
+                s("--core"),
+                s("0"),
+                s("--engine"),
+                s(engine),
+            ]);
             if let Some(p) = pps {
                 a.extend([s("--rate"), format!("{p:.0}")]);
             }
@@ -473,11 +558,30 @@ pub fn measure(
         }
         Driver::XdpsockTx => {
             let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("0"), tool(&tools.xdpsock, "xdpsock")?];
-            a.extend([s("-t"), s("-i"), s(TX_IFACE), s("-q"), s("0"), s(xsk_mode), s("-c"), s("-s"), s("64"), s("-d"), format!("{}", secs.ceil() as u64)]);
+            a.extend([
+                s("-t"),
+                s("-i"),
+                s(TX_IFACE),
+                s("-q"),
+                s("0"),
+                s(xsk_mode),
+                s("-c"),
+                s("-s"),
+                s("64"),
+                s("-d"),
+                format!("{}", secs.ceil() as u64),
+            ]);
             a
         }
         Driver::Trafficgen => {
-            let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("0"), tool(&tools.xdp_trafficgen, "xdp-trafficgen")?];
+            let mut a = vec![
+                s("stdbuf"),
+                s("-oL"),
+                s("taskset"),
+                s("-c"),
+                s("0"),
+                tool(&tools.xdp_trafficgen, "xdp-trafficgen")?,
+            ];
             a.extend([s("udp"), s(TX_IFACE), s("-m"), fmt_mac(&tb.rx_mac), s("-t"), s("1")]);
             a
         }
@@ -514,7 +618,8 @@ pub fn measure(
     let bad = |d: String| AnchorError::Failed { what: subject_cmd.clone(), detail: d };
     let value = match &side.subject {
         Subject::Xdpipe { .. } => {
-            let j: Value = serde_json::from_str(subject_stdout.trim()).map_err(|e| bad(format!("no JSON summary ({e}): {subject_out}")))?;
+            let j: Value = serde_json::from_str(subject_stdout.trim())
+                .map_err(|e| bad(format!("no JSON summary ({e}): {subject_out}")))?;
             match pairing.metric {
                 Metric::RxPps => j["active_rx_pps"].as_f64().unwrap_or(0.0),
                 Metric::FwdPps => j["active_tx_pps"].as_f64().unwrap_or(0.0),
@@ -532,7 +637,10 @@ pub fn measure(
         Subject::XdpBenchDrop => steady_rate(&parse_xdp_bench(&subject_out)),
     };
     if !(value > 0.0) {
-        return Err(bad(format!("measured nothing; its output: {}", subject_out.lines().rev().take(6).collect::<Vec<_>>().join(" | "))));
+        return Err(bad(format!(
+            "measured nothing; its output: {}",
+            subject_out.lines().rev().take(6).collect::<Vec<_>>().join(" | ")
+        )));
     }
     drop(tb);
     Ok(Measured { value, command })

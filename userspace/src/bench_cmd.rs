@@ -5,7 +5,10 @@ use std::{
     collections::BTreeMap,
     path::PathBuf,
     process::{Command, ExitCode},
-    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Instant,
 };
 
@@ -13,8 +16,8 @@ use anyhow::Context as _;
 use clap::Args;
 use xdpipe::{
     anchors::{self, Goal, Metric, Tools, plan},
-    stats::fmt_pps,
     guest::Guest,
+    stats::fmt_pps,
     veth::{Ports, VethConfig, run_veth},
 };
 use xdpipe_bench::{
@@ -155,13 +158,27 @@ impl Runner for VethRunner {
             Rate::Pps(p) => format!("{:.0}", p.max(1.0)),
         };
         let gen_args: Vec<String> = vec![
-            "--size".into(), sc.size.clone(), "--rate".into(), rate_arg, "--duration".into(), secs.to_string(),
-            "--core".into(), "0".into(), "--engine".into(), sc.engine.clone(),
+            "--size".into(),
+            sc.size.clone(),
+            "--rate".into(),
+            rate_arg,
+            "--duration".into(),
+            secs.to_string(),
+            "--core".into(),
+            "0".into(),
+            "--engine".into(),
+            sc.engine.clone(),
         ];
         let poll = if sc.wait == "poll" { "forever" } else { "0" };
         let mut run_args: Vec<String> = vec![
-            "--mode".into(), sc.mode.clone(), "--xdp-mode".into(), sc.xdp_mode.clone(),
-            "--bind".into(), sc.bind.clone(), "--poll".into(), poll.into(),
+            "--mode".into(),
+            sc.mode.clone(),
+            "--xdp-mode".into(),
+            sc.xdp_mode.clone(),
+            "--bind".into(),
+            sc.bind.clone(),
+            "--poll".into(),
+            poll.into(),
         ];
         let mut gen_args = gen_args;
         if self.ports.is_some() {
@@ -173,7 +190,12 @@ impl Runner for VethRunner {
             }
             let first = if sc.queues < ncpu { 1 } else { 0 };
             let cores: Vec<String> = (first..first + sc.queues).map(|c| c.to_string()).collect();
-            run_args.extend(["--queues".into(), format!("0-{}", sc.queues.saturating_sub(1)), "--cores".into(), cores.join(",")]);
+            run_args.extend([
+                "--queues".into(),
+                format!("0-{}", sc.queues.saturating_sub(1)),
+                "--cores".into(),
+                cores.join(","),
+            ]);
             gen_args.extend(["--flows".into(), "64".into()]);
         } else {
             run_args.extend(["--cores".into(), "1".into()]);
@@ -211,7 +233,8 @@ impl Runner for VethRunner {
             max: l["max"].as_f64().unwrap_or(0.0),
         });
         let rx_pkts = r.receiver["rx_packets"].as_u64().unwrap_or(0);
-        let cpu: u64 = r.receiver["queues"].as_array().map_or(0, |q| q.iter().map(|q| q["cpu_ns"].as_u64().unwrap_or(0)).sum());
+        let cpu: u64 =
+            r.receiver["queues"].as_array().map_or(0, |q| q.iter().map(|q| q["cpu_ns"].as_u64().unwrap_or(0)).sum());
         Ok(Trial {
             sent: r.sent,
             received: r.received,
@@ -267,13 +290,26 @@ fn capture_env(target: &str, ports: Option<&Ports>) -> BTreeMap<String, String> 
         let i = &p.rx;
         put("driver and firmware", sh(&format!("ethtool -i {i} | head -3 | tr '\\n' ' '")));
         put("generator port", format!("{} ({})", p.tx, sh(&format!("ethtool -i {} | head -1", p.tx))));
-        put("link", sh(&format!("ethtool {i} | grep -E 'Speed|Duplex|Link detected' | tr -s ' \\t' ' ' | tr '\\n' ' '")));
+        put(
+            "link",
+            sh(&format!("ethtool {i} | grep -E 'Speed|Duplex|Link detected' | tr -s ' \\t' ' ' | tr '\\n' ' '")),
+        );
         put("channels", sh(&format!("ethtool -l {i} | tr -s ' \\t' ' ' | tr '\\n' ' '")));
         put("ring sizes", sh(&format!("ethtool -g {i} | tr -s ' \\t' ' ' | tr '\\n' ' '")));
         put("offload features (on)", sh(&format!("ethtool -k {i} | grep ': on' | cut -d: -f1 | tr '\\n' ' '")));
-        put("offloads the off scenarios turn off (those ethtool can change)", sh(&format!("ethtool -k {i} | grep -v fixed | grep -E '^(rx-checksumming|generic-receive-offload|large-receive-offload|rx-gro-hw|rx-vlan-offload|receive-hashing):' | tr -s ' \\t' ' ' | tr '\\n' ' '")));
+        put(
+            "offloads the off scenarios turn off (those ethtool can change)",
+            sh(&format!(
+                "ethtool -k {i} | grep -v fixed | grep -E '^(rx-checksumming|generic-receive-offload|large-receive-offload|rx-gro-hw|rx-vlan-offload|receive-hashing):' | tr -s ' \\t' ' ' | tr '\\n' ' '"
+            )),
+        );
         put("RSS hash for udp4", sh(&format!("ethtool -n {i} rx-flow-hash udp4 2>&1 | tr '\\n' ' '")));
-        put("IRQ affinity", sh(&format!("for q in $(grep -E '{i}' /proc/interrupts | cut -d: -f1); do printf '%s:%s ' $q $(cat /proc/irq/$q/smp_affinity_list); done")));
+        put(
+            "IRQ affinity",
+            sh(&format!(
+                "for q in $(grep -E '{i}' /proc/interrupts | cut -d: -f1); do printf '%s:%s ' $q $(cat /proc/irq/$q/smp_affinity_list); done"
+            )),
+        );
         put("XDP features (netlink)", xdp_features_of(i));
         put("XDP features of the generator port (netlink)", xdp_features_of(&p.tx));
         return env;
@@ -333,7 +369,9 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
         anyhow::bail!("--queues {q}: 1 to 64");
     }
     if ports.is_some() && a.modes.iter().any(|m| m == "fwd") {
-        anyhow::bail!("--modes fwd needs the veth testbed's second pair; on a NIC, run `xdpipe run --mode fwd --out-iface` by hand");
+        anyhow::bail!(
+            "--modes fwd needs the veth testbed's second pair; on a NIC, run `xdpipe run --mode fwd --out-iface` by hand"
+        );
     }
     if a.trials == 0 || !(a.trial_secs > 0.0) || !(a.search_secs > 0.0) {
         anyhow::bail!("--trials, --trial-secs and --search-secs must be positive");
@@ -350,7 +388,10 @@ pub fn cmd_bench(a: &BenchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCod
     let label = a.emulated_as.clone().unwrap_or_else(|| a.target.clone());
     let matrix = Matrix {
         target: label.clone(),
-        sizes: a.sizes.clone().unwrap_or_else(|| RFC2544_SIZES.iter().map(|s| s.to_string()).chain(["imix".into()]).collect()),
+        sizes: a
+            .sizes
+            .clone()
+            .unwrap_or_else(|| RFC2544_SIZES.iter().map(|s| s.to_string()).chain(["imix".into()]).collect()),
         xdp_modes: a.xdp_modes.clone(),
         binds: a.binds.clone(),
         modes: a.modes.clone(),
@@ -483,7 +524,12 @@ pub fn cmd_report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The anchor phase: each comparison the found tools allow, ours and theirs alternately.
-fn run_anchors(a: &BenchArgs, dir: &mut RunDir, summary: &mut RunSummary, stop: &Arc<AtomicBool>) -> Result<(), String> {
+fn run_anchors(
+    a: &BenchArgs,
+    dir: &mut RunDir,
+    summary: &mut RunSummary,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), String> {
     let tools = match a.anchors.as_str() {
         "off" => return Ok(()),
         "auto" => Tools::find(&a.anchor_dir),
@@ -506,15 +552,26 @@ fn run_anchors(a: &BenchArgs, dir: &mut RunDir, summary: &mut RunSummary, stop: 
     let trials = a.anchor_trials.unwrap_or(a.trials).max(1);
     let exe = std::env::current_exe().map_err(|e| format!("finding the xdpipe binary: {e}"))?;
     for (k, p) in pairings.iter().enumerate() {
-        eprintln!("bench: anchor {}/{}: {} [{}], {trials} trial(s) per side", k + 1, pairings.len(), p.name, p.xdp_mode);
+        eprintln!(
+            "bench: anchor {}/{}: {} [{}], {trials} trial(s) per side",
+            k + 1,
+            pairings.len(),
+            p.name,
+            p.xdp_mode
+        );
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         let (mut ours_cmd, mut theirs_cmd) = (String::new(), String::new());
         for i in 0..trials {
-            for (side, name, vals, cmd) in [(&p.ours, "xdpipe", &mut ours, &mut ours_cmd), (&p.theirs, "anchor", &mut theirs, &mut theirs_cmd)] {
-                let m = anchors::measure(&tools, &exe, p, side, a.trial_secs, stop).map_err(|e| format!("anchor {}: {e}", p.name))?;
-                let shown = if p.metric == Metric::CpuNsPerPkt { format!("{:.0} ns/frame", m.value) } else { fmt_pps(m.value) };
+            for (side, name, vals, cmd) in
+                [(&p.ours, "xdpipe", &mut ours, &mut ours_cmd), (&p.theirs, "anchor", &mut theirs, &mut theirs_cmd)]
+            {
+                let m = anchors::measure(&tools, &exe, p, side, a.trial_secs, stop)
+                    .map_err(|e| format!("anchor {}: {e}", p.name))?;
+                let shown =
+                    if p.metric == Metric::CpuNsPerPkt { format!("{:.0} ns/frame", m.value) } else { fmt_pps(m.value) };
                 eprintln!("bench:   {name} {}: {shown}", i + 1);
-                dir.record_anchor(&p.name, &p.xdp_mode, name, i, m.value, p.metric.unit(), &m.command).map_err(|e| e.to_string())?;
+                dir.record_anchor(&p.name, &p.xdp_mode, name, i, m.value, p.metric.unit(), &m.command)
+                    .map_err(|e| e.to_string())?;
                 vals.push(m.value);
                 *cmd = m.command;
             }
@@ -526,7 +583,14 @@ fn run_anchors(a: &BenchArgs, dir: &mut RunDir, summary: &mut RunSummary, stop: 
             Goal::AtMost(x) => (format!("at most {x}"), Some(ratio <= x)),
             Goal::Share => (String::new(), None),
         };
-        eprintln!("bench:   ratio {ratio:.2}{}", if goal.is_empty() { String::new() } else { format!(" (goal {goal}: {})", if met == Some(true) { "met" } else { "not met" }) });
+        eprintln!(
+            "bench:   ratio {ratio:.2}{}",
+            if goal.is_empty() {
+                String::new()
+            } else {
+                format!(" (goal {goal}: {})", if met == Some(true) { "met" } else { "not met" })
+            }
+        );
         summary.anchors.push(Anchor {
             name: p.name.clone(),
             xdp_mode: p.xdp_mode.clone(),
@@ -548,7 +612,8 @@ fn run_anchors(a: &BenchArgs, dir: &mut RunDir, summary: &mut RunSummary, stop: 
 /// the working directory.
 fn guest_script() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
-    let candidates = [exe.ancestors().nth(3).map(|r| r.join("scripts/vm/guest.sh")), Some(PathBuf::from("scripts/vm/guest.sh"))];
+    let candidates =
+        [exe.ancestors().nth(3).map(|r| r.join("scripts/vm/guest.sh")), Some(PathBuf::from("scripts/vm/guest.sh"))];
     candidates
         .into_iter()
         .flatten()
@@ -570,13 +635,39 @@ fn bench_in_guest(a: &BenchArgs, kind: &str, stop: &Arc<AtomicBool>) -> anyhow::
     let guest = Guest::start(&guest_script()?, state, &exe, false).map_err(anyhow::Error::msg)?;
     let list = |v: &[String]| v.join(",");
     let mut args: Vec<String> = vec![
-        "bench".into(), "--target".into(), format!("nic:{rx}"), "--gen-iface".into(), tx.into(),
-        "--emulated-as".into(), format!("vm:{kind}"), "--out".into(), "/host/runs".into(), "--anchors".into(), "off".into(),
-        "--xdp-modes".into(), list(&a.xdp_modes), "--modes".into(), list(&a.modes), "--engines".into(), list(&a.engines),
-        "--waits".into(), list(&a.waits), "--binds".into(), list(&a.binds), "--offloads".into(), list(&a.offloads),
-        "--queues".into(), a.queues.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
-        "--trials".into(), a.trials.to_string(), "--trial-secs".into(), a.trial_secs.to_string(),
-        "--search-secs".into(), a.search_secs.to_string(), "--latency-fraction".into(), a.latency_fraction.to_string(),
+        "bench".into(),
+        "--target".into(),
+        format!("nic:{rx}"),
+        "--gen-iface".into(),
+        tx.into(),
+        "--emulated-as".into(),
+        format!("vm:{kind}"),
+        "--out".into(),
+        "/host/runs".into(),
+        "--anchors".into(),
+        "off".into(),
+        "--xdp-modes".into(),
+        list(&a.xdp_modes),
+        "--modes".into(),
+        list(&a.modes),
+        "--engines".into(),
+        list(&a.engines),
+        "--waits".into(),
+        list(&a.waits),
+        "--binds".into(),
+        list(&a.binds),
+        "--offloads".into(),
+        list(&a.offloads),
+        "--queues".into(),
+        a.queues.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        "--trials".into(),
+        a.trials.to_string(),
+        "--trial-secs".into(),
+        a.trial_secs.to_string(),
+        "--search-secs".into(),
+        a.search_secs.to_string(),
+        "--latency-fraction".into(),
+        a.latency_fraction.to_string(),
     ];
     if let Some(s) = &a.sizes {
         args.extend(["--sizes".into(), list(s)]);
@@ -608,7 +699,11 @@ fn bench_in_guest(a: &BenchArgs, kind: &str, stop: &Arc<AtomicBool>) -> anyhow::
         eprintln!("bench: interrupted; what the guest finished is in {:?}", copied);
         return Ok(ExitCode::from(130));
     }
-    anyhow::ensure!(st.success() && !copied.is_empty(), "the bench in the guest failed (exit {:?}); its output is above", st.code());
+    anyhow::ensure!(
+        st.success() && !copied.is_empty(),
+        "the bench in the guest failed (exit {:?}); its output is above",
+        st.code()
+    );
     eprintln!("bench: done; compare with a veth run: `xdpipe report {} bench/runs/<veth run>`", copied[0].display());
     Ok(ExitCode::SUCCESS)
 }

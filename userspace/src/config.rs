@@ -6,8 +6,8 @@
 use std::{fmt, str::FromStr};
 
 use xdp_common::{
-    BENCH_UDP_PORT_HI, BENCH_UDP_PORT_LO, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO,
-    MATCH_UDP_DPORT, MAX_QUEUES, SteerConfig,
+    BENCH_UDP_PORT_HI, BENCH_UDP_PORT_LO, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES,
+    SteerConfig,
 };
 
 /// A configuration value that failed validation.
@@ -136,7 +136,12 @@ impl PollWait {
 impl FromStr for PollWait {
     type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let why = || format!("write forever (or leave the value out), a timeout in milliseconds up to {}, or 0 to busy-poll", Self::MAX_MS);
+        let why = || {
+            format!(
+                "write forever (or leave the value out), a timeout in milliseconds up to {}, or 0 to busy-poll",
+                Self::MAX_MS
+            )
+        };
         match s.trim() {
             "forever" => Ok(Self::Sleep { timeout_ms: None }),
             t => match t.parse::<u32>() {
@@ -171,8 +176,7 @@ fn parse_id_list(what: &'static str, s: &str, max_exclusive: u32) -> Result<Vec<
             None => (part, part),
         };
         let parse = |x: &str| {
-            x.parse::<u32>()
-                .map_err(|_| err(what, s, format!("{x:?} is not a number; write e.g. 0, 0-3 or 0,2")))
+            x.parse::<u32>().map_err(|_| err(what, s, format!("{x:?} is not a number; write e.g. 0, 0-3 or 0,2")))
         };
         let (lo, hi) = (parse(lo)?, parse(hi)?);
         if lo > hi {
@@ -237,11 +241,7 @@ impl CoreList {
     /// Checks every core against the cores this process may run on.
     pub fn check_against(&self, online: &[u32]) -> Result<(), ConfigError> {
         if let Some(&c) = self.0.iter().find(|c| !online.contains(c)) {
-            return Err(err(
-                "core",
-                c.to_string(),
-                format!("not a core this process may use; available: {online:?}"),
-            ));
+            return Err(err("core", c.to_string(), format!("not a core this process may use; available: {online:?}")));
         }
         Ok(())
     }
@@ -328,16 +328,11 @@ impl FromStr for SteerFilter {
             }
             ("ip-proto", a) => {
                 c.kind = MATCH_IP_PROTO;
-                c.ip_proto = a
-                    .parse()
-                    .map_err(|_| err("steering filter", s, "IP protocol must be 0 to 255"))?;
+                c.ip_proto = a.parse().map_err(|_| err("steering filter", s, "IP protocol must be 0 to 255"))?;
             }
             ("udp-dport", a) => {
                 let (lo, hi) = a.split_once('-').unwrap_or((a, a));
-                let port = |p: &str| {
-                    p.parse::<u16>()
-                        .map_err(|_| err("steering filter", s, "port must be 0 to 65535"))
-                };
+                let port = |p: &str| p.parse::<u16>().map_err(|_| err("steering filter", s, "port must be 0 to 65535"));
                 c.kind = MATCH_UDP_DPORT;
                 (c.port_lo, c.port_hi) = (port(lo)?, port(hi)?);
                 if c.port_lo > c.port_hi {

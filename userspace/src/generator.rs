@@ -2,7 +2,10 @@
 //! templates, stamps each with flow id, sequence number and monotonic TX time, paces them
 //! evenly at a target rate (or as fast as the TX ring drains), for a count or a duration.
 use std::{
-    sync::{Arc, atomic::{AtomicBool, Ordering::Relaxed}},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
     time::Duration,
 };
 
@@ -53,9 +56,13 @@ impl std::str::FromStr for SizeSpec {
         if s.eq_ignore_ascii_case("imix") {
             return Ok(SizeSpec::Imix);
         }
-        let n: usize = s.parse().map_err(|_| format!("packet size {s:?}: a number of bytes (64 to the MTU + 18) or imix"))?;
+        let n: usize =
+            s.parse().map_err(|_| format!("packet size {s:?}: a number of bytes (64 to the MTU + 18) or imix"))?;
         if n < MIN_FRAME_LEN + FCS_LEN {
-            return Err(format!("packet size {n}: at least {} bytes (headers plus the 16-byte stamp, with FCS)", MIN_FRAME_LEN + FCS_LEN));
+            return Err(format!(
+                "packet size {n}: at least {} bytes (headers plus the 16-byte stamp, with FCS)",
+                MIN_FRAME_LEN + FCS_LEN
+            ));
         }
         Ok(SizeSpec::Fixed(n))
     }
@@ -79,7 +86,8 @@ impl std::str::FromStr for Rate {
         if l == "max" {
             return Ok(Rate::Max);
         }
-        let bad = || format!("rate {s:?}: use max, a packet rate (500000, 300kpps, 1.5mpps) or a bit rate (200mbit, 1gbit)");
+        let bad =
+            || format!("rate {s:?}: use max, a packet rate (500000, 300kpps, 1.5mpps) or a bit rate (200mbit, 1gbit)");
         let (num, unit) = l.split_at(l.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(l.len()));
         let v: f64 = num.parse().map_err(|_| bad())?;
         if !(v > 0.0 && v.is_finite()) {
@@ -160,14 +168,20 @@ pub enum GenError {
     NotRoot,
     #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
     NoSuchInterface(String),
-    #[error("packet size {size} B needs {need} bytes in a UMEM frame, more than the {have} a {frame} B frame holds; lower --size or raise --frame-size")]
+    #[error(
+        "packet size {size} B needs {need} bytes in a UMEM frame, more than the {have} a {frame} B frame holds; lower --size or raise --frame-size"
+    )]
     TooBig { size: usize, need: usize, have: usize, frame: u32 },
     #[error("packet size {size} B exceeds the MTU of {iface} ({mtu} B, so at most {max} B per frame with FCS)")]
     AboveMtu { size: usize, iface: String, mtu: usize, max: usize },
     #[error("--flows must be 1 to 65535")]
     Flows,
     #[error("reading {iface}: {source}")]
-    Sys { iface: String, #[source] source: sys::SysError },
+    Sys {
+        iface: String,
+        #[source]
+        source: sys::SysError,
+    },
     #[error(transparent)]
     Xsk(#[from] XskError),
 }
@@ -236,9 +250,10 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
             return Err(GenError::TooBig { size, need, have, frame });
         }
         if let Some(mtu) = iface_mtu(&cfg.iface)
-            && need > mtu + 14 {
-                return Err(GenError::AboveMtu { size, iface: cfg.iface.clone(), mtu, max: mtu + 18 });
-            }
+            && need > mtu + 14
+        {
+            return Err(GenError::AboveMtu { size, iface: cfg.iface.clone(), mtu, max: mtu + 18 });
+        }
     }
     let src_mac = match cfg.src_mac {
         Some(m) => m,
@@ -258,7 +273,12 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
             dst_port: cfg.dst_port.wrapping_add(f % 256),
         };
         for &size in &sizes {
-            templates.push(FrameTemplate::new(&flow, size - FCS_LEN).map_err(|_| GenError::TooBig { size, need: size, have, frame })?);
+            templates.push(FrameTemplate::new(&flow, size - FCS_LEN).map_err(|_| GenError::TooBig {
+                size,
+                need: size,
+                have,
+                frame,
+            })?);
         }
     }
     if cfg.engine == Engine::XdpLive && sizes.len() > 1 {
@@ -387,13 +407,18 @@ fn generate_xsk(
     // zero-copy (asked for, or auto on a driver that has it), the program goes on before
     // the socket binds, so the reset cannot catch a bound socket (igb under QEMU then lost
     // part of what it sent after carrier came back).
-    let early = if crate::loader::may_bind_zero_copy(&cfg.iface, cfg.xsk.bind) { crate::loader::zero_copy_tx_program(&cfg.iface) } else { None };
+    let early = if crate::loader::may_bind_zero_copy(&cfg.iface, cfg.xsk.bind) {
+        crate::loader::zero_copy_tx_program(&cfg.iface)
+    } else {
+        None
+    };
     let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
     let _zc_program = crate::loader::keep_zero_copy_tx_program(&cfg.iface, early, xsk.is_zerocopy());
     if let Some(core) = cfg.core
-        && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
-            log::warn!("could not pin the generator to core {core}");
-        }
+        && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize })
+    {
+        log::warn!("could not pin the generator to core {core}");
+    }
     let target_pps = cfg.rate.pps(cfg.sizes.mean());
     log::info!(
         "ready: generating on {} queue {} ({} bind), {} flow(s), sizes {:?}, rate {}",

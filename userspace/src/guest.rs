@@ -13,7 +13,8 @@ pub struct Guest {
 
 /// Runs `guest.sh ARGS`; `quiet` captures its output into the error, else it goes to ours.
 fn script(script: &Path, args: &[&std::ffi::OsStr], quiet: bool) -> Result<(), String> {
-    let what = format!("{} {}", script.display(), args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+    let what =
+        format!("{} {}", script.display(), args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
     let mut cmd = Command::new(script);
     cmd.args(args);
     if quiet {

@@ -12,8 +12,8 @@ use aya::{
     programs::{ProgramError, Xdp, XdpMode as AyaXdpMode, xdp::XdpLinkId},
 };
 use xdp_common::{
-    COUNTERS_MAP_NAME, GEN_COUNTER_MAP_NAME, GEN_GLOBAL_NAME, GEN_PROGRAM_NAME, GenConfig, MAX_QUEUES,
-    PROGRAM_NAME, ProgCounters, QueueCounters, STEER_GLOBAL_NAME, XSK_MAP_NAME,
+    COUNTERS_MAP_NAME, GEN_COUNTER_MAP_NAME, GEN_GLOBAL_NAME, GEN_PROGRAM_NAME, GenConfig, MAX_QUEUES, PROGRAM_NAME,
+    ProgCounters, QueueCounters, STEER_GLOBAL_NAME, XSK_MAP_NAME,
 };
 
 use crate::config::{SteerFilter, XdpMode};
@@ -39,21 +39,38 @@ pub enum LoaderError {
     #[error("loading the XDP program failed (are you root, with CAP_BPF and CAP_NET_ADMIN?)")]
     Load(#[source] aya::EbpfError),
     #[error("attaching the XDP program to {iface} in {mode:?} mode failed")]
-    Attach { iface: String, mode: XdpMode, #[source] source: ProgramError },
+    Attach {
+        iface: String,
+        mode: XdpMode,
+        #[source]
+        source: ProgramError,
+    },
     #[error("XDP object is missing {what}; the build is broken")]
     Missing { what: &'static str },
     #[error("the XDP object has no XDP program named {0}; the build is broken")]
     NoProgram(&'static str),
     #[error("map {map}: {source}")]
-    Map { map: &'static str, #[source] source: MapError },
+    Map {
+        map: &'static str,
+        #[source]
+        source: MapError,
+    },
     #[error(
         "running the in-kernel generator (BPF_PROG_RUN, live frames) failed: {source}; it needs \
          Linux 5.18 or newer"
     )]
-    LiveRun { #[source] source: ProgramError },
+    LiveRun {
+        #[source]
+        source: ProgramError,
+    },
     #[error("running the steering program on a test frame (BPF_PROG_RUN) failed: {source}")]
-    TestRun { #[source] source: ProgramError },
-    #[error("the steering program returned action {action} and counted the frame {counted} times (expected XDP_PASS, once); the build is broken")]
+    TestRun {
+        #[source]
+        source: ProgramError,
+    },
+    #[error(
+        "the steering program returned action {action} and counted the frame {counted} times (expected XDP_PASS, once); the build is broken"
+    )]
     ProbeVerdict { action: u32, counted: u64 },
     #[error("queue {queue} is beyond the program's {MAX_QUEUES} queue slots")]
     QueueOutOfRange { queue: u32 },
@@ -74,8 +91,8 @@ impl Steering {
     /// drivers (igb, ixgbe, i40e...) reset the device to attach a native program, and
     /// frames sent meanwhile would be lost uncounted.
     pub fn attach(iface: &str, mode: XdpMode, filter: SteerFilter) -> Result<Self, LoaderError> {
-        let ifindex = crate::sys::ifindex(iface)
-            .ok_or_else(|| LoaderError::NoSuchInterface { iface: iface.to_owned() })?;
+        let ifindex =
+            crate::sys::ifindex(iface).ok_or_else(|| LoaderError::NoSuchInterface { iface: iface.to_owned() })?;
         let had_carrier = crate::sys::iface_up_running(iface) == Some((true, true));
         let mut ebpf = load_program(STEER_GLOBAL_NAME, &filter.config(), PROGRAM_NAME)?;
         let prog = xdp_program(&mut ebpf, PROGRAM_NAME)?;
@@ -119,10 +136,7 @@ impl Steering {
         if queue >= MAX_QUEUES {
             return Err(LoaderError::QueueOutOfRange { queue });
         }
-        let map = self
-            .ebpf
-            .map_mut(XSK_MAP_NAME)
-            .ok_or(LoaderError::Missing { what: "the XSKMAP" })?;
+        let map = self.ebpf.map_mut(XSK_MAP_NAME).ok_or(LoaderError::Missing { what: "the XSKMAP" })?;
         let mut xsks = XskMap::try_from(map).map_err(|source| LoaderError::Map { map: XSK_MAP_NAME, source })?;
         xsks.set(queue, fd, 0).map_err(|source| LoaderError::Map { map: XSK_MAP_NAME, source })
     }
@@ -170,7 +184,8 @@ fn read_counters(ebpf: &Ebpf, queue: u32) -> Result<QueueCounters, LoaderError> 
 /// The embedded object, with its read-only global `global` set to `value`, and its XDP
 /// program `program` loaded into the kernel (verified, attached nowhere).
 fn load_program<T: aya::Pod>(global: &str, value: &T, program: &'static str) -> Result<Ebpf, LoaderError> {
-    let mut ebpf = EbpfLoader::new().override_global(global, value, true).load(STEER_OBJECT).map_err(LoaderError::Load)?;
+    let mut ebpf =
+        EbpfLoader::new().override_global(global, value, true).load(STEER_OBJECT).map_err(LoaderError::Load)?;
     xdp_program(&mut ebpf, program)?.load().map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
     Ok(ebpf)
 }
@@ -261,10 +276,11 @@ impl LiveGen {
     pub fn run(&mut self, frame: &[u8], ifindex: u32, repeat: u32, batch: u32) -> Result<(), LoaderError> {
         use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions};
         let md = XdpMd { data_end: frame.len() as u32, ingress_ifindex: ifindex, ..Default::default() };
-        let ctx: Vec<u8> = [md.data, md.data_end, md.data_meta, md.ingress_ifindex, md.rx_queue_index, md.egress_ifindex]
-            .iter()
-            .flat_map(|v| v.to_ne_bytes())
-            .collect();
+        let ctx: Vec<u8> =
+            [md.data, md.data_end, md.data_meta, md.ingress_ifindex, md.rx_queue_index, md.egress_ifindex]
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect();
         let prog = xdp_program(&mut self.ebpf, GEN_PROGRAM_NAME)?;
         let opts = TestRunOptions {
             data_in: Some(frame),
@@ -328,7 +344,9 @@ pub fn zero_copy_tx_program(iface: &str) -> Option<Steering> {
     match Steering::attach(iface, crate::config::XdpMode::Native, crate::config::SteerFilter::default()) {
         Ok(s) => Some(s),
         Err(e) => {
-            log::warn!("{iface}: zero-copy bind, but no XDP program could be attached ({e}); some drivers (igb) then never send");
+            log::warn!(
+                "{iface}: zero-copy bind, but no XDP program could be attached ({e}); some drivers (igb) then never send"
+            );
             None
         }
     }
@@ -362,6 +380,9 @@ mod tests {
         let xdp = section(STEER_OBJECT, "xdp").expect("the object has an xdp section");
         let word_load_at_12 =
             xdp.chunks_exact(8).any(|insn| insn[0] == 0x61 && i16::from_le_bytes([insn[2], insn[3]]) == 12);
-        assert!(word_load_at_12, "no 32-bit load at offset 12 in the xdp section: the link lost allows-misaligned-mem-access");
+        assert!(
+            word_load_at_12,
+            "no 32-bit load at offset 12 in the xdp section: the link lost allows-misaligned-mem-access"
+        );
     }
 }

@@ -14,8 +14,8 @@ use std::{
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use xdpipe::{
-    generator::Engine,
     config::{BatchSize, BindMode, CoreList, FrameSize, PollWait, QueueList, RingSize, SteerFilter, XdpMode},
+    generator::Engine,
     modes::ModeKind,
     run::{DEFAULT_IDLE_BACKOFF_NS, EndReason, RunConfig, RunSummary, Tick},
     stats::{fmt_pps, rates},
@@ -240,7 +240,6 @@ struct GenArgs {
     json: bool,
 }
 
-
 #[derive(Args)]
 struct VethArgs {
     /// Receiver mode.
@@ -358,9 +357,7 @@ impl RunArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp(None)
-        .init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp(None).init();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(args) => cmd_run(&args),
@@ -382,8 +379,9 @@ fn main() -> ExitCode {
 }
 
 fn cmd_features(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let ifindex = xdpipe::sys::ifindex(iface)
-        .ok_or_else(|| anyhow::anyhow!("no interface named {iface:?} in this network namespace; list them with `ip link`"))?;
+    let ifindex = xdpipe::sys::ifindex(iface).ok_or_else(|| {
+        anyhow::anyhow!("no interface named {iface:?} in this network namespace; list them with `ip link`")
+    })?;
     let f = xdpipe::netdev::xdp_features(ifindex).with_context(|| format!("reading the XDP features of {iface}"))?;
     if json {
         println!("{}", serde_json::to_string(&f)?);
@@ -496,7 +494,14 @@ fn cmd_gen(a: &GenArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!(
             "gen on {} queue {}: sent {} completed {} in {:.2} s = {} ({:.1} Mbit/s), {} wakeups",
-            s.iface, s.queue, s.sent, s.completed, s.duration_s, fmt_pps(s.pps), s.mbps, s.wakeups
+            s.iface,
+            s.queue,
+            s.sent,
+            s.completed,
+            s.duration_s,
+            fmt_pps(s.pps),
+            s.mbps,
+            s.wakeups
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -511,9 +516,18 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
         XdpMode::Auto => "auto",
     };
     let mut gen_args: Vec<String> = vec![
-        "--size".into(), a.size.clone(), "--rate".into(), a.rate.clone(), "--flows".into(), a.flows.to_string(),
-        "--core".into(), a.gen_core.to_string(), "--batch".into(), a.batch.get().to_string(),
-        "--engine".into(), if a.engine == Engine::XdpLive { "xdp-live".into() } else { "xsk".into() },
+        "--size".into(),
+        a.size.clone(),
+        "--rate".into(),
+        a.rate.clone(),
+        "--flows".into(),
+        a.flows.to_string(),
+        "--core".into(),
+        a.gen_core.to_string(),
+        "--batch".into(),
+        a.batch.get().to_string(),
+        "--engine".into(),
+        if a.engine == Engine::XdpLive { "xdp-live".into() } else { "xsk".into() },
     ];
     match a.count {
         Some(n) => gen_args.extend(["--count".into(), n.to_string()]),
@@ -521,8 +535,17 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
     }
     let wake = if a.need_wakeup == OnOff::On { "on" } else { "off" };
     let run_args: Vec<String> = vec![
-        "--mode".into(), mode, "--xdp-mode".into(), xdp_mode.into(), "--cores".into(), a.rx_core.to_string(),
-        "--poll".into(), a.poll.to_string(), "--need-wakeup".into(), wake.into(), "--batch".into(),
+        "--mode".into(),
+        mode,
+        "--xdp-mode".into(),
+        xdp_mode.into(),
+        "--cores".into(),
+        a.rx_core.to_string(),
+        "--poll".into(),
+        a.poll.to_string(),
+        "--need-wakeup".into(),
+        wake.into(),
+        "--batch".into(),
         a.batch.get().to_string(),
     ];
     let cfg = VethConfig {
@@ -581,7 +604,11 @@ fn cmd_veth(a: &VethArgs) -> anyhow::Result<ExitCode> {
             let us = |k: &str| l[k].as_f64().unwrap_or(0.0) / 1e3;
             println!(
                 "  one-way latency (us): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-                us("p50"), us("p90"), us("p99"), us("p999"), us("max")
+                us("p50"),
+                us("p90"),
+                us("p99"),
+                us("p999"),
+                us("max")
             );
         }
     }
@@ -612,7 +639,9 @@ fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {
                 }
             }
             if !found {
-                anyhow::bail!("no testbed named {name:?} (no namespace xdpipe-{name}-rx or -tx); `ip netns` lists them");
+                anyhow::bail!(
+                    "no testbed named {name:?} (no namespace xdpipe-{name}-rx or -tx); `ip netns` lists them"
+                );
             }
         }
     }
@@ -629,7 +658,9 @@ fn cmd_cleanup(all: bool) -> anyhow::Result<ExitCode> {
         }
         let name = testbed_of(&ns).unwrap_or(&ns).to_owned();
         if !all && !is_orphan(&name) {
-            eprintln!("cleanup: keeping {ns} (its owner is running, or it was created with `xdpipe testbed create`; --all removes it)");
+            eprintln!(
+                "cleanup: keeping {ns} (its owner is running, or it was created with `xdpipe testbed create`; --all removes it)"
+            );
             continue;
         }
         delete_namespace(&ns)?;

@@ -146,7 +146,14 @@ pub fn check_mtu(iface: &str, frame_size: u32) -> Result<(), PreflightError> {
     let frame_len = mtu + 18;
     let room = frame_size - 256;
     if frame_len > room {
-        return Err(PreflightError::MtuTooBig { iface: iface.into(), mtu, frame_len, room, frame_size, max_mtu: room - 18 });
+        return Err(PreflightError::MtuTooBig {
+            iface: iface.into(),
+            mtu,
+            frame_len,
+            room,
+            frame_size,
+            max_mtu: room - 18,
+        });
     }
     Ok(())
 }

@@ -3,7 +3,10 @@
 //! return the summary. Every exit path (end, signal, worker error or panic, setup error)
 //! drops the sockets and the program's link before returning.
 use std::{
-    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -12,9 +15,9 @@ use serde::Serialize;
 use xdp_common::QueueCounters;
 
 use crate::{
+    accounting::{Accounting, AccountingSummary},
     config::{BatchSize, BindMode, CoreList, QueueList, SteerFilter, XdpMode},
     loader::{LoaderError, Steering},
-    accounting::{Accounting, AccountingSummary},
     modes::{L2Fwd, ModeKind, Parse, ParseSummary, RxDrop},
     stats::{CounterSnapshot, SharedCounters, WorkerCounters, rates},
     sys::{self, XdpStatistics},
@@ -63,11 +66,19 @@ pub enum RunError {
     #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
     NoSuchInterface(String),
     #[error("reading the RX queue count of {iface}: {source}")]
-    QueueCount { iface: String, #[source] source: sys::SysError },
+    QueueCount {
+        iface: String,
+        #[source]
+        source: sys::SysError,
+    },
     #[error("setting up the workers' sleep on an empty RX ring (--poll): {0}")]
     Wait(#[source] sys::SysError),
     #[error("opening a socket to watch the link state of {iface}: {source}")]
-    LinkWatch { iface: String, #[source] source: sys::SysError },
+    LinkWatch {
+        iface: String,
+        #[source]
+        source: sys::SysError,
+    },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("{queues} queue(s) but {cores} core(s) given: --cores needs one core per queue")]
@@ -82,10 +93,16 @@ pub enum RunError {
     Xsk(#[from] XskError),
     #[error("mode fwd needs --out-iface (the interface frames leave by)")]
     NoOutIface,
-    #[error("--out-iface {0} is the interface frames come in on; fwd needs a second interface (use l2fwd to send back out of the same one)")]
+    #[error(
+        "--out-iface {0} is the interface frames come in on; fwd needs a second interface (use l2fwd to send back out of the same one)"
+    )]
     SameOutIface(String),
     #[error("starting the worker thread for queue {queue}: {source}")]
-    Spawn { queue: u32, #[source] source: std::io::Error },
+    Spawn {
+        queue: u32,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Rates over the last second, for the progress line.
@@ -197,8 +214,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     if sys::ifindex(&cfg.iface).is_none() {
         return Err(RunError::NoSuchInterface(cfg.iface.clone()));
     }
-    let nq = sys::rx_queue_count(&cfg.iface)
-        .map_err(|source| RunError::QueueCount { iface: cfg.iface.clone(), source })?;
+    let nq =
+        sys::rx_queue_count(&cfg.iface).map_err(|source| RunError::QueueCount { iface: cfg.iface.clone(), source })?;
     cfg.queues.check_against(&cfg.iface, nq)?;
     let cores = pick_cores(cfg)?;
 
@@ -265,7 +282,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     }
     let fwd_shared = sockets.iter().all(|(_, _, o)| o.as_ref().is_none_or(|(_, s)| *s));
     let out_zerocopy = sockets.iter().any(|(_, _, x)| x.as_ref().is_some_and(|(x, _)| x.is_zerocopy()));
-    let _out_program = out_iface.as_ref().and_then(|o| crate::loader::keep_zero_copy_tx_program(o, early_out_program, out_zerocopy));
+    let _out_program =
+        out_iface.as_ref().and_then(|o| crate::loader::keep_zero_copy_tx_program(o, early_out_program, out_zerocopy));
     let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
 
     // Setup is done: from here on only reading the program's counters needs a capability
@@ -273,7 +291,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
     sys::drop_capabilities_except(&[sys::CAP_BPF]).map_err(RunError::Capabilities)?;
 
     // Opened before any worker starts, so failing here leaves nothing running.
-    let link = sys::LinkWatch::new(&cfg.iface).map_err(|e| RunError::LinkWatch { iface: cfg.iface.clone(), source: e })?;
+    let link =
+        sys::LinkWatch::new(&cfg.iface).map_err(|e| RunError::LinkWatch { iface: cfg.iface.clone(), source: e })?;
     let halt = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::with_capacity(sockets.len());
     // Each worker's wait policy, made before any worker starts (failing leaves none running).
@@ -369,7 +388,9 @@ pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick
             let t = (now - start).as_secs_f64();
             let what = match state {
                 None => "gone".to_owned(),
-                Some((up, running)) => format!("{}{}", if up { "up" } else { "down" }, if up && !running { " (no carrier)" } else { "" }),
+                Some((up, running)) => {
+                    format!("{}{}", if up { "up" } else { "down" }, if up && !running { " (no carrier)" } else { "" })
+                }
             };
             log::warn!("{}: {} is {what}", format_args!("{t:.1} s"), cfg.iface);
             events.push(format!("{t:.1} s: {} {what}", cfg.iface));
@@ -535,18 +556,16 @@ impl ActivePeriod {
     /// combined total to this counter), excluded from the active rate.
     fn base_fraction(&self, final_count: u64) -> u64 {
         match self.first {
-            Some((_, base)) if self.last_total > 0 => (final_count as u128 * base as u128 / self.last_total as u128) as u64,
+            Some((_, base)) if self.last_total > 0 => {
+                (final_count as u128 * base as u128 / self.last_total as u128) as u64
+            }
             _ => 0,
         }
     }
 }
 
 fn pick_cores(cfg: &RunConfig) -> Result<Vec<u32>, RunError> {
-    let online: Vec<u32> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id as u32)
-        .collect();
+    let online: Vec<u32> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id as u32).collect();
     let nq = cfg.queues.ids().len();
     match &cfg.cores {
         Some(c) => {

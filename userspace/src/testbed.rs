@@ -29,14 +29,20 @@ pub const TX_IP: &str = "10.77.0.2";
 pub enum TestbedError {
     #[error("testbed name {0:?}: use 1 to 24 letters, digits or '-'")]
     BadName(String),
-    #[error("testbed {0:?} already exists (namespace {1} is present); remove it with `xdpipe testbed destroy --name {0}` or `xdpipe cleanup`")]
+    #[error(
+        "testbed {0:?} already exists (namespace {1} is present); remove it with `xdpipe testbed destroy --name {0}` or `xdpipe cleanup`"
+    )]
     Exists(String, String),
     #[error("queue count {0}: a veth testbed has 1 to 64 queues")]
     BadQueues(u32),
     #[error("`{cmd}` failed: {stderr}")]
     Command { cmd: String, stderr: String },
     #[error("running `{cmd}`: {source} (is iproute2 installed?)")]
-    Spawn { cmd: String, #[source] source: std::io::Error },
+    Spawn {
+        cmd: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A veth pair between two fresh namespaces, removed on drop unless [`Testbed::keep`].
@@ -55,7 +61,8 @@ pub struct Testbed {
 
 fn ip(args: &[&str]) -> Result<Output, TestbedError> {
     let cmd = format!("ip {}", args.join(" "));
-    let out = Command::new("ip").args(args).output().map_err(|source| TestbedError::Spawn { cmd: cmd.clone(), source })?;
+    let out =
+        Command::new("ip").args(args).output().map_err(|source| TestbedError::Spawn { cmd: cmd.clone(), source })?;
     if !out.status.success() {
         return Err(TestbedError::Command { cmd, stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
     }
@@ -146,9 +153,10 @@ pub fn fmt_mac(m: &[u8; 6]) -> String {
 fn read_mac(ns: &str, iface: &str) -> Result<[u8; 6], TestbedError> {
     let out = ip(&["-n", ns, "-br", "link", "show", "dev", iface])?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .find_map(parse_mac)
-        .ok_or_else(|| TestbedError::Command { cmd: format!("ip -n {ns} link show {iface}"), stderr: format!("no MAC in {text:?}") })
+    text.split_whitespace().find_map(parse_mac).ok_or_else(|| TestbedError::Command {
+        cmd: format!("ip -n {ns} link show {iface}"),
+        stderr: format!("no MAC in {text:?}"),
+    })
 }
 
 impl Testbed {
@@ -172,13 +180,40 @@ impl Testbed {
         let _ = std::fs::create_dir_all(OWNER_DIR);
         let _ = std::fs::write(format!("{OWNER_DIR}/{name}"), self_identity());
         // From the first namespace on, dropping `tb` removes whatever exists.
-        let mut tb = Testbed { name: name.to_owned(), rx_ns, tx_ns, queues, rx_mac: [0; 6], tx_mac: [0; 6], sink_mac: None, keep: false };
+        let mut tb = Testbed {
+            name: name.to_owned(),
+            rx_ns,
+            tx_ns,
+            queues,
+            rx_mac: [0; 6],
+            tx_mac: [0; 6],
+            sink_mac: None,
+            keep: false,
+        };
         ip(&["netns", "add", &tb.rx_ns])?;
         ip(&["netns", "add", &tb.tx_ns])?;
         let q = queues.to_string();
         ip(&[
-            "link", "add", RX_IFACE, "netns", &tb.rx_ns, "numrxqueues", &q, "numtxqueues", &q, "type", "veth",
-            "peer", "name", TX_IFACE, "netns", &tb.tx_ns, "numrxqueues", &q, "numtxqueues", &q,
+            "link",
+            "add",
+            RX_IFACE,
+            "netns",
+            &tb.rx_ns,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            TX_IFACE,
+            "netns",
+            &tb.tx_ns,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
         ])?;
         for (ns, ifc, addr) in [(&tb.rx_ns, RX_IFACE, RX_IP), (&tb.tx_ns, TX_IFACE, TX_IP)] {
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
@@ -187,8 +222,32 @@ impl Testbed {
         }
         tb.rx_mac = read_mac(&tb.rx_ns, RX_IFACE)?;
         tb.tx_mac = read_mac(&tb.tx_ns, TX_IFACE)?;
-        ip(&["-n", &tb.rx_ns, "neigh", "replace", TX_IP, "lladdr", &fmt_mac(&tb.tx_mac), "dev", RX_IFACE, "nud", "permanent"])?;
-        ip(&["-n", &tb.tx_ns, "neigh", "replace", RX_IP, "lladdr", &fmt_mac(&tb.rx_mac), "dev", TX_IFACE, "nud", "permanent"])?;
+        ip(&[
+            "-n",
+            &tb.rx_ns,
+            "neigh",
+            "replace",
+            TX_IP,
+            "lladdr",
+            &fmt_mac(&tb.tx_mac),
+            "dev",
+            RX_IFACE,
+            "nud",
+            "permanent",
+        ])?;
+        ip(&[
+            "-n",
+            &tb.tx_ns,
+            "neigh",
+            "replace",
+            RX_IP,
+            "lladdr",
+            &fmt_mac(&tb.rx_mac),
+            "dev",
+            TX_IFACE,
+            "nud",
+            "permanent",
+        ])?;
         Ok(tb)
     }
 
@@ -197,8 +256,26 @@ impl Testbed {
     pub fn add_fwd_pair(&mut self) -> Result<(), TestbedError> {
         let q = self.queues.to_string();
         ip(&[
-            "link", "add", FWD_IFACE, "netns", &self.rx_ns, "numrxqueues", &q, "numtxqueues", &q, "type", "veth",
-            "peer", "name", SINK_IFACE, "netns", &self.tx_ns, "numrxqueues", &q, "numtxqueues", &q,
+            "link",
+            "add",
+            FWD_IFACE,
+            "netns",
+            &self.rx_ns,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            SINK_IFACE,
+            "netns",
+            &self.tx_ns,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
         ])?;
         ip(&["-n", &self.rx_ns, "link", "set", FWD_IFACE, "up"])?;
         ip(&["-n", &self.tx_ns, "link", "set", SINK_IFACE, "up"])?;

@@ -7,7 +7,11 @@ use std::{
     io::{BufRead as _, BufReader},
     path::Path,
     process::{Child, Stdio},
-    sync::{Arc, atomic::{AtomicBool, Ordering}, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -58,7 +62,11 @@ pub enum VethError {
     #[error(transparent)]
     Testbed(#[from] TestbedError),
     #[error("starting {what}: {source}")]
-    Spawn { what: &'static str, #[source] source: std::io::Error },
+    Spawn {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the {what} failed (exit {code:?}): {stderr}")]
     Child { what: &'static str, code: Option<i32>, stderr: String },
     #[error("the {what} printed no summary: {detail}")]
@@ -66,7 +74,11 @@ pub enum VethError {
     #[error("the receiver did not become ready within 30 s: {0}")]
     NotReady(String),
     #[error("configuring {iface} (threaded NAPI / GRO): {source}")]
-    Threaded { iface: String, #[source] source: std::io::Error },
+    Threaded {
+        iface: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("threaded NAPI on {iface}: {detail}")]
     ThreadedNapi { iface: &'static str, detail: String },
 }
@@ -143,7 +155,13 @@ struct ChildProc {
 
 impl ChildProc {
     /// Starts `exe args` in namespace `ns` (None: this one).
-    fn spawn(what: &'static str, ns: Option<&str>, exe: &Path, args: &[String], quiet: bool) -> Result<Self, VethError> {
+    fn spawn(
+        what: &'static str,
+        ns: Option<&str>,
+        exe: &Path,
+        args: &[String],
+        quiet: bool,
+    ) -> Result<Self, VethError> {
         let mut cmd = sys::command_in(ns, exe);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|source| VethError::Spawn { what, source })?;
@@ -188,7 +206,8 @@ impl ChildProc {
         if !out.status.success() {
             return Err(VethError::Child { what: self.what, code: out.status.code(), stderr: self.log.join("\n") });
         }
-        serde_json::from_str(stdout.trim()).map_err(|e| VethError::Summary { what: self.what, detail: format!("{e}: {stdout}") })
+        serde_json::from_str(stdout.trim())
+            .map_err(|e| VethError::Summary { what: self.what, detail: format!("{e}: {stdout}") })
     }
 }
 
@@ -213,9 +232,10 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     if cfg.fwd {
         // Counts what fwd sent: same XDP mode as the forwarder, on the generator's core's
         // neighbour, in poll mode so it does not starve the generator.
-        let mut a: Vec<String> = ["run", "-i", SINK_IFACE, "--json", "--stamps", "--mode", "rxdrop", "--poll", "forever"]
-            .map(String::from)
-            .to_vec();
+        let mut a: Vec<String> =
+            ["run", "-i", SINK_IFACE, "--json", "--stamps", "--mode", "rxdrop", "--poll", "forever"]
+                .map(String::from)
+                .to_vec();
         if let Some(i) = cfg.run_args.iter().position(|x| x == "--xdp-mode") {
             a.extend(cfg.run_args[i..(i + 2).min(cfg.run_args.len())].iter().cloned());
         }
@@ -227,11 +247,10 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     rx.wait_ready(Duration::from_secs(30))?;
     let napi_threads = if cfg.threaded_napi { threaded_napi(&tb.rx_ns, cfg.napi_core)? } else { Vec::new() };
 
-    let mut gen_args: Vec<String> = [
-        "gen", "-i", TX_IFACE, "--json", "--dst-mac", &fmt_mac(&tb.rx_mac), "--src-ip", TX_IP, "--dst-ip", RX_IP,
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut gen_args: Vec<String> =
+        ["gen", "-i", TX_IFACE, "--json", "--dst-mac", &fmt_mac(&tb.rx_mac), "--src-ip", TX_IP, "--dst-ip", RX_IP]
+            .map(String::from)
+            .to_vec();
     gen_args.extend(cfg.gen_args.iter().cloned());
     let sender = (Some(tb.tx_ns.as_str()), TX_IFACE);
     let dropped0 = tx_dropped(sender.0, sender.1);
@@ -299,13 +318,16 @@ fn napi_threads(prefix: &str) -> Vec<(i32, String)> {
 
 /// Two cabled ports of this host: no testbed, no namespaces.
 fn run_ports(cfg: &VethConfig, p: &Ports, exe: &Path, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
-    let mac = sys::iface_mac(&p.rx).map_err(|e| VethError::Summary { what: "receiver port", detail: format!("{}: {e}", p.rx) })?;
+    let mac = sys::iface_mac(&p.rx)
+        .map_err(|e| VethError::Summary { what: "receiver port", detail: format!("{}: {e}", p.rx) })?;
     let mut rx_args: Vec<String> = ["run", "-i", &p.rx, "--json", "--stamps"].map(String::from).to_vec();
     rx_args.extend(cfg.run_args.iter().cloned());
     let mut rx = ChildProc::spawn("receiver", None, exe, &rx_args, cfg.quiet)?;
     rx.wait_ready(Duration::from_secs(60))?;
     let mut gen_args: Vec<String> =
-        ["gen", "-i", &p.tx, "--json", "--dst-mac", &fmt_mac(&mac), "--src-ip", TX_IP, "--dst-ip", RX_IP].map(String::from).to_vec();
+        ["gen", "-i", &p.tx, "--json", "--dst-mac", &fmt_mac(&mac), "--src-ip", TX_IP, "--dst-ip", RX_IP]
+            .map(String::from)
+            .to_vec();
     gen_args.extend(cfg.gen_args.iter().cloned());
     let dropped0 = tx_dropped(None, &p.tx);
     let generator = ChildProc::spawn("generator", None, exe, &gen_args, cfg.quiet)?;

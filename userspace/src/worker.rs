@@ -221,7 +221,13 @@ fn recycle_frames<A: FrameAddr>(xsk: &mut Xsk, descs: &[A]) {
 /// Puts as much of `backlog` on the TX ring as fits, counts it, and kicks the kernel;
 /// what does not fit stays in `backlog`.
 #[inline]
-fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<Desc>, outstanding: &mut usize, wait: &WaitPolicy, counters: &WorkerCounters) {
+fn flush_tx(
+    xsk: &mut Xsk,
+    backlog: &mut Vec<Desc>,
+    outstanding: &mut usize,
+    wait: &WaitPolicy,
+    counters: &WorkerCounters,
+) {
     let n = xsk.tx_produce(backlog);
     if n == 0 {
         return;

@@ -17,16 +17,14 @@ mod prog {
         programs::XdpContext,
     };
     use xdp_common::{
-        GenConfig, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES,
-        ProgCounters, SteerConfig,
+        GenConfig, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES, ProgCounters, SteerConfig,
     };
 
     #[map(name = "XDPIPE_XSKS")]
     static XDPIPE_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
 
     #[map(name = "XDPIPE_COUNTERS")]
-    static XDPIPE_COUNTERS: PerCpuArray<ProgCounters> =
-        PerCpuArray::with_max_entries(MAX_QUEUES, 0);
+    static XDPIPE_COUNTERS: PerCpuArray<ProgCounters> = PerCpuArray::with_max_entries(MAX_QUEUES, 0);
 
     /// Written by the loader before the program is loaded (`EbpfLoader::set_global`).
     #[unsafe(no_mangle)]

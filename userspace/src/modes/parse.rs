@@ -111,7 +111,10 @@ impl RxMode for Parse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{stamp::Stamp, udpgen::{FrameTemplate, UdpFlow}};
+    use crate::wire::{
+        stamp::Stamp,
+        udpgen::{FrameTemplate, UdpFlow},
+    };
 
     fn frame(sport: u16) -> Vec<u8> {
         let flow = UdpFlow {

@@ -93,10 +93,8 @@ pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
     let dir = format!("/sys/class/net/{iface}/queues");
     match std::fs::read_dir(&dir) {
         Ok(entries) => {
-            let n = entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                .count();
+            let n =
+                entries.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count();
             if n > 0 { Ok(n as u32) } else { Err(err) }
         }
         Err(_) => Err(err),
@@ -189,7 +187,15 @@ impl ReadableWaiter {
         // the call in two bookkeeping calls (about 2% of a sleeping worker's CPU).
         // SAFETY: valid epoll fd, a one-event buffer, and no signal mask.
         unsafe {
-            libc::syscall(libc::SYS_epoll_pwait, self.0.as_raw_fd(), &mut ev, 1, timeout_ms, std::ptr::null::<libc::sigset_t>(), 8)
+            libc::syscall(
+                libc::SYS_epoll_pwait,
+                self.0.as_raw_fd(),
+                &mut ev,
+                1,
+                timeout_ms,
+                std::ptr::null::<libc::sigset_t>(),
+                8,
+            )
         };
     }
 }
@@ -284,7 +290,11 @@ pub fn pin_task(pid: i32, core: u32) -> Result<(), SysError> {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
     if core as usize >= 8 * mem::size_of::<libc::cpu_set_t>() {
-        return Err(SysError { call: "sched_setaffinity", what: format!("pid {pid}"), source: io::Error::from_raw_os_error(libc::EINVAL) });
+        return Err(SysError {
+            call: "sched_setaffinity",
+            what: format!("pid {pid}"),
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        });
     }
     // SAFETY: `core` is within the set's bits (checked above).
     unsafe { libc::CPU_SET(core as usize, &mut set) };
@@ -354,8 +364,7 @@ pub fn command_in(ns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> std
 pub fn enter_netns(name: &str) -> Result<(), SysError> {
     use std::os::fd::AsRawFd as _;
     let path = format!("/run/netns/{name}");
-    let file = std::fs::File::open(&path)
-        .map_err(|source| SysError { call: "open", what: path.clone(), source })?;
+    let file = std::fs::File::open(&path).map_err(|source| SysError { call: "open", what: path.clone(), source })?;
     // SAFETY: a valid namespace fd; setns affects only this thread.
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {

@@ -125,7 +125,9 @@ pub fn xdp_socket() -> Result<OwnedFd, SysError> {
 
 fn set_opt<T>(fd: RawFd, opt: libc::c_int, val: &T, call: &'static str) -> Result<(), SysError> {
     // SAFETY: the buffer and its length describe `val`, which outlives the call.
-    let rc = unsafe { libc::setsockopt(fd, libc::SOL_XDP, opt, (val as *const T).cast(), mem::size_of::<T>() as libc::socklen_t) };
+    let rc = unsafe {
+        libc::setsockopt(fd, libc::SOL_XDP, opt, (val as *const T).cast(), mem::size_of::<T>() as libc::socklen_t)
+    };
     if rc != 0 {
         return Err(SysError::last(call, format!("AF_XDP socket fd {fd}")));
     }
@@ -253,7 +255,13 @@ pub fn map_ring(fd: RawFd, kind: RingKind, offsets: &RingOffsets, entries: u32) 
 /// Binds the socket to (ifindex, queue). With `shared_umem`, it uses that socket's UMEM
 /// (XDP_SHARED_UMEM; the kernel then takes the bind mode from the UMEM's first socket and
 /// refuses any other flag).
-pub fn bind_xdp(fd: &OwnedFd, ifindex: u32, queue: u32, flags: u16, shared_umem: Option<RawFd>) -> Result<(), SysError> {
+pub fn bind_xdp(
+    fd: &OwnedFd,
+    ifindex: u32,
+    queue: u32,
+    flags: u16,
+    shared_umem: Option<RawFd>,
+) -> Result<(), SysError> {
     let sa = libc::sockaddr_xdp {
         sxdp_family: libc::AF_XDP as u16,
         sxdp_flags: if shared_umem.is_some() { libc::XDP_SHARED_UMEM } else { flags },
@@ -263,7 +271,11 @@ pub fn bind_xdp(fd: &OwnedFd, ifindex: u32, queue: u32, flags: u16, shared_umem:
     };
     // SAFETY: `sa` is a complete sockaddr_xdp and the length matches it.
     let rc = unsafe {
-        libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_xdp).cast(), mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t)
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_xdp).cast(),
+            mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
     };
     if rc != 0 {
         return Err(SysError::last("bind(AF_XDP)", format!("ifindex {ifindex} queue {queue}")));
@@ -329,7 +341,6 @@ pub fn kick_tx(fd: RawFd) {
     // SAFETY: sendto with a null buffer of length 0 touches no memory.
     unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
 }
-
 
 #[cfg(test)]
 mod tests {

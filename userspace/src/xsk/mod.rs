@@ -86,7 +86,12 @@ pub struct XskConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum XskError {
     #[error("creating a UMEM of {frames} x {frame_size} B frames: {source}")]
-    Umem { frames: u32, frame_size: u32, #[source] source: SysError },
+    Umem {
+        frames: u32,
+        frame_size: u32,
+        #[source]
+        source: SysError,
+    },
     #[error("invalid UMEM configuration: {0}")]
     UmemConfig(String),
     #[error("interface {iface:?} does not exist in this network namespace (see `ip link`)")]
@@ -96,13 +101,22 @@ pub enum XskError {
          zero-copy support for this queue; use --bind copy or --bind auto"
     )]
     ZeroCopyUnsupported { iface: String, queue: u32, errno: i32 },
-    #[error("{iface} queue {queue}: the queue is already in use by another AF_XDP socket (EBUSY); is another xdpipe or xdpsock running?")]
+    #[error(
+        "{iface} queue {queue}: the queue is already in use by another AF_XDP socket (EBUSY); is another xdpipe or xdpsock running?"
+    )]
     QueueBusy { iface: String, queue: u32 },
     #[error("{iface} queue {queue}: the device has no such queue (EINVAL on bind); see `ethtool -l {iface}`")]
     NoSuchQueue { iface: String, queue: u32 },
     #[error("{iface} queue {queue}: creating the AF_XDP socket failed: {source}")]
-    Socket { iface: String, queue: u32, #[source] source: SysError },
-    #[error("{iface} queue {queue}: --tx-budget {budget} refused: {detail} (it must be 32 to the TX ring size, or 0 for the kernel's default)")]
+    Socket {
+        iface: String,
+        queue: u32,
+        #[source]
+        source: SysError,
+    },
+    #[error(
+        "{iface} queue {queue}: --tx-budget {budget} refused: {detail} (it must be 32 to the TX ring size, or 0 for the kernel's default)"
+    )]
     TxBudget { iface: String, queue: u32, budget: u32, detail: String },
 }
 
@@ -156,7 +170,11 @@ fn set_tx_budget(fd: RawFd, cfg: &XskConfig, zerocopy: bool, iface: &str, queue:
         Ok(()) => Ok(Some(cfg.tx_budget)),
         Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => {
             static WARNED: std::sync::Once = std::sync::Once::new();
-            WARNED.call_once(|| log::warn!("this kernel has no XDP_MAX_TX_SKB_BUDGET (Linux 6.17+): copy-mode TX sends 32 frames per kick"));
+            WARNED.call_once(|| {
+                log::warn!(
+                    "this kernel has no XDP_MAX_TX_SKB_BUDGET (Linux 6.17+): copy-mode TX sends 32 frames per kick"
+                )
+            });
             Ok(None)
         }
         Err(e) => Err(XskError::TxBudget { iface: iface.into(), queue, budget: cfg.tx_budget, detail: e.to_string() }),
@@ -254,11 +272,20 @@ impl Xsk {
         let sock_err = |source| XskError::Socket { iface: iface.into(), queue, source };
         let fd = sys::xdp_socket().map_err(sock_err)?;
         let rings = make_rings(fd.as_raw_fd(), cfg).map_err(sock_err)?;
-        sys::bind_xdp(&fd, ifindex, queue, 0, Some(self.fd.as_raw_fd())).map_err(|e| bind_error(e, iface, queue, cfg.bind))?;
+        sys::bind_xdp(&fd, ifindex, queue, 0, Some(self.fd.as_raw_fd()))
+            .map_err(|e| bind_error(e, iface, queue, cfg.bind))?;
         Self::finish(fd, rings, self.umem.clone(), Vec::new(), iface, queue, cfg)
     }
 
-    fn finish(fd: OwnedFd, rings: Rings, umem: Arc<Umem>, free: Vec<u64>, iface: &str, queue: u32, cfg: &XskConfig) -> Result<Self, XskError> {
+    fn finish(
+        fd: OwnedFd,
+        rings: Rings,
+        umem: Arc<Umem>,
+        free: Vec<u64>,
+        iface: &str,
+        queue: u32,
+        cfg: &XskConfig,
+    ) -> Result<Self, XskError> {
         let zerocopy = sys::xdp_is_zerocopy(fd.as_raw_fd()).unwrap_or(false);
         let tx_budget = set_tx_budget(fd.as_raw_fd(), cfg, zerocopy, iface, queue)?;
         let frame_mask = !(umem.frame_size as u64 - 1);
@@ -296,7 +323,11 @@ impl Xsk {
     pub fn take_free(&mut self, out: &mut Vec<Desc>, n: usize) {
         let k = n.min(self.free.len());
         let from = self.free.len() - k;
-        out.extend(self.free.drain(from..).map(|base| Desc { addr: base + XDP_PACKET_HEADROOM as u64, len: 0, options: 0 }));
+        out.extend(self.free.drain(from..).map(|base| Desc {
+            addr: base + XDP_PACKET_HEADROOM as u64,
+            len: 0,
+            options: 0,
+        }));
     }
 
     /// Returns frames to the free list.
