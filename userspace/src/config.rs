@@ -201,6 +201,12 @@ fn parse_id_list(what: &'static str, s: &str, max_exclusive: u32) -> Result<Vec<
 pub struct QueueList(Vec<u32>);
 
 impl QueueList {
+    /// A queue list from ids (sorted, duplicates refused).
+    pub fn from_ids(ids: impl IntoIterator<Item = u32>) -> Result<Self, ConfigError> {
+        let s: Vec<String> = ids.into_iter().map(|q| q.to_string()).collect();
+        s.join(",").parse()
+    }
+
     pub fn ids(&self) -> &[u32] {
         &self.0
     }
@@ -234,6 +240,12 @@ impl FromStr for QueueList {
 pub struct CoreList(Vec<u32>);
 
 impl CoreList {
+    /// A core list from ids (sorted, duplicates refused).
+    pub fn from_ids(ids: impl IntoIterator<Item = u32>) -> Result<Self, ConfigError> {
+        let s: Vec<String> = ids.into_iter().map(|c| c.to_string()).collect();
+        s.join(",").parse()
+    }
+
     pub fn ids(&self) -> &[u32] {
         &self.0
     }

@@ -1,4 +1,5 @@
-//! `xdpipe gen` (module `generator`; `gen` is a reserved word): an AF_XDP transmitter. Builds UDP/IPv4 frames from per-(flow, size)
+//! `xdpipe gen` (module `generator`; `gen` is a reserved word): a traffic generator.
+//! The AF_XDP engine is a [`Source`] on the pipeline's transmit workers. Builds UDP/IPv4 frames from per-(flow, size)
 //! templates, stamps each with flow id, sequence number and monotonic TX time, paces them
 //! evenly at a target rate (or as fast as the TX ring drains), for a count or a duration.
 use std::{
@@ -12,13 +13,15 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    stats::{WorkerCounters, batch_bucket, bump},
+    config::{BatchSize, CoreList, QueueList},
+    pipeline::{Pipeline, Source, SourceStep, TxBatch},
+    stats::{WorkerCounters, bump},
     sys::{self, XdpStatistics},
     wire::{
         stamp::Stamp,
         udpgen::{FCS_LEN, FrameTemplate, MIN_FRAME_LEN, UdpFlow},
     },
-    xsk::{Desc, Xsk, XskConfig, XskError},
+    xsk::{XskConfig, XskError},
 };
 
 /// Frame sizes, including the 4-byte FCS as in RFC 2544 (64 B = 60 bytes handed over).
@@ -184,6 +187,12 @@ pub enum GenError {
     },
     #[error(transparent)]
     Xsk(#[from] XskError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Worker(String),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -373,28 +382,58 @@ fn generate_live(cfg: &GenConfig, templates: &[FrameTemplate], stop: Arc<AtomicB
     })
 }
 
-/// Copy mode: kicks the kernel, and kicks again while it takes frames but leaves some (a
-/// kick sends at most the TX budget, and less when the completion ring is short of
-/// room). A backlog left on the ring would stay for good: every later kick sends a
-/// budget's worth from behind it, so each frame waits a ring's depth between being
-/// written and being copied into its skb, and the copy then misses the cache. On veth
-/// that was the generator's slow state (2.45 against 2.7 Mpps, `tx_ring_empty_descs` no
-/// longer counting one per kick), entered in some runs and kept to their end.
-fn kick_until_taken(xsk: &mut Xsk, counters: &WorkerCounters) {
-    let mut queued = xsk.tx_queued();
-    while queued > 0 {
-        sys::kick_tx(xsk.fd());
-        bump(&counters.wakeups, 1);
-        let left = xsk.tx_queued();
-        // All taken, or nothing taken (the device stalls): the main loop kicks again.
-        if left == 0 || left >= queued {
-            break;
+/// The AF_XDP engine's frames: a [`Source`] on the pipeline's transmit worker.
+struct XskGen {
+    templates: Vec<FrameTemplate>,
+    pattern: Vec<usize>,
+    nsizes: usize,
+    seqs: Vec<u32>,
+    sent_per_flow: Vec<u64>,
+    limit: u64,
+    sent: u64,
+    target_pps: Option<f64>,
+    start_ns: Option<u64>,
+}
+
+impl Source for XskGen {
+    type Summary = Vec<u64>;
+
+    #[inline]
+    fn on_tx(&mut self, batch: &mut TxBatch<'_>, now_ns: u64) -> SourceStep {
+        let start_ns = *self.start_ns.get_or_insert(now_ns);
+        let mut want = batch.remaining().min((self.limit - self.sent).min(usize::MAX as u64) as usize);
+        if let Some(pps) = self.target_pps {
+            let due = ((now_ns - start_ns) as f64 * pps / 1e9) as u64 + 1;
+            let allowed = due.saturating_sub(self.sent) as usize;
+            if allowed == 0 {
+                return SourceStep::WaitUntil(start_ns + ((self.sent as f64 + 1.0) * 1e9 / pps) as u64);
+            }
+            want = want.min(allowed);
         }
-        queued = left;
+        let nflows = self.seqs.len() as u64;
+        let tx_ns = sys::monotonic_ns();
+        for i in 0..want as u64 {
+            let pkt = self.sent + i;
+            let flow = (pkt % nflows) as usize;
+            let size_idx = self.pattern[(pkt % self.pattern.len() as u64) as usize];
+            let t = &self.templates[flow * self.nsizes + size_idx];
+            let stamp = Stamp { flow: flow as u16, seq: self.seqs[flow], tx_ns };
+            self.seqs[flow] = self.seqs[flow].wrapping_add(1);
+            self.sent_per_flow[flow] += 1;
+            batch.push(t.len(), |buf| {
+                t.write(buf, &stamp);
+            });
+        }
+        self.sent += want as u64;
+        if self.sent >= self.limit { SourceStep::Done } else { SourceStep::Continue }
+    }
+
+    fn finish(self) -> Vec<u64> {
+        self.sent_per_flow
     }
 }
 
-/// The AF_XDP engine.
+/// The AF_XDP engine: one transmit worker on the pipeline.
 fn generate_xsk(
     cfg: &GenConfig,
     templates: &[FrameTemplate],
@@ -403,131 +442,47 @@ fn generate_xsk(
     stop: Arc<AtomicBool>,
     counters: &WorkerCounters,
 ) -> Result<GenSummary, GenError> {
-    // A physical driver resets the device to attach a program. Where the bind may come out
-    // zero-copy (asked for, or auto on a driver that has it), the program goes on before
-    // the socket binds, so the reset cannot catch a bound socket (igb under QEMU then lost
-    // part of what it sent after carrier came back).
-    let early = if crate::loader::may_bind_zero_copy(&cfg.iface, cfg.xsk.bind) {
-        crate::loader::zero_copy_tx_program(&cfg.iface)
-    } else {
-        None
-    };
-    let mut xsk = Xsk::open(&cfg.iface, cfg.queue, &cfg.xsk)?;
-    let _zc_program = crate::loader::keep_zero_copy_tx_program(&cfg.iface, early, xsk.is_zerocopy());
-    if let Some(core) = cfg.core
-        && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize })
-    {
-        log::warn!("could not pin the generator to core {core}");
-    }
     let target_pps = cfg.rate.pps(cfg.sizes.mean());
     log::info!(
-        "ready: generating on {} queue {} ({} bind), {} flow(s), sizes {:?}, rate {}",
+        "generating on {} queue {}, {} flow(s), sizes {:?}, rate {}",
         cfg.iface,
         cfg.queue,
-        if xsk.is_zerocopy() { "zero-copy" } else { "copy" },
         cfg.flows,
         cfg.sizes,
         target_pps.map_or("max".to_owned(), |p| format!("{p:.0} pps"))
     );
-    let mut seqs = vec![0u32; cfg.flows as usize];
-    let mut sent_per_flow = vec![0u64; cfg.flows as usize];
-    let mut descs: Vec<Desc> = Vec::with_capacity(cfg.batch);
-    let mut comp = vec![0u64; cfg.batch.max(64) * 4];
-    let nflows = cfg.flows as u64;
-    let fd = xsk.fd();
-    let need_wakeup = cfg.xsk.need_wakeup;
-    let start_ns = sys::monotonic_ns();
-    let cpu0 = sys::thread_cpu_ns();
-    let deadline_ns = cfg.duration.map(|d| start_ns + d.as_nanos() as u64);
-    let limit = cfg.count.unwrap_or(u64::MAX);
-    let (mut sent, mut bytes, mut completed) = (0u64, 0u64, 0u64);
-    let mut drain_until: Option<u64> = None;
-    // Frames produced since the last kick. Where the copy-mode TX budget was raised, a
-    // kick sends up to the budget, so full batches are kicked once per budget's worth;
-    // otherwise every batch is kicked. A short batch (pacing, a full ring) is kicked at once.
-    let kick_every = xsk.tx_budget().map_or(cfg.batch, |b| (b as usize).max(cfg.batch));
-    let mut unkicked = 0usize;
-
-    loop {
-        let n = xsk.comp_consume(&mut comp);
-        if n > 0 {
-            completed += n as u64;
-            bump(&counters.tx_completed, n as u64);
-            xsk.give_free(&comp[..n]);
-        }
-        let now = sys::monotonic_ns();
-        let done = sent >= limit || deadline_ns.is_some_and(|d| now >= d) || stop.load(Relaxed);
-        if done {
-            // Wait (briefly) for the kernel to finish what is on the TX ring.
-            let until = *drain_until.get_or_insert(now + 1_000_000_000);
-            if completed >= sent || now >= until {
-                break;
-            }
-            sys::kick_tx(fd);
-            bump(&counters.wakeups, 1);
-            continue;
-        }
-        let mut want = cfg.batch.min((limit - sent).min(usize::MAX as u64) as usize);
-        if let Some(pps) = target_pps {
-            let due = ((now - start_ns) as f64 * pps / 1e9) as u64 + 1;
-            let allowed = due.saturating_sub(sent) as usize;
-            if allowed == 0 {
-                // Even pacing: sleep when the next frame is far off, spin when near.
-                let next_ns = start_ns + ((sent as f64 + 1.0) * 1e9 / pps) as u64;
-                let wait = next_ns.saturating_sub(now);
-                if wait > 200_000 {
-                    std::thread::sleep(Duration::from_nanos(wait - 100_000));
-                }
-                continue;
-            }
-            want = want.min(allowed);
-        }
-        let want = xsk.tx_room(want.min(xsk.free_frames()));
-        if want == 0 {
-            if !need_wakeup || xsk.tx_needs_wakeup() {
-                sys::kick_tx(fd);
-                bump(&counters.wakeups, 1);
-            }
-            unkicked = 0;
-            continue;
-        }
-        descs.clear();
-        xsk.take_free(&mut descs, want);
-        let tx_ns = sys::monotonic_ns();
-        let mut batch_bytes = 0u64;
-        for (i, d) in descs.iter_mut().enumerate() {
-            let pkt = sent + i as u64;
-            let flow = (pkt % nflows) as usize;
-            let size_idx = pattern[(pkt % pattern.len() as u64) as usize];
-            let t = &templates[flow * nsizes + size_idx];
-            let stamp = Stamp { flow: flow as u16, seq: seqs[flow], tx_ns };
-            seqs[flow] = seqs[flow].wrapping_add(1);
-            sent_per_flow[flow] += 1;
-            let buf = xsk.frame_with_len(d, t.len());
-            t.write(buf, &stamp);
-            batch_bytes += t.len() as u64;
-        }
-        let produced = xsk.tx_produce(&descs);
-        debug_assert_eq!(produced, descs.len(), "tx_room reserved the space");
-        sent += produced as u64;
-        bytes += batch_bytes;
-        bump(&counters.tx_packets, produced as u64);
-        bump(&counters.tx_bytes, batch_bytes);
-        bump(&counters.batch_hist[batch_bucket(produced)], 1);
-        unkicked += produced;
-        if (unkicked >= kick_every || produced < cfg.batch) && (!need_wakeup || xsk.tx_needs_wakeup()) {
-            if xsk.is_zerocopy() {
-                sys::kick_tx(fd);
-                bump(&counters.wakeups, 1);
-            } else {
-                kick_until_taken(&mut xsk, counters);
-            }
-            unkicked = 0;
-        }
+    let mut p = Pipeline::on(cfg.iface.clone())
+        .queues(QueueList::from_ids([cfg.queue])?)
+        .batch(BatchSize::new(cfg.batch as u32)?)
+        .allow_uplink(cfg.allow_uplink);
+    if let Some(core) = cfg.core {
+        p = p.cores(CoreList::from_ids([core])?);
     }
-    let secs = (sys::monotonic_ns() - start_ns) as f64 / 1e9;
-    let snap = counters.snapshot();
-    let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
+    let mut pc = p.config().clone();
+    pc.xsk = cfg.xsk;
+    let (templates, pattern) = (templates.to_vec(), pattern.to_vec());
+    let (flows, limit) = (cfg.flows as usize, cfg.count.unwrap_or(u64::MAX));
+    let source = move |_queue| XskGen {
+        templates: templates.clone(),
+        pattern: pattern.clone(),
+        nsizes,
+        seqs: vec![0; flows],
+        sent_per_flow: vec![0; flows],
+        limit,
+        sent: 0,
+        target_pps,
+        start_ns: None,
+    };
+    let s = Pipeline::with_config(pc).source(source).run(&stop, cfg.duration)?;
+    if let Some(why) = s.failed {
+        return Err(GenError::Worker(why));
+    }
+    let t = s.totals();
+    let q = s.queues.first().cloned();
+    let snap = q.as_ref().map(|q| q.counters).unwrap_or_default();
+    bump(&counters.tx_packets, snap.tx_packets);
+    bump(&counters.tx_completed, snap.tx_completed);
+    let (pps, mbps) = crate::stats::rates(t.sent, t.bytes + t.sent * FCS_LEN as u64, s.duration_s);
     Ok(GenSummary {
         iface: cfg.iface.clone(),
         queue: cfg.queue,
@@ -535,17 +490,17 @@ fn generate_xsk(
         sizes: cfg.sizes.clone(),
         flows: cfg.flows,
         target_pps,
-        sent,
-        completed,
-        bytes,
-        duration_s: secs,
+        sent: t.sent,
+        completed: t.completed,
+        bytes: t.bytes,
+        duration_s: s.duration_s,
         pps,
         mbps,
         wakeups: snap.wakeups,
-        cpu_ns: sys::thread_cpu_ns() - cpu0,
+        cpu_ns: snap.cpu_ns,
         batch_hist: snap.batch_hist,
-        xdp_statistics: xsk.statistics().unwrap_or_default(),
-        sent_per_flow,
+        xdp_statistics: q.map(|q| q.xdp_statistics).unwrap_or_default(),
+        sent_per_flow: s.stages.into_iter().next().unwrap_or_default(),
     })
 }
 

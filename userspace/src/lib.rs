@@ -1,7 +1,8 @@
 //! xdpipe: an AF_XDP packet pipeline and benchmark.
 //!
 //! Frames flow NIC queue → XDP program (`loader`, steer and count) → AF_XDP RX ring →
-//! worker (`worker`) → mode (`modes`) → TX or fill ring. Commands flow the other way:
+//! the pipeline's worker loop (`pipeline`) → a stage (`stages`, or a user's) → TX or fill
+//! ring. Commands flow the other way:
 //! CLI → validated config (`config`) → `run` → workers. Only the binary prints.
 #![deny(unsafe_code)]
 
@@ -13,12 +14,13 @@ pub mod guest;
 pub mod loader;
 pub mod modes;
 pub mod netdev;
+pub mod pipeline;
 pub mod preflight;
 pub mod run;
+pub mod stages;
 pub mod stats;
 pub mod sys;
 pub mod testbed;
 pub mod veth;
 pub mod wire;
-pub mod worker;
 pub mod xsk;

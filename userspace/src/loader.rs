@@ -82,6 +82,8 @@ pub struct Steering {
     iface: String,
     mode: XdpMode,
     link: Option<XdpLinkId>,
+    /// Queues with a socket in the XSKMAP.
+    bound: Vec<u32>,
 }
 
 impl Steering {
@@ -111,7 +113,7 @@ impl Steering {
                     if had_carrier {
                         crate::sys::wait_for_carrier(iface, std::time::Duration::from_secs(10));
                     }
-                    return Ok(Self { ebpf, iface: iface.to_owned(), mode: m, link: Some(link) });
+                    return Ok(Self { ebpf, iface: iface.to_owned(), mode: m, link: Some(link), bound: Vec::new() });
                 }
                 Err(e) => last = Some(classify_attach_error(iface, m, e)),
             }
@@ -138,7 +140,21 @@ impl Steering {
         }
         let map = self.ebpf.map_mut(XSK_MAP_NAME).ok_or(LoaderError::Missing { what: "the XSKMAP" })?;
         let mut xsks = XskMap::try_from(map).map_err(|source| LoaderError::Map { map: XSK_MAP_NAME, source })?;
-        xsks.set(queue, fd, 0).map_err(|source| LoaderError::Map { map: XSK_MAP_NAME, source })
+        xsks.set(queue, fd, 0).map_err(|source| LoaderError::Map { map: XSK_MAP_NAME, source })?;
+        self.bound.push(queue);
+        Ok(())
+    }
+
+    /// Takes every socket out of the XSKMAP: from then on the program passes what it
+    /// would have redirected (counted as no-socket), so the sockets' counts stop growing
+    /// while their workers drain. Errors are ignored: the detach that follows ends the
+    /// redirects anyway.
+    pub fn unbind_all(&mut self) {
+        let Some(map) = self.ebpf.map_mut(XSK_MAP_NAME) else { return };
+        let Ok(mut xsks) = XskMap::try_from(map) else { return };
+        for q in self.bound.drain(..) {
+            let _ = xsks.unset(q);
+        }
     }
 
     /// The program's counters for `queue`, summed over CPUs.

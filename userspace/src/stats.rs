@@ -25,6 +25,14 @@ pub struct WorkerCounters {
     pub batch_hist: [AtomicU64; BATCH_BUCKETS],
     /// Thread CPU time of the worker, nanoseconds (updated once a second).
     pub cpu_ns: AtomicU64,
+    /// Frames a stage sent where the worker cannot send them (a `Tx` verdict from a stage
+    /// without a TX ring, a redirect to a port the pipeline has not got): recycled.
+    pub unsendable: AtomicU64,
+    /// Frames still waiting for room on a TX ring when the worker stopped: never sent.
+    pub tx_unsent: AtomicU64,
+    /// Descriptors from the kernel outside one UMEM chunk, and completion addresses
+    /// outside the UMEM: counted, never used.
+    pub bad_descs: AtomicU64,
 }
 
 /// A worker's counters, padded to their own cache lines.
@@ -52,6 +60,9 @@ pub struct CounterSnapshot {
     pub wakeups: u64,
     pub batch_hist: [u64; BATCH_BUCKETS],
     pub cpu_ns: u64,
+    pub unsendable: u64,
+    pub tx_unsent: u64,
+    pub bad_descs: u64,
 }
 
 impl WorkerCounters {
@@ -69,6 +80,9 @@ impl WorkerCounters {
             wakeups: self.wakeups.load(Relaxed),
             batch_hist,
             cpu_ns: self.cpu_ns.load(Relaxed),
+            unsendable: self.unsendable.load(Relaxed),
+            tx_unsent: self.tx_unsent.load(Relaxed),
+            bad_descs: self.bad_descs.load(Relaxed),
         }
     }
 }
@@ -85,6 +99,9 @@ impl CounterSnapshot {
             *a += b;
         }
         self.cpu_ns += o.cpu_ns;
+        self.unsendable += o.unsendable;
+        self.tx_unsent += o.tx_unsent;
+        self.bad_descs += o.bad_descs;
     }
 
     /// Counter changes from `earlier` to `self`.
@@ -102,6 +119,9 @@ impl CounterSnapshot {
             wakeups: self.wakeups.saturating_sub(earlier.wakeups),
             batch_hist,
             cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            unsendable: self.unsendable.saturating_sub(earlier.unsendable),
+            tx_unsent: self.tx_unsent.saturating_sub(earlier.tx_unsent),
+            bad_descs: self.bad_descs.saturating_sub(earlier.bad_descs),
         }
     }
 }

@@ -128,40 +128,148 @@ pub fn iface_mac(iface: &str) -> Result<[u8; 6], SysError> {
     Ok(mac)
 }
 
-/// The signal that interrupts a worker sleeping in [`ReadableWaiter::wait`] when the run
-/// stops. Its handler does nothing: the point is that epoll_wait returns (with EINTR,
-/// which is never restarted) and the worker sees its stop flag.
-const WAKE_SIGNAL: libc::c_int = libc::SIGUSR1;
+/// The system calls a worker makes in its loop: the seam in front of them. Every one goes
+/// through [`hot_call`], which a unit test can replace for its thread
+/// ([`testing::override_hot_calls`]), so the worker loop runs under test without a socket
+/// or root (aya's `sys::override_syscall` is the model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotCall {
+    /// recvfrom(fd, NULL, 0, MSG_DONTWAIT): process the fill and RX rings.
+    WakeupRx { fd: RawFd },
+    /// sendto(fd, NULL, 0, MSG_DONTWAIT): transmit what is on the TX ring.
+    KickTx { fd: RawFd },
+    /// epoll_pwait(epfd, 1 event, timeout_ms): sleep until readable or woken.
+    Wait { epfd: RawFd, timeout_ms: i32 },
+}
 
-extern "C" fn ignore_signal(_: libc::c_int) {}
-
-/// Installs the do-nothing handler for [`WAKE_SIGNAL`]; call before starting workers.
-pub fn install_wake_signal() -> Result<(), SysError> {
-    // SAFETY: a zeroed sigaction is valid; we set a plain handler and an empty mask.
-    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-    sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
-    // SAFETY: sa_mask is a valid sigset_t; the handler is async-signal-safe (it does nothing).
-    unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-    // SAFETY: `sa` is fully initialised; the old action is not wanted.
-    if unsafe { libc::sigaction(WAKE_SIGNAL, &sa, std::ptr::null_mut()) } != 0 {
-        return Err(SysError::last("sigaction(SIGUSR1)", "worker wakeup"));
+/// Makes one [`HotCall`]. Errors are "try again later" answers the loop ignores by design
+/// (EAGAIN, ENOBUFS, EBUSY, ENETDOWN, EINTR), so nothing is returned.
+#[inline]
+pub fn hot_call(call: HotCall) {
+    #[cfg(test)]
+    if testing::intercept(call) {
+        return;
     }
-    Ok(())
+    match call {
+        HotCall::WakeupRx { fd } => {
+            // SAFETY: recvfrom with a null buffer of length 0 touches no memory.
+            unsafe {
+                libc::recvfrom(
+                    fd,
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+        HotCall::KickTx { fd } => {
+            // SAFETY: sendto with a null buffer of length 0 touches no memory.
+            unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+        }
+        HotCall::Wait { epfd, timeout_ms } => {
+            let mut ev = libc::epoll_event { events: 0, u64: 0 };
+            // The raw system call: glibc's epoll_wait is a thread cancellation point and
+            // wraps the call in two bookkeeping calls (about 2% of a sleeping worker's CPU).
+            // SAFETY: a one-event buffer that lives across the call, and no signal mask.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait,
+                    epfd,
+                    &mut ev,
+                    1,
+                    timeout_ms,
+                    std::ptr::null::<libc::sigset_t>(),
+                    8,
+                )
+            };
+        }
+    }
 }
 
-/// Interrupts `thread` if it is asleep in a wait (see [`install_wake_signal`]).
-pub fn wake_thread(thread: libc::pthread_t) {
-    // SAFETY: the caller passes a thread it has not joined yet; errors are ignored.
-    unsafe { libc::pthread_kill(thread, WAKE_SIGNAL) };
+/// Test support: replace the hot calls of the current thread.
+#[cfg(test)]
+pub mod testing {
+    use std::cell::RefCell;
+
+    use super::HotCall;
+
+    type Hook = Box<dyn FnMut(HotCall)>;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Every [`HotCall`] this thread makes goes to `hook` instead of the kernel until the
+    /// returned guard drops.
+    pub fn override_hot_calls(hook: impl FnMut(HotCall) + 'static) -> Guard {
+        HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+        Guard(())
+    }
+
+    /// Ends an override.
+    pub struct Guard(());
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            HOOK.with(|h| *h.borrow_mut() = None);
+        }
+    }
+
+    pub(super) fn intercept(call: HotCall) -> bool {
+        HOOK.with(|h| match h.borrow_mut().as_mut() {
+            Some(f) => {
+                f(call);
+                true
+            }
+            None => false,
+        })
+    }
 }
 
-/// An edge-triggered epoll set holding one socket's readability. Unlike poll(), the wait
-/// entry on the socket stays registered between waits (poll() adds and removes it on
-/// every call) and the socket's poll method runs once per wakeup instead of twice.
+/// An eventfd that ends every worker's sleep once written: the run's stop. It stays
+/// readable after [`StopEvent::set`] (level-triggered in each waiter's epoll set), so a
+/// worker that goes to sleep after the stop returns at once: no wakeup can be lost, and no
+/// thread is signalled.
+pub struct StopEvent(std::os::fd::OwnedFd);
+
+impl StopEvent {
+    /// A new, unset stop event.
+    pub fn new() -> Result<Self, SysError> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain eventfd call.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(SysError::last("eventfd", "worker stop"));
+        }
+        // SAFETY: we just created `fd` and own it from here on.
+        Ok(Self(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Wakes every waiter watching this event, now and for every later wait.
+    pub fn set(&self) {
+        use std::os::fd::AsRawFd;
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd.
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn raw(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+}
+
+/// An epoll set holding one socket's readability (edge-triggered) and the run's
+/// [`StopEvent`] (level-triggered). Unlike poll(), the wait entry on the socket stays
+/// registered between waits (poll() adds and removes it on every call) and the socket's
+/// poll method runs once per wakeup instead of twice.
 pub struct ReadableWaiter(std::os::fd::OwnedFd);
 
 impl ReadableWaiter {
-    pub fn new(fd: RawFd) -> Result<Self, SysError> {
+    /// Watches `fd` (an AF_XDP socket) and `stop`.
+    pub fn new(fd: RawFd, stop: &StopEvent) -> Result<Self, SysError> {
         use std::os::fd::FromRawFd;
         // SAFETY: plain epoll_create1 call.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -170,33 +278,24 @@ impl ReadableWaiter {
         }
         // SAFETY: we just created `ep` and own it from here on.
         let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(ep) };
-        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: 0 };
-        // SAFETY: valid epoll fd, valid socket fd and event.
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-            return Err(SysError::last("epoll_ctl(EPOLL_CTL_ADD)", "socket waiter"));
+        for (watched, events) in [(fd, libc::EPOLLIN | libc::EPOLLET), (stop.raw(), libc::EPOLLIN)] {
+            let mut ev = libc::epoll_event { events: events as u32, u64: 0 };
+            // SAFETY: valid epoll fd, valid watched fd and event.
+            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, watched, &mut ev) } != 0 {
+                return Err(SysError::last("epoll_ctl(EPOLL_CTL_ADD)", "socket waiter"));
+            }
         }
         Ok(Self(owned))
     }
 
-    /// Sleeps until the socket became readable since the last wait (edge), for at most
-    /// `timeout_ms` (-1: no limit). The caller must have found its RX ring empty first.
+    /// Sleeps until the socket became readable since the last wait (edge) or the stop is
+    /// set, for at most `timeout_ms` (-1: no limit). The caller must have found its RX
+    /// ring empty first: a frame that arrived after that look raised the edge, so the
+    /// wait returns at once.
+    #[inline]
     pub fn wait(&self, timeout_ms: i32) {
         use std::os::fd::AsRawFd;
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // The raw system call: glibc's epoll_wait is a thread cancellation point and wraps
-        // the call in two bookkeeping calls (about 2% of a sleeping worker's CPU).
-        // SAFETY: valid epoll fd, a one-event buffer, and no signal mask.
-        unsafe {
-            libc::syscall(
-                libc::SYS_epoll_pwait,
-                self.0.as_raw_fd(),
-                &mut ev,
-                1,
-                timeout_ms,
-                std::ptr::null::<libc::sigset_t>(),
-                8,
-            )
-        };
+        hot_call(HotCall::Wait { epfd: self.0.as_raw_fd(), timeout_ms });
     }
 }
 

@@ -328,18 +328,14 @@ pub fn xdp_is_zerocopy(fd: RawFd) -> Result<bool, SysError> {
 /// Non-blocking; "try again" answers are expected and ignored.
 #[inline]
 pub fn wakeup_rx(fd: RawFd) {
-    // SAFETY: recvfrom with a null buffer of length 0 touches no memory.
-    unsafe {
-        libc::recvfrom(fd, std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut())
-    };
+    super::hot_call(super::HotCall::WakeupRx { fd });
 }
 
 /// Asks the kernel to transmit what is on the TX ring (copy mode sends only when kicked).
 /// ENOBUFS / EAGAIN / EBUSY / ENETDOWN mean "later" and are ignored like xdpsock does.
 #[inline]
 pub fn kick_tx(fd: RawFd) {
-    // SAFETY: sendto with a null buffer of length 0 touches no memory.
-    unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+    super::hot_call(super::HotCall::KickTx { fd });
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@
 //! writes every fill-ring slot; `ring` is inline Rust and leaves unchanged slots alone.
 #![allow(unsafe_code)]
 
+mod frames;
 mod ring;
+
+pub use frames::{Batch, Frame, FrameLenError, Frames, OutPort, TxBatch, Verdict};
 
 use std::{
     os::fd::{AsRawFd as _, OwnedFd, RawFd},
@@ -156,6 +159,8 @@ pub struct Xsk {
     zerocopy: bool,
     /// Copy-mode TX descriptors one kick sends, where xdpipe raised it (see set_tx_budget).
     tx_budget: Option<u32>,
+    /// See [`Xsk::bad_descs`].
+    bad_descs: u64,
 }
 
 /// Copy mode sends at most 32 TX descriptors per kick unless the socket asks for more;
@@ -290,7 +295,7 @@ impl Xsk {
         let tx_budget = set_tx_budget(fd.as_raw_fd(), cfg, zerocopy, iface, queue)?;
         let frame_mask = !(umem.frame_size as u64 - 1);
         let Rings { fill, comp, rx, tx } = rings;
-        Ok(Self { fill, comp, rx, tx, fd, umem, free, frame_mask, zerocopy, tx_budget })
+        Ok(Self { fill, comp, rx, tx, fd, umem, free, frame_mask, zerocopy, tx_budget, bad_descs: 0 })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -330,6 +335,12 @@ impl Xsk {
         }));
     }
 
+    /// Takes one free frame as an empty TX descriptor (data after the headroom).
+    #[inline]
+    pub fn take_free_one(&mut self) -> Option<Desc> {
+        self.free.pop().map(|base| Desc { addr: base + XDP_PACKET_HEADROOM as u64, len: 0, options: 0 })
+    }
+
     /// Returns frames to the free list.
     pub fn give_free<A: FrameAddr>(&mut self, frames: &[A]) {
         let mask = self.frame_mask;
@@ -341,14 +352,48 @@ impl Xsk {
         fill_from(&mut self.fill, &mut self.free, max)
     }
 
-    /// Consumes up to `out.len()` received frames. Userspace owns them afterwards. A
-    /// socket without an RX ring receives nothing.
+    /// Consumes up to `out.len()` received frames; userspace owns them afterwards. Each
+    /// descriptor is checked to lie inside one UMEM chunk: one that does not is taken out
+    /// of `out` and counted ([`Xsk::bad_descs`]), its chunk kept if it is one of ours.
+    /// Returns how many good descriptors lead `out`. A socket without an RX ring receives
+    /// nothing.
     #[inline]
     pub fn rx_consume(&mut self, out: &mut [Desc]) -> usize {
-        match &mut self.rx {
+        let n = match &mut self.rx {
             Some(rx) => rx.consume(out),
-            None => 0,
+            None => return 0,
+        };
+        let (umem_len, fs) = (self.umem.area.len() as u64, self.umem.frame_size as u64);
+        if out[..n].iter().all(|d| desc_in_one_chunk(d, umem_len, fs)) {
+            return n;
         }
+        self.keep_good(out, n)
+    }
+
+    /// The cold half of `rx_consume`: compacts the good descriptors to the front.
+    #[cold]
+    fn keep_good(&mut self, out: &mut [Desc], n: usize) -> usize {
+        let (umem_len, fs) = (self.umem.area.len() as u64, self.umem.frame_size as u64);
+        let mut good = 0;
+        for i in 0..n {
+            let d = out[i];
+            if desc_in_one_chunk(&d, umem_len, fs) {
+                out[good] = d;
+                good += 1;
+            } else {
+                self.bad_descs += 1;
+                if d.addr < umem_len {
+                    self.free.push(d.addr & self.frame_mask);
+                }
+            }
+        }
+        good
+    }
+
+    /// Descriptors from the kernel that did not lie inside one UMEM chunk, and completion
+    /// addresses outside the UMEM; none of them was used.
+    pub fn bad_descs(&self) -> u64 {
+        self.bad_descs
     }
 
     /// Puts frames on the fill ring, as many as fit (the caller keeps the rest). Returns
@@ -386,9 +431,24 @@ impl Xsk {
     }
 
     /// Consumes up to `out.len()` addresses of frames the kernel finished sending.
+    /// An address outside the UMEM is taken out of `out` and counted, never reused.
     #[inline]
     pub fn comp_consume(&mut self, out: &mut [u64]) -> usize {
-        self.comp.consume(out)
+        let n = self.comp.consume(out);
+        let umem_len = self.umem.area.len() as u64;
+        if out[..n].iter().all(|&a| a < umem_len) {
+            return n;
+        }
+        let mut good = 0;
+        for i in 0..n {
+            if out[i] < umem_len {
+                out[good] = out[i];
+                good += 1;
+            } else {
+                self.bad_descs += 1;
+            }
+        }
+        good
     }
 
     #[inline]
@@ -401,57 +461,75 @@ impl Xsk {
         self.tx.as_ref().is_some_and(|t| t.needs_wakeup())
     }
 
-    /// The received bytes of a frame userspace owns (empty if the descriptor does not
-    /// lie inside the UMEM).
+    /// The bytes of a frame, or an empty slice if the descriptor does not lie inside the
+    /// UMEM.
     ///
-    /// The accessors below check only that a descriptor lies inside the UMEM; that the
-    /// frame is userspace's (see the module docs) is the caller's part: `Desc` is a plain
-    /// copyable value, and a copy kept after the frame went back to a ring names memory
-    /// the kernel may be writing. Writable access takes `&mut self`, so two writable
-    /// slices of this socket's frames cannot coexist.
+    /// # Safety
+    /// Userspace must own the frame for as long as the slice lives: consumed from the RX
+    /// or completion ring or taken from the free list, and not produced to the fill or TX
+    /// ring since (see the module docs). `Desc` is a plain copyable value: a copy kept
+    /// after the frame went back to a ring names memory the kernel may be writing.
     #[inline]
-    pub fn frame(&self, desc: &Desc) -> &[u8] {
+    pub unsafe fn frame(&self, desc: &Desc) -> &[u8] {
         match self.umem.range(desc.addr, desc.len as usize) {
-            // SAFETY: inside the UMEM, and userspace owns the frame (see the module docs),
-            // so the kernel does not write it while the slice lives; no `&mut` slice of
-            // this socket's frames exists while `&self` is borrowed here.
+            // SAFETY: inside the UMEM; the caller guarantees userspace owns the frame, so
+            // the kernel does not write it while the slice lives.
             Some(p) => unsafe { std::slice::from_raw_parts(p, desc.len as usize) },
             None => &[],
         }
     }
 
-    /// The received bytes of a frame userspace owns, writable in place.
+    /// Copies `src`'s frame (of socket `from`, which may share this socket's UMEM) into
+    /// the free frame `dst` of this socket and sets `dst`'s length; bytes past the
+    /// chunk's room are cut off.
+    ///
+    /// # Safety
+    /// Userspace owns both frames (see [`Xsk::frame`]), and they are different chunks.
     #[inline]
-    pub fn frame_mut(&mut self, desc: &Desc) -> &mut [u8] {
-        match self.umem.range(desc.addr, desc.len as usize) {
-            // SAFETY: as `frame`; `&mut self` keeps any other slice of this socket's
-            // frames from existing while this one lives.
-            Some(p) => unsafe { std::slice::from_raw_parts_mut(p, desc.len as usize) },
-            None => &mut [],
+    pub unsafe fn copy_frame(&mut self, dst: &mut Desc, from: &Xsk, src: &Desc) {
+        // SAFETY: forwarded from the caller.
+        let bytes = unsafe { from.frame(src) };
+        let room = self.room(dst);
+        dst.len = bytes.len().min(room) as u32;
+        if let Some(p) = self.umem.range(dst.addr, dst.len as usize) {
+            // SAFETY: inside the UMEM, userspace owns `dst`'s chunk (the caller), and it
+            // is not `src`'s chunk, so the two ranges do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, dst.len as usize) };
         }
     }
 
-    /// Writes `bytes` as the frame's content and sets its length (for TX); bytes past
-    /// the frame's room (`max_frame_len`) are cut off.
+    /// Bytes from a descriptor's address to the end of its chunk (0 outside the UMEM).
     #[inline]
-    pub fn write_frame(&mut self, desc: &mut Desc, bytes: &[u8]) {
-        let buf = self.frame_with_len(desc, bytes.len());
-        let n = buf.len();
-        buf.copy_from_slice(&bytes[..n]);
+    fn room(&self, desc: &Desc) -> usize {
+        let fs = self.umem.frame_size as u64;
+        let base = desc.addr & self.frame_mask;
+        if self.umem.range(base, fs as usize).is_some() { (base + fs - desc.addr) as usize } else { 0 }
     }
 
-    /// Sets a frame's length to `len` (at most the room left in its frame) and returns
-    /// its bytes, writable. A descriptor outside the UMEM gets length 0.
+    /// The received frames `descs` (just consumed by [`Xsk::rx_consume`]) as a batch a
+    /// stage can read and write.
+    ///
+    /// # Safety
+    /// Every descriptor came from this socket's (or a socket sharing its UMEM)
+    /// `rx_consume` and none has been produced to any ring since, nor will be while the
+    /// batch lives. `verdicts` is as long as `descs` and all `Drop`.
     #[inline]
-    pub fn frame_with_len(&mut self, desc: &mut Desc, len: usize) -> &mut [u8] {
-        let fs = self.umem.frame_size as u64;
-        let room = if self.umem.range(desc.addr & self.frame_mask, fs as usize).is_some() {
-            (desc.addr & self.frame_mask) + fs - desc.addr
-        } else {
-            0
-        };
-        desc.len = len.min(room as usize) as u32;
-        self.frame_mut(desc)
+    pub unsafe fn batch<'a>(&'a self, descs: &'a mut [Desc], verdicts: &'a mut [Verdict]) -> Batch<'a> {
+        // SAFETY: rx_consume checked each descriptor lies inside one chunk; the kernel
+        // hands out each chunk put on the fill ring once; ownership is the caller's.
+        unsafe { Batch::new(self.umem.area.as_ptr(), descs, verdicts, self.umem.frame_size) }
+    }
+
+    /// Free frames `descs` (from [`Xsk::take_free`]) as a batch a source fills.
+    ///
+    /// # Safety
+    /// Every descriptor came from this socket's `take_free` and none has been produced to
+    /// any ring since, nor will be while the batch lives.
+    #[inline]
+    pub unsafe fn tx_batch<'a>(&'a self, descs: &'a mut [Desc]) -> TxBatch<'a> {
+        // SAFETY: take_free makes descriptors at a chunk's headroom, inside the UMEM;
+        // ownership is the caller's.
+        unsafe { TxBatch::new(self.umem.area.as_ptr(), descs, self.umem.frame_size) }
     }
 
     pub fn statistics(&self) -> Result<sys::XdpStatistics, SysError> {
@@ -471,6 +549,15 @@ fn fill_from(fill: &mut ProdRing<u64>, free: &mut Vec<u64>, max: usize) -> usize
     done
 }
 
+/// True if `len` bytes at `addr` lie inside one `frame_size` chunk of a UMEM of
+/// `umem_len` bytes (a zero-length frame: `addr` inside the UMEM).
+#[inline(always)]
+fn desc_in_one_chunk(d: &Desc, umem_len: u64, frame_size: u64) -> bool {
+    let last = d.addr.wrapping_add((d.len as u64).saturating_sub(1));
+    // A power-of-two frame size: the same chunk iff the two addresses differ only below it.
+    d.addr < umem_len && last >= d.addr && last < umem_len && (d.addr ^ last) < frame_size
+}
+
 /// Names the common bind failures (busy queue, no such queue, no zero-copy).
 fn bind_error(e: SysError, iface: &str, queue: u32, bind: BindMode) -> XskError {
     match e.errno() {
@@ -482,5 +569,193 @@ fn bind_error(e: SysError, iface: &str, queue: u32, bind: BindMode) -> XskError 
             XskError::NoSuchQueue { iface: iface.into(), queue }
         }
         _ => XskError::Socket { iface: iface.into(), queue, source: e },
+    }
+}
+
+/// Test support: a socket whose rings and UMEM are plain memory, and the kernel's side of
+/// them, so the worker loop runs in a unit test without a socket or root.
+#[cfg(test)]
+pub mod fake {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::sys::RingOffsets;
+
+    const OFF: RingOffsets = RingOffsets { producer: 0, consumer: 64, flags: 128, desc: 192 };
+
+    /// One ring's shared memory as the kernel sees it.
+    struct KRing {
+        base: *mut u8,
+        size: u32,
+    }
+
+    impl KRing {
+        fn index(&self, at: u64) -> &AtomicU32 {
+            // SAFETY: inside the ring's mapping, which the Xsk keeps alive (see Kernel).
+            unsafe { &*self.base.add(at as usize).cast::<AtomicU32>() }
+        }
+        fn entry<T>(&self, idx: u32) -> *mut T {
+            // SAFETY: masked into the entry array of the mapping.
+            unsafe { self.base.add(OFF.desc as usize).cast::<T>().add((idx & (self.size - 1)) as usize) }
+        }
+        /// Kernel as consumer: takes everything published.
+        fn take<T: Copy>(&self) -> Vec<T> {
+            let (p, c) =
+                (self.index(OFF.producer).load(Ordering::Acquire), self.index(OFF.consumer).load(Ordering::Relaxed));
+            // SAFETY: entries between consumer and producer are published.
+            let v = (c..p).map(|i| unsafe { self.entry::<T>(i).read() }).collect();
+            self.index(OFF.consumer).store(p, Ordering::Release);
+            v
+        }
+        /// Kernel as producer: publishes as many of `items` as fit; returns how many.
+        fn put<T: Copy>(&self, items: &[T]) -> usize {
+            let (p, c) =
+                (self.index(OFF.producer).load(Ordering::Relaxed), self.index(OFF.consumer).load(Ordering::Acquire));
+            let n = items.len().min((self.size - p.wrapping_sub(c)) as usize);
+            for (i, it) in items[..n].iter().enumerate() {
+                // SAFETY: a free slot of the ring.
+                unsafe { self.entry::<T>(p.wrapping_add(i as u32)).write(*it) };
+            }
+            self.index(OFF.producer).store(p.wrapping_add(n as u32), Ordering::Release);
+            n
+        }
+    }
+
+    /// The kernel's side of a fake socket's four rings. It points into memory the `Xsk`
+    /// owns: use it only while that `Xsk` lives (each test keeps both in one scope).
+    pub struct Kernel {
+        fill: KRing,
+        comp: KRing,
+        rx: KRing,
+        tx: KRing,
+        /// The UMEM's start, to write frame bytes as a NIC would.
+        pub umem: *mut u8,
+        /// Chunk size.
+        pub frame_size: u32,
+    }
+
+    impl Kernel {
+        /// Frames userspace put on the fill ring (as addresses).
+        pub fn take_fill(&self) -> Vec<u64> {
+            self.fill.take()
+        }
+        /// Frames userspace queued for transmission.
+        pub fn take_tx(&self) -> Vec<Desc> {
+            self.tx.take()
+        }
+        /// Delivers received frames; returns how many fit on the RX ring.
+        pub fn receive(&self, descs: &[Desc]) -> usize {
+            self.rx.put(descs)
+        }
+        /// Reports frames transmitted.
+        pub fn complete(&self, addrs: &[u64]) -> usize {
+            self.comp.put(addrs)
+        }
+        /// Sets or clears need_wakeup on the fill ring.
+        pub fn fill_needs_wakeup(&self, on: bool) {
+            self.fill.index(OFF.flags).store(if on { libc::XDP_RING_NEED_WAKEUP } else { 0 }, Ordering::Relaxed);
+        }
+        /// Writes bytes into the UMEM at `addr`, as a NIC receiving a frame would.
+        pub fn write(&self, addr: u64, bytes: &[u8]) {
+            // SAFETY: tests pass addresses of chunks inside the UMEM they made.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.umem.add(addr as usize), bytes.len()) };
+        }
+        /// Reads bytes of the UMEM.
+        pub fn read(&self, addr: u64, len: usize) -> Vec<u8> {
+            // SAFETY: as `write`.
+            unsafe { std::slice::from_raw_parts(self.umem.add(addr as usize), len).to_vec() }
+        }
+    }
+
+    fn ring(size: u32, entry: usize) -> (Mapping, KRing) {
+        let map = crate::sys::map_anonymous(OFF.desc as usize + size as usize * entry).expect("anonymous memory");
+        let k = KRing { base: map.as_ptr(), size };
+        (map, k)
+    }
+
+    /// A socket with `frames` chunks of `frame_size` and rings of `ring` entries, its fill
+    /// ring filled as `Xsk::open` fills it, and the kernel's side of it. Its fd is an
+    /// eventfd: the hot calls must be overridden (`sys::testing`).
+    pub fn socket(frames: u32, frame_size: u32, ring: u32, with_rx: bool, with_tx: bool) -> (Xsk, Kernel) {
+        use std::os::fd::FromRawFd;
+        let area = crate::sys::map_anonymous(frames as usize * frame_size as usize).expect("umem");
+        let umem_ptr = area.as_ptr();
+        let (fm, fk) = self::ring(ring, 8);
+        let (cm, ck) = self::ring(ring, 8);
+        let (rm, rk) = self::ring(ring, 16);
+        let (tm, tk) = self::ring(ring, 16);
+        // SAFETY: each mapping is laid out as OFF says with `ring` entries of its type.
+        let mut fill = unsafe { ProdRing::new(fm, &OFF, ring) };
+        // SAFETY: as above.
+        let comp = unsafe { ConsRing::new(cm, &OFF, ring) };
+        // SAFETY: as above.
+        let rx = with_rx.then(|| unsafe { ConsRing::new(rm, &OFF, ring) });
+        // SAFETY: as above.
+        let tx = with_tx.then(|| unsafe { ProdRing::new(tm, &OFF, ring) });
+        let mut free: Vec<u64> = (0..frames as u64).rev().map(|i| i * frame_size as u64).collect();
+        if with_rx {
+            fill_from(&mut fill, &mut free, usize::MAX);
+        }
+        // SAFETY: plain eventfd call; the fd is owned by the OwnedFd from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
+        let umem = Arc::new(Umem { area, frame_size });
+        let xsk = Xsk {
+            fill,
+            comp,
+            rx,
+            tx,
+            fd,
+            umem,
+            free,
+            frame_mask: !(frame_size as u64 - 1),
+            zerocopy: false,
+            tx_budget: None,
+            bad_descs: 0,
+        };
+        (xsk, Kernel { fill: fk, comp: ck, rx: rk, tx: tk, umem: umem_ptr, frame_size })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_descriptor_must_lie_inside_one_chunk() {
+        let (umem, fs) = (4 * 4096u64, 4096u64);
+        let ok = |addr, len| desc_in_one_chunk(&Desc { addr, len, options: 0 }, umem, fs);
+        assert!(ok(256, 64));
+        assert!(ok(4096 + 256, 4096 - 256), "up to the chunk's end");
+        assert!(!ok(4096 + 256, 4096 - 255), "one byte into the next chunk");
+        assert!(!ok(3 * 4096 + 256, 8192), "past the UMEM");
+        assert!(!ok(umem, 0), "a zero-length frame outside the UMEM");
+        assert!(ok(umem - 1, 0));
+        assert!(!ok(u64::MAX - 10, 64), "wrapping");
+    }
+
+    #[test]
+    fn bad_rx_descriptors_are_dropped_and_counted_and_their_chunks_kept() {
+        let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
+        let fill = k.take_fill();
+        assert_eq!(fill.len(), 8, "open() puts every frame on the fill ring");
+        let good = Desc { addr: fill[0] + 256, len: 60, options: 0 };
+        let spans = Desc { addr: fill[1] + 4000, len: 200, options: 0 };
+        let outside = Desc { addr: 1 << 40, len: 60, options: 0 };
+        assert_eq!(k.receive(&[spans, good, outside]), 3);
+        let mut out = [Desc::default(); 8];
+        assert_eq!(xsk.rx_consume(&mut out), 1);
+        assert_eq!(out[0], good);
+        assert_eq!(xsk.bad_descs(), 2);
+        assert_eq!(xsk.free_frames(), 1, "the spanning descriptor's chunk is ours: kept");
+    }
+
+    #[test]
+    fn completion_addresses_outside_the_umem_are_never_reused() {
+        let (mut xsk, k) = fake::socket(4, 4096, 8, false, true);
+        assert_eq!(k.complete(&[256, 4 * 4096 + 256, 4096 + 256]), 3);
+        let mut out = [0u64; 8];
+        assert_eq!(xsk.comp_consume(&mut out), 2);
+        assert_eq!(&out[..2], &[256, 4096 + 256]);
+        assert_eq!(xsk.bad_descs(), 1);
     }
 }

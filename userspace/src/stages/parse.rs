@@ -1,31 +1,40 @@
 //! `parse`: walk every frame's headers with the zero-copy views, count it per flow
-//! (5-tuple hash) and count malformed frames. A fixed open-addressing table, allocated
-//! once, holds the flows; flows beyond its capacity are counted as overflow.
+//! (5-tuple hash) and count malformed frames, then drop it. A fixed open-addressing
+//! table, allocated once (on the worker's thread), holds the flows; flows beyond its
+//! capacity are counted as overflow.
 use serde::Serialize;
 
 use crate::{
+    pipeline::{Batch, Stage},
     wire::headers::{IPPROTO_TCP, IPPROTO_UDP, parse_frame},
-    worker::{RxMode, Verdict},
 };
 
 const TABLE_SLOTS: usize = 1 << 16;
 const PROBES: usize = 8;
 
+/// The `parse` stage (see the module docs).
 pub struct Parse {
     /// (hash, packets); hash 0 marks an empty slot.
     table: Vec<(u64, u64)>,
-    pub summary: ParseSummary,
+    summary: ParseSummary,
 }
 
+/// What `parse` saw on one queue (or, folded with [`Parse::add`], on all).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct ParseSummary {
+    /// Frames looked at.
     pub frames: u64,
+    /// Frames whose headers are cut short or inconsistent.
     pub malformed: u64,
+    /// UDP frames.
     pub udp: u64,
+    /// TCP frames.
     pub tcp: u64,
     /// Well-formed frames without a UDP/TCP 5-tuple (ARP, ICMP, fragments, ...).
     pub other: u64,
+    /// Frames with at least one 802.1Q / 802.1ad tag.
     pub vlan_tagged: u64,
+    /// Distinct 5-tuples seen.
     pub flows: u64,
     /// Frames of flows that found no free slot in the flow table.
     pub flow_table_overflow: u64,
@@ -59,8 +68,8 @@ impl Parse {
         self.summary.flow_table_overflow += 1;
     }
 
-    /// Final figures (fills in the busiest flow).
-    pub fn finish(&mut self) -> ParseSummary {
+    /// The figures so far (fills in the busiest flow).
+    pub fn summary(&mut self) -> ParseSummary {
         self.summary.top_flow_packets = self.table.iter().map(|s| s.1).max().unwrap_or(0);
         self.summary
     }
@@ -79,11 +88,26 @@ impl Parse {
     }
 }
 
-impl RxMode for Parse {
-    const TOUCHES_DATA: bool = true;
+impl Stage for Parse {
+    type Summary = ParseSummary;
+    const TRANSMITS: bool = false;
 
     #[inline]
-    fn on_frame(&mut self, frame: &mut [u8]) -> Verdict {
+    fn on_batch(&mut self, batch: &mut Batch<'_>) {
+        for frame in batch.frames() {
+            self.observe(frame.bytes());
+        }
+    }
+
+    fn finish(mut self) -> ParseSummary {
+        self.summary()
+    }
+}
+
+impl Parse {
+    /// Counts one frame.
+    #[inline]
+    pub fn observe(&mut self, frame: &[u8]) {
         self.summary.frames += 1;
         match parse_frame(frame) {
             Err(_) => self.summary.malformed += 1,
@@ -104,7 +128,6 @@ impl RxMode for Parse {
                 }
             }
         }
-        Verdict::Recycle
     }
 }
 
@@ -135,15 +158,15 @@ mod tests {
     fn counts_flows_and_malformed() {
         let mut p = Parse::default();
         for sport in [1, 2, 3, 1, 1] {
-            assert_eq!(p.on_frame(&mut frame(sport)), Verdict::Recycle);
+            p.observe(&frame(sport));
         }
         let mut runt = vec![0u8; 20];
         runt[12] = 0x08;
-        p.on_frame(&mut runt);
+        p.observe(&runt);
         let mut truncated = frame(9);
         truncated.truncate(40);
-        p.on_frame(&mut truncated);
-        let s = p.finish();
+        p.observe(&truncated);
+        let s = p.summary();
         assert_eq!((s.frames, s.udp, s.flows, s.malformed, s.top_flow_packets), (7, 5, 3, 2, 3));
     }
 }

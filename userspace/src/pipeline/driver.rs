@@ -1,0 +1,702 @@
+//! The one worker loop every stage and every source runs in: a pinned thread per queue
+//! that drives its socket's rings in batches around the user's hook. Run to completion:
+//! no locks, allocations, logs or syscalls per frame; the only syscalls are wakeups the
+//! kernel asks for (need_wakeup), kicks of copy-mode TX, and, in a sleeping wait, one
+//! epoll wait when the RX ring is empty. They all go through `sys::hot_call`, which the
+//! unit tests below replace.
+//!
+//! Unsafe code is allowed here, beside `xsk` and `sys`, for one reason: this loop is
+//! what knows when a descriptor is userspace's (between its consume and its produce), so
+//! it is the caller of `Xsk`'s frame accessors, each call with its ownership argument.
+#![allow(unsafe_code)]
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use super::stage::{Source, SourceStep, Stage};
+use crate::{
+    accounting::Accounting,
+    stats::{WorkerCounters, batch_bucket, bump},
+    sys,
+    xsk::{Desc, FrameAddr, Verdict, Xsk},
+};
+
+/// How a worker waits when its RX ring is empty.
+pub struct WaitPolicy {
+    /// Honour the kernel's need_wakeup flags (the socket was bound with it).
+    pub need_wakeup: bool,
+    /// Sleep until the socket is readable or the run stops, for at most the given
+    /// milliseconds (-1: no limit). None: busy-poll.
+    pub sleep: Option<(sys::ReadableWaiter, i32)>,
+    /// Busy-polling: after finding the RX ring empty, wait this long (ns, spinning on
+    /// the CPU's pause hint, reading only the clock) before looking again. 0: look again
+    /// at once.
+    pub idle_backoff_ns: u64,
+}
+
+/// A second socket frames can leave by (`Verdict::Redirect(OutPort(0))`).
+pub struct OutSocket {
+    /// The transmit-only socket.
+    pub xsk: Xsk,
+    /// True if it shares the receiving socket's UMEM: frames move between the rings
+    /// untouched. Otherwise each is copied into one of `xsk`'s own free frames.
+    pub shared: bool,
+}
+
+/// Frames a stage sent where this worker cannot send (counted, then recycled).
+const fn unsendable(v: Verdict, transmits: bool, has_out: bool) -> bool {
+    match v {
+        Verdict::Drop => false,
+        Verdict::Tx => !transmits,
+        Verdict::Redirect(p) => !has_out || p.0 != 0,
+    }
+}
+
+/// The receive loop: consume a batch, run the stage, then recycle, transmit or redirect
+/// each frame by its verdict. Returns when `stop` is set, after counting (and reading the
+/// stamps of) what is still on the RX ring.
+#[allow(clippy::too_many_arguments)]
+pub fn rx_loop<S: Stage>(
+    xsk: &mut Xsk,
+    mut out: Option<&mut OutSocket>,
+    stage: &mut S,
+    mut acct: Option<&mut Accounting>,
+    batch: usize,
+    wait: &WaitPolicy,
+    counters: &WorkerCounters,
+    stop: &AtomicBool,
+) {
+    let mut rx = vec![Desc::default(); batch];
+    let mut verdicts = vec![Verdict::Drop; batch];
+    let mut comp = vec![0u64; batch];
+    // Frames waiting for room on this socket's / the out socket's TX ring.
+    let mut tx_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
+    let mut out_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
+    let mut recycle: Vec<Desc> = Vec::with_capacity(batch);
+    let (mut tx_outstanding, mut out_outstanding) = (0usize, 0usize);
+    let mut pace = Pace::default();
+    let has_out = out.is_some();
+
+    while !stop.load(Relaxed) {
+        // Frames the kernel sent: back to the fill ring.
+        if tx_outstanding > 0 {
+            let n = xsk.comp_consume(&mut comp);
+            if n > 0 {
+                tx_outstanding = tx_outstanding.saturating_sub(n);
+                bump(&counters.tx_completed, n as u64);
+                recycle_frames(xsk, &comp[..n]);
+            } else {
+                kick(xsk, wait, counters);
+            }
+        }
+        if let Some(o) = out.as_deref_mut()
+            && out_outstanding > 0
+        {
+            let n = o.xsk.comp_consume(&mut comp);
+            if n > 0 {
+                out_outstanding = out_outstanding.saturating_sub(n);
+                bump(&counters.tx_completed, n as u64);
+                if o.shared {
+                    recycle_frames(xsk, &comp[..n]);
+                } else {
+                    o.xsk.give_free(&comp[..n]);
+                }
+            } else {
+                kick(&o.xsk, wait, counters);
+            }
+        }
+        // A full TX ring holds frames back: send them before taking more.
+        if !tx_backlog.is_empty() {
+            flush_tx(xsk, &mut tx_backlog, &mut tx_outstanding, wait, counters);
+            if !tx_backlog.is_empty() {
+                continue;
+            }
+        }
+        if let Some(o) = out.as_deref_mut()
+            && !out_backlog.is_empty()
+        {
+            flush_tx(&mut o.xsk, &mut out_backlog, &mut out_outstanding, wait, counters);
+            if !out_backlog.is_empty() {
+                continue;
+            }
+        }
+        // Without a shared UMEM, take only what can be copied into out's free frames.
+        let room = match out.as_deref() {
+            Some(o) if !o.shared => batch.min(o.xsk.free_frames()),
+            _ => batch,
+        };
+        if room == 0 {
+            continue;
+        }
+        // The free list is topped onto the fill ring by recycle_frames, after a batch came
+        // back: not here, where an idle loop would read the ring's consumer index (a line
+        // the kernel writes) on every turn.
+        let n = xsk.rx_consume(&mut rx[..room]);
+        if n == 0 {
+            idle(xsk, wait, &mut pace, counters);
+            continue;
+        }
+        pace.batch(n);
+        account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
+        verdicts[..n].fill(Verdict::Drop);
+        let keeps_any = {
+            // SAFETY: rx[..n] were just consumed from this socket's RX ring and go to no
+            // ring before the batch is dropped at the end of this block.
+            let mut b = unsafe { xsk.batch(&mut rx[..n], &mut verdicts[..n]) };
+            stage.on_batch(&mut b);
+            b.keeps_any()
+        };
+        if !keeps_any {
+            recycle_frames(xsk, &rx[..n]);
+            continue;
+        }
+        for (d, v) in rx[..n].iter().zip(&verdicts[..n]) {
+            if unsendable(*v, S::TRANSMITS, has_out) {
+                bump(&counters.unsendable, 1);
+                recycle.push(*d);
+                continue;
+            }
+            match (*v, out.as_deref_mut()) {
+                (Verdict::Drop, _) => recycle.push(*d),
+                (Verdict::Tx, _) => tx_backlog.push(*d),
+                (Verdict::Redirect(_), Some(o)) if o.shared => out_backlog.push(*d),
+                (Verdict::Redirect(_), Some(o)) => {
+                    // `room` above kept a free frame of out's for every frame taken.
+                    if let Some(mut copy) = o.xsk.take_free_one() {
+                        // SAFETY: `d` was consumed from the RX ring above and is not on
+                        // any ring; `copy` was just taken from out's free list. They are
+                        // chunks of different UMEMs.
+                        unsafe { o.xsk.copy_frame(&mut copy, xsk, d) };
+                        out_backlog.push(copy);
+                    }
+                    recycle.push(*d);
+                }
+                (Verdict::Redirect(_), None) => recycle.push(*d),
+            }
+        }
+        if !recycle.is_empty() {
+            recycle_frames(xsk, &recycle);
+            recycle.clear();
+        }
+        if !tx_backlog.is_empty() {
+            flush_tx(xsk, &mut tx_backlog, &mut tx_outstanding, wait, counters);
+        }
+        if let Some(o) = out.as_deref_mut()
+            && !out_backlog.is_empty()
+        {
+            flush_tx(&mut o.xsk, &mut out_backlog, &mut out_outstanding, wait, counters);
+        }
+    }
+    drain_rx(xsk, &mut rx, acct, counters);
+    // Frames a full TX ring still held back at the stop were never sent: count them.
+    bump(&counters.tx_unsent, (tx_backlog.len() + out_backlog.len()) as u64);
+    bump(&counters.bad_descs, xsk.bad_descs() + out.map_or(0, |o| o.xsk.bad_descs()));
+}
+
+/// At stop: count (and read the stamps of) what is still on the RX ring, so frames the
+/// kernel delivered are never missing from the summary. They are not processed further.
+fn drain_rx(xsk: &mut Xsk, rx: &mut [Desc], mut acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+    loop {
+        let n = xsk.rx_consume(rx);
+        if n == 0 {
+            return;
+        }
+        account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
+        recycle_frames(xsk, &rx[..n]);
+    }
+}
+
+/// The RX ring is empty: wake the kernel if it asked (need_wakeup), or sleep until it is
+/// readable if the policy says so; otherwise return at once (busy polling).
+#[inline]
+fn idle(xsk: &Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters) {
+    if wait.need_wakeup && xsk.fill_needs_wakeup() {
+        sys::wakeup_rx(xsk.fd());
+        bump(&counters.wakeups, 1);
+    } else if let Some((waiter, timeout_ms)) = &wait.sleep {
+        waiter.wait(*timeout_ms);
+        bump(&counters.wakeups, 1);
+    } else if let Some(until) = pace.backoff_until(wait.idle_backoff_ns) {
+        // Every look at the ring reads its producer index, a cache line the kernel's
+        // receive path (on veth: the sender's core) writes per frame: looked at
+        // constantly, the line moves between the cores on every frame and the producer
+        // pays for it. Waiting lets frames gather into batches instead.
+        while sys::monotonic_ns() < until {
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Whether frames arrive fast enough for `WaitPolicy::idle_backoff_ns` to pay: more than
+/// one per half the backoff since the ring was last found empty. At lower rates a frame
+/// would wait for the backoff alone (at 200 kpps on veth the median latency went from 0.8
+/// to 1.8 us with an unconditional 2 us), and the ring's line moves between the cores
+/// rarely anyway. The clock is read only when the ring turns out empty, never per batch
+/// (a read per batch cost 3% of the receive rate under the in-kernel generator).
+#[derive(Default)]
+struct Pace {
+    frames: u64,
+    last_empty_ns: u64,
+    fast: bool,
+}
+
+impl Pace {
+    #[inline]
+    fn batch(&mut self, n: usize) {
+        self.frames += n as u64;
+    }
+
+    /// The ring was found empty: until when the worker should wait before looking again
+    /// (None: look again at once). The clock is read once, and not at all on further
+    /// empty looks of a worker that is not backing off.
+    #[inline]
+    fn backoff_until(&mut self, backoff_ns: u64) -> Option<u64> {
+        if backoff_ns == 0 {
+            return None;
+        }
+        if self.frames == 0 && self.last_empty_ns != 0 {
+            // Still empty since the last look: the verdict stands.
+            return self.fast.then(|| sys::monotonic_ns() + backoff_ns);
+        }
+        let now = sys::monotonic_ns();
+        // The first empty look only sets the reference the first rate is measured from.
+        if self.last_empty_ns != 0 {
+            self.fast = now.saturating_sub(self.last_empty_ns) < backoff_ns / 2 * self.frames;
+        }
+        self.last_empty_ns = now;
+        self.frames = 0;
+        self.fast.then_some(now + backoff_ns)
+    }
+}
+
+/// Counts a received batch and, with accounting on, reads its stamps (one receive
+/// timestamp per batch).
+#[inline]
+fn account_rx(xsk: &Xsk, rx: &[Desc], acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+    let bytes: u64 = rx.iter().map(|d| d.len as u64).sum();
+    bump(&counters.rx_packets, rx.len() as u64);
+    bump(&counters.rx_bytes, bytes);
+    bump(&counters.batch_hist[batch_bucket(rx.len())], 1);
+    if let Some(a) = acct {
+        let now = sys::monotonic_ns();
+        for d in rx {
+            // SAFETY: `rx` was just consumed from the RX ring; the frames go back to the
+            // fill ring only after this returns.
+            a.observe(unsafe { xsk.frame(d) }, now);
+        }
+    }
+}
+
+/// Frames userspace is done with go back to the fill ring; what does not fit waits on
+/// the free list (filled again next round).
+#[inline]
+fn recycle_frames<A: FrameAddr>(xsk: &mut Xsk, descs: &[A]) {
+    let n = xsk.fill_produce(descs);
+    if n < descs.len() {
+        xsk.give_free(&descs[n..]);
+    }
+    if n > 0 && xsk.free_frames() > 0 {
+        xsk.fill_from_free(descs.len());
+    }
+}
+
+/// Puts as much of `backlog` on the TX ring as fits, counts it, and kicks the kernel;
+/// what does not fit stays in `backlog`.
+#[inline]
+fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<Desc>, outstanding: &mut usize, wait: &WaitPolicy, c: &WorkerCounters) {
+    let n = xsk.tx_produce(backlog);
+    if n == 0 {
+        return;
+    }
+    *outstanding += n;
+    let bytes: u64 = backlog[..n].iter().map(|d| d.len as u64).sum();
+    bump(&c.tx_packets, n as u64);
+    bump(&c.tx_bytes, bytes);
+    backlog.drain(..n);
+    kick(xsk, wait, c);
+}
+
+/// Copy mode transmits only when kicked; with need_wakeup, only when the kernel asks.
+#[inline]
+fn kick(xsk: &Xsk, wait: &WaitPolicy, counters: &WorkerCounters) {
+    if !wait.need_wakeup || xsk.tx_needs_wakeup() {
+        sys::kick_tx(xsk.fd());
+        bump(&counters.wakeups, 1);
+    }
+}
+
+/// Copy mode: kicks the kernel, and kicks again while it takes frames but leaves some (a
+/// kick sends at most the TX budget, and less when the completion ring is short of
+/// room). A backlog left on the ring would stay for good: every later kick sends a
+/// budget's worth from behind it, so each frame waits a ring's depth between being
+/// written and being copied into its skb, and the copy then misses the cache. On veth
+/// that was the generator's slow state (2.45 against 2.7 Mpps, `tx_ring_empty_descs` no
+/// longer counting one per kick), entered in some runs and kept to their end.
+fn kick_until_taken(xsk: &mut Xsk, counters: &WorkerCounters) {
+    let mut queued = xsk.tx_queued();
+    while queued > 0 {
+        sys::kick_tx(xsk.fd());
+        bump(&counters.wakeups, 1);
+        let left = xsk.tx_queued();
+        // All taken, or nothing taken (the device stalls): the main loop kicks again.
+        if left == 0 || left >= queued {
+            break;
+        }
+        queued = left;
+    }
+}
+
+/// What a transmit worker did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxTotals {
+    /// Frames put on the TX ring.
+    pub sent: u64,
+    /// Frames the kernel reported sent (completion ring).
+    pub completed: u64,
+    /// Bytes of the frames sent.
+    pub bytes: u64,
+}
+
+/// The transmit loop: take free frames, let the source fill them, send them, recycle what
+/// comes back on the completion ring. Ends when the source is done, `stop` is set or
+/// `deadline_ns` (CLOCK_MONOTONIC) passes, after waiting up to a second for the kernel
+/// to finish what is on the TX ring.
+pub fn tx_loop<S: Source>(
+    xsk: &mut Xsk,
+    source: &mut S,
+    batch: usize,
+    wait: &WaitPolicy,
+    counters: &WorkerCounters,
+    stop: &AtomicBool,
+    deadline_ns: Option<u64>,
+) -> TxTotals {
+    let mut descs: Vec<Desc> = Vec::with_capacity(batch);
+    let mut comp = vec![0u64; batch.max(64) * 4];
+    let mut t = TxTotals::default();
+    let mut source_done = false;
+    let mut drain_until: Option<u64> = None;
+    // Frames produced since the last kick. Where the copy-mode TX budget was raised, a
+    // kick sends up to the budget, so full batches are kicked once per budget's worth;
+    // otherwise every batch is kicked. A short batch (pacing, a full ring) is kicked at once.
+    let kick_every = xsk.tx_budget().map_or(batch, |b| (b as usize).max(batch));
+    let mut unkicked = 0usize;
+
+    loop {
+        let n = xsk.comp_consume(&mut comp);
+        if n > 0 {
+            t.completed += n as u64;
+            bump(&counters.tx_completed, n as u64);
+            xsk.give_free(&comp[..n]);
+        }
+        let now = sys::monotonic_ns();
+        if source_done || deadline_ns.is_some_and(|d| now >= d) || stop.load(Relaxed) {
+            // Wait (briefly) for the kernel to finish what is on the TX ring.
+            let until = *drain_until.get_or_insert(now + 1_000_000_000);
+            if t.completed >= t.sent || now >= until {
+                break;
+            }
+            sys::kick_tx(xsk.fd());
+            bump(&counters.wakeups, 1);
+            continue;
+        }
+        let want = xsk.tx_room(batch.min(xsk.free_frames()));
+        if want == 0 {
+            if !wait.need_wakeup || xsk.tx_needs_wakeup() {
+                sys::kick_tx(xsk.fd());
+                bump(&counters.wakeups, 1);
+            }
+            unkicked = 0;
+            continue;
+        }
+        descs.clear();
+        xsk.take_free(&mut descs, want);
+        let (step, filled) = {
+            // SAFETY: `descs` were just taken from this socket's free list and go to the
+            // TX ring only after the batch is dropped at the end of this block.
+            let mut b = unsafe { xsk.tx_batch(&mut descs) };
+            let step = source.on_tx(&mut b, now);
+            (step, b.filled())
+        };
+        if filled < descs.len() {
+            xsk.give_free(&descs[filled..]);
+        }
+        if filled > 0 {
+            let produced = xsk.tx_produce(&descs[..filled]);
+            debug_assert_eq!(produced, filled, "tx_room reserved the space");
+            let bytes: u64 = descs[..produced].iter().map(|d| d.len as u64).sum();
+            t.sent += produced as u64;
+            t.bytes += bytes;
+            bump(&counters.tx_packets, produced as u64);
+            bump(&counters.tx_bytes, bytes);
+            bump(&counters.batch_hist[batch_bucket(produced)], 1);
+            unkicked += produced;
+            if (unkicked >= kick_every || produced < batch) && (!wait.need_wakeup || xsk.tx_needs_wakeup()) {
+                if xsk.is_zerocopy() {
+                    sys::kick_tx(xsk.fd());
+                    bump(&counters.wakeups, 1);
+                } else {
+                    kick_until_taken(xsk, counters);
+                }
+                unkicked = 0;
+            }
+        }
+        match step {
+            SourceStep::Continue => {}
+            SourceStep::Done => source_done = true,
+            SourceStep::WaitUntil(next_ns) => {
+                // Even pacing: sleep when the next frame is far off, spin when near.
+                let wait_ns = next_ns.saturating_sub(sys::monotonic_ns());
+                if wait_ns > 200_000 {
+                    std::thread::sleep(std::time::Duration::from_nanos(wait_ns - 100_000));
+                }
+            }
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, rc::Rc};
+
+    use super::*;
+    use crate::{
+        sys::{HotCall, testing::override_hot_calls},
+        xsk::{Batch, OutPort, TxBatch, fake},
+    };
+
+    #[test]
+    fn the_backoff_runs_only_while_frames_come_fast() {
+        let mut p = Pace::default();
+        assert!(p.backoff_until(0).is_none(), "no backoff configured");
+        // First empty look: nothing received yet, no rate known.
+        assert!(p.backoff_until(2000).is_none());
+        // A thousand frames since: the clock has moved far less than 1000 x 1 us.
+        p.batch(1000);
+        assert!(p.backoff_until(2000).is_some());
+        // Further empty looks keep the verdict.
+        assert!(p.backoff_until(2000).is_some());
+        // One frame after a 5 ms gap: slow (200 frames a second), look again at once.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        p.batch(1);
+        assert!(p.backoff_until(2000).is_none());
+    }
+
+    /// Drops frames whose first byte is odd, sends the rest back with the first byte
+    /// doubled, and stops the run after `batches` batches.
+    struct OddDrop<'s> {
+        stop: &'s AtomicBool,
+        batches: u32,
+        seen: Vec<usize>,
+    }
+
+    impl Stage for OddDrop<'_> {
+        type Summary = ();
+        fn on_batch(&mut self, batch: &mut Batch<'_>) {
+            self.seen.push(batch.len());
+            for mut f in batch.frames() {
+                if f.bytes()[0] % 2 == 1 {
+                    continue;
+                }
+                f.bytes_mut()[0] *= 2;
+                f.set_len(f.len() - 1).expect("shorter always fits");
+                assert!(f.set_len(f.room() + 1).is_err(), "past the chunk");
+                f.set_verdict(Verdict::Tx);
+            }
+            self.batches -= 1;
+            if self.batches == 0 {
+                self.stop.store(true, Relaxed);
+            }
+        }
+        fn finish(self) {}
+    }
+
+    fn busy() -> WaitPolicy {
+        WaitPolicy { need_wakeup: false, sleep: None, idle_backoff_ns: 0 }
+    }
+
+    fn record_calls() -> (Rc<RefCell<Vec<HotCall>>>, sys::testing::Guard) {
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let c2 = calls.clone();
+        let guard = override_hot_calls(move |c| c2.borrow_mut().push(c));
+        (calls, guard)
+    }
+
+    #[test]
+    fn verdicts_recycle_or_transmit_each_frame_and_lengths_stick() {
+        let (mut xsk, k) = fake::socket(16, 4096, 16, true, true);
+        let fd = xsk.fd();
+        // The fake kernel sends what is on the TX ring at each kick, and logs it.
+        let k = Rc::new(k);
+        let (k2, sent) = (k.clone(), Rc::new(RefCell::new(Vec::new())));
+        let sent2 = sent.clone();
+        let _guard = override_hot_calls(move |c| {
+            assert_eq!(c, HotCall::KickTx { fd }, "only copy-mode TX kicks in a busy wait");
+            let d = k2.take_tx();
+            k2.complete(&d.iter().map(|x| x.addr).collect::<Vec<_>>());
+            sent2.borrow_mut().extend(d.iter().map(|x| (x.addr, x.len, k2.read(x.addr, 1)[0])));
+        });
+        let fill = k.take_fill();
+        assert_eq!(fill.len(), 16);
+        // Five frames: first bytes 1, 2, 3, 4, 5, each 60 bytes long, at the headroom.
+        let descs: Vec<Desc> = (0..5)
+            .map(|i| {
+                let addr = fill[i] + 256;
+                k.write(addr, &[i as u8 + 1; 60]);
+                Desc { addr, len: 60, options: 0 }
+            })
+            .collect();
+        assert_eq!(k.receive(&descs), 5);
+        let stop = AtomicBool::new(false);
+        let mut stage = OddDrop { stop: &stop, batches: 2, seen: Vec::new() };
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut stage, None, 4, &busy(), &counters, &stop);
+        assert_eq!(stage.seen, vec![4, 1], "batches of at most 4");
+        assert_eq!(
+            *sent.borrow(),
+            vec![(descs[1].addr, 59, 4), (descs[3].addr, 59, 8)],
+            "shortened, rewritten in place"
+        );
+        assert_eq!(
+            k.take_fill(),
+            vec![fill[0], fill[2], fill[1], fill[3], fill[4]],
+            "dropped frames, then sent ones once completed, go back by their chunk's base"
+        );
+        let s = counters.snapshot();
+        assert_eq!((s.rx_packets, s.tx_packets, s.tx_completed, s.rx_bytes, s.tx_bytes), (5, 2, 2, 300, 118));
+    }
+
+    /// Sends everything to port 0 (fwd), or to port 1 (which no pipeline here has).
+    struct Redirect(u8, &'static AtomicBool);
+
+    impl Stage for Redirect {
+        type Summary = ();
+        const TRANSMITS: bool = false;
+        fn on_batch(&mut self, batch: &mut Batch<'_>) {
+            batch.set_all(Verdict::Redirect(OutPort(self.0)));
+            self.1.store(true, Relaxed);
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn redirects_copy_into_the_out_socket_and_unknown_ports_are_counted() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let (_calls, _guard) = record_calls();
+        let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
+        let (oxsk, ok) = fake::socket(8, 4096, 8, false, true);
+        let mut out = OutSocket { xsk: oxsk, shared: false };
+        let fill = k.take_fill();
+        k.write(fill[0] + 256, b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab");
+        assert_eq!(k.receive(&[Desc { addr: fill[0] + 256, len: 60, options: 0 }]), 1);
+        let counters = WorkerCounters::default();
+        STOP.store(false, Relaxed);
+        rx_loop(&mut xsk, Some(&mut out), &mut Redirect(0, &STOP), None, 64, &busy(), &counters, &STOP);
+        let sent = ok.take_tx();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(ok.read(sent[0].addr, 60), k.read(fill[0] + 256, 60), "copied byte for byte");
+        assert_eq!(k.take_fill(), vec![fill[0]], "the original goes back to the fill ring");
+        // Port 1 does not exist: counted, recycled, nothing sent.
+        assert_eq!(k.receive(&[Desc { addr: fill[1] + 256, len: 60, options: 0 }]), 1);
+        STOP.store(false, Relaxed);
+        rx_loop(&mut xsk, Some(&mut out), &mut Redirect(1, &STOP), None, 64, &busy(), &counters, &STOP);
+        assert!(ok.take_tx().is_empty());
+        assert_eq!(counters.snapshot().unsendable, 1);
+        assert_eq!(k.take_fill(), vec![fill[1]]);
+    }
+
+    #[test]
+    fn an_empty_ring_sleeps_in_the_waiter_or_wakes_the_kernel_when_asked() {
+        let (calls, _guard) = record_calls();
+        let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
+        let stop_event = sys::StopEvent::new().unwrap();
+        let waiter = sys::ReadableWaiter::new(xsk.fd(), &stop_event).unwrap();
+        let wait = WaitPolicy { need_wakeup: true, sleep: Some((waiter, 5)), idle_backoff_ns: 0 };
+        let counters = WorkerCounters::default();
+        let stop = AtomicBool::new(false);
+        struct Count<'s>(&'s AtomicBool);
+        impl Stage for Count<'_> {
+            type Summary = ();
+            fn on_batch(&mut self, _: &mut Batch<'_>) {}
+            fn finish(self) {}
+        }
+        // need_wakeup on the fill ring: the worker wakes the kernel instead of sleeping.
+        k.fill_needs_wakeup(true);
+        let t = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                stop.store(true, Relaxed);
+            });
+            rx_loop(&mut xsk, None, &mut Count(&stop), None, 64, &wait, &counters, &stop);
+        });
+        let _ = t;
+        assert!(calls.borrow().iter().all(|c| matches!(c, HotCall::WakeupRx { .. })));
+        assert!(!calls.borrow().is_empty());
+        calls.borrow_mut().clear();
+        k.fill_needs_wakeup(false);
+        stop.store(false, Relaxed);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                stop.store(true, Relaxed);
+            });
+            rx_loop(&mut xsk, None, &mut Count(&stop), None, 64, &wait, &counters, &stop);
+        });
+        assert!(calls.borrow().iter().all(|c| matches!(c, HotCall::Wait { timeout_ms: 5, .. })));
+    }
+
+    /// Sends `left` frames of 64 bytes numbered from 0, `per_call` at most per call.
+    struct Numbered {
+        left: u32,
+        next: u8,
+        per_call: usize,
+    }
+
+    impl Source for Numbered {
+        type Summary = ();
+        fn on_tx(&mut self, b: &mut TxBatch<'_>, _now: u64) -> SourceStep {
+            for _ in 0..self.per_call {
+                if self.left == 0 {
+                    return SourceStep::Done;
+                }
+                let n = self.next;
+                if !b.push(64, |buf| buf.fill(n)) {
+                    break;
+                }
+                self.next += 1;
+                self.left -= 1;
+            }
+            if self.left == 0 { SourceStep::Done } else { SourceStep::Continue }
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn a_source_sends_exactly_what_it_pushed_and_unused_frames_stay_free() {
+        // The fake kernel completes every kick's frames at once.
+        let (xsk, k) = fake::socket(8, 4096, 8, false, true);
+        let k = Rc::new(k);
+        let k2 = k.clone();
+        let sent_log = Rc::new(RefCell::new(Vec::new()));
+        let log2 = sent_log.clone();
+        let _guard = override_hot_calls(move |c| {
+            if let HotCall::KickTx { .. } = c {
+                let d = k2.take_tx();
+                for x in &d {
+                    log2.borrow_mut().push(k2.read(x.addr, x.len as usize));
+                }
+                k2.complete(&d.iter().map(|x| x.addr).collect::<Vec<_>>());
+            }
+        });
+        let mut xsk = xsk;
+        let counters = WorkerCounters::default();
+        let stop = AtomicBool::new(false);
+        let mut src = Numbered { left: 20, next: 0, per_call: 3 };
+        let t = tx_loop(&mut xsk, &mut src, 4, &busy(), &counters, &stop, None);
+        assert_eq!((t.sent, t.completed, t.bytes), (20, 20, 20 * 64));
+        let log = sent_log.borrow();
+        assert_eq!(log.len(), 20);
+        assert!(log.iter().enumerate().all(|(i, f)| f.len() == 64 && f.iter().all(|&b| b == i as u8)));
+        assert_eq!(xsk.free_frames(), 8, "every frame came back");
+    }
+}

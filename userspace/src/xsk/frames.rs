@@ -1,0 +1,263 @@
+//! Frame tokens: what a stage or a source may touch, and for how long.
+//!
+//! A [`Batch`] is the frames one RX ring consume handed to userspace. It borrows the
+//! driver's descriptor and verdict arrays, and every [`Frame`] it yields borrows the
+//! batch, so no frame outlives the batch: once the hook returns, the driver recycles or
+//! transmits each frame by its verdict, and nothing in safe code still names its bytes.
+//! A [`TxBatch`] is the same for free frames a source fills for transmission.
+//!
+//! Both are built only by `Xsk` (`unsafe fn`s whose contract is the ownership window in
+//! `xsk`'s module docs); the descriptors they hold were checked to lie inside one chunk.
+use std::{cell::Cell, marker::PhantomData};
+
+use super::Desc;
+
+/// Another socket a frame can leave by, as the pipeline numbers them (the first
+/// `out_port` given to the pipeline is port 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct OutPort(pub u8);
+
+/// What happens to a received frame after the stage's hook.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its chunk goes back to the fill ring (the default for every frame).
+    #[default]
+    Drop,
+    /// Sent back out of the queue it came in on; the frame stays in the UMEM.
+    Tx,
+    /// Sent out of another port (without a copy where the UMEM is shared).
+    Redirect(OutPort),
+}
+
+/// A frame length that does not fit its chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("frame length {len} B exceeds the {room} B left in its UMEM chunk")]
+pub struct FrameLenError {
+    /// The length asked for.
+    pub len: usize,
+    /// Bytes from the frame's start to the end of its chunk.
+    pub room: usize,
+}
+
+/// The frames of one RX batch, each with its verdict.
+pub struct Batch<'a> {
+    base: *mut u8,
+    descs: &'a mut [Desc],
+    verdicts: &'a mut [Verdict],
+    frame_size: u64,
+    frame_mask: u64,
+    /// Frames whose verdict is not `Drop`: 0 lets the driver recycle the batch in one go.
+    kept: Cell<u32>,
+}
+
+impl<'a> Batch<'a> {
+    /// # Safety
+    /// `base` is the start of a UMEM of which every descriptor in `descs` names a frame
+    /// that (1) lies inside one `frame_size` chunk of it, (2) userspace owns (consumed
+    /// from the RX ring and not yet produced to any ring) for all of `'a`, and (3) is in a
+    /// chunk no other descriptor of `descs` names. `verdicts` is as long as `descs` and
+    /// all `Drop`.
+    pub(super) unsafe fn new(
+        base: *mut u8,
+        descs: &'a mut [Desc],
+        verdicts: &'a mut [Verdict],
+        frame_size: u32,
+    ) -> Self {
+        debug_assert_eq!(descs.len(), verdicts.len());
+        let frame_size = frame_size as u64;
+        Self { base, descs, verdicts, frame_size, frame_mask: !(frame_size - 1), kept: Cell::new(0) }
+    }
+
+    /// Frames in the batch.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.descs.len()
+    }
+
+    /// True if the batch holds no frame.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.descs.is_empty()
+    }
+
+    /// The frames, in ring order, each writable until the hook returns.
+    #[inline]
+    pub fn frames(&mut self) -> Frames<'_> {
+        Frames {
+            base: self.base,
+            descs: self.descs.iter_mut(),
+            verdicts: self.verdicts.iter_mut(),
+            frame_size: self.frame_size,
+            frame_mask: self.frame_mask,
+            kept: &self.kept,
+        }
+    }
+
+    /// Gives every frame the same verdict.
+    pub fn set_all(&mut self, verdict: Verdict) {
+        self.verdicts.fill(verdict);
+        self.kept.set(if verdict == Verdict::Drop { 0 } else { self.descs.len() as u32 });
+    }
+
+    /// True if some frame's verdict is not `Drop`.
+    #[inline]
+    pub(crate) fn keeps_any(&self) -> bool {
+        self.kept.get() > 0
+    }
+}
+
+/// Iterator over a batch's frames (see [`Batch::frames`]).
+pub struct Frames<'b> {
+    base: *mut u8,
+    descs: std::slice::IterMut<'b, Desc>,
+    verdicts: std::slice::IterMut<'b, Verdict>,
+    frame_size: u64,
+    frame_mask: u64,
+    kept: &'b Cell<u32>,
+}
+
+impl<'b> Iterator for Frames<'b> {
+    type Item = Frame<'b>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Frame<'b>> {
+        let desc = self.descs.next()?;
+        let verdict = self.verdicts.next()?;
+        let room = ((desc.addr & self.frame_mask) + self.frame_size - desc.addr) as u32;
+        // SAFETY: the descriptor lies inside the UMEM (Batch::new's contract), so the
+        // offset stays inside the mapping.
+        let data = unsafe { self.base.add(desc.addr as usize) };
+        Some(Frame { data, len: &mut desc.len, room, verdict, kept: self.kept, _bytes: PhantomData })
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.descs.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Frames<'_> {}
+
+/// One received frame: its bytes, its length and its verdict, for the current batch only.
+pub struct Frame<'b> {
+    data: *mut u8,
+    len: &'b mut u32,
+    room: u32,
+    verdict: &'b mut Verdict,
+    kept: &'b Cell<u32>,
+    _bytes: PhantomData<&'b mut [u8]>,
+}
+
+impl Frame<'_> {
+    /// The frame's bytes (Ethernet header first).
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes from `data` lie inside the frame's chunk (checked when the
+        // descriptor was consumed, and `set_len` keeps len <= room); userspace owns the
+        // chunk for the batch's lifetime and no other Frame names it (Batch::new).
+        unsafe { std::slice::from_raw_parts(self.data, *self.len as usize) }
+    }
+
+    /// The frame's bytes, writable in place.
+    #[inline]
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as `bytes`; `&mut self` makes this the only slice of the chunk.
+        unsafe { std::slice::from_raw_parts_mut(self.data, *self.len as usize) }
+    }
+
+    /// The frame's length in bytes.
+    #[inline]
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        *self.len as usize
+    }
+
+    /// The most the frame can grow to: bytes from its start to the end of its chunk.
+    #[inline]
+    pub fn room(&self) -> usize {
+        self.room as usize
+    }
+
+    /// Changes the frame's length (what is transmitted). Bytes past the old length are
+    /// whatever the chunk held.
+    #[inline]
+    pub fn set_len(&mut self, len: usize) -> Result<(), FrameLenError> {
+        if len > self.room as usize {
+            return Err(FrameLenError { len, room: self.room as usize });
+        }
+        *self.len = len as u32;
+        Ok(())
+    }
+
+    /// The frame's verdict so far (`Drop` until set).
+    #[inline]
+    pub fn verdict(&self) -> Verdict {
+        *self.verdict
+    }
+
+    /// Sets what happens to the frame after the hook.
+    #[inline]
+    pub fn set_verdict(&mut self, verdict: Verdict) {
+        let was_kept = *self.verdict != Verdict::Drop;
+        let keeps = verdict != Verdict::Drop;
+        if was_kept != keeps {
+            self.kept.set(if keeps { self.kept.get() + 1 } else { self.kept.get() - 1 });
+        }
+        *self.verdict = verdict;
+    }
+}
+
+/// Free frames a source fills for transmission, for one call of its hook.
+pub struct TxBatch<'a> {
+    base: *mut u8,
+    descs: &'a mut [Desc],
+    filled: usize,
+    frame_size: u64,
+    frame_mask: u64,
+}
+
+impl<'a> TxBatch<'a> {
+    /// # Safety
+    /// As [`Batch::new`], with "owned" meaning taken from the socket's free list and not
+    /// yet produced to any ring.
+    pub(super) unsafe fn new(base: *mut u8, descs: &'a mut [Desc], frame_size: u32) -> Self {
+        let frame_size = frame_size as u64;
+        Self { base, descs, filled: 0, frame_size, frame_mask: !(frame_size - 1) }
+    }
+
+    /// Frames that can still be pushed in this call.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.descs.len() - self.filled
+    }
+
+    /// Frames pushed so far.
+    #[inline]
+    pub fn filled(&self) -> usize {
+        self.filled
+    }
+
+    /// Room of the next frame: the longest frame `push` can write.
+    #[inline]
+    pub fn frame_room(&self) -> usize {
+        self.descs.get(self.filled).map_or(0, |d| ((d.addr & self.frame_mask) + self.frame_size - d.addr) as usize)
+    }
+
+    /// Writes the next frame: `write` gets its first `len` bytes (cut to the chunk's
+    /// room) to fill. Returns false, without calling `write`, when the batch is full.
+    #[inline]
+    pub fn push(&mut self, len: usize, write: impl FnOnce(&mut [u8])) -> bool {
+        let room = self.frame_room();
+        let Some(desc) = self.descs.get_mut(self.filled) else {
+            return false;
+        };
+        desc.len = len.min(room) as u32;
+        // SAFETY: the descriptor lies inside one chunk of the UMEM and userspace owns it
+        // (TxBatch::new's contract); `len` is cut to its room; `&mut self` makes this the
+        // only slice of it.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.base.add(desc.addr as usize), desc.len as usize) };
+        write(buf);
+        self.filled += 1;
+        true
+    }
+}
