@@ -9,7 +9,7 @@
 #
 # A RECEIVER is `xdpipe[:extra run args]` (this tree's binary), `PATH[:extra run args]`
 # (another xdpipe binary, e.g. an older build) or `xdpsock` (looked up in $ANCHOR_DIR,
-# default /tmp/anchors/bin; see scripts/build-anchors.sh). Example:
+# default /usr/local/bin: the tools you installed). Example:
 #   sudo scripts/ab-rxdrop.sh 3 xdpipe 'xdpipe:--filter all' /tmp/xdpipe-old xdpsock
 # Generator on core 0, receiver on core 1, native XDP, copy bind. ENGINE=xsk uses the
 # AF_XDP generator instead (xdpipe gen --engine xsk). Prints one line per trial:
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 X=$PWD/target/release/xdpipe
-ANCHOR_DIR=${ANCHOR_DIR:-/tmp/anchors/bin}
+ANCHOR_DIR=${ANCHOR_DIR:-/usr/local/bin}
 [ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ -x "$X" ] || { echo "ab-rxdrop: build first: cargo build --release" >&2; exit 1; }
 trials=$1; shift
@@ -40,7 +40,7 @@ for t in $(seq "$trials"); do
   for v in "$@"; do
     case $v in
       xdpsock)
-        [ -x "$ANCHOR_DIR/xdpsock" ] || { echo "ab-rxdrop: no $ANCHOR_DIR/xdpsock (scripts/build-anchors.sh)" >&2; exit 1; }
+        [ -x "$ANCHOR_DIR/xdpsock" ] || { echo "ab-rxdrop: no $ANCHOR_DIR/xdpsock (install it, or set ANCHOR_DIR to where it is)" >&2; exit 1; }
         ip netns exec "$RX" taskset -c 1 "$ANCHOR_DIR/xdpsock" -r -i xp-rx -q 0 -N -c >/dev/null 2>&1 &
         ;;
       *)

@@ -9,20 +9,20 @@
 #
 # A GENERATOR is `xdpipe[:extra gen args]` (this tree's binary), `PATH[:extra gen args]`
 # (another xdpipe binary) or `xdpsock` (its -t). Tools are looked up in $ANCHOR_DIR
-# (default /tmp/anchors/bin; see scripts/build-anchors.sh). --fresh: a new testbed for
+# (default /usr/local/bin: the tools you installed). --fresh: a new testbed for
 # every trial, as `xdpipe bench` does; default: one testbed for the whole script.
 # Generator on core 0. Prints one line per trial: TRIAL GENERATOR PPS. Example:
 #   sudo scripts/ab-txonly.sh --fresh 5 xdpipe xdpsock
 set -euo pipefail
 cd "$(dirname "$0")/.."
 X=$PWD/target/release/xdpipe
-ANCHOR_DIR=${ANCHOR_DIR:-/tmp/anchors/bin}
+ANCHOR_DIR=${ANCHOR_DIR:-/usr/local/bin}
 fresh=0
 [ "${1:-}" = --fresh ] && { fresh=1; shift; }
 [ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ -x "$X" ] || { echo "ab-txonly: build first: cargo build --release" >&2; exit 1; }
 for t in xdp-bench xdpsock; do
-  [ -x "$ANCHOR_DIR/$t" ] || { echo "ab-txonly: no $ANCHOR_DIR/$t (scripts/build-anchors.sh)" >&2; exit 1; }
+  [ -x "$ANCHOR_DIR/$t" ] || { echo "ab-txonly: no $ANCHOR_DIR/$t (install it, or set ANCHOR_DIR to where it is)" >&2; exit 1; }
 done
 trials=$1; shift
 
