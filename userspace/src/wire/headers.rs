@@ -207,7 +207,8 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 }
 
-/// The 5-tuple of a frame (IPv4 addresses in the low 4 bytes).
+/// The 5-tuple of a frame. An IPv4 address sits in the last 4 of its 16 bytes, the rest
+/// zero (build one with [`FlowKey::new`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub src: [u8; 16],
@@ -218,6 +219,19 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// The key [`parse_frame`] gives a frame of this flow.
+    pub fn new(proto: u8, src: std::net::IpAddr, sport: u16, dst: std::net::IpAddr, dport: u16) -> Self {
+        let bytes = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(v4) => {
+                let mut k = [0u8; 16];
+                k[12..].copy_from_slice(&v4.octets());
+                k
+            }
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        };
+        Self { src: bytes(src), dst: bytes(dst), sport, dport, proto }
+    }
+
     /// A fast, well-mixed 64-bit hash (FNV-1a over the fields then a final avalanche).
     pub fn hash64(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
