@@ -33,8 +33,8 @@ pub struct BenchArgs {
     /// Socket binds (nic and vm targets).
     #[arg(long, value_delimiter = ',', default_value = "copy", value_parser = axis::<Bind>())]
     pub binds: Vec<Bind>,
-    /// Receive-port offloads (nic and vm targets): default, off (every offload ethtool -K
-    /// can turn off), or both (default,off).
+    /// Receive-port offloads (nic and vm targets): default (as the driver set them), off
+    /// (every offload ethtool -K can turn off); default,off runs both.
     #[arg(long, value_delimiter = ',', default_value = "default", value_parser = axis::<Offloads>())]
     pub offloads: Vec<Offloads>,
     /// Label the run as emulated hardware (set by --target vm:* inside the guest).
