@@ -2,7 +2,9 @@
 //!
 //! Frames flow NIC queue → XDP program (`loader`, steer and count) → AF_XDP RX ring →
 //! worker (`worker`) → mode (`modes`) → TX or fill ring. Commands flow the other way:
-//! CLI → validated config (`config`) → `run` → workers. Only the binary prints.
+//! CLI → validated config (`config`) → `run` → workers. The CLI (clap flags and their
+//! validation) is the binary's `cli` module: no library module imports clap or derives
+//! it, and only the binary prints.
 #![deny(unsafe_code)]
 
 pub mod accounting;
