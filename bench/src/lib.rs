@@ -1,4 +1,6 @@
 //! xdpipe's benchmark suite, as a library with no I/O below the run directory:
+//! - [`axes`]: the matrix's axes as enums (stored as the strings they display as);
+//! - [`config`]: a validated bench run (what `xdpipe bench` asked for);
 //! - [`scenario`]: the scenario matrix and its labels;
 //! - [`search`]: the RFC 2544 zero-loss binary search over a trial function;
 //! - [`stats`]: median and spread of trials;
@@ -7,6 +9,8 @@
 //!
 //! The `xdpipe` binary supplies the [`Runner`] that turns a scenario and a rate into a
 //! measured trial (on a veth testbed); tests supply synthetic ones.
+pub mod axes;
+pub mod config;
 pub mod procedure;
 pub mod report;
 pub mod scenario;

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use crate::{
     Scenario,
+    axes::{Bind, Offloads, Target, Wait, XdpMode},
     stats::Spread,
     store::{RunSummary, ScenarioSummary},
 };
@@ -366,14 +367,14 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     add(delta_rows(
         runs,
         "XDP mode",
-        |s| strip(s, |c| std::mem::take(&mut c.xdp_mode)),
+        |s| strip(s, |c| std::mem::replace(&mut c.xdp_mode, XdpMode::Skb).to_string()),
         "skb",
         "no scenario pair differs only in XDP mode",
     ));
     add(delta_rows(
         runs,
         "DMA (zero-copy vs copy)",
-        |s| strip(s, |c| std::mem::take(&mut c.bind)),
+        |s| strip(s, |c| std::mem::replace(&mut c.bind, Bind::Copy).to_string()),
         "copy",
         "no run bound in zero-copy mode (veth is copy only; zero-copy needs a NIC driver with AF_XDP zero-copy)",
     ));
@@ -394,21 +395,21 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     add(delta_rows(
         runs,
         "wait policy",
-        |s| strip(s, |c| std::mem::take(&mut c.wait)),
+        |s| strip(s, |c| std::mem::replace(&mut c.wait, Wait::Busy).to_string()),
         "busy",
         "no run compared busy polling with poll()",
     ));
     add(delta_rows(
         runs,
         "physical vs virtual",
-        |s| strip(s, |c| std::mem::take(&mut c.target)),
+        |s| strip(s, |c| std::mem::replace(&mut c.target, Target::Veth).to_string()),
         "veth",
         "no two runs share a scenario on different targets",
     ));
     add(delta_rows(
         runs,
         "offloads (off vs default)",
-        |s| strip(s, |c| std::mem::take(&mut c.offloads)),
+        |s| strip(s, |c| std::mem::replace(&mut c.offloads, Offloads::Default).to_string()),
         "default",
         "no run compared offloads off with the default (the offload matrix needs a NIC target: veth's offloads act on skbs, after XDP)",
     ));
@@ -469,7 +470,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
 
 /// The HTML page: the markdown's tables as HTML plus the charts.
 pub fn html(runs: &[NamedRun]) -> String {
-    let mut sizes: Vec<String> = all(runs).map(|(_, s)| s.scenario.size.clone()).collect();
+    let mut sizes: Vec<String> = all(runs).map(|(_, s)| s.scenario.size.to_string()).collect();
     size_order(&mut sizes);
     let mut series_keys: Vec<(String, String)> = Vec::new();
     for (r, s) in all(runs) {
@@ -480,7 +481,7 @@ pub fn html(runs: &[NamedRun]) -> String {
     }
     let find = |run: &str, series: &str, size: &str| {
         all(runs)
-            .find(|(r, s)| r.name == run && s.scenario.series() == series && s.scenario.size == size)
+            .find(|(r, s)| r.name == run && s.scenario.series() == series && s.scenario.size.to_string() == size)
             .map(|(_, s)| s)
     };
     let mut thr = Vec::new();

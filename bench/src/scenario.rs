@@ -1,36 +1,43 @@
 //! The scenario matrix: every combination of the axes a run asked for.
 use serde::{Deserialize, Serialize};
 
+pub use crate::axes::{Axis, AxisError, Bind, Engine, Mode, Offloads, Size, Target, VmKind, Wait, XdpMode};
+
 /// The RFC 2544 frame sizes (with FCS).
-pub const RFC2544_SIZES: [&str; 7] = ["64", "128", "256", "512", "1024", "1280", "1518"];
+pub const RFC2544_SIZES: [u32; 7] = [64, 128, 256, 512, 1024, 1280, 1518];
+
+/// The sizes a run measures by default: the RFC 2544 set plus IMIX.
+pub fn default_sizes() -> Vec<Size> {
+    RFC2544_SIZES.iter().map(|&n| Size::Bytes(n)).chain([Size::Imix]).collect()
+}
 
 /// One point of the matrix.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Scenario {
-    /// `veth` (or later `nic:IF`, `vm:igb`).
-    pub target: String,
+    /// `veth`, `nic:IF` or `vm:igb` (emulated runs are labelled with the guest's kind).
+    pub target: Target,
     /// Frame size with FCS, or `imix`.
-    pub size: String,
+    pub size: Size,
     /// skb or native.
-    pub xdp_mode: String,
+    pub xdp_mode: XdpMode,
     /// copy or zero-copy.
-    pub bind: String,
+    pub bind: Bind,
     /// Receiver worker mode: rxdrop, parse, l2fwd, fwd.
-    pub mode: String,
+    pub mode: Mode,
     /// Generator engine: xsk or xdp-live.
-    pub engine: String,
+    pub engine: Engine,
     pub queues: u32,
     /// Receiver wait policy: need_wakeup with busy polling (`busy`) or poll() (`poll`).
-    pub wait: String,
+    pub wait: Wait,
     pub threaded_napi: bool,
     /// Receive-port offloads: "default" (as the driver set them) or "off" (every one
     /// `ethtool -K` could turn off; the run's environment lists which).
     #[serde(default = "default_offloads")]
-    pub offloads: String,
+    pub offloads: Offloads,
 }
 
-fn default_offloads() -> String {
-    "default".into()
+fn default_offloads() -> Offloads {
+    Offloads::Default
 }
 
 impl Scenario {
@@ -39,22 +46,28 @@ impl Scenario {
     #[cfg(test)]
     pub(crate) fn example() -> Self {
         Scenario {
-            target: "veth".into(),
-            size: "64".into(),
-            xdp_mode: "native".into(),
-            bind: "copy".into(),
-            mode: "rxdrop".into(),
-            engine: "xsk".into(),
+            target: Target::Veth,
+            size: Size::Bytes(64),
+            xdp_mode: XdpMode::Native,
+            bind: Bind::Copy,
+            mode: Mode::Rxdrop,
+            engine: Engine::Xsk,
             queues: 1,
-            wait: "busy".into(),
+            wait: Wait::Busy,
             threaded_napi: false,
-            offloads: "default".into(),
+            offloads: Offloads::Default,
         }
     }
 
     /// A short unique label, e.g. `veth native copy rxdrop 64B xsk q1 busy`.
     pub fn label(&self) -> String {
-        let size = if self.size == "imix" { "imix".to_owned() } else { format!("{}B", self.size) };
+        self.label_with_size(&match self.size {
+            Size::Imix => "imix".to_owned(),
+            Size::Bytes(n) => format!("{n}B"),
+        })
+    }
+
+    fn label_with_size(&self, size: &str) -> String {
         let mut l = format!(
             "{} {} {} {} {} {} q{} {}",
             self.target, self.xdp_mode, self.bind, self.mode, size, self.engine, self.queues, self.wait
@@ -62,7 +75,7 @@ impl Scenario {
         if self.threaded_napi {
             l += " threaded-napi";
         }
-        if self.offloads != "default" {
+        if self.offloads != Offloads::Default {
             l += &format!(" offloads-{}", self.offloads);
         }
         l
@@ -70,39 +83,34 @@ impl Scenario {
 
     /// Mean frame size with FCS (IMIX 7:4:1 of 64/570/1518).
     pub fn mean_size(&self) -> f64 {
-        match self.size.parse::<f64>() {
-            Ok(s) => s,
-            Err(_) => (7.0 * 64.0 + 4.0 * 570.0 + 1518.0) / 12.0,
-        }
+        self.size.mean()
     }
 
     /// False for the in-kernel generator (xdp-live), which sends at full speed only: no
     /// zero-loss search or latency trials at a fraction of it.
     pub fn can_pace(&self) -> bool {
-        self.engine != "xdp-live"
+        self.engine != Engine::XdpLive
     }
 
     /// The same scenario with the series axis (everything but size) as a key.
     pub fn series(&self) -> String {
-        let mut s = self.clone();
-        s.size = "*".into();
-        s.label().replace(" *B", "")
+        self.label_with_size("*B").replace(" *B", "")
     }
 }
 
 /// The axes of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Matrix {
-    pub target: String,
-    pub sizes: Vec<String>,
-    pub xdp_modes: Vec<String>,
-    pub binds: Vec<String>,
-    pub modes: Vec<String>,
-    pub engines: Vec<String>,
+    pub target: Target,
+    pub sizes: Vec<Size>,
+    pub xdp_modes: Vec<XdpMode>,
+    pub binds: Vec<Bind>,
+    pub modes: Vec<Mode>,
+    pub engines: Vec<Engine>,
     pub queues: Vec<u32>,
-    pub waits: Vec<String>,
+    pub waits: Vec<Wait>,
     pub threaded_napi: Vec<bool>,
-    pub offloads: Vec<String>,
+    pub offloads: Vec<Offloads>,
 }
 
 impl Matrix {
@@ -121,15 +129,15 @@ impl Matrix {
                                     {
                                         out.push(Scenario {
                                             target: self.target.clone(),
-                                            size: size.clone(),
-                                            xdp_mode: xdp_mode.clone(),
-                                            bind: bind.clone(),
-                                            mode: mode.clone(),
-                                            engine: engine.clone(),
+                                            size: *size,
+                                            xdp_mode: *xdp_mode,
+                                            bind: *bind,
+                                            mode: *mode,
+                                            engine: *engine,
                                             queues,
-                                            wait: wait.clone(),
+                                            wait: *wait,
                                             threaded_napi: *threaded_napi,
-                                            offloads: offloads.clone(),
+                                            offloads: *offloads,
                                         });
                                     }
                                 }
@@ -149,16 +157,16 @@ mod tests {
 
     fn m() -> Matrix {
         Matrix {
-            target: "veth".into(),
-            sizes: vec!["64".into(), "imix".into()],
-            xdp_modes: vec!["skb".into(), "native".into()],
-            binds: vec!["copy".into()],
-            modes: vec!["rxdrop".into()],
-            engines: vec!["xsk".into()],
+            target: Target::Veth,
+            sizes: vec![Size::Bytes(64), Size::Imix],
+            xdp_modes: vec![XdpMode::Skb, XdpMode::Native],
+            binds: vec![Bind::Copy],
+            modes: vec![Mode::Rxdrop],
+            engines: vec![Engine::Xsk],
             queues: vec![1],
-            waits: vec!["busy".into()],
+            waits: vec![Wait::Busy],
             threaded_napi: vec![false, true],
-            offloads: vec!["default".into()],
+            offloads: vec![Offloads::Default],
         }
     }
 

@@ -266,29 +266,96 @@ impl FromStr for CoreList {
     }
 }
 
-/// Where the XDP program runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// Generic XDP, in the kernel stack after the skb is built (any device).
-    Skb,
-    /// Native XDP, in the driver before any skb.
-    Native,
-    /// Native if the driver supports it, else skb.
-    Auto,
+/// A plain enum whose values have one name each: `FromStr` and `Display` use it, and the
+/// error for an unknown name lists the known ones. (The CLI's value enums map onto these;
+/// no library type derives clap.)
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal, $case:literal { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = $case)]
+        pub enum $name { $($(#[$vm])* $v),+ }
+        impl $name {
+            /// Every value, in the order help lists them.
+            pub const ALL: &'static [Self] = &[$(Self::$v),+];
+            /// The value's name, as flags and JSON write it.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $name {
+            type Err = ConfigError;
+            fn from_str(s: &str) -> Result<Self, ConfigError> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                    err($what, s, format!("use {}", names.join(", ")))
+                })
+            }
+        }
+    };
 }
 
-/// How the AF_XDP socket binds to its queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BindMode {
-    /// XDP_COPY: the kernel copies each frame into the UMEM.
-    Copy,
-    /// XDP_ZEROCOPY: the NIC DMAs straight into the UMEM (driver must support it).
-    ZeroCopy,
-    /// Let the kernel choose (zero-copy where the driver has it).
-    Auto,
+named_enum!(
+    /// Where the XDP program runs.
+    XdpMode, "XDP mode", "lowercase" {
+        /// Generic XDP, in the kernel stack after the skb is built (any device).
+        Skb = "skb",
+        /// Native XDP, in the driver before any skb.
+        Native = "native",
+        /// Native if the driver supports it, else skb.
+        Auto = "auto",
+    }
+);
+
+named_enum!(
+    /// How the AF_XDP socket binds to its queue.
+    BindMode, "bind mode", "kebab-case" {
+        /// XDP_COPY: the kernel copies each frame into the UMEM.
+        Copy = "copy",
+        /// XDP_ZEROCOPY: the NIC DMAs straight into the UMEM (driver must support it).
+        ZeroCopy = "zero-copy",
+        /// Let the kernel choose (zero-copy where the driver has it).
+        Auto = "auto",
+    }
+);
+
+named_enum!(
+    /// The worker modes `xdpipe run --mode` accepts.
+    ModeKind, "mode", "lowercase" {
+        /// Consume and recycle; frame data untouched.
+        Rxdrop = "rxdrop",
+        /// Parse Ethernet/VLAN/IPv4/IPv6/UDP/TCP, count flows and malformed frames.
+        Parse = "parse",
+        /// Swap MACs and send each frame back out of the same queue (no copy).
+        L2fwd = "l2fwd",
+        /// Receive on --iface, send unchanged on --out-iface (shared UMEM where the kernel
+        /// allows it, else a copy).
+        Fwd = "fwd",
+    }
+);
+
+impl ModeKind {
+    /// Whether the mode transmits (and so needs a TX ring and frames for it).
+    pub fn transmits(self) -> bool {
+        matches!(self, Self::L2fwd | Self::Fwd)
+    }
 }
+
+named_enum!(
+    /// How the generator transmits frames.
+    Engine, "engine", "kebab-case" {
+        /// AF_XDP TX ring (the path under test).
+        Xsk = "xsk",
+        /// The kernel transmits from an XDP program run with BPF_PROG_RUN and live frames
+        /// (as xdp-trafficgen does): the fastest way to load a receiver.
+        XdpLive = "xdp-live",
+    }
+);
 
 /// Which frames the XDP program steers to the sockets; everything else goes to the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,6 +501,18 @@ mod tests {
         let c: CoreList = "0,1".parse().unwrap();
         assert!(c.check_against(&[0, 1]).is_ok());
         assert!(c.check_against(&[0]).unwrap_err().why.contains("available"));
+    }
+
+    #[test]
+    fn named_enums_round_trip_and_match_their_json() {
+        for m in ModeKind::ALL {
+            assert_eq!(m.to_string().parse::<ModeKind>().unwrap(), *m);
+            assert_eq!(serde_json::to_string(m).unwrap(), format!("\"{m}\""));
+        }
+        assert_eq!(serde_json::to_string(&Engine::XdpLive).unwrap(), "\"xdp-live\"");
+        assert_eq!(serde_json::to_string(&BindMode::ZeroCopy).unwrap(), "\"zero-copy\"");
+        assert_eq!("native".parse::<XdpMode>().unwrap(), XdpMode::Native);
+        assert_eq!("nope".parse::<ModeKind>().unwrap_err().why, "use rxdrop, parse, l2fwd, fwd");
     }
 
     #[test]

@@ -142,16 +142,8 @@ pub struct GenConfig {
     pub allow_uplink: bool,
 }
 
-/// How frames are transmitted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Engine {
-    /// AF_XDP TX ring (the path under test).
-    Xsk,
-    /// The kernel transmits from an XDP program run with BPF_PROG_RUN and live frames
-    /// (as xdp-trafficgen does): the fastest way to load a receiver.
-    XdpLive,
-}
+/// How frames are transmitted (a plain config enum, in `config`).
+pub use crate::config::Engine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {

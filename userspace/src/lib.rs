@@ -2,8 +2,10 @@
 //!
 //! Frames flow NIC queue → XDP program (`loader`, steer and count) → AF_XDP RX ring →
 //! the pipeline's worker loop (`pipeline`) → a stage (`stages`, or a user's) → TX or fill
-//! ring. Commands flow the other way:
-//! CLI → validated config (`config`) → `run` → workers. Only the binary prints.
+//! ring. Commands flow the other way: CLI → validated config (`config`) → `run` or a lab
+//! command → `pipeline` → workers. The CLI (clap flags and their validation) is the
+//! binary's `cli` module: no library module imports clap or derives it, and only the
+//! binary prints.
 #![deny(unsafe_code)]
 
 pub mod accounting;

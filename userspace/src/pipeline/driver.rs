@@ -614,8 +614,8 @@ mod tests {
         let wait = WaitPolicy { need_wakeup: true, sleep: Some((waiter, 5)), idle_backoff_ns: 0 };
         let counters = WorkerCounters::default();
         let stop = AtomicBool::new(false);
-        struct Count<'s>(&'s AtomicBool);
-        impl Stage for Count<'_> {
+        struct Count;
+        impl Stage for Count {
             type Summary = ();
             fn on_batch(&mut self, _: &mut Batch<'_>) {}
             fn finish(self) {}
@@ -627,7 +627,7 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 stop.store(true, Relaxed);
             });
-            rx_loop(&mut xsk, None, &mut Count(&stop), None, 64, &wait, &counters, &stop);
+            rx_loop(&mut xsk, None, &mut Count, None, 64, &wait, &counters, &stop);
         });
         let _ = t;
         assert!(calls.borrow().iter().all(|c| matches!(c, HotCall::WakeupRx { .. })));
@@ -640,7 +640,7 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 stop.store(true, Relaxed);
             });
-            rx_loop(&mut xsk, None, &mut Count(&stop), None, 64, &wait, &counters, &stop);
+            rx_loop(&mut xsk, None, &mut Count, None, 64, &wait, &counters, &stop);
         });
         assert!(calls.borrow().iter().all(|c| matches!(c, HotCall::Wait { timeout_ms: 5, .. })));
     }

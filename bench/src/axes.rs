@@ -1,0 +1,214 @@
+//! The axes of the scenario matrix as enums. Each is stored (summary.json, raw.csv) and
+//! labelled by the string [`Axis::as_str`] / `Display` gives, the same strings runs were
+//! stored with before these were enums, so old runs still load.
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A value of an axis that did not parse: names the axis, the value and the accepted ones.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{axis} {value:?}: {why}")]
+pub struct AxisError {
+    pub axis: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+/// An axis with a fixed set of values.
+pub trait Axis: Copy + Sized + 'static {
+    /// What the value is, for errors ("XDP mode").
+    const WHAT: &'static str;
+    /// Every value, in the order help lists them.
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+}
+
+fn parse_axis<T: Axis>(s: &str) -> Result<T, AxisError> {
+    T::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| AxisError {
+        axis: T::WHAT,
+        value: s.to_owned(),
+        why: format!("use {}", T::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")),
+    })
+}
+
+/// Serde as the value's string (serde's derive would store `Bytes(64)` as an object).
+macro_rules! string_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+macro_rules! axis {
+    ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $v),+ }
+        impl Axis for $name {
+            const WHAT: &'static str = $what;
+            const ALL: &'static [Self] = &[$(Self::$v),+];
+            fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $name {
+            type Err = AxisError;
+            fn from_str(s: &str) -> Result<Self, AxisError> {
+                parse_axis(s)
+            }
+        }
+        string_serde!($name);
+    };
+}
+
+axis!(
+    /// Where the receiver's XDP program runs.
+    XdpMode, "XDP mode" { Skb = "skb", Native = "native" }
+);
+axis!(
+    /// How the receiver's sockets bind.
+    Bind, "bind" { Copy = "copy", ZeroCopy = "zero-copy" }
+);
+axis!(
+    /// The receiver's worker mode.
+    Mode, "mode" { Rxdrop = "rxdrop", Parse = "parse", L2fwd = "l2fwd", Fwd = "fwd" }
+);
+axis!(
+    /// The generator's engine.
+    Engine, "engine" { Xsk = "xsk", XdpLive = "xdp-live" }
+);
+axis!(
+    /// The receiver's wait policy: need_wakeup with busy polling, or sleeping in poll().
+    Wait, "wait policy" { Busy = "busy", Poll = "poll" }
+);
+axis!(
+    /// Receive-port offloads: as the driver set them, or every one `ethtool -K` could
+    /// turn off.
+    Offloads, "offloads" { Default = "default", Off = "off" }
+);
+axis!(
+    /// The emulated NIC of the QEMU guest (scripts/vm).
+    VmKind, "VM NIC" { Igb = "igb", Virtio = "virtio" }
+);
+
+/// Frame size with FCS, or IMIX (7:4:1 of 64/570/1518).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Size {
+    Bytes(u32),
+    Imix,
+}
+
+impl Size {
+    /// IMIX's largest frame.
+    pub const IMIX_MAX: u32 = 1518;
+
+    /// The largest frame this size sends.
+    pub fn max_bytes(self) -> u32 {
+        match self {
+            Size::Bytes(n) => n,
+            Size::Imix => Self::IMIX_MAX,
+        }
+    }
+
+    /// Mean frame size with FCS.
+    pub fn mean(self) -> f64 {
+        match self {
+            Size::Bytes(n) => n as f64,
+            Size::Imix => (7.0 * 64.0 + 4.0 * 570.0 + 1518.0) / 12.0,
+        }
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Size::Bytes(n) => write!(f, "{n}"),
+            Size::Imix => f.write_str("imix"),
+        }
+    }
+}
+
+impl FromStr for Size {
+    type Err = AxisError;
+    fn from_str(s: &str) -> Result<Self, AxisError> {
+        if s == "imix" {
+            return Ok(Size::Imix);
+        }
+        s.parse().map(Size::Bytes).map_err(|_| AxisError {
+            axis: "frame size",
+            value: s.to_owned(),
+            why: "write a number of bytes with FCS (e.g. 64) or imix".into(),
+        })
+    }
+}
+string_serde!(Size);
+
+/// Where a run ran: the veth testbed, a NIC port (`nic:IFACE`) or the QEMU guest's
+/// emulated NIC (`vm:igb`, `vm:virtio`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Veth,
+    Nic(String),
+    Vm(VmKind),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Veth => f.write_str("veth"),
+            Target::Nic(i) => write!(f, "nic:{i}"),
+            Target::Vm(k) => write!(f, "vm:{k}"),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = AxisError;
+    fn from_str(s: &str) -> Result<Self, AxisError> {
+        let bad = |why: &str| AxisError { axis: "target", value: s.to_owned(), why: why.to_owned() };
+        match s.split_once(':') {
+            None if s == "veth" => Ok(Target::Veth),
+            Some(("nic", "")) => Err(bad("name the port: nic:IFACE, e.g. nic:eth1")),
+            Some(("nic", i)) => Ok(Target::Nic(i.to_owned())),
+            Some(("vm", k)) => k.parse().map(Target::Vm).map_err(|_| bad("use vm:igb or vm:virtio")),
+            _ => Err(bad("use veth, nic:IFACE, vm:igb or vm:virtio")),
+        }
+    }
+}
+string_serde!(Target);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_round_trip_through_their_stored_strings() {
+        for s in ["skb", "native"] {
+            assert_eq!(s.parse::<XdpMode>().unwrap().to_string(), s);
+        }
+        for s in ["veth", "nic:igb1", "vm:igb", "vm:virtio"] {
+            let t: Target = s.parse().unwrap();
+            assert_eq!(t.to_string(), s);
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{s}\""));
+        }
+        assert_eq!(serde_json::from_str::<Engine>("\"xdp-live\"").unwrap(), Engine::XdpLive);
+        assert_eq!(serde_json::from_str::<Size>("\"1518\"").unwrap(), Size::Bytes(1518));
+        let e = "auto".parse::<XdpMode>().unwrap_err();
+        assert_eq!(e.to_string(), "XDP mode \"auto\": use skb, native");
+        assert!("vm:e1000".parse::<Target>().unwrap_err().why.contains("vm:igb"));
+        assert!("ten".parse::<Size>().is_err());
+    }
+}

@@ -1,0 +1,276 @@
+//! `xdpipe bench` and `xdpipe report` flags, and the conversion of bench's into a
+//! validated `BenchConfig`: every axis and value checked here, before anything is made.
+use std::path::PathBuf;
+
+use clap::Args;
+use xdpipe::{config::FrameSize, generator::Rate, wire::udpgen::FCS_LEN, wire::udpgen::MIN_FRAME_LEN};
+use xdpipe_bench::{
+    config::{AnchorConfig, BenchConfig},
+    procedure::Procedure,
+    scenario::{Bind, Engine, Matrix, Mode, Offloads, Size, Target, Wait, XdpMode, default_sizes},
+    search::SearchConfig,
+};
+
+use crate::cli::{
+    CliError, refuse,
+    values::{AnchorsArg, OnOffBoth, axis},
+};
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Where to run: veth (a testbed xdpipe builds and removes per trial); nic:IFACE (a
+    /// NIC port, with --gen-iface the port cabled to it); vm:igb or vm:virtio (the QEMU
+    /// guest of scripts/vm, emulated NICs, results labelled emulated).
+    #[arg(long, default_value = "veth")]
+    pub target: Target,
+    /// With --target nic:IFACE: the port of this host cabled back to back to IFACE, which
+    /// the generator sends from.
+    #[arg(long)]
+    pub gen_iface: Option<String>,
+    /// Queue counts (RSS; nic and vm targets): 1,4 runs every point on 1 and on 4 queues.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub queues: Vec<u32>,
+    /// Socket binds (nic and vm targets).
+    #[arg(long, value_delimiter = ',', default_value = "copy", value_parser = axis::<Bind>())]
+    pub binds: Vec<Bind>,
+    /// Receive-port offloads (nic and vm targets): default (as the driver set them), off
+    /// (every offload ethtool -K can turn off); default,off runs both.
+    #[arg(long, value_delimiter = ',', default_value = "default", value_parser = axis::<Offloads>())]
+    pub offloads: Vec<Offloads>,
+    /// Label the run as emulated hardware (set by --target vm:* inside the guest).
+    #[arg(long, hide = true)]
+    pub emulated_as: Option<Target>,
+    /// Frame sizes with FCS, 62 up to the testbed's MTU + 18, or imix (default: the
+    /// RFC 2544 set plus imix).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<Size>>,
+    /// Receiver XDP modes.
+    #[arg(long, value_delimiter = ',', default_value = "skb,native", value_parser = axis::<XdpMode>())]
+    pub xdp_modes: Vec<XdpMode>,
+    /// Receiver modes (fwd: veth target only).
+    #[arg(long, value_delimiter = ',', default_value = "rxdrop", value_parser = axis::<Mode>())]
+    pub modes: Vec<Mode>,
+    /// Generator engines (xdp-live: max rate only, one frame size, so no imix).
+    #[arg(long, value_delimiter = ',', default_value = "xsk", value_parser = axis::<Engine>())]
+    pub engines: Vec<Engine>,
+    /// Receiver wait policy: busy (need_wakeup, busy polling) and/or poll (sleep until frames arrive, `run --poll`).
+    #[arg(long, value_delimiter = ',', default_value = "busy", value_parser = axis::<Wait>())]
+    pub waits: Vec<Wait>,
+    /// Threaded NAPI on the receiving veth (labelled in the results); native XDP mode
+    /// only (a veth in skb mode has no NAPI to move).
+    #[arg(long, value_enum, default_value_t = OnOffBoth::Off)]
+    pub threaded_napi: OnOffBoth,
+    /// Threaded-NAPI scenarios: pin the receive NAPI thread to this core (default: the
+    /// scheduler's choice).
+    #[arg(long)]
+    pub napi_core: Option<u32>,
+    /// Trials per point (median and spread over them).
+    #[arg(long, default_value_t = 5)]
+    pub trials: usize,
+    /// Seconds per max-rate, confirming and latency trial.
+    #[arg(long, default_value_t = 5.0)]
+    pub trial_secs: f64,
+    /// Seconds per zero-loss search trial.
+    #[arg(long, default_value_t = 1.0)]
+    pub search_secs: f64,
+    /// Skip the RFC 2544 zero-loss search.
+    #[arg(long)]
+    pub no_search: bool,
+    /// Latency trials at this fraction of the zero-loss rate (0: none).
+    #[arg(long, default_value_t = 0.5)]
+    pub latency_fraction: f64,
+    /// Directory the run directory goes under.
+    #[arg(long, default_value = "bench/runs")]
+    pub out: PathBuf,
+    /// Anchors measured beside xdpipe (xdpsock, xdp-bench, xdp-trafficgen, where found).
+    #[arg(long, value_enum, default_value_t = AnchorsArg::Auto)]
+    pub anchors: AnchorsArg,
+    /// Directories to look for the anchor tools in before PATH.
+    #[arg(long)]
+    pub anchor_dir: Vec<PathBuf>,
+    /// Trials per side of each anchor comparison (default: --trials).
+    #[arg(long)]
+    pub anchor_trials: Option<usize>,
+    /// Offered rate of the CPU-per-frame comparison (below saturation), a packet rate.
+    #[arg(long, default_value = "200kpps")]
+    pub anchor_cpu_rate: Rate,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ReportArgs {
+    /// Run directories (bench/runs/...) to compare.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Where report.md and report.html go.
+    #[arg(long, default_value = "bench/report")]
+    pub out: PathBuf,
+}
+
+/// Queue counts a bench point may ask for.
+pub const MAX_BENCH_QUEUES: u32 = 64;
+
+/// The generator's UMEM frame in bench trials (its default).
+const GEN_FRAME: u32 = 4096;
+
+/// Refuses an empty axis or one listing a value twice.
+fn axis_ok<T: PartialEq + std::fmt::Display>(flag: &str, values: &[T]) -> Result<(), CliError> {
+    if values.is_empty() {
+        refuse!("{flag}: empty; give at least one value");
+    }
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            refuse!("{flag}: {v} is listed twice; list each value once");
+        }
+    }
+    Ok(())
+}
+
+fn positive_secs(flag: &str, s: f64) -> Result<f64, CliError> {
+    if !(s > 0.0 && s < 1e6) {
+        refuse!("{flag} {s}: give a positive number of seconds, e.g. 1");
+    }
+    Ok(s)
+}
+
+impl BenchArgs {
+    /// Every check that needs no device. `cmd_bench` checks the rest (interfaces, MTU,
+    /// CPUs) before it makes the run directory.
+    pub fn validate(&self) -> Result<BenchConfig, CliError> {
+        let sizes = self.sizes.clone().unwrap_or_else(default_sizes);
+        axis_ok("--sizes", &sizes)?;
+        axis_ok("--xdp-modes", &self.xdp_modes)?;
+        axis_ok("--modes", &self.modes)?;
+        axis_ok("--engines", &self.engines)?;
+        axis_ok("--waits", &self.waits)?;
+        axis_ok("--binds", &self.binds)?;
+        axis_ok("--offloads", &self.offloads)?;
+        axis_ok("--queues", &self.queues)?;
+        let (min, max) = (MIN_FRAME_LEN + FCS_LEN, crate::cli::generator::max_frame_len(FrameSize::new(GEN_FRAME)?));
+        for s in &sizes {
+            if let Size::Bytes(n) = *s
+                && !(min..=max).contains(&(n as usize))
+            {
+                refuse!(
+                    "--sizes {n}: out of range; frame sizes with FCS are {min} (headers and the 16-byte stamp) to {max} \
+                     (a {GEN_FRAME} B UMEM frame), and at most the testbed's MTU + 18, e.g. 64,1518 or imix"
+                );
+            }
+        }
+        if let Some(q) = self.queues.iter().find(|&&q| !(1..=MAX_BENCH_QUEUES).contains(&q)) {
+            refuse!("--queues {q}: give queue counts from 1 to {MAX_BENCH_QUEUES}, e.g. 1,4");
+        }
+        match (&self.target, &self.gen_iface) {
+            (Target::Nic(i), None) => refuse!(
+                "--target nic:{i}: give --gen-iface PORT, the port of this host cabled to {i} that the generator sends \
+                 from; with the generator on a second host, run `xdpipe run` here and `xdpipe gen` there (README, \"On a lab NIC\")"
+            ),
+            (Target::Nic(i), Some(g)) if g == i => {
+                refuse!("--gen-iface {g} is the target port itself; give the port cabled to it")
+            }
+            (Target::Nic(_), Some(_)) | (_, None) => {}
+            (t, Some(g)) => {
+                refuse!("--gen-iface {g}: only --target nic:IFACE takes a generator port (the target is {t})")
+            }
+        }
+        if self.target == Target::Veth
+            && (self.queues != [1] || self.binds != [Bind::Copy] || self.offloads != [Offloads::Default])
+        {
+            refuse!(
+                "--queues, --binds and --offloads are axes of the nic and vm targets: veth has one queue per pair here, \
+                 binds copy only, and its offloads act on skbs after XDP; drop them or use --target nic:IFACE"
+            );
+        }
+        if self.target != Target::Veth && self.modes.contains(&Mode::Fwd) {
+            refuse!(
+                "--modes fwd needs the veth testbed's second pair; on a NIC, run `xdpipe run --mode fwd --out-iface` by hand"
+            );
+        }
+        let threaded = self.threaded_napi.values();
+        if threaded.contains(&true) && self.target != Target::Veth {
+            refuse!(
+                "--threaded-napi: threaded NAPI is an axis of the veth target (a NIC's NAPI threads are the driver's); \
+                 drop it or use --target veth"
+            );
+        }
+        if threaded.contains(&true) && self.xdp_modes.contains(&XdpMode::Skb) {
+            refuse!(
+                "--threaded-napi {}: a veth in skb mode has no NAPI to move; use --xdp-modes native",
+                match self.threaded_napi {
+                    OnOffBoth::Both => "both",
+                    _ => "on",
+                }
+            );
+        }
+        if let Some(c) = self.napi_core
+            && !threaded.contains(&true)
+        {
+            refuse!("--napi-core {c}: only threaded-NAPI scenarios have a NAPI thread to pin; add --threaded-napi on");
+        }
+        if self.engines.contains(&Engine::XdpLive) && sizes.contains(&Size::Imix) {
+            refuse!(
+                "--engines xdp-live sends one frame size per run, and --sizes has imix (the default sizes do); \
+                 give --sizes without imix, e.g. --sizes 64,1518, or drop xdp-live"
+            );
+        }
+        if self.trials == 0 {
+            refuse!("--trials 0: give at least 1 trial per point");
+        }
+        let trial_secs = positive_secs("--trial-secs", self.trial_secs)?;
+        let search_secs = positive_secs("--search-secs", self.search_secs)?;
+        if !(0.0..=1.0).contains(&self.latency_fraction) {
+            refuse!(
+                "--latency-fraction {}: a fraction of the zero-loss rate, 0 to 1 (0: no latency trials)",
+                self.latency_fraction
+            );
+        }
+        if let Some(e) = &self.emulated_as
+            && !matches!(e, Target::Vm(_))
+        {
+            refuse!("--emulated-as {e}: only vm:igb or vm:virtio");
+        }
+        let anchors = match self.anchors {
+            AnchorsArg::Off => None,
+            AnchorsArg::Auto => {
+                let Rate::Pps(cpu_pps) = self.anchor_cpu_rate else {
+                    refuse!("--anchor-cpu-rate: give a packet rate such as 200kpps (not max or a bit rate)");
+                };
+                if self.anchor_trials == Some(0) {
+                    refuse!("--anchor-trials 0: give at least 1 trial per side, or --anchors off");
+                }
+                Some(AnchorConfig {
+                    dirs: self.anchor_dir.clone(),
+                    trials: self.anchor_trials.unwrap_or(self.trials),
+                    cpu_pps,
+                })
+            }
+        };
+        let label = self.emulated_as.clone().unwrap_or_else(|| self.target.clone());
+        Ok(BenchConfig {
+            target: self.target.clone(),
+            gen_iface: self.gen_iface.clone(),
+            emulated_as: self.emulated_as.clone(),
+            matrix: Matrix {
+                target: label,
+                sizes,
+                xdp_modes: self.xdp_modes.clone(),
+                binds: self.binds.clone(),
+                modes: self.modes.clone(),
+                engines: self.engines.clone(),
+                queues: self.queues.clone(),
+                waits: self.waits.clone(),
+                threaded_napi: threaded,
+                offloads: self.offloads.clone(),
+            },
+            procedure: Procedure {
+                trials: self.trials,
+                trial_secs,
+                search: SearchConfig { search_secs, confirm_secs: trial_secs, ..Default::default() },
+                zero_loss: !self.no_search,
+                latency_fraction: self.latency_fraction,
+            },
+            napi_core: self.napi_core,
+            out: self.out.clone(),
+            anchors,
+        })
+    }
+}

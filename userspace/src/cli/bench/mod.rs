@@ -1,0 +1,289 @@
+//! `xdpipe bench` and `xdpipe report`: the CLI side of the benchmark. Trials run on veth
+//! testbeds (or cabled ports) through `xdpipe::veth`; the scenario logic, search, storage
+//! and report are in the `xdpipe-bench` crate.
+mod args;
+mod guest;
+mod runner;
+
+use std::{
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use anyhow::Context as _;
+pub use args::{BenchArgs, ReportArgs};
+use runner::{VethRunner, capture_env, link_bps, sh};
+use xdpipe::{
+    anchors::{self, Goal, Metric, Tools, plan},
+    stats::fmt_pps,
+    veth::Ports,
+};
+use xdpipe_bench::{
+    config::{AnchorConfig, BenchConfig},
+    procedure::{TrialEvent, run_scenario},
+    report::{NamedRun, html, markdown},
+    scenario::Target,
+    stats::spread,
+    store::{Anchor, RunDir, RunInfo, RunSummary, load},
+};
+
+/// The veth testbed's MTU (the kernel's default for a veth pair; `Testbed` leaves it).
+const VETH_MTU: u32 = 1500;
+
+pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    let ports = match &cfg.target {
+        Target::Veth => None,
+        Target::Nic(iface) => {
+            Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().expect("validated: nic has --gen-iface") })
+        }
+        Target::Vm(kind) => return guest::bench_in_guest(&cfg, *kind, &stop),
+    };
+    check_devices(&cfg, ports.as_ref())?;
+    let label = cfg.label().to_string();
+    let matrix = &cfg.matrix;
+    let scenarios = matrix.scenarios();
+    let host = sh("hostname");
+    let stamp = sh("date -u +%Y%m%d-%H%M%S");
+    let mut dir = RunDir::create(&cfg.out, &format!("{stamp}-{host}-{}", label.replace(':', "-")))?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut summary = RunSummary {
+        run: RunInfo {
+            command,
+            started: sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
+            host,
+            target: label.clone(),
+            virtual_target: ports.is_none() || cfg.emulated_as.is_some(),
+            link_bps: ports.as_ref().and_then(|p| link_bps(&p.rx)),
+            env: capture_env(&label, ports.as_ref()),
+            complete: false,
+            trials_per_point: cfg.procedure.trials,
+            notes: match (&ports, &cfg.emulated_as) {
+                (None, _) => vec![
+                    "veth: the receive-side copy into the UMEM runs on the generator's core (softirq), so a receive rate also measures the generator's core; runs with threaded NAPI are labelled.".into(),
+                ],
+                (Some(_), Some(_)) => vec![
+                    "EMULATED: QEMU's NIC models under software emulation (TCG). The real Linux drivers run (native XDP, zero-copy, RSS, ethtool), but the rates say nothing about hardware speed.".into(),
+                ],
+                (Some(p), None) => vec![format!("NIC: generator on {} cabled to {}", p.tx, p.rx)],
+            },
+        },
+        ..Default::default()
+    };
+    dir.write_readme(&summary)?;
+    dir.write_summary(&summary)?;
+    eprintln!("bench: {} scenario(s), results in {}", scenarios.len(), dir.path.display());
+    let procedure = cfg.procedure;
+    let exe = std::env::current_exe().context("finding the xdpipe binary")?;
+    let mut runner = VethRunner { exe, stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core };
+    let started = Instant::now();
+    let mut interrupted = None;
+    for (i, sc) in scenarios.iter().enumerate() {
+        let left = if i == 0 {
+            String::new()
+        } else {
+            let per = started.elapsed().as_secs_f64() / i as f64;
+            format!(", about {:.0} s left", per * (scenarios.len() - i) as f64)
+        };
+        eprintln!("bench: scenario {}/{}: {}{left}", i + 1, scenarios.len(), sc.label());
+        let mut record_err = None;
+        let mut on_trial = |e: &TrialEvent| {
+            let t = e.trial;
+            eprintln!(
+                "bench:   {} {} at {}: sent {} received {} ({:.3}% lost), rx {}",
+                e.kind,
+                e.index + 1,
+                e.offered_pps.map_or("max".to_owned(), fmt_pps),
+                t.sent,
+                t.received,
+                t.loss_ratio() * 100.0,
+                fmt_pps(t.rx_pps)
+            );
+            if let Err(err) = dir.record(sc, e.kind, e.index, e.offered_pps, t) {
+                record_err = Some(err);
+            }
+        };
+        let result = run_scenario(&mut runner, sc, &procedure, &mut on_trial);
+        if let Some(e) = record_err {
+            return Err(e.into());
+        }
+        match result {
+            Ok(s) => summary.scenarios.push(s),
+            Err((e, partial)) => {
+                summary.scenarios.extend(partial);
+                interrupted = Some(e);
+            }
+        }
+        dir.write_summary(&summary)?;
+        if interrupted.is_some() {
+            break;
+        }
+    }
+    if interrupted.is_none()
+        && ports.is_none()
+        && let Some(anchors) = &cfg.anchors
+        && let Err(e) = run_anchors(&cfg, anchors, &mut dir, &mut summary, &stop)
+    {
+        interrupted = Some(e);
+    }
+    summary.run.complete = interrupted.is_none();
+    dir.write_summary(&summary)?;
+    dir.write_readme(&summary)?;
+    println!("{}", dir.path.display());
+    match interrupted {
+        None => {
+            eprintln!("bench: done; compare runs with `xdpipe report {}`", dir.path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(e) if stop.load(Ordering::Relaxed) => {
+            eprintln!("bench: interrupted ({e}); the finished trials are in {}", dir.path.display());
+            Ok(ExitCode::from(130))
+        }
+        Some(e) => Err(anyhow::anyhow!("a trial failed: {e}; the finished trials are in {}", dir.path.display())),
+    }
+}
+
+/// What the flags alone cannot tell: the ports exist, every size fits their MTU (or the
+/// veth testbed's), and there are cores for the queues; checked before the run directory
+/// is made, so a refused run leaves nothing behind.
+fn check_devices(cfg: &BenchConfig, ports: Option<&Ports>) -> anyhow::Result<()> {
+    if !xdpipe::sys::is_root() {
+        anyhow::bail!("xdpipe bench must run as root (it builds testbeds and attaches XDP programs); try sudo");
+    }
+    let largest = cfg.matrix.sizes.iter().map(|s| s.max_bytes()).max().unwrap_or(0);
+    let mtus: Vec<(String, u32)> = match ports {
+        None => vec![(format!("the veth testbed ({})", xdpipe::testbed::RX_IFACE), VETH_MTU)],
+        Some(p) => {
+            let mut m = Vec::new();
+            for i in [&p.rx, &p.tx] {
+                if xdpipe::sys::ifindex(i).is_none() {
+                    anyhow::bail!("--target {}: no interface {i:?} here (see `ip link`)", cfg.target);
+                }
+                let mtu = std::fs::read_to_string(format!("/sys/class/net/{i}/mtu"))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .with_context(|| format!("reading the MTU of {i}"))?;
+                m.push((i.clone(), mtu));
+            }
+            m
+        }
+    };
+    for (what, mtu) in mtus {
+        if largest > mtu + 18 {
+            anyhow::bail!(
+                "--sizes {largest}: above the MTU of {what} ({mtu} B, so at most {} B per frame with FCS); \
+                 lower --sizes{}",
+                mtu + 18,
+                if ports.is_some() { " or raise the MTU (ip link set IFACE mtu N)" } else { "" }
+            );
+        }
+    }
+    if ports.is_some() {
+        let ncpu = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        if let Some(q) = cfg.matrix.queues.iter().find(|&&q| q > ncpu) {
+            anyhow::bail!(
+                "--queues {q}: this host has {ncpu} CPUs and each queue's worker needs one; give at most {ncpu}"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn cmd_report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let mut runs = Vec::new();
+    for p in &a.runs {
+        let summary = load(p)?;
+        let name = p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+        runs.push(NamedRun { name, summary });
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let md_path = a.out.join("report.md");
+    let html_path = a.out.join("report.html");
+    std::fs::write(&md_path, markdown(&runs)).with_context(|| format!("writing {}", md_path.display()))?;
+    std::fs::write(&html_path, html(&runs)).with_context(|| format!("writing {}", html_path.display()))?;
+    println!("{}\n{}", md_path.display(), html_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The anchor phase: each comparison the found tools allow, ours and theirs alternately.
+fn run_anchors(
+    cfg: &BenchConfig,
+    ac: &AnchorConfig,
+    dir: &mut RunDir,
+    summary: &mut RunSummary,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), String> {
+    let tools = Tools::find(&ac.dirs);
+    let missing = tools.missing();
+    if !missing.is_empty() {
+        let m = format!(
+            "anchors not found (looked in --anchor-dir and PATH): {}; their comparisons were not run",
+            missing.join(", ")
+        );
+        eprintln!("bench: {m}");
+        summary.run.notes.push(m);
+    }
+    let xdp_modes: Vec<String> = cfg.matrix.xdp_modes.iter().map(ToString::to_string).collect();
+    let engines: Vec<String> = cfg.matrix.engines.iter().map(ToString::to_string).collect();
+    let pairings = plan(&tools, &xdp_modes, &engines, ac.cpu_pps);
+    let trials = ac.trials;
+    let exe = std::env::current_exe().map_err(|e| format!("finding the xdpipe binary: {e}"))?;
+    for (k, p) in pairings.iter().enumerate() {
+        eprintln!(
+            "bench: anchor {}/{}: {} [{}], {trials} trial(s) per side",
+            k + 1,
+            pairings.len(),
+            p.name,
+            p.xdp_mode
+        );
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours_cmd, mut theirs_cmd) = (String::new(), String::new());
+        for i in 0..trials {
+            for (side, name, vals, cmd) in
+                [(&p.ours, "xdpipe", &mut ours, &mut ours_cmd), (&p.theirs, "anchor", &mut theirs, &mut theirs_cmd)]
+            {
+                let m = anchors::measure(&tools, &exe, p, side, cfg.procedure.trial_secs, stop)
+                    .map_err(|e| format!("anchor {}: {e}", p.name))?;
+                let shown =
+                    if p.metric == Metric::CpuNsPerPkt { format!("{:.0} ns/frame", m.value) } else { fmt_pps(m.value) };
+                eprintln!("bench:   {name} {}: {shown}", i + 1);
+                dir.record_anchor(&p.name, &p.xdp_mode, name, i, m.value, p.metric.unit(), &m.command)
+                    .map_err(|e| e.to_string())?;
+                vals.push(m.value);
+                *cmd = m.command;
+            }
+        }
+        let (o, t) = (spread(&ours), spread(&theirs));
+        let ratio = if t.median > 0.0 { o.median / t.median } else { 0.0 };
+        let (goal, met) = match p.goal {
+            Goal::AtLeast(x) => (format!("at least {x}"), Some(ratio >= x)),
+            Goal::AtMost(x) => (format!("at most {x}"), Some(ratio <= x)),
+            Goal::Share => (String::new(), None),
+        };
+        eprintln!(
+            "bench:   ratio {ratio:.2}{}",
+            if goal.is_empty() {
+                String::new()
+            } else {
+                format!(" (goal {goal}: {})", if met == Some(true) { "met" } else { "not met" })
+            }
+        );
+        summary.anchors.push(Anchor {
+            name: p.name.clone(),
+            xdp_mode: p.xdp_mode.clone(),
+            unit: p.metric.unit().into(),
+            ours_command: ours_cmd,
+            theirs_command: theirs_cmd,
+            ours: o,
+            theirs: t,
+            ratio,
+            goal,
+            met,
+        });
+        dir.write_summary(summary).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

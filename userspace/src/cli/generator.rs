@@ -1,0 +1,220 @@
+//! `xdpipe gen`: flags, their validation into a `GenConfig`, the summary line.
+use std::{net::Ipv4Addr, process::ExitCode, time::Duration};
+
+use clap::Args;
+use xdpipe::{
+    config::{BatchSize, Engine, FrameSize, RingSize},
+    generator::{GenConfig, Rate, SizeSpec, generate},
+    stats::fmt_pps,
+    wire::udpgen::FCS_LEN,
+    xsk::XskConfig,
+};
+
+use super::{
+    CliError, print_json, refuse,
+    values::{BindArg, EngineArg, OnOff},
+};
+
+/// Bytes of a UMEM frame the generator keeps for headroom: a frame of `frame_size` holds
+/// at most `frame_size - GEN_HEADROOM` bytes of packet (without FCS).
+pub const GEN_HEADROOM: u32 = 256;
+
+/// The largest frame (with FCS) a UMEM frame of `frame` bytes holds.
+pub fn max_frame_len(frame: FrameSize) -> usize {
+    (frame.get() - GEN_HEADROOM) as usize + FCS_LEN
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GenArgs {
+    /// Interface to transmit on.
+    #[arg(long, short = 'i')]
+    pub iface: String,
+    /// TX queue.
+    #[arg(long, short = 'q', default_value_t = 0)]
+    pub queue: u32,
+    /// Core to pin the generator to.
+    #[arg(long, short = 'c')]
+    pub core: Option<u32>,
+    /// Frame size in bytes including the 4-byte FCS (64 to MTU + 18), or imix (7:4:1 of
+    /// 64/570/1518).
+    #[arg(long, short = 's', default_value = "64")]
+    pub size: SizeSpec,
+    /// Number of flows (source and destination ports vary per flow).
+    #[arg(long, default_value_t = 1)]
+    pub flows: u16,
+    /// Target rate: max, packets (500000, 300kpps, 1.5mpps) or bits (200mbit, 1gbit) per second.
+    #[arg(long, short = 'r', default_value = "max")]
+    pub rate: Rate,
+    /// Stop after this many frames.
+    #[arg(long, short = 'n')]
+    pub count: Option<u64>,
+    /// Stop after this many seconds (default 10 when no --count is given).
+    #[arg(long, short = 'd')]
+    pub duration: Option<f64>,
+    /// Destination MAC (the receiver's; default broadcast).
+    #[arg(long, default_value = "ff:ff:ff:ff:ff:ff")]
+    pub dst_mac: String,
+    /// Source MAC (default: the interface's).
+    #[arg(long)]
+    pub src_mac: Option<String>,
+    /// Source IPv4 address.
+    #[arg(long)]
+    pub src_ip: Ipv4Addr,
+    /// Destination IPv4 address.
+    #[arg(long)]
+    pub dst_ip: Ipv4Addr,
+    /// First source port (flow i uses this + i).
+    #[arg(long, default_value_t = 10000)]
+    pub src_port: u16,
+    /// First destination port (flow i uses this + i mod 256); the default is the start of
+    /// the range xdpipe run steers.
+    #[arg(long, default_value_t = xdp_common::BENCH_UDP_PORT_LO)]
+    pub dst_port: u16,
+    /// TX engine: xsk (AF_XDP TX ring) or xdp-live (the kernel transmits from an XDP
+    /// program run with BPF_PROG_RUN live frames; the receiving veth needs an XDP program
+    /// or GRO on).
+    #[arg(long, value_enum, default_value_t = EngineArg::Xsk)]
+    pub engine: EngineArg,
+    /// Descriptors per ring operation.
+    #[arg(long, default_value = "64")]
+    pub batch: BatchSize,
+    /// UMEM frame size in bytes (2048 or 4096).
+    #[arg(long, default_value = "4096")]
+    pub frame_size: FrameSize,
+    /// TX ring size (a power of two, 64 to 32768).
+    #[arg(long, default_value = "2048")]
+    pub tx_ring: RingSize,
+    /// Copy mode: TX frames one kick sends (32 to the TX ring size; 0 keeps the kernel's
+    /// 32). Needs Linux 6.17 (XDP_MAX_TX_SKB_BUDGET); older kernels keep 32.
+    #[arg(long, default_value_t = 256)]
+    pub tx_budget: u32,
+    /// Completion ring size (a power of two, 64 to 32768).
+    #[arg(long, default_value = "2048")]
+    pub comp_ring: RingSize,
+    /// How the socket binds (zero-copy needs driver support; veth is copy only).
+    #[arg(long, value_enum, default_value_t = BindArg::Auto)]
+    pub bind: BindArg,
+    /// Use the need_wakeup protocol (on) or wake the kernel unconditionally (off).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub need_wakeup: OnOff,
+    /// Send even though the interface carries the default route or this SSH session.
+    #[arg(long = "i-know-this-is-my-uplink")]
+    pub allow_uplink: bool,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A validated `xdpipe gen`.
+#[derive(Debug)]
+pub struct GenCommand {
+    pub config: GenConfig,
+    pub json: bool,
+}
+
+fn parse_mac(flag: &str, s: &str) -> Result<[u8; 6], CliError> {
+    xdpipe::testbed::parse_mac(s)
+        .ok_or_else(|| CliError(format!("{flag} {s:?}: write a MAC as six hex bytes, e.g. 02:00:00:00:00:01")))
+}
+
+/// The generator's checks between size, frame size, engine and rate (shared with
+/// `xdpipe veth`, which hands the same flags to its generator).
+pub(crate) fn check_gen(size: &SizeSpec, frame: FrameSize, engine: Engine, rate: Rate) -> Result<(), CliError> {
+    let max = max_frame_len(frame);
+    let largest = match size {
+        SizeSpec::Fixed(n) => *n,
+        SizeSpec::Imix => 1518,
+    };
+    if largest > max {
+        refuse!(
+            "--size {largest}: a {} B UMEM frame (--frame-size) holds frames up to {max} B with FCS; lower --size or raise --frame-size",
+            frame.get()
+        );
+    }
+    if engine == Engine::XdpLive && *size == SizeSpec::Imix {
+        refuse!(
+            "--size imix: the xdp-live engine sends one frame size per run; give one size, or use --engine xsk for imix"
+        );
+    }
+    if engine == Engine::XdpLive && rate != Rate::Max {
+        refuse!(
+            "--rate with --engine xdp-live: that engine sends at full speed only (the kernel transmits each \
+             BPF_PROG_RUN call's frames back to back, about 25 ms of setup per call, so it cannot pace); \
+             use --rate max, or --engine xsk for a target rate"
+        );
+    }
+    Ok(())
+}
+
+impl GenArgs {
+    /// Every check between flags; what needs the device (MTU, MAC, whether it exists) is
+    /// left to `xdpipe::generator::generate`.
+    pub fn validate(&self) -> Result<GenCommand, CliError> {
+        let duration = match (self.duration, self.count) {
+            (Some(d), _) => Some(super::duration("--duration", d)?),
+            (None, Some(_)) => None,
+            (None, None) => Some(Duration::from_secs(10)),
+        };
+        if self.flows == 0 {
+            refuse!("--flows 0: give 1 to 65535 flows");
+        }
+        if self.count == Some(0) {
+            refuse!("--count 0: give at least one frame, or leave --count out to run for --duration");
+        }
+        let engine = Engine::from(self.engine);
+        check_gen(&self.size, self.frame_size, engine, self.rate)?;
+        let config = GenConfig {
+            iface: self.iface.clone(),
+            queue: self.queue,
+            core: self.core,
+            sizes: self.size.clone(),
+            flows: self.flows,
+            rate: self.rate,
+            count: self.count,
+            duration,
+            src_mac: self.src_mac.as_deref().map(|m| parse_mac("--src-mac", m)).transpose()?,
+            dst_mac: parse_mac("--dst-mac", &self.dst_mac)?,
+            src_ip: self.src_ip.octets(),
+            dst_ip: self.dst_ip.octets(),
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            batch: self.batch.get(),
+            xsk: XskConfig {
+                frame_size: self.frame_size,
+                frames: self.tx_ring.get() + self.comp_ring.get(),
+                fill_size: RingSize::new(64)?,
+                comp_size: self.comp_ring,
+                rx_size: None,
+                tx_size: Some(self.tx_ring),
+                bind: self.bind.into(),
+                need_wakeup: self.need_wakeup.on(),
+                tx_budget: super::run::tx_budget(self.tx_budget, self.tx_ring)?,
+            },
+            engine,
+            allow_uplink: self.allow_uplink,
+        };
+        Ok(GenCommand { config, json: self.json })
+    }
+}
+
+pub fn cmd_gen(c: GenCommand) -> anyhow::Result<ExitCode> {
+    let stop = super::stop_on_signals()?;
+    let counters = xdpipe::stats::WorkerCounters::default();
+    let s = generate(&c.config, stop, &counters)?;
+    if c.json {
+        print_json(&s)?;
+    } else {
+        println!(
+            "gen on {} queue {}: sent {} completed {} in {:.2} s = {} ({:.1} Mbit/s), {} wakeups",
+            s.iface,
+            s.queue,
+            s.sent,
+            s.completed,
+            s.duration_s,
+            fmt_pps(s.pps),
+            s.mbps,
+            s.wakeups
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,116 @@
+//! The command line, in two stages (ripgrep's LowArgs -> HiArgs): clap parses raw flags
+//! into the `*Args` structs here, then one conversion per command, `validate`, turns them
+//! into the library's validated configs (`RunConfig`, `GenConfig`, `VethConfig`,
+//! `BenchConfig`) and does every check between flags. Checks that need the device (queue
+//! count, MTU, whether an interface exists) stay with the code that opens it.
+//!
+//! This module belongs to the binary, not to the `xdpipe` library, so nothing below it
+//! can import it: the library and the bench crate derive no clap and never print. Only
+//! this module prints.
+pub mod admin;
+pub mod bench;
+pub mod generator;
+pub mod run;
+pub mod values;
+pub mod veth;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, atomic::AtomicBool};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use xdpipe::config::ConfigError;
+
+#[derive(Parser)]
+#[command(name = "xdpipe", version, about = "AF_XDP packet pipeline and benchmark")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Steer traffic of an interface's RX queues into AF_XDP sockets and process it.
+    Run(run::RunArgs),
+    /// Transmit stamped UDP/IPv4 frames from an AF_XDP socket.
+    Gen(generator::GenArgs),
+    /// Build a veth testbed, run gen in one namespace and run in the other, report
+    /// sent / received / lost / latency, remove the testbed.
+    Veth(veth::VethArgs),
+    /// Benchmark a scenario matrix (max rate, RFC 2544 zero-loss rate, latency) and store
+    /// the run under bench/runs/.
+    Bench(bench::BenchArgs),
+    /// Compare stored runs in one HTML page and a markdown summary.
+    Report(bench::ReportArgs),
+    /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
+    Testbed {
+        #[command(subcommand)]
+        action: admin::TestbedAction,
+    },
+    /// Remove what an earlier xdpipe left behind (after SIGKILL): testbed namespaces whose
+    /// owner process is gone (--all: every xdpipe testbed, kept ones included).
+    Cleanup {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print a device's XDP feature flags as its driver declares them (netlink netdev
+    /// family): native XDP, redirect target, AF_XDP zero-copy, multi-buffer.
+    Features {
+        #[arg(long, short = 'i')]
+        iface: String,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Flags that are wrong by themselves or together: says which flag, what is wrong and
+/// how to fix it. Nothing has been created when one is returned.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CliError(pub String);
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// `return Err(CliError(format!(...)))`.
+macro_rules! refuse {
+    ($($t:tt)*) => {
+        return Err($crate::cli::CliError(format!($($t)*)))
+    };
+}
+pub(crate) use refuse;
+
+/// `--duration`: a positive number of seconds, below about four months.
+pub(crate) fn duration(flag: &str, d: f64) -> Result<std::time::Duration, CliError> {
+    if !(d > 0.0 && d < 1e7) {
+        refuse!("{flag} {d}: must be a positive number of seconds");
+    }
+    Ok(std::time::Duration::from_secs_f64(d))
+}
+
+/// SIGINT and SIGTERM set the returned flag; a second one exits at once (the kernel still
+/// detaches our link when the process ends).
+pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    Ok(stop)
+}
+
+/// Writes `v` as one JSON line on stdout.
+pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}

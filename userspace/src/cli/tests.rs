@@ -1,0 +1,316 @@
+//! The conversion from flags to validated configs: one test per rule between flags, each
+//! asserting the message names the flag and says how to fix it. No root, no device.
+use clap::Parser as _;
+
+use super::{Cli, CliError, Cmd};
+
+fn parse(args: &[&str]) -> Cmd {
+    let mut argv = vec!["xdpipe"];
+    argv.extend(args);
+    match Cli::try_parse_from(argv) {
+        Ok(c) => c.cmd,
+        Err(e) => panic!("{args:?} did not parse: {e}"),
+    }
+}
+
+/// The message validation refused `args` with.
+fn refused(args: &[&str]) -> String {
+    let e: CliError = match parse(args) {
+        Cmd::Run(a) => a.validate().err(),
+        Cmd::Gen(a) => a.validate().err(),
+        Cmd::Veth(a) => a.validate().err(),
+        Cmd::Bench(a) => a.validate().err(),
+        _ => panic!("no conversion for {args:?}"),
+    }
+    .unwrap_or_else(|| panic!("{args:?} was accepted"));
+    e.0
+}
+
+fn assert_says(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "{msg:?} does not say {p:?}");
+    }
+}
+
+/// What clap itself refuses (values outside a type's range or list).
+fn clap_refuses(args: &[&str], part: &str) {
+    let mut argv = vec!["xdpipe"];
+    argv.extend(args);
+    let e = Cli::try_parse_from(argv).err().unwrap_or_else(|| panic!("{args:?} parsed"));
+    assert!(e.to_string().contains(part), "{args:?}: {e}");
+}
+
+/// `gen` with its required flags, then `extra`.
+fn gen_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["gen", "-i", "xp-tx", "--src-ip", "10.0.0.1", "--dst-ip", "10.0.0.2"];
+    v.extend(extra);
+    v
+}
+
+// ---- run
+
+#[test]
+fn run_defaults_validate() {
+    let Cmd::Run(a) = parse(&["run", "-i", "lo"]) else { unreachable!() };
+    let c = a.validate().unwrap();
+    assert_eq!(c.config.xsk.frames, 4096, "rxdrop keeps the fill ring's worth of frames");
+    assert!(c.config.xsk.tx_size.is_none(), "rxdrop has no TX ring");
+    let Cmd::Run(a) = parse(&["run", "-i", "a", "--mode", "fwd", "--out-iface", "b"]) else { unreachable!() };
+    let c = a.validate().unwrap();
+    assert_eq!(c.config.xsk.frames, 4096 + 2048 + 2048 + 2048);
+    assert!(c.config.xsk.tx_size.is_some());
+}
+
+#[test]
+fn run_cores_need_one_per_queue() {
+    let m = refused(&["run", "-i", "lo", "-q", "0-2", "--cores", "0,1"]);
+    assert_says(&m, &["--cores 0,1 gives 2 core(s) for 3 queue(s)", "give one core per queue"]);
+}
+
+#[test]
+fn run_fwd_needs_out_iface() {
+    let m = refused(&["run", "--iface", "lo", "--mode", "fwd"]);
+    assert_says(&m, &["--mode fwd needs --out-iface"]);
+}
+
+#[test]
+fn run_fwd_out_iface_differs_from_iface() {
+    let m = refused(&["run", "-i", "lo", "--mode", "fwd", "--out-iface", "lo"]);
+    assert_says(&m, &["--out-iface lo is the interface frames come in on", "use --mode l2fwd"]);
+}
+
+#[test]
+fn run_out_iface_only_with_fwd() {
+    let m = refused(&["run", "-i", "lo", "--out-iface", "eth1"]);
+    assert_says(&m, &["--out-iface eth1 is for --mode fwd", "rxdrop", "drop --out-iface"]);
+}
+
+#[test]
+fn run_frames_zero() {
+    assert_says(&refused(&["run", "-i", "lo", "--frames", "0"]), &["--frames 0", "give 1 or more"]);
+}
+
+#[test]
+fn run_duration_positive() {
+    assert_says(&refused(&["run", "-i", "lo", "-d", "0"]), &["--duration 0", "positive number of seconds"]);
+}
+
+#[test]
+fn run_tx_budget_within_tx_ring() {
+    let m = refused(&["run", "-i", "lo", "--tx-ring", "256", "--tx-budget", "512"]);
+    assert_says(&m, &["--tx-budget 512: out of range", "use 32 to 256", "--tx-ring"]);
+    assert_says(&refused(&["run", "-i", "lo", "--tx-budget", "16"]), &["--tx-budget 16"]);
+}
+
+#[test]
+fn run_value_types_refused_by_clap() {
+    clap_refuses(&["run", "-i", "lo", "--rx-ring", "3000"], "power of two");
+    clap_refuses(&["run", "-i", "lo", "--cores", "0,0"], "listed twice");
+    clap_refuses(&["run", "-i", "lo", "--mode", "drop"], "possible values: rxdrop, parse, l2fwd, fwd");
+    clap_refuses(&["run", "-i", "lo", "--poll", "soon"], "poll timeout \"soon\"");
+}
+
+// ---- gen
+
+#[test]
+fn gen_defaults_validate() {
+    let Cmd::Gen(a) = parse(&gen_args(&[])) else { unreachable!() };
+    let c = a.validate().unwrap();
+    assert_eq!(c.config.duration, Some(std::time::Duration::from_secs(10)));
+    assert_eq!(c.config.dst_mac, [0xff; 6]);
+}
+
+#[test]
+fn gen_size_fits_the_umem_frame() {
+    let m = refused(&gen_args(&["--size", "9000"]));
+    assert_says(&m, &["--size 9000", "--frame-size", "lower --size or raise --frame-size"]);
+    let m = refused(&gen_args(&["--size", "2000", "--frame-size", "2048"]));
+    assert_says(&m, &["up to 1796 B", "lower --size"]);
+}
+
+#[test]
+fn gen_xdp_live_is_unpaced() {
+    let m = refused(&gen_args(&["--engine", "xdp-live", "--rate", "10kpps"]));
+    assert_says(&m, &["--rate with --engine xdp-live", "use --rate max, or --engine xsk"]);
+}
+
+#[test]
+fn gen_xdp_live_sends_one_size() {
+    let m = refused(&gen_args(&["--engine", "xdp-live", "--size", "imix"]));
+    assert_says(&m, &["--size imix", "--engine xsk"]);
+}
+
+#[test]
+fn gen_flows_and_count_nonzero() {
+    assert_says(&refused(&gen_args(&["--flows", "0"])), &["--flows 0", "give 1 to 65535"]);
+    assert_says(&refused(&gen_args(&["--count", "0"])), &["--count 0", "at least one frame"]);
+}
+
+#[test]
+fn gen_macs_are_six_hex_bytes() {
+    assert_says(&refused(&gen_args(&["--dst-mac", "ff:ff"])), &["--dst-mac \"ff:ff\"", "six hex bytes"]);
+    assert_says(&refused(&gen_args(&["--src-mac", "x"])), &["--src-mac \"x\""]);
+}
+
+#[test]
+fn gen_tx_budget_within_tx_ring() {
+    assert_says(&refused(&gen_args(&["--tx-budget", "16"])), &["--tx-budget 16: out of range"]);
+}
+
+#[test]
+fn gen_size_below_headers_refused_by_clap() {
+    clap_refuses(&gen_args(&["--size", "10"]), "at least 62 bytes");
+    clap_refuses(&gen_args(&["--rate", "fast"]), "rate \"fast\"");
+}
+
+// ---- veth
+
+#[test]
+fn veth_defaults_validate_into_child_flags() {
+    let Cmd::Veth(a) = parse(&["veth", "--rate", "1.5mpps", "--size", "imix", "--mode", "l2fwd"]) else {
+        unreachable!()
+    };
+    let c = a.validate().unwrap();
+    let g = c.config.gen_args.join(" ");
+    assert!(g.contains("--size imix --rate 1500000 ") && g.contains("--engine xsk"), "{g}");
+    assert!(c.config.run_args.join(" ").starts_with("--mode l2fwd --xdp-mode native --cores 1 --poll 0"));
+    // The child's flags parse and validate too.
+    let child: Vec<&str> = c.config.gen_args.iter().map(String::as_str).collect();
+    let Cmd::Gen(g) = parse(&gen_args(&child)) else { unreachable!() };
+    assert!(g.validate().is_ok());
+    let child: Vec<&str> = c.config.run_args.iter().map(String::as_str).collect();
+    let Cmd::Run(r) = parse(&[&["run", "-i", "xp-rx"][..], &child].concat()) else { unreachable!() };
+    assert!(r.validate().is_ok());
+}
+
+#[test]
+fn veth_threaded_napi_needs_native() {
+    let m = refused(&["veth", "--xdp-mode", "skb", "--threaded-napi"]);
+    assert_says(&m, &["--threaded-napi with --xdp-mode skb", "use --xdp-mode native"]);
+}
+
+#[test]
+fn veth_xdp_live_is_unpaced() {
+    assert_says(&refused(&["veth", "--engine", "xdp-live", "--rate", "1gbit"]), &["--engine xdp-live", "--rate max"]);
+}
+
+#[test]
+fn veth_duration_and_counts() {
+    assert_says(&refused(&["veth", "-d=-1"]), &["--duration -1", "positive"]);
+    assert_says(&refused(&["veth", "--flows", "0"]), &["--flows 0"]);
+    assert_says(&refused(&["veth", "-n", "0"]), &["--count 0"]);
+}
+
+#[test]
+fn veth_napi_core_requires_threaded_napi() {
+    clap_refuses(&["veth", "--napi-core", "1"], "--threaded-napi");
+}
+
+// ---- bench
+
+#[test]
+fn bench_defaults_validate() {
+    let Cmd::Bench(a) = parse(&["bench"]) else { unreachable!() };
+    let c = a.validate().unwrap();
+    assert_eq!(c.matrix.sizes.len(), 8, "RFC 2544 sizes plus imix");
+    assert_eq!(c.matrix.scenarios().len(), 16);
+    assert!(c.anchors.is_some());
+    assert_eq!(c.label().to_string(), "veth");
+}
+
+#[test]
+fn bench_sizes_in_range() {
+    let m = refused(&["bench", "--sizes", "10"]);
+    assert_says(&m, &["--sizes 10: out of range", "62", "e.g. 64,1518 or imix"]);
+    assert_says(&refused(&["bench", "--sizes", "64,5000"]), &["--sizes 5000", "3844"]);
+    clap_refuses(&["bench", "--sizes", "big"], "imix");
+}
+
+#[test]
+fn bench_axes_not_empty_or_repeated() {
+    assert_says(&refused(&["bench", "--modes", "rxdrop,rxdrop"]), &["--modes: rxdrop is listed twice"]);
+    assert_says(&refused(&["bench", "--sizes", "64,64"]), &["--sizes: 64 is listed twice"]);
+    clap_refuses(&["bench", "--modes", ""], "possible values");
+}
+
+#[test]
+fn bench_unknown_axis_values_refused_by_clap() {
+    clap_refuses(&["bench", "--xdp-modes", "auto"], "possible values: skb, native");
+    clap_refuses(&["bench", "--engines", "pktgen"], "possible values: xsk, xdp-live");
+    clap_refuses(&["bench", "--waits", "sleep"], "possible values: busy, poll");
+    clap_refuses(&["bench", "--target", "vm:e1000"], "vm:igb or vm:virtio");
+    clap_refuses(&["bench", "--threaded-napi", "maybe"], "possible values");
+}
+
+#[test]
+fn bench_veth_has_no_nic_axes() {
+    let m = refused(&["bench", "--queues", "1,4"]);
+    assert_says(&m, &["--queues, --binds and --offloads are axes of the nic and vm targets", "--target nic:IFACE"]);
+    assert_says(&refused(&["bench", "--binds", "zero-copy"]), &["--binds"]);
+}
+
+#[test]
+fn bench_queues_in_range() {
+    assert_says(&refused(&["bench", "--target", "vm:igb", "--queues", "0"]), &["--queues 0", "1 to 64"]);
+}
+
+#[test]
+fn bench_nic_needs_gen_iface() {
+    let m = refused(&["bench", "--target", "nic:eth1"]);
+    assert_says(&m, &["--target nic:eth1: give --gen-iface PORT"]);
+    assert_says(
+        &refused(&["bench", "--target", "nic:eth1", "--gen-iface", "eth1"]),
+        &["--gen-iface eth1 is the target"],
+    );
+    assert_says(&refused(&["bench", "--gen-iface", "eth2"]), &["--gen-iface eth2: only --target nic:IFACE"]);
+}
+
+#[test]
+fn bench_fwd_needs_veth() {
+    let m = refused(&["bench", "--target", "nic:a", "--gen-iface", "b", "--modes", "fwd"]);
+    assert_says(&m, &["--modes fwd needs the veth testbed", "xdpipe run --mode fwd"]);
+}
+
+#[test]
+fn bench_threaded_napi_needs_native_on_veth() {
+    let m = refused(&["bench", "--threaded-napi", "both"]);
+    assert_says(&m, &["--threaded-napi both", "use --xdp-modes native"]);
+    let m = refused(&["bench", "--target", "vm:igb", "--xdp-modes", "native", "--threaded-napi", "on"]);
+    assert_says(&m, &["--threaded-napi", "--target veth"]);
+    let Cmd::Bench(a) = parse(&["bench", "--threaded-napi", "on", "--xdp-modes", "native"]) else { unreachable!() };
+    assert_eq!(a.validate().unwrap().matrix.threaded_napi, [true]);
+}
+
+#[test]
+fn bench_napi_core_needs_threaded_napi() {
+    assert_says(&refused(&["bench", "--napi-core", "1"]), &["--napi-core 1", "--threaded-napi on"]);
+}
+
+#[test]
+fn bench_xdp_live_has_no_imix() {
+    let m = refused(&["bench", "--engines", "xsk,xdp-live"]);
+    assert_says(&m, &["--engines xdp-live", "--sizes 64,1518"]);
+    let Cmd::Bench(a) = parse(&["bench", "--engines", "xdp-live", "--sizes", "64"]) else { unreachable!() };
+    assert!(a.validate().is_ok());
+}
+
+#[test]
+fn bench_trial_counts_and_durations() {
+    assert_says(&refused(&["bench", "--trials", "0"]), &["--trials 0", "at least 1"]);
+    assert_says(&refused(&["bench", "--trial-secs", "0"]), &["--trial-secs 0", "positive"]);
+    assert_says(&refused(&["bench", "--search-secs=-1"]), &["--search-secs -1"]);
+    assert_says(&refused(&["bench", "--latency-fraction", "2"]), &["--latency-fraction 2", "0 to 1"]);
+}
+
+#[test]
+fn bench_anchor_rates_and_trials() {
+    assert_says(&refused(&["bench", "--anchor-cpu-rate", "1gbit"]), &["--anchor-cpu-rate", "200kpps"]);
+    assert_says(&refused(&["bench", "--anchor-trials", "0"]), &["--anchor-trials 0", "--anchors off"]);
+    let Cmd::Bench(a) = parse(&["bench", "--anchors", "off", "--anchor-cpu-rate", "max"]) else { unreachable!() };
+    assert!(a.validate().unwrap().anchors.is_none(), "off: the anchor flags are not used");
+}
+
+#[test]
+fn bench_emulated_as_is_a_vm() {
+    assert_says(&refused(&["bench", "--emulated-as", "veth"]), &["--emulated-as veth", "vm:igb"]);
+}

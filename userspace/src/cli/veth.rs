@@ -1,0 +1,211 @@
+//! `xdpipe veth`: flags, their validation into a `VethConfig` (the receiver's and the
+//! generator's flags, checked here once so neither child refuses them later), the report.
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use xdpipe::{
+    config::{BatchSize, Engine, FrameSize, ModeKind, PollWait, XdpMode},
+    generator::{Rate, SizeSpec},
+    stats::fmt_pps,
+    veth::{VethConfig, run_veth},
+};
+
+use super::{
+    CliError, print_json, refuse,
+    values::{EngineArg, ModeArg, OnOff, XdpModeArg},
+};
+
+#[derive(Args, Clone, Debug)]
+pub struct VethArgs {
+    /// Receiver mode.
+    #[arg(long, value_enum, default_value_t = ModeArg::Rxdrop)]
+    pub mode: ModeArg,
+    /// XDP mode of the receiver.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Native)]
+    pub xdp_mode: XdpModeArg,
+    /// Frame size with FCS, or imix.
+    #[arg(long, short = 's', default_value = "64")]
+    pub size: SizeSpec,
+    /// Generator rate (max, 500kpps, 1gbit...).
+    #[arg(long, short = 'r', default_value = "max")]
+    pub rate: Rate,
+    /// Seconds the generator sends for.
+    #[arg(long, short = 'd', default_value_t = 5.0)]
+    pub duration: f64,
+    /// Send this many frames instead of running for --duration.
+    #[arg(long, short = 'n')]
+    pub count: Option<u64>,
+    /// Number of flows.
+    #[arg(long, default_value_t = 1)]
+    pub flows: u16,
+    /// Core for the generator.
+    #[arg(long, default_value_t = 0)]
+    pub gen_core: u32,
+    /// Core for the receiver's worker.
+    #[arg(long, default_value_t = 1)]
+    pub rx_core: u32,
+    /// The receiver's worker sleeps until frames arrive instead of busy-polling; with MS,
+    /// for at most MS milliseconds. 0: busy-poll.
+    #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "forever", default_value = "0")]
+    pub poll: PollWait,
+    /// The receiver uses the need_wakeup protocol (on) or wakes the kernel unconditionally (off).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub need_wakeup: OnOff,
+    /// Descriptors per ring operation, for both sides.
+    #[arg(long, default_value = "64")]
+    pub batch: BatchSize,
+    /// Run the receiving veth's NAPI in its own kernel thread (/sys/class/net/xp-rx/threaded)
+    /// instead of the sender's softirq; needs --xdp-mode native (a veth has a NAPI only
+    /// with XDP or GRO).
+    #[arg(long)]
+    pub threaded_napi: bool,
+    /// With --threaded-napi: pin the NAPI thread to this core (default: the scheduler's
+    /// choice). Do not busy-poll a worker on the same core: use --poll there.
+    #[arg(long, requires = "threaded_napi")]
+    pub napi_core: Option<u32>,
+    /// Generator engine: xsk (AF_XDP TX) or xdp-live (in-kernel, BPF_PROG_RUN live frames).
+    #[arg(long, value_enum, default_value_t = EngineArg::Xsk)]
+    pub engine: EngineArg,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A validated `xdpipe veth`: the library's config and what the report line names.
+#[derive(Debug)]
+pub struct VethCommand {
+    pub config: VethConfig,
+    pub mode: ModeKind,
+    pub xdp_mode: XdpMode,
+    pub json: bool,
+}
+
+impl VethArgs {
+    pub fn validate(&self) -> Result<VethCommand, CliError> {
+        let (mode, xdp_mode, engine) =
+            (ModeKind::from(self.mode), XdpMode::from(self.xdp_mode), Engine::from(self.engine));
+        super::duration("--duration", self.duration)?;
+        if self.flows == 0 {
+            refuse!("--flows 0: give 1 to 65535 flows");
+        }
+        if self.count == Some(0) {
+            refuse!("--count 0: give at least one frame, or leave --count out to run for --duration");
+        }
+        if self.threaded_napi && xdp_mode != XdpMode::Native {
+            refuse!(
+                "--threaded-napi with --xdp-mode {xdp_mode}: the receiving veth has a NAPI to move only with a native XDP program; use --xdp-mode native"
+            );
+        }
+        // The generator runs with its default 4096 B UMEM frames.
+        super::generator::check_gen(&self.size, FrameSize::new(4096)?, engine, self.rate)?;
+        let size = match self.size {
+            SizeSpec::Fixed(n) => n.to_string(),
+            SizeSpec::Imix => "imix".into(),
+        };
+        let rate = match self.rate {
+            Rate::Max => "max".to_owned(),
+            Rate::Pps(p) => format!("{p}"),
+            Rate::Bps(b) => format!("{}kbit", b / 1e3),
+        };
+        let mut gen_args: Vec<String> = vec![
+            "--size".into(),
+            size,
+            "--rate".into(),
+            rate,
+            "--flows".into(),
+            self.flows.to_string(),
+            "--core".into(),
+            self.gen_core.to_string(),
+            "--batch".into(),
+            self.batch.get().to_string(),
+            "--engine".into(),
+            engine.to_string(),
+        ];
+        match self.count {
+            Some(n) => gen_args.extend(["--count".into(), n.to_string()]),
+            None => gen_args.extend(["--duration".into(), self.duration.to_string()]),
+        }
+        let run_args: Vec<String> = vec![
+            "--mode".into(),
+            mode.to_string(),
+            "--xdp-mode".into(),
+            xdp_mode.to_string(),
+            "--cores".into(),
+            self.rx_core.to_string(),
+            "--poll".into(),
+            self.poll.to_string(),
+            "--need-wakeup".into(),
+            if self.need_wakeup.on() { "on" } else { "off" }.into(),
+            "--batch".into(),
+            self.batch.get().to_string(),
+        ];
+        let config = VethConfig {
+            run_args,
+            gen_args,
+            queues: 1,
+            fwd: mode == ModeKind::Fwd,
+            threaded_napi: self.threaded_napi,
+            napi_core: self.napi_core,
+            ports: None,
+            quiet: false,
+            // Frames injected by XDP_TX into a veth vanish unless its peer runs XDP in native
+            // mode or has GRO on (skb mode receivers get GRO).
+            gro: engine == Engine::XdpLive && xdp_mode == XdpMode::Skb,
+        };
+        Ok(VethCommand { config, mode, xdp_mode, json: self.json })
+    }
+}
+
+pub fn cmd_veth(c: VethCommand) -> anyhow::Result<ExitCode> {
+    let stop = super::stop_on_signals()?;
+    let exe = std::env::current_exe().context("finding the xdpipe binary")?;
+    let r = run_veth(&c.config, &exe, stop)?;
+    if c.json {
+        print_json(&r)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "veth testbed ({} XDP, mode {:?}{}): sent {} received {} lost {} ({:.4}%)",
+        c.xdp_mode,
+        c.mode,
+        if c.config.threaded_napi { ", threaded NAPI" } else { "" },
+        r.sent,
+        r.received,
+        r.lost,
+        r.loss_ratio * 100.0
+    );
+    println!("  generator {}   receiver {}", fmt_pps(r.tx_pps), fmt_pps(r.rx_pps));
+    if let Some(l) = r.loss.as_ref().filter(|_| r.lost != 0) {
+        println!(
+            "  lost: {} dropped by {TX} at transmit (its peer's receive ring full: the receive softirq, on the sender's core, fell behind), {} at the receiver's sockets (RX ring full or no fill frame: the worker fell behind), {} otherwise (the program passed {} frames of any sender, ARP and ND included, to the kernel)",
+            l.tx_dropped,
+            l.socket_dropped,
+            r.lost - (l.tx_dropped + l.socket_dropped) as i64,
+            l.passed_to_kernel,
+            TX = xdpipe::testbed::TX_IFACE,
+        );
+    }
+    if let Some(sink) = &r.sink {
+        println!(
+            "  fwd: {} UMEM, forwarded out of {} at {}, sink received {}",
+            r.receiver["fwd"]["umem"].as_str().unwrap_or("?"),
+            r.receiver["fwd"]["out_iface"].as_str().unwrap_or("?"),
+            fmt_pps(r.fwd_tx_pps.unwrap_or(0.0)),
+            fmt_pps(sink["active_rx_pps"].as_f64().unwrap_or(0.0))
+        );
+    }
+    let l = &r.latency_ns;
+    if l.is_object() {
+        let us = |k: &str| l[k].as_f64().unwrap_or(0.0) / 1e3;
+        println!(
+            "  one-way latency (us): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+            us("p50"),
+            us("p90"),
+            us("p99"),
+            us("p999"),
+            us("max")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
