@@ -123,29 +123,34 @@ impl RunConfig {
 /// Runs the mode's stage. `on_tick` is called about once a second with the last second's
 /// counts; `stop` ends the run early (signals set it).
 pub fn run(cfg: &RunConfig, stop: Arc<AtomicBool>, on_tick: &mut dyn FnMut(&Tick)) -> Result<RunSummary, RunError> {
-    run_in(cfg.pipeline(), cfg, &stop, on_tick)
+    run_in(cfg.pipeline(), cfg, &stop, on_tick, &mut || {})
 }
 
-/// As [`run`], on a pipeline the caller set up (a namespace, say).
+/// As [`run`], on a pipeline the caller set up (a namespace, say); `on_ready` is called
+/// once the workers run.
 pub fn run_in(
     p: Pipeline,
     cfg: &RunConfig,
     stop: &AtomicBool,
     on_tick: &mut dyn FnMut(&Tick),
+    on_ready: &mut dyn FnMut(),
 ) -> Result<RunSummary, RunError> {
     fn go<S: Stage>(
         p: Pipeline,
         cfg: &RunConfig,
         stop: &AtomicBool,
         on_tick: &mut dyn FnMut(&Tick),
+        on_ready: &mut dyn FnMut(),
         stage: impl Fn(u32) -> S + Send + Sync + 'static,
     ) -> Result<crate::pipeline::RunSummary<S::Summary>, RunError> {
-        Ok(p.stage(stage).run(stop, cfg.duration, on_tick)?)
+        let running = p.stage(stage).start()?;
+        on_ready();
+        Ok(running.wait(stop, cfg.duration, on_tick)?)
     }
     Ok(match cfg.mode {
-        ModeKind::Rxdrop => summary(cfg.mode, go(p, cfg, stop, on_tick, |_| RxDrop)?, None, 0),
+        ModeKind::Rxdrop => summary(cfg.mode, go(p, cfg, stop, on_tick, on_ready, |_| RxDrop)?, None, 0),
         ModeKind::Parse => {
-            let s = go(p, cfg, stop, on_tick, |_| Parse::default())?;
+            let s = go(p, cfg, stop, on_tick, on_ready, |_| Parse::default())?;
             let parse = s.stages.iter().copied().reduce(|mut a, b| {
                 Parse::add(&mut a, &b);
                 a
@@ -153,7 +158,7 @@ pub fn run_in(
             summary(cfg.mode, s, parse, 0)
         }
         ModeKind::L2fwd => {
-            let s = go(p, cfg, stop, on_tick, |_| L2Fwd::default())?;
+            let s = go(p, cfg, stop, on_tick, on_ready, |_| L2Fwd::default())?;
             let runts = s.stages.iter().map(|q| q.runts).sum();
             summary(cfg.mode, s, None, runts)
         }
@@ -161,7 +166,7 @@ pub fn run_in(
             if cfg.out_iface.is_none() {
                 return Err(RunError::NoOutIface);
             }
-            summary(cfg.mode, go(p, cfg, stop, on_tick, |_| Fwd)?, None, 0)
+            summary(cfg.mode, go(p, cfg, stop, on_tick, on_ready, |_| Fwd)?, None, 0)
         }
     })
 }

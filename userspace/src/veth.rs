@@ -1,35 +1,40 @@
 //! `xdpipe veth`: one command from traffic to numbers on this host. Builds a veth testbed,
-//! runs `xdpipe run` in the receiver namespace and `xdpipe gen` in the generator namespace
-//! (child processes of this binary, pinned to separate cores), and folds their JSON
-//! summaries into one report: sent, received, lost, latency. The testbed is removed on
-//! every exit path; the children die with this process.
+//! runs the receiver (a pipeline) in a thread inside the receiver namespace and the
+//! generator in a thread inside the generator namespace, each pinned to its own core, and
+//! folds their typed summaries into one report: sent, received, lost, latency. One
+//! process: nothing is re-executed and nothing is read back as text. The testbed is
+//! removed on every exit path.
 use std::{
-    io::{BufRead as _, BufReader},
-    path::Path,
-    process::{Child, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::{
-    sys,
-    testbed::{FWD_IFACE, RX_IFACE, RX_IP, SINK_IFACE, TX_IFACE, TX_IP, Testbed, TestbedError, fmt_mac, unique_name},
+    accounting::LatencySummary,
+    config::{ModeKind, PollWait},
+    generator::{GenConfig, GenError, GenSummary, generate},
+    run::{RunConfig, RunError, RunSummary, run_in},
+    stats::WorkerCounters,
+    sys::{self, XdpStatistics},
+    testbed::{FWD_IFACE, RX_IFACE, RX_IP, SINK_IFACE, TX_IFACE, TX_IP, Testbed, TestbedError, unique_name},
 };
 
+/// A validated `xdpipe veth` job.
 #[derive(Clone, Debug)]
 pub struct VethConfig {
-    /// Arguments for the receiver after `run -i xp-rx` (mode, xdp mode, queues, cores...).
-    pub run_args: Vec<String>,
-    /// Arguments for the generator after `gen -i xp-tx --dst-mac .. --src-ip .. --dst-ip ..`.
-    pub gen_args: Vec<String>,
+    /// The receiver. Its interface, its stamps (on) and, for fwd, its out port are set
+    /// here from the testbed.
+    pub rx: RunConfig,
+    /// The generator. Its interface, destination MAC and addresses are set here.
+    pub gen_cfg: GenConfig,
+    /// Queues on each veth end.
     pub queues: u32,
     /// Mode fwd: add the forwarding pair, forward xp-rx -> xp-fwd, and count at xp-sink
     /// with a second receiver (rxdrop) in the generator namespace.
@@ -37,8 +42,6 @@ pub struct VethConfig {
     /// Turn GRO on at the receiving veth (needed for XDP-injected frames without a
     /// native XDP program there).
     pub gro: bool,
-    /// Do not forward the children's progress lines to stderr.
-    pub quiet: bool,
     /// Set /sys/class/net/xp-rx/threaded to 1 once the receiver is ready (its receive
     /// NAPI then runs in a kernel thread instead of the sender's softirq).
     pub threaded_napi: bool,
@@ -57,44 +60,82 @@ pub struct Ports {
     pub tx: String,
 }
 
+/// Two cabled ports of this host.
 #[derive(Debug, thiserror::Error)]
 pub enum VethError {
+    /// The testbed could not be built.
     #[error(transparent)]
     Testbed(#[from] TestbedError),
-    #[error("starting {what}: {source}")]
+    /// A thread could not be started.
+    #[error("starting the {what} thread: {source}")]
     Spawn {
+        /// Which side.
         what: &'static str,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
-    #[error("the {what} failed (exit {code:?}): {stderr}")]
-    Child { what: &'static str, code: Option<i32>, stderr: String },
-    #[error("the {what} printed no summary: {detail}")]
-    Summary { what: &'static str, detail: String },
-    #[error("the receiver did not become ready within 30 s: {0}")]
-    NotReady(String),
+    /// The receiver (or the fwd sink) failed.
+    #[error("the {what}: {source}")]
+    Receiver {
+        /// Which receiver.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: RunError,
+    },
+    /// The generator failed.
+    #[error("the generator: {0}")]
+    Generator(#[source] GenError),
+    /// A side panicked.
+    #[error("the {what} thread panicked: {detail}")]
+    Panicked {
+        /// Which side.
+        what: &'static str,
+        /// The panic message.
+        detail: String,
+    },
+    /// The receiver did not start in time.
+    #[error("the {0} did not become ready within 60 s")]
+    NotReady(&'static str),
+    /// Threaded NAPI could not be configured.
     #[error("configuring {iface} (threaded NAPI / GRO): {source}")]
     Threaded {
+        /// The interface.
         iface: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// Threaded NAPI is not possible here.
     #[error("threaded NAPI on {iface}: {detail}")]
-    ThreadedNapi { iface: &'static str, detail: String },
+    ThreadedNapi {
+        /// The interface.
+        iface: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
+/// What `xdpipe veth` reports.
 #[derive(Debug, Serialize)]
 pub struct VethReport {
+    /// The testbed's name (or "tx -> rx" for cabled ports).
     pub testbed: String,
+    /// Whether the receive NAPI ran in a kernel thread.
     pub threaded_napi: bool,
     /// The receive NAPI threads with threaded NAPI: "name (pid P) on core C" or "unpinned".
     pub napi_threads: Vec<String>,
+    /// Frames the generator sent.
     pub sent: u64,
+    /// Frames the receiver (with fwd: the sink) received.
     pub received: u64,
     /// sent - received (frames dropped anywhere between the generator's TX ring and the
     /// receiver's worker; the receiver's program counters and XDP_STATISTICS say where).
     pub lost: i64,
+    /// lost / sent.
     pub loss_ratio: f64,
+    /// The generator's rate.
     pub tx_pps: f64,
     /// Receive rate over the period traffic flowed (at the sink with fwd).
     pub rx_pps: f64,
@@ -102,11 +143,14 @@ pub struct VethReport {
     pub fwd_tx_pps: Option<f64>,
     /// Where the lost frames went, from the counters that saw them (not with fwd).
     pub loss: Option<LossBreakdown>,
-    pub latency_ns: Value,
-    pub receiver: Value,
-    pub generator: Value,
+    /// One-way latency from the stamps (at the sink with fwd).
+    pub latency_ns: Option<LatencySummary>,
+    /// The receiver's summary.
+    pub receiver: RunSummary,
+    /// The generator's summary.
+    pub generator: GenSummary,
     /// Mode fwd: the receiver at the end of the forwarding pair.
-    pub sink: Option<Value>,
+    pub sink: Option<RunSummary>,
 }
 
 /// Where frames sent but not received went. On veth the receive softirq runs on the
@@ -127,14 +171,18 @@ pub struct LossBreakdown {
 }
 
 impl LossBreakdown {
-    /// From the receiver's summary (`xdpipe run --json`) and the sender's transmit drops.
-    pub fn of(lost: i64, tx_dropped: u64, receiver: &Value) -> LossBreakdown {
-        let queues = receiver["queues"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let stat = |k: &str| queues.iter().map(|q| q["xdp_statistics"][k].as_u64().unwrap_or(0)).sum::<u64>();
-        let socket_dropped = stat("rx_ring_full") + stat("rx_dropped");
-        let prog = |k: &str| receiver["program"][k].as_u64().unwrap_or(0);
+    /// From the receiver's summary and the sender's transmit drops.
+    pub fn of(lost: i64, tx_dropped: u64, receiver: &RunSummary) -> LossBreakdown {
+        let stats: Vec<_> = receiver.queues.iter().map(|q| q.xdp_statistics).collect();
         // `passed` already holds the matched frames that found no socket (`no_socket`).
-        let passed_to_kernel = prog("passed");
+        Self::from_counters(lost, tx_dropped, &stats, receiver.program.passed)
+    }
+
+    /// From the receiving sockets' XDP_STATISTICS, the frames the program passed to the
+    /// kernel and the sender's transmit drops.
+    pub fn from_counters(lost: i64, tx_dropped: u64, sockets: &[XdpStatistics], passed: u64) -> LossBreakdown {
+        let socket_dropped: u64 = sockets.iter().map(|s| s.rx_ring_full + s.rx_dropped).sum();
+        let passed_to_kernel = passed;
         let counted = (tx_dropped + socket_dropped + passed_to_kernel) as i64;
         LossBreakdown { tx_dropped, socket_dropped, passed_to_kernel, unaccounted: lost - counted }
     }
@@ -146,75 +194,90 @@ fn tx_dropped(ns: Option<&str>, iface: &str) -> Option<u64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-struct ChildProc {
+/// A receiver running in its own thread: its stop, and its result to come.
+struct Receiver {
     what: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
+    stop: Arc<AtomicBool>,
+    handle: thread::JoinHandle<Result<RunSummary, RunError>>,
 }
 
-impl ChildProc {
-    /// Starts `exe args` in namespace `ns` (None: this one).
-    fn spawn(
-        what: &'static str,
-        ns: Option<&str>,
-        exe: &Path,
-        args: &[String],
-        quiet: bool,
-    ) -> Result<Self, VethError> {
-        let mut cmd = sys::command_in(ns, exe);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|source| VethError::Spawn { what, source })?;
-        let err = child.stderr.take().ok_or_else(|| VethError::Summary { what, detail: "no stderr".into() })?;
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                // Progress goes on to our stderr as it comes.
-                if !quiet {
-                    eprintln!("  [{what}] {line}");
+impl Receiver {
+    /// Starts `cfg` in a thread inside namespace `ns` (None: this one) and returns once
+    /// its workers run, or with the error that kept it from starting.
+    fn start(what: &'static str, ns: Option<&str>, cfg: RunConfig) -> Result<Self, VethError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready) = mpsc::channel();
+        let (stop2, ns) = (stop.clone(), ns.map(str::to_owned));
+        let handle = thread::Builder::new()
+            .name(format!("xdpipe-{what}"))
+            .spawn(move || {
+                let mut p = cfg.pipeline();
+                if let Some(ns) = ns {
+                    p = p.netns(ns);
                 }
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self { what, child, lines, log: Vec::new() })
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), VethError> {
-        let deadline = Instant::now() + timeout;
-        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            let ready = line.contains("ready:");
-            self.log.push(line);
-            if ready {
-                return Ok(());
+                run_in(p, &cfg, &stop2, &mut |_| {}, &mut || {
+                    let _ = ready_tx.send(());
+                })
+            })
+            .map_err(|source| VethError::Spawn { what, source })?;
+        let r = Self { what, stop, handle };
+        match ready.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => Ok(r),
+            // The thread ended before it was ready: its error says why.
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(match r.finish() {
+                Err(e) => e,
+                Ok(_) => VethError::NotReady(what),
+            }),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                r.stop.store(true, Ordering::Relaxed);
+                let _ = r.handle.join();
+                Err(VethError::NotReady(what))
             }
         }
-        Err(VethError::NotReady(self.log.join("\n")))
     }
 
-    fn signal(&self, sig: i32) {
-        sys::send_signal(self.child.id() as i32, sig);
+    /// Stops the receiver and waits for its summary.
+    fn finish(self) -> Result<RunSummary, VethError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let what = self.what;
+        match self.handle.join() {
+            Ok(r) => r.map_err(|source| VethError::Receiver { what, source }),
+            Err(p) => Err(VethError::Panicked { what, detail: panic_text(&p) }),
+        }
     }
+}
 
-    fn summary(mut self) -> Result<Value, VethError> {
-        let out = self.child.wait_with_output().map_err(|source| VethError::Spawn { what: self.what, source })?;
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
-            self.log.push(l);
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            return Err(VethError::Child { what: self.what, code: out.status.code(), stderr: self.log.join("\n") });
-        }
-        serde_json::from_str(stdout.trim())
-            .map_err(|e| VethError::Summary { what: self.what, detail: format!("{e}: {stdout}") })
-    }
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs the generator in a thread inside namespace `ns` (None: this one).
+fn start_generator(
+    ns: Option<&str>,
+    cfg: GenConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<thread::JoinHandle<Result<GenSummary, VethError>>, VethError> {
+    let ns = ns.map(str::to_owned);
+    thread::Builder::new()
+        .name("xdpipe-gen".into())
+        .spawn(move || {
+            if let Some(ns) = &ns {
+                sys::enter_netns(ns).map_err(|e| {
+                    VethError::Generator(GenError::NoSuchInterface(format!("{} (namespace {ns}: {e})", cfg.iface)))
+                })?;
+            }
+            generate(&cfg, stop, &WorkerCounters::default()).map_err(VethError::Generator)
+        })
+        .map_err(|source| VethError::Spawn { what: "generator", source })
 }
 
 /// Runs the testbed job. `stop` (Ctrl-C) ends the generator early; the report still comes.
-pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
+pub fn run_veth(cfg: &VethConfig, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
     if let Some(p) = &cfg.ports {
-        return run_ports(cfg, p, exe, stop);
+        return run_ports(cfg, p, stop);
     }
     let mut tb = Testbed::create(&unique_name("v"), cfg.queues)?;
     if cfg.fwd {
@@ -223,41 +286,51 @@ pub fn run_veth(cfg: &VethConfig, exe: &Path, stop: Arc<AtomicBool>) -> Result<V
     if cfg.gro {
         tb.rx_gro_on()?;
     }
-    let mut rx_args: Vec<String> = ["run", "-i", RX_IFACE, "--json", "--stamps"].map(String::from).to_vec();
-    rx_args.extend(cfg.run_args.iter().cloned());
+    let mut rx = RunConfig { iface: RX_IFACE.into(), stamps: true, ..cfg.rx.clone() };
     if cfg.fwd {
-        rx_args.extend(["--out-iface".into(), FWD_IFACE.into()]);
+        rx.out_iface = Some(FWD_IFACE.into());
     }
-    let mut sink = None;
-    if cfg.fwd {
-        // Counts what fwd sent: same XDP mode as the forwarder, on the generator's core's
-        // neighbour, in poll mode so it does not starve the generator.
-        let mut a: Vec<String> =
-            ["run", "-i", SINK_IFACE, "--json", "--stamps", "--mode", "rxdrop", "--poll", "forever"]
-                .map(String::from)
-                .to_vec();
-        if let Some(i) = cfg.run_args.iter().position(|x| x == "--xdp-mode") {
-            a.extend(cfg.run_args[i..(i + 2).min(cfg.run_args.len())].iter().cloned());
-        }
-        let mut s = ChildProc::spawn("sink", Some(&tb.tx_ns), exe, &a, cfg.quiet)?;
-        s.wait_ready(Duration::from_secs(30))?;
-        sink = Some(s);
-    }
-    let mut rx = ChildProc::spawn("receiver", Some(&tb.rx_ns), exe, &rx_args, cfg.quiet)?;
-    rx.wait_ready(Duration::from_secs(30))?;
+    let sink = if cfg.fwd {
+        // Counts what fwd sent: same XDP mode as the forwarder, on the scheduler's first
+        // core, sleeping between frames so it does not starve the generator.
+        let mut s = sink_config(&cfg.rx);
+        s.iface = SINK_IFACE.into();
+        Some(Receiver::start("sink", Some(&tb.tx_ns), s)?)
+    } else {
+        None
+    };
+    let receiver = Receiver::start("receiver", Some(&tb.rx_ns), rx)?;
     let napi_threads = if cfg.threaded_napi { threaded_napi(&tb.rx_ns, cfg.napi_core)? } else { Vec::new() };
-
-    let mut gen_args: Vec<String> =
-        ["gen", "-i", TX_IFACE, "--json", "--dst-mac", &fmt_mac(&tb.rx_mac), "--src-ip", TX_IP, "--dst-ip", RX_IP]
-            .map(String::from)
-            .to_vec();
-    gen_args.extend(cfg.gen_args.iter().cloned());
+    let gen_cfg = GenConfig {
+        iface: TX_IFACE.into(),
+        dst_mac: tb.rx_mac,
+        src_ip: ip4(TX_IP),
+        dst_ip: ip4(RX_IP),
+        ..cfg.gen_cfg.clone()
+    };
     let sender = (Some(tb.tx_ns.as_str()), TX_IFACE);
     let dropped0 = tx_dropped(sender.0, sender.1);
-    let generator = ChildProc::spawn("generator", Some(&tb.tx_ns), exe, &gen_args, cfg.quiet)?;
-    let mut report = finish(&tb.name, cfg, rx, generator, sink, &stop, sender, dropped0)?;
+    let generator = start_generator(Some(&tb.tx_ns), gen_cfg, stop.clone())?;
+    let mut report = finish(&tb.name, cfg, receiver, generator, sink, sender, dropped0)?;
     report.napi_threads = napi_threads;
     Ok(report)
+}
+
+/// The fwd sink's receiver: rxdrop with stamps, asleep between frames, default cores.
+fn sink_config(rx: &RunConfig) -> RunConfig {
+    let mut s = rx.clone();
+    s.mode = ModeKind::Rxdrop;
+    s.poll = PollWait::Sleep { timeout_ms: None };
+    s.cores = None;
+    s.stamps = true;
+    s.out_iface = None;
+    s.xsk.tx_size = None;
+    s.xsk.frames = s.xsk.fill_size.get();
+    s
+}
+
+fn ip4(s: &str) -> [u8; 4] {
+    s.parse::<std::net::Ipv4Addr>().map(|a| a.octets()).unwrap_or_default()
 }
 
 /// Moves xp-rx's receive NAPI into kernel threads (/sys/class/net/xp-rx/threaded) and,
@@ -317,62 +390,49 @@ fn napi_threads(prefix: &str) -> Vec<(i32, String)> {
 }
 
 /// Two cabled ports of this host: no testbed, no namespaces.
-fn run_ports(cfg: &VethConfig, p: &Ports, exe: &Path, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
-    let mac = sys::iface_mac(&p.rx)
-        .map_err(|e| VethError::Summary { what: "receiver port", detail: format!("{}: {e}", p.rx) })?;
-    let mut rx_args: Vec<String> = ["run", "-i", &p.rx, "--json", "--stamps"].map(String::from).to_vec();
-    rx_args.extend(cfg.run_args.iter().cloned());
-    let mut rx = ChildProc::spawn("receiver", None, exe, &rx_args, cfg.quiet)?;
-    rx.wait_ready(Duration::from_secs(60))?;
-    let mut gen_args: Vec<String> =
-        ["gen", "-i", &p.tx, "--json", "--dst-mac", &fmt_mac(&mac), "--src-ip", TX_IP, "--dst-ip", RX_IP]
-            .map(String::from)
-            .to_vec();
-    gen_args.extend(cfg.gen_args.iter().cloned());
+fn run_ports(cfg: &VethConfig, p: &Ports, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
+    let mac = sys::iface_mac(&p.rx).map_err(|e| VethError::Receiver {
+        what: "receiver",
+        source: RunError::Pipeline(crate::pipeline::PipelineError::NoSuchInterface(format!("{}: {e}", p.rx))),
+    })?;
+    let rx = RunConfig { iface: p.rx.clone(), stamps: true, ..cfg.rx.clone() };
+    let receiver = Receiver::start("receiver", None, rx)?;
+    let gen_cfg =
+        GenConfig { iface: p.tx.clone(), dst_mac: mac, src_ip: ip4(TX_IP), dst_ip: ip4(RX_IP), ..cfg.gen_cfg.clone() };
     let dropped0 = tx_dropped(None, &p.tx);
-    let generator = ChildProc::spawn("generator", None, exe, &gen_args, cfg.quiet)?;
-    finish(&format!("{} -> {}", p.tx, p.rx), cfg, rx, generator, None, &stop, (None, &p.tx), dropped0)
+    let generator = start_generator(None, gen_cfg, stop)?;
+    finish(&format!("{} -> {}", p.tx, p.rx), cfg, receiver, generator, None, (None, &p.tx), dropped0)
 }
 
 /// Waits for the generator, stops the receiver (and sink), folds the summaries.
 /// `sender`: the generator's (namespace, interface), whose `tx_dropped` was `dropped0`
 /// before the generator started.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     testbed: &str,
     cfg: &VethConfig,
-    rx: ChildProc,
-    generator: ChildProc,
-    sink: Option<ChildProc>,
-    stop: &AtomicBool,
+    rx: Receiver,
+    generator: thread::JoinHandle<Result<GenSummary, VethError>>,
+    sink: Option<Receiver>,
     sender: (Option<&str>, &str),
     dropped0: Option<u64>,
 ) -> Result<VethReport, VethError> {
-    // Ctrl-C reaches both children (same process group); they stop and print summaries.
-    let gen_summary = generator.summary();
-    // Let the last frames land, then stop the receiver.
+    let gen_summary = generator.join().map_err(|p| VethError::Panicked { what: "generator", detail: panic_text(&p) });
+    // Let the last frames land, then stop the receiver (and the sink after it).
     thread::sleep(Duration::from_millis(300));
-    if !stop.load(Ordering::Relaxed) {
-        rx.signal(libc::SIGINT);
-    }
-    let rx_summary = rx.summary()?;
-    let sink_summary = match sink {
-        Some(s) => {
-            thread::sleep(Duration::from_millis(200));
-            if !stop.load(Ordering::Relaxed) {
-                s.signal(libc::SIGINT);
-            }
-            Some(s.summary()?)
-        }
-        None => None,
-    };
-    let gen_summary = gen_summary?;
+    let rx_summary = rx.finish();
+    let sink_summary = sink.map(|s| {
+        thread::sleep(Duration::from_millis(200));
+        s.finish()
+    });
+    let gen_summary = gen_summary??;
+    let rx_summary = rx_summary?;
+    let sink_summary = sink_summary.transpose()?;
     let dropped = dropped0.zip(tx_dropped(sender.0, sender.1)).map(|(a, b)| b.saturating_sub(a));
 
-    let sent = gen_summary["sent"].as_u64().unwrap_or(0);
+    let sent = gen_summary.sent;
     // With fwd, "received" is what came out of the forwarder at the sink.
     let end = sink_summary.as_ref().unwrap_or(&rx_summary);
-    let received = end["rx_packets"].as_u64().unwrap_or(0);
+    let received = end.rx_packets;
     let lost = sent as i64 - received as i64;
     Ok(VethReport {
         testbed: testbed.to_owned(),
@@ -387,10 +447,10 @@ fn finish(
             (None, Some(d)) => Some(LossBreakdown::of(lost, d, &rx_summary)),
             _ => None,
         },
-        tx_pps: gen_summary["pps"].as_f64().unwrap_or(0.0),
-        latency_ns: end["accounting"]["latency_ns"].clone(),
-        rx_pps: end["active_rx_pps"].as_f64().unwrap_or(0.0),
-        fwd_tx_pps: sink_summary.as_ref().map(|_| rx_summary["active_tx_pps"].as_f64().unwrap_or(0.0)),
+        tx_pps: gen_summary.pps,
+        latency_ns: end.accounting.as_ref().and_then(|a| a.latency_ns),
+        rx_pps: end.active_rx_pps,
+        fwd_tx_pps: sink_summary.as_ref().map(|_| rx_summary.active_tx_pps),
         receiver: rx_summary,
         generator: gen_summary,
         sink: sink_summary,
@@ -403,20 +463,15 @@ mod tests {
 
     #[test]
     fn lost_frames_are_split_by_the_counters_that_saw_them() {
-        let rx = serde_json::json!({
-            "program": {"passed": 5, "no_socket": 2},
-            "queues": [
-                {"xdp_statistics": {"rx_ring_full": 100, "rx_dropped": 7, "rx_fill_ring_empty_descs": 7}},
-                {"xdp_statistics": {"rx_ring_full": 0, "rx_dropped": 1}},
-            ],
-        });
+        let q0 = XdpStatistics { rx_ring_full: 100, rx_dropped: 7, rx_fill_ring_empty_descs: 7, ..Default::default() };
+        let q1 = XdpStatistics { rx_dropped: 1, ..Default::default() };
         // The fill-ring-empty count is the same event as rx_dropped, and no_socket frames
-        // are among the passed ones: each counted once.
-        let l = LossBreakdown::of(1000, 880, &rx);
+        // are among the passed ones (5): each counted once.
+        let l = LossBreakdown::from_counters(1000, 880, &[q0, q1], 5);
         assert_eq!(l, LossBreakdown { tx_dropped: 880, socket_dropped: 108, passed_to_kernel: 5, unaccounted: 7 });
         // Counters that saw more than was lost (other traffic) show as negative.
-        assert_eq!(LossBreakdown::of(0, 0, &rx).unaccounted, -113);
-        // A summary without these fields: all of it unaccounted.
-        assert_eq!(LossBreakdown::of(9, 0, &serde_json::json!({})).unaccounted, 9);
+        assert_eq!(LossBreakdown::from_counters(0, 0, &[q0, q1], 5).unaccounted, -113);
+        // No counters: all of it unaccounted.
+        assert_eq!(LossBreakdown::from_counters(9, 0, &[], 0).unaccounted, 9);
     }
 }

@@ -3,6 +3,10 @@
 use clap::Parser as _;
 
 use super::{Cli, CliError, Cmd};
+use xdpipe::{
+    config::{Engine, ModeKind, PollWait, XdpMode},
+    generator::{Rate, SizeSpec},
+};
 
 fn parse(args: &[&str]) -> Cmd {
     let mut argv = vec!["xdpipe"];
@@ -166,21 +170,16 @@ fn gen_size_below_headers_refused_by_clap() {
 // ---- veth
 
 #[test]
-fn veth_defaults_validate_into_child_flags() {
+fn veth_flags_validate_into_typed_side_configs() {
     let Cmd::Veth(a) = parse(&["veth", "--rate", "1.5mpps", "--size", "imix", "--mode", "l2fwd"]) else {
         unreachable!()
     };
     let c = a.validate().unwrap();
-    let g = c.config.gen_args.join(" ");
-    assert!(g.contains("--size imix --rate 1500000 ") && g.contains("--engine xsk"), "{g}");
-    assert!(c.config.run_args.join(" ").starts_with("--mode l2fwd --xdp-mode native --cores 1 --poll 0"));
-    // The child's flags parse and validate too.
-    let child: Vec<&str> = c.config.gen_args.iter().map(String::as_str).collect();
-    let Cmd::Gen(g) = parse(&gen_args(&child)) else { unreachable!() };
-    assert!(g.validate().is_ok());
-    let child: Vec<&str> = c.config.run_args.iter().map(String::as_str).collect();
-    let Cmd::Run(r) = parse(&[&["run", "-i", "xp-rx"][..], &child].concat()) else { unreachable!() };
-    assert!(r.validate().is_ok());
+    let (g, r) = (&c.config.gen_cfg, &c.config.rx);
+    assert_eq!((g.sizes.clone(), g.rate, g.engine), (SizeSpec::Imix, Rate::Pps(1.5e6), Engine::Xsk));
+    assert_eq!((r.mode, r.xdp_mode, r.poll), (ModeKind::L2fwd, XdpMode::Native, PollWait::Busy));
+    assert_eq!(r.cores.as_ref().map(|c| c.ids().to_vec()), Some(vec![1]));
+    assert!(r.xsk.tx_size.is_some(), "l2fwd transmits");
 }
 
 #[test]

@@ -1,13 +1,16 @@
 //! `xdpipe veth`: flags, their validation into a `VethConfig` (the receiver's and the
-//! generator's flags, checked here once so neither child refuses them later), the report.
+//! generator's typed configs, made by the same flag parser as `xdpipe run` and `gen`, so
+//! their defaults and checks are those commands' own), the report.
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Args;
 use xdpipe::{
     config::{BatchSize, Engine, FrameSize, ModeKind, PollWait, XdpMode},
+    generator::GenConfig,
     generator::{Rate, SizeSpec},
+    run::RunConfig,
     stats::fmt_pps,
+    testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP},
     veth::{VethConfig, run_veth},
 };
 
@@ -140,15 +143,15 @@ impl VethArgs {
             "--batch".into(),
             self.batch.get().to_string(),
         ];
+        let (rx, gen_cfg) = side_configs(&run_args, &gen_args)?;
         let config = VethConfig {
-            run_args,
-            gen_args,
+            rx,
+            gen_cfg,
             queues: 1,
             fwd: mode == ModeKind::Fwd,
             threaded_napi: self.threaded_napi,
             napi_core: self.napi_core,
             ports: None,
-            quiet: false,
             // Frames injected by XDP_TX into a veth vanish unless its peer runs XDP in native
             // mode or has GRO on (skb mode receivers get GRO).
             gro: engine == Engine::XdpLive && xdp_mode == XdpMode::Skb,
@@ -157,10 +160,33 @@ impl VethArgs {
     }
 }
 
+/// The receiver's and the generator's configs from `xdpipe run` / `xdpipe gen` flags
+/// (without the interfaces, addresses and MAC, which the testbed sets), through those
+/// commands' own parser and validation.
+pub fn side_configs(run_args: &[String], gen_args: &[String]) -> Result<(RunConfig, GenConfig), CliError> {
+    use clap::Parser as _;
+    let parse = |argv: Vec<String>| {
+        super::Cli::try_parse_from(argv).map(|c| c.cmd).map_err(|e| CliError(format!("{}", e.render())))
+    };
+    let mut r: Vec<String> = ["xdpipe", "run", "-i", RX_IFACE].map(String::from).to_vec();
+    r.extend(run_args.iter().cloned());
+    if run_args.windows(2).any(|w| w[0] == "--mode" && w[1] == "fwd") {
+        r.extend(["--out-iface".into(), xdpipe::testbed::FWD_IFACE.into()]);
+    }
+    let mut g: Vec<String> =
+        ["xdpipe", "gen", "-i", TX_IFACE, "--dst-mac", "02:00:00:00:00:00", "--src-ip", TX_IP, "--dst-ip", RX_IP]
+            .map(String::from)
+            .to_vec();
+    g.extend(gen_args.iter().cloned());
+    let (super::Cmd::Run(r), super::Cmd::Gen(g)) = (parse(r)?, parse(g)?) else {
+        unreachable!("parsed as run and gen");
+    };
+    Ok((r.validate()?.config, g.validate()?.config))
+}
+
 pub fn cmd_veth(c: VethCommand) -> anyhow::Result<ExitCode> {
     let stop = super::stop_on_signals()?;
-    let exe = std::env::current_exe().context("finding the xdpipe binary")?;
-    let r = run_veth(&c.config, &exe, stop)?;
+    let r = run_veth(&c.config, stop)?;
     if c.json {
         print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
@@ -186,25 +212,24 @@ pub fn cmd_veth(c: VethCommand) -> anyhow::Result<ExitCode> {
             TX = xdpipe::testbed::TX_IFACE,
         );
     }
-    if let Some(sink) = &r.sink {
+    if let (Some(sink), Some(fwd)) = (&r.sink, &r.receiver.fwd) {
         println!(
             "  fwd: {} UMEM, forwarded out of {} at {}, sink received {}",
-            r.receiver["fwd"]["umem"].as_str().unwrap_or("?"),
-            r.receiver["fwd"]["out_iface"].as_str().unwrap_or("?"),
+            fwd.umem,
+            fwd.out_iface,
             fmt_pps(r.fwd_tx_pps.unwrap_or(0.0)),
-            fmt_pps(sink["active_rx_pps"].as_f64().unwrap_or(0.0))
+            fmt_pps(sink.active_rx_pps)
         );
     }
-    let l = &r.latency_ns;
-    if l.is_object() {
-        let us = |k: &str| l[k].as_f64().unwrap_or(0.0) / 1e3;
+    if let Some(l) = &r.latency_ns {
+        let us = |ns: f64| ns / 1e3;
         println!(
             "  one-way latency (us): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-            us("p50"),
-            us("p90"),
-            us("p99"),
-            us("p999"),
-            us("max")
+            us(l.p50 as f64),
+            us(l.p90 as f64),
+            us(l.p99 as f64),
+            us(l.p999 as f64),
+            us(l.max as f64)
         );
     }
     Ok(ExitCode::SUCCESS)

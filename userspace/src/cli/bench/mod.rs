@@ -43,6 +43,11 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
         Target::Vm(kind) => return guest::bench_in_guest(&cfg, *kind, &stop),
     };
     check_devices(&cfg, ports.as_ref())?;
+    // Each trial's receiver and generator run in this process: their per-trial setup lines
+    // (info) would bury the progress lines, so only warnings show unless RUST_LOG asks.
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let label = cfg.label().to_string();
     let matrix = &cfg.matrix;
     let scenarios = matrix.scenarios();
@@ -77,8 +82,7 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
     dir.write_summary(&summary)?;
     eprintln!("bench: {} scenario(s), results in {}", scenarios.len(), dir.path.display());
     let procedure = cfg.procedure;
-    let exe = std::env::current_exe().context("finding the xdpipe binary")?;
-    let mut runner = VethRunner { exe, stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core };
+    let mut runner = VethRunner { stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core };
     let started = Instant::now();
     let mut interrupted = None;
     for (i, sc) in scenarios.iter().enumerate() {

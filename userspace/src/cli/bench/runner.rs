@@ -2,7 +2,6 @@
 //! testbed or two cabled ports) and the environment a run records.
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
     process::Command,
     sync::{
         Arc,
@@ -17,7 +16,6 @@ use xdpipe_bench::{
 };
 
 pub struct VethRunner {
-    pub exe: PathBuf,
     pub stop: Arc<AtomicBool>,
     /// nic target: the receive and generator ports.
     pub ports: Option<Ports>,
@@ -100,13 +98,13 @@ impl Runner for VethRunner {
         } else {
             run_args.extend(["--cores".into(), "1".into()]);
         }
+        let (rx, gen_cfg) = crate::cli::veth::side_configs(&run_args, &gen_args).map_err(|e| e.0)?;
         let cfg = VethConfig {
-            run_args,
-            gen_args,
+            rx,
+            gen_cfg,
             queues: sc.queues,
             fwd: sc.mode == Mode::Fwd,
             gro: sc.engine == Engine::XdpLive && sc.xdp_mode == XdpMode::Skb,
-            quiet: true,
             threaded_napi: sc.threaded_napi,
             napi_core: self.napi_core,
             ports: self.ports.clone(),
@@ -115,7 +113,7 @@ impl Runner for VethRunner {
             (Some(p), Offloads::Off) => set_offloads(&p.rx, false, &OFFLOADS),
             _ => Vec::new(),
         };
-        let r = run_veth(&cfg, &self.exe, self.stop.clone()).map_err(|e| format!("{e:#}"));
+        let r = run_veth(&cfg, self.stop.clone()).map_err(|e| format!("{e:#}"));
         if let Some(p) = &self.ports {
             let back: Vec<&str> = turned_off.iter().map(String::as_str).collect();
             set_offloads(&p.rx, true, &back);
@@ -124,17 +122,15 @@ impl Runner for VethRunner {
         if self.stop.load(Ordering::Relaxed) {
             return Err("interrupted".into());
         }
-        let l = &r.latency_ns;
-        let latency = l.is_object().then(|| Latency {
-            p50: l["p50"].as_f64().unwrap_or(0.0),
-            p90: l["p90"].as_f64().unwrap_or(0.0),
-            p99: l["p99"].as_f64().unwrap_or(0.0),
-            p999: l["p999"].as_f64().unwrap_or(0.0),
-            max: l["max"].as_f64().unwrap_or(0.0),
+        let latency = r.latency_ns.map(|l| Latency {
+            p50: l.p50 as f64,
+            p90: l.p90 as f64,
+            p99: l.p99 as f64,
+            p999: l.p999 as f64,
+            max: l.max as f64,
         });
-        let rx_pkts = r.receiver["rx_packets"].as_u64().unwrap_or(0);
-        let cpu: u64 =
-            r.receiver["queues"].as_array().map_or(0, |q| q.iter().map(|q| q["cpu_ns"].as_u64().unwrap_or(0)).sum());
+        let rx_pkts = r.receiver.rx_packets;
+        let cpu: u64 = r.receiver.queues.iter().map(|q| q.counters.cpu_ns).sum();
         Ok(Trial {
             sent: r.sent,
             received: r.received,
