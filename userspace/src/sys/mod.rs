@@ -344,17 +344,11 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
     };
 }
 
-/// A command for `program` in network namespace `ns` (through `ip netns exec`; None: this
-/// one) that dies with this process (see [`die_with_parent`]).
+/// A command for `program` in network namespace `ns` (None: this one) that dies with
+/// this process (see [`die_with_parent`]). The child enters the namespace in `pre_exec`
+/// ([`crate::net::ns::command`]); no `ip netns exec` is involved.
 pub fn command_in(ns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = std::process::Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(program);
-            c
-        }
-        None => std::process::Command::new(program),
-    };
+    let mut cmd = crate::net::ns::command(ns, program);
     die_with_parent(&mut cmd);
     cmd
 }
