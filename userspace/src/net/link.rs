@@ -347,6 +347,49 @@ mod tests {
     }
 
     #[test]
+    fn a_veth_pair_is_made_across_namespaces_with_its_queues() {
+        if !crate::net::tests::root_or_skip() {
+            return;
+        }
+        use crate::net::ns;
+        let (a, b) = (format!("xdpipe-lt{}a", std::process::id()), format!("xdpipe-lt{}b", std::process::id()));
+        ns::create(&a).unwrap();
+        ns::create(&b).unwrap();
+        let run = || -> Result<(), NetError> {
+            let (fa, fb) = (ns::open(&a)?, ns::open(&b)?);
+            add_veth(&VethPair {
+                end: VethEnd { name: "lt-a", netns: Some(std::os::fd::AsFd::as_fd(&fa)) },
+                peer: VethEnd { name: "lt-b", netns: Some(std::os::fd::AsFd::as_fd(&fb)) },
+                queues: 3,
+            })?;
+            assert!(matches!(get("lt-a"), Err(NetError::NoSuchLink { .. })), "not in this namespace");
+            ns::with_netns(&a, || {
+                set_up("lt-a", true)?;
+                add_ipv4("lt-a", Ipv4Addr::new(10, 78, 0, 1), 24)?;
+                add_permanent_neighbour("lt-a", Ipv4Addr::new(10, 78, 0, 2), [2, 0, 0, 0, 0, 2])?;
+                let l = get("lt-a")?;
+                assert!(l.up && l.mac.is_some() && l.xdp.is_none());
+                assert!(addresses(l.index)?.contains(&IpAddr::V4(Ipv4Addr::new(10, 78, 0, 1))));
+                assert!(matches!(
+                    add_ipv4("lt-a", Ipv4Addr::new(10, 78, 0, 1), 24),
+                    Err(NetError::Kernel { errno: libc::EEXIST, .. })
+                ));
+                Ok(())
+            })?;
+            let out = ns::command(Some(&b), "ls").arg("/sys/class/net/lt-b/queues").output().unwrap();
+            let queues = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(queues.split_whitespace().filter(|q| q.starts_with("rx-")).count(), 3, "{queues}");
+            ns::with_netns(&b, || delete("lt-b"))?;
+            assert!(matches!(ns::with_netns(&a, || get("lt-a")), Err(NetError::NoSuchLink { .. })));
+            Ok(())
+        };
+        let r = run();
+        ns::delete(&a).unwrap();
+        ns::delete(&b).unwrap();
+        r.unwrap();
+    }
+
+    #[test]
     fn loopback_is_found_and_nonsense_is_not() {
         let lo = get("lo").unwrap();
         assert!(lo.index > 0 && lo.up && lo.xdp.is_none());

@@ -138,8 +138,19 @@ pub fn check_ifname(name: &str) -> Result<(), NetError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// True if the test runs as root; under CI=true a test that needs root must not pass
+    /// by skipping, so a missing privilege fails it there.
+    pub(crate) fn root_or_skip() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root && std::env::var("CI").as_deref() == Ok("true") {
+            panic!("this test needs root and CI=true is set");
+        }
+        root
+    }
 
     #[test]
     fn interface_names_are_checked() {

@@ -195,16 +195,15 @@ pub fn pids(name: &str) -> Result<Vec<i32>, NetError> {
 pub fn command(ns: Option<&str>, program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
     if let Some(ns) = ns {
-        let fd: Result<OwnedFd, std::io::Error> = open(ns).map(OwnedFd::from).map_err(|e| match e {
-            NetError::Io { source, .. } => source,
-            other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
-        });
+        // Opened before the fork; a failure is kept as its errno, which the child returns
+        // without allocating (spawn then fails with it).
+        let fd: Result<OwnedFd, i32> = open(ns).map(OwnedFd::from).map_err(|e| e.errno().unwrap_or(libc::EINVAL));
         // SAFETY: the closure makes only system calls (setns, unshare, mount) on data
         // prepared before the fork: async-signal-safe, no allocation, no locks.
         unsafe {
-            cmd.pre_exec(move || {
-                let fd = fd.as_ref().map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
-                enter_in_child(fd.as_raw_fd())
+            cmd.pre_exec(move || match &fd {
+                Ok(fd) => enter_in_child(fd.as_raw_fd()),
+                Err(errno) => Err(std::io::Error::from_raw_os_error(*errno)),
             })
         };
     }
@@ -255,15 +254,7 @@ mod tests {
         assert!(!exists("../etc"));
     }
 
-    /// Root only; under CI=true it must run, so a missing privilege fails it.
-    fn root_or_skip() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        if !root && std::env::var("CI").as_deref() == Ok("true") {
-            panic!("this test needs root and CI=true is set");
-        }
-        root
-    }
+    use crate::net::tests::root_or_skip;
 
     #[test]
     fn a_namespace_is_created_entered_and_deleted() {
