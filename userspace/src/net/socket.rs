@@ -77,7 +77,7 @@ impl Netlink {
                         Some(code) => {
                             let errno = -code.get();
                             let ext = ext_ack_text(msg.header.flags, &e.header);
-                            let mut text = std::io::Error::from_raw_os_error(errno).to_string();
+                            let mut text = strerror(errno);
                             if let Some(t) = ext {
                                 text = format!("{text}: {t}");
                             }
@@ -97,7 +97,7 @@ impl Netlink {
                                 op,
                                 what: what.to_owned(),
                                 errno,
-                                msg: std::io::Error::from_raw_os_error(errno).to_string(),
+                                msg: strerror(errno),
                                 hint: super::hint(errno),
                             });
                         }
@@ -110,6 +110,16 @@ impl Netlink {
                 return Err(NetError::Decode { op, what: what.to_owned(), detail: "no ack after 4096 replies".into() });
             }
         }
+    }
+}
+
+/// The C library's text for `errno`, without std's " (os error N)" (the errno is shown
+/// by [`NetError::Kernel`] itself).
+pub(crate) fn strerror(errno: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(errno).to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
     }
 }
 
@@ -145,5 +155,6 @@ mod tests {
         assert_eq!(ext_ack_text(NLM_F_ACK_TLVS | NLM_F_CAPPED, &echoed).as_deref(), Some("veth: peer name too long"));
         assert_eq!(ext_ack_text(0, &echoed), None);
         assert_eq!(ext_ack_text(NLM_F_ACK_TLVS, &echoed[..3]), None);
+        assert!(!strerror(libc::EOPNOTSUPP).contains("os error"));
     }
 }
