@@ -33,9 +33,11 @@
 //! - Named namespaces ([`ns`]): no maintained crate makes iproute2-compatible
 //!   /run/netns entries (`netns-rs` is not maintained and bind-mounts from a forked
 //!   process); the steps are a few syscalls through `libc`.
-//! - Threaded NAPI ([`sysfs`]): 6.18 has a per-NAPI `threaded` attribute in `napi-set`,
-//!   but the device-wide switch xdpipe uses is sysfs only; the write is done from a thread
-//!   inside the namespace with its own sysfs mount, as `ip netns exec` does.
+//! - Threaded NAPI ([`sysfs`]): the device-wide switch xdpipe uses is the sysfs file
+//!   `threaded`. Newer kernels also take a per-NAPI `threaded` attribute in the netdev
+//!   family's `napi-set` (it needs the NAPI ids from a `napi-get` dump first); that was
+//!   not checked on 6.18 here, so the sysfs write stays, done from a thread inside the
+//!   namespace with its own sysfs mount, as `ip netns exec` does for a program.
 #![allow(unsafe_code)]
 
 pub mod ethtool;
