@@ -1,10 +1,12 @@
 //! Checks made before xdpipe touches an interface, so it never cuts a lab machine off or
 //! clobbers someone else's program: is this the uplink (default route, the SSH session)?
 //! Is another XDP program attached? Does the MTU fit a UMEM frame? Each failure says what
-//! is wrong and what to do. Reads iproute2's JSON output (`ip -j`).
-use std::process::Command;
-
-use serde_json::Value;
+//! is wrong and what to do. Reads routes, addresses and XDP state over rtnetlink
+//! ([`crate::net`]).
+use crate::net::{
+    self, NetError,
+    link::{XdpAttachment, XdpMode},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -30,52 +32,42 @@ pub enum PreflightError {
          them). Use --frame-size 4096 or lower the MTU (`ip link set dev {iface} mtu {max_mtu}`)"
     )]
     MtuTooBig { iface: String, mtu: u32, frame_len: u32, room: u32, frame_size: u32, max_mtu: u32 },
-    #[error("running `{cmd}`: {detail}")]
-    Ip { cmd: String, detail: String },
+    #[error("checking {iface}: {source}")]
+    Net {
+        iface: String,
+        #[source]
+        source: NetError,
+    },
 }
 
-fn ip_json(args: &[&str]) -> Result<Value, PreflightError> {
-    let cmd = format!("ip -j {}", args.join(" "));
-    let out = Command::new("ip")
-        .arg("-j")
-        .args(args)
-        .output()
-        .map_err(|e| PreflightError::Ip { cmd: cmd.clone(), detail: format!("{e} (is iproute2 installed?)") })?;
-    if !out.status.success() {
-        return Err(PreflightError::Ip { cmd, detail: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
-    }
-    if out.stdout.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Array(Vec::new()));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| PreflightError::Ip { cmd, detail: e.to_string() })
+fn net_err(iface: &str) -> impl FnOnce(NetError) -> PreflightError + '_ {
+    move |source| PreflightError::Net { iface: iface.to_owned(), source }
 }
 
 /// Why `iface` looks like the machine's uplink, if it does: it carries a default route, or
 /// the address (or the route back to the client) of the SSH session we run in.
 pub fn uplink_reason(iface: &str) -> Result<Option<String>, PreflightError> {
-    for fam in ["-4", "-6"] {
-        let routes = ip_json(&[fam, "route", "show", "default"])?;
-        if routes.as_array().into_iter().flatten().any(|r| r["dev"] == iface) {
-            return Ok(Some(format!("it carries the default route ({fam})")));
+    let index = net::link::index(iface).map_err(net_err(iface))?;
+    for r in net::route::default_routes().map_err(net_err(iface))? {
+        if r.oifs.contains(&index) {
+            return Ok(Some(format!("it carries the default route ({})", if r.ipv6 { "-6" } else { "-4" })));
         }
     }
     if let Ok(ssh) = std::env::var("SSH_CONNECTION") {
         let parts: Vec<&str> = ssh.split_whitespace().collect();
         if let [client, _, server, _] = parts[..] {
-            let addrs = ip_json(&["addr", "show", "dev", iface])?;
-            let has_server = addrs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-                .any(|a| a["local"] == server);
+            let has_server = net::link::addresses(index)
+                .map_err(net_err(iface))?
+                .iter()
+                .any(|a| server.parse::<std::net::IpAddr>().is_ok_and(|s| s == *a));
             if has_server {
                 return Ok(Some(format!("it has {server}, the address of this SSH session")));
             }
-            if let Ok(r) = ip_json(&["route", "get", client]) {
-                if r[0]["dev"] == iface {
-                    return Ok(Some(format!("the SSH client {client} is reached through it")));
-                }
+            if let Ok(c) = client.parse()
+                && let Ok(Some(oif)) = net::route::route_to(c)
+                && oif == index
+            {
+                return Ok(Some(format!("the SSH client {client} is reached through it")));
             }
         }
     }
@@ -90,28 +82,26 @@ pub struct AttachedProgram {
     pub mode: &'static str,
 }
 
-fn mode_name(m: u64) -> &'static str {
-    match m {
-        1 => "native",
-        2 => "generic",
-        3 => "offload",
-        _ => "multi",
-    }
+fn mode_name(m: Option<XdpMode>) -> &'static str {
+    m.map_or("multi", XdpMode::name)
+}
+
+/// The name of the loaded BPF program `id`, if it can be read.
+fn program_name(id: u32) -> String {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == id)
+        .and_then(|p| p.name_as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// The XDP program attached to `iface`, if any.
 pub fn attached_program(iface: &str) -> Result<Option<AttachedProgram>, PreflightError> {
-    let v = ip_json(&["-d", "link", "show", "dev", iface])?;
-    let xdp = &v[0]["xdp"];
-    if xdp.is_null() {
-        return Ok(None);
-    }
-    let first = xdp["attached"].get(0).unwrap_or(xdp);
-    let prog = if first["prog"].is_null() { &xdp["prog"] } else { &first["prog"] };
-    Ok(Some(AttachedProgram {
-        id: prog["id"].as_u64().unwrap_or(0),
-        name: prog["name"].as_str().unwrap_or("?").to_owned(),
-        mode: mode_name(first["mode"].as_u64().or(xdp["mode"].as_u64()).unwrap_or(0)),
+    let link = net::link::get(iface).map_err(net_err(iface))?;
+    Ok(link.xdp.map(|XdpAttachment { prog_id, mode }| AttachedProgram {
+        id: prog_id as u64,
+        name: program_name(prog_id),
+        mode: mode_name(mode),
     }))
 }
 
@@ -127,9 +117,9 @@ pub fn check_no_foreign_program(iface: &str, force: bool) -> Result<(), Prefligh
         return Err(PreflightError::ForeignProgram { iface: iface.into(), id: p.id, name: p.name, mode: p.mode, off });
     }
     log::warn!("--force: detaching XDP program {} ({:?}, {} mode) from {iface}", p.id, p.name, p.mode);
-    for mode in ["xdpgeneric", "xdpdrv", "xdpoffload"] {
+    for mode in XdpMode::ALL {
         // Errors are expected for modes with nothing attached; the re-check decides.
-        let _ = Command::new("ip").args(["link", "set", "dev", iface, mode, "off"]).output();
+        let _ = net::link::detach_xdp(iface, mode);
     }
     match attached_program(iface)? {
         None => Ok(()),
@@ -140,8 +130,7 @@ pub fn check_no_foreign_program(iface: &str, force: bool) -> Result<(), Prefligh
 /// Without multi-buffer, a frame larger than the UMEM frame minus the XDP headroom is
 /// dropped in copy mode: refuse an MTU that allows such frames.
 pub fn check_mtu(iface: &str, frame_size: u32) -> Result<(), PreflightError> {
-    let v = ip_json(&["link", "show", "dev", iface])?;
-    let Some(mtu) = v[0]["mtu"].as_u64().map(|m| m as u32) else { return Ok(()) };
+    let mtu = net::link::get(iface).map_err(net_err(iface))?.mtu;
     // Ethernet header plus one VLAN tag.
     let frame_len = mtu + 18;
     let room = frame_size - 256;
@@ -177,7 +166,10 @@ mod tests {
     }
 
     #[test]
-    fn unknown_interface_is_an_ip_error() {
-        assert!(matches!(attached_program("no-such-if0"), Err(PreflightError::Ip { .. })));
+    fn unknown_interface_is_a_net_error() {
+        assert!(matches!(
+            attached_program("no-such-if0"),
+            Err(PreflightError::Net { source: NetError::NoSuchLink { .. }, .. })
+        ));
     }
 }

@@ -1,5 +1,5 @@
-//! The veth testbed: two network namespaces joined by a veth pair, created with iproute2
-//! and always removed. `xdpipe testbed`, `xdpipe veth`, the benchmark and the tests all
+//! The veth testbed: two network namespaces joined by a veth pair, created over netlink
+//! ([`crate::net`]) and always removed. `xdpipe testbed`, `xdpipe veth`, the benchmark and the tests all
 //! build testbeds here.
 //!
 //! Layout for a testbed named N:
@@ -12,8 +12,15 @@
 //! namespace to `xp-sink` in the generator namespace, so forwarded frames come back to
 //! the generator side where a second receiver counts them.
 use std::{
-    process::{Command, Output},
+    net::Ipv4Addr,
+    os::fd::AsFd as _,
     sync::atomic::{AtomicU32, Ordering},
+};
+
+use crate::net::{
+    self, NetError,
+    link::{VethEnd, VethPair},
+    ns::with_netns,
 };
 
 /// Prefix of every namespace xdpipe creates; `xdpipe cleanup` removes what carries it.
@@ -35,14 +42,8 @@ pub enum TestbedError {
     Exists(String, String),
     #[error("queue count {0}: a veth testbed has 1 to 64 queues")]
     BadQueues(u32),
-    #[error("`{cmd}` failed: {stderr}")]
-    Command { cmd: String, stderr: String },
-    #[error("running `{cmd}`: {source} (is iproute2 installed?)")]
-    Spawn {
-        cmd: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("building the testbed: {0}")]
+    Net(#[from] NetError),
 }
 
 /// A veth pair between two fresh namespaces, removed on drop unless [`Testbed::keep`].
@@ -57,16 +58,6 @@ pub struct Testbed {
     /// MAC of `xp-sink` once [`Testbed::add_fwd_pair`] ran.
     pub sink_mac: Option<[u8; 6]>,
     keep: bool,
-}
-
-fn ip(args: &[&str]) -> Result<Output, TestbedError> {
-    let cmd = format!("ip {}", args.join(" "));
-    let out =
-        Command::new("ip").args(args).output().map_err(|source| TestbedError::Spawn { cmd: cmd.clone(), source })?;
-    if !out.status.success() {
-        return Err(TestbedError::Command { cmd, stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
-    }
-    Ok(out)
 }
 
 /// Where each testbed records its owner: `<name>` holds "pid starttime", or "kept" for a
@@ -115,19 +106,12 @@ pub fn forget_owner(name: &str) {
 
 /// Namespaces whose name starts with [`NETNS_PREFIX`].
 pub fn xdpipe_namespaces() -> Vec<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(NETNS_PREFIX))
-                .collect()
-        })
-        .unwrap_or_default()
+    net::ns::list().into_iter().filter(|n| n.starts_with(NETNS_PREFIX)).collect()
 }
 
 /// Deletes a namespace (and with it any veth end inside it).
 pub fn delete_namespace(ns: &str) -> Result<(), TestbedError> {
-    ip(&["netns", "del", ns]).map(|_| ())
+    Ok(net::ns::delete(ns)?)
 }
 
 /// A name no other testbed of this process uses: `t<pid><n>`.
@@ -151,12 +135,29 @@ pub fn fmt_mac(m: &[u8; 6]) -> String {
 }
 
 fn read_mac(ns: &str, iface: &str) -> Result<[u8; 6], TestbedError> {
-    let out = ip(&["-n", ns, "-br", "link", "show", "dev", iface])?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().find_map(parse_mac).ok_or_else(|| TestbedError::Command {
-        cmd: format!("ip -n {ns} link show {iface}"),
-        stderr: format!("no MAC in {text:?}"),
+    let l = with_netns(ns, || net::link::get(iface))?;
+    l.mac.ok_or_else(|| {
+        TestbedError::Net(NetError::Decode {
+            op: "reading the MAC of",
+            what: format!("{iface} (netns {ns})"),
+            detail: "no address".into(),
+        })
     })
+}
+
+fn ip4(s: &str) -> Ipv4Addr {
+    s.parse().expect("testbed addresses are valid")
+}
+
+/// A veth pair `a` (in `a_ns`) <-> `b` (in `b_ns`), `queues` queues each, both up.
+fn veth_between(a: &str, a_ns: &str, b: &str, b_ns: &str, queues: u32) -> Result<(), TestbedError> {
+    let (fa, fb) = (net::ns::open(a_ns)?, net::ns::open(b_ns)?);
+    net::link::add_veth(&VethPair {
+        end: VethEnd { name: a, netns: Some(fa.as_fd()) },
+        peer: VethEnd { name: b, netns: Some(fb.as_fd()) },
+        queues,
+    })?;
+    Ok(())
 }
 
 impl Testbed {
@@ -171,7 +172,7 @@ impl Testbed {
         let rx_ns = format!("{NETNS_PREFIX}{name}-rx");
         let tx_ns = format!("{NETNS_PREFIX}{name}-tx");
         for ns in [&rx_ns, &tx_ns] {
-            if std::path::Path::new("/run/netns").join(ns).exists() {
+            if net::ns::exists(ns) {
                 return Err(TestbedError::Exists(name.to_owned(), ns.clone()));
             }
         }
@@ -190,95 +191,29 @@ impl Testbed {
             sink_mac: None,
             keep: false,
         };
-        ip(&["netns", "add", &tb.rx_ns])?;
-        ip(&["netns", "add", &tb.tx_ns])?;
-        let q = queues.to_string();
-        ip(&[
-            "link",
-            "add",
-            RX_IFACE,
-            "netns",
-            &tb.rx_ns,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            TX_IFACE,
-            "netns",
-            &tb.tx_ns,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-        ])?;
+        net::ns::create(&tb.rx_ns)?;
+        net::ns::create(&tb.tx_ns)?;
+        veth_between(RX_IFACE, &tb.rx_ns, TX_IFACE, &tb.tx_ns, queues)?;
         for (ns, ifc, addr) in [(&tb.rx_ns, RX_IFACE, RX_IP), (&tb.tx_ns, TX_IFACE, TX_IP)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", ifc])?;
-            ip(&["-n", ns, "link", "set", ifc, "up"])?;
+            with_netns(ns, || {
+                net::link::set_up("lo", true)?;
+                net::link::add_ipv4(ifc, ip4(addr), 24)?;
+                net::link::set_up(ifc, true)
+            })?;
         }
         tb.rx_mac = read_mac(&tb.rx_ns, RX_IFACE)?;
         tb.tx_mac = read_mac(&tb.tx_ns, TX_IFACE)?;
-        ip(&[
-            "-n",
-            &tb.rx_ns,
-            "neigh",
-            "replace",
-            TX_IP,
-            "lladdr",
-            &fmt_mac(&tb.tx_mac),
-            "dev",
-            RX_IFACE,
-            "nud",
-            "permanent",
-        ])?;
-        ip(&[
-            "-n",
-            &tb.tx_ns,
-            "neigh",
-            "replace",
-            RX_IP,
-            "lladdr",
-            &fmt_mac(&tb.rx_mac),
-            "dev",
-            TX_IFACE,
-            "nud",
-            "permanent",
-        ])?;
+        with_netns(&tb.rx_ns, || net::link::add_permanent_neighbour(RX_IFACE, ip4(TX_IP), tb.tx_mac))?;
+        with_netns(&tb.tx_ns, || net::link::add_permanent_neighbour(TX_IFACE, ip4(RX_IP), tb.rx_mac))?;
         Ok(tb)
     }
 
     /// Adds the forwarding pair `xp-fwd` (receiver side) <-> `xp-sink` (generator side),
     /// with as many queues as the main pair.
     pub fn add_fwd_pair(&mut self) -> Result<(), TestbedError> {
-        let q = self.queues.to_string();
-        ip(&[
-            "link",
-            "add",
-            FWD_IFACE,
-            "netns",
-            &self.rx_ns,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            SINK_IFACE,
-            "netns",
-            &self.tx_ns,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-        ])?;
-        ip(&["-n", &self.rx_ns, "link", "set", FWD_IFACE, "up"])?;
-        ip(&["-n", &self.tx_ns, "link", "set", SINK_IFACE, "up"])?;
+        veth_between(FWD_IFACE, &self.rx_ns, SINK_IFACE, &self.tx_ns, self.queues)?;
+        with_netns(&self.rx_ns, || net::link::set_up(FWD_IFACE, true))?;
+        with_netns(&self.tx_ns, || net::link::set_up(SINK_IFACE, true))?;
         self.sink_mac = Some(read_mac(&self.tx_ns, SINK_IFACE)?);
         Ok(())
     }
@@ -286,7 +221,8 @@ impl Testbed {
     /// Turns GRO on at the receiving end (`xp-rx`): frames XDP injects into a veth whose
     /// peer runs no native XDP program are taken in only with GRO on there (VETH-FACTS).
     pub fn rx_gro_on(&self) -> Result<(), TestbedError> {
-        ip(&["netns", "exec", &self.rx_ns, "ethtool", "-K", RX_IFACE, "gro", "on"]).map(|_| ())
+        with_netns(&self.rx_ns, || net::ethtool::set_features(RX_IFACE, &["rx-gro"], true))?;
+        Ok(())
     }
 
     /// Leaves the testbed in place when this value is dropped (for `xdpipe testbed create`);
@@ -299,7 +235,7 @@ impl Testbed {
     /// Removes both namespaces; errors for namespaces already gone are ignored.
     pub fn destroy(&mut self) {
         for ns in [&self.rx_ns, &self.tx_ns] {
-            if std::path::Path::new("/run/netns").join(ns).exists()
+            if net::ns::exists(ns)
                 && let Err(e) = delete_namespace(ns)
             {
                 log::warn!("removing namespace {ns}: {e}");

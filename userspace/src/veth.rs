@@ -190,8 +190,11 @@ impl LossBreakdown {
 
 /// `tx_dropped` of `iface` (in namespace `ns`), read once before and once after a run.
 fn tx_dropped(ns: Option<&str>, iface: &str) -> Option<u64> {
-    let out = sys::command_in(ns, "cat").arg(format!("/sys/class/net/{iface}/statistics/tx_dropped")).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    let get = || crate::net::link::get(iface).map(|l| l.tx_dropped);
+    match ns {
+        Some(ns) => crate::net::ns::with_netns(ns, get).ok(),
+        None => get().ok(),
+    }
 }
 
 /// A receiver running in its own thread: its stop, and its result to come.
@@ -342,14 +345,9 @@ fn threaded_napi(rx_ns: &str, core: Option<u32>) -> Result<Vec<String>, VethErro
     let prefix = format!("napi/{RX_IFACE}-");
     let before = napi_threads(&prefix);
     let err = |detail: String| VethError::ThreadedNapi { iface: RX_IFACE, detail };
-    let st = sys::command_in(Some(rx_ns), "sh")
-        .args(["-c", &format!("echo 1 > /sys/class/net/{RX_IFACE}/threaded")])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map_err(|source| VethError::Threaded { iface: RX_IFACE.into(), source })?;
-    if !st.success() {
+    if let Err(e) = crate::net::sysfs::write_net(Some(rx_ns), &format!("{RX_IFACE}/threaded"), "1") {
         return Err(err(format!(
-            "writing /sys/class/net/{RX_IFACE}/threaded failed: the veth has no NAPI to move; it has one with a native XDP program (--xdp-mode native) or GRO on"
+            "{e}: if that is EIO, the veth has no NAPI to move; it has one with a native XDP program (--xdp-mode native) or GRO on"
         )));
     }
     let mut new = Vec::new();

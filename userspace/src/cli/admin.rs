@@ -110,8 +110,7 @@ fn cleanup_guest(ns: &str, all: bool) -> anyhow::Result<usize> {
         eprintln!("cleanup: keeping guest namespace {ns} (the process that started it is running; --all removes it)");
         return Ok(0);
     }
-    let pids = std::process::Command::new("ip").args(["netns", "pids", ns]).output()?;
-    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+    for pid in xdpipe::net::ns::pids(ns)? {
         xdpipe::sys::send_signal(pid, libc::SIGKILL);
         eprintln!("cleanup: killed QEMU (pid {pid}) of guest namespace {ns}");
     }

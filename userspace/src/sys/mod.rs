@@ -404,6 +404,23 @@ pub fn pin_task(pid: i32, core: u32) -> Result<(), SysError> {
     Ok(())
 }
 
+/// A new directory under the temporary directory that only this user can use (mkdtemp,
+/// mode 0700), named `PREFIX-XXXXXX` with a random suffix: never a predictable path.
+pub fn private_temp_dir(prefix: &str) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt as _;
+    if prefix.contains('/') || prefix.contains('\0') {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("temporary directory prefix {prefix:?}")));
+    }
+    let mut tmpl = std::env::temp_dir().join(format!("{prefix}-XXXXXX")).into_os_string().into_vec();
+    tmpl.push(0);
+    // SAFETY: a NUL-terminated, writable template that mkdtemp rewrites in place.
+    if unsafe { libc::mkdtemp(tmpl.as_mut_ptr().cast()) }.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    tmpl.pop();
+    Ok(std::ffi::OsString::from_vec(tmpl).into())
+}
+
 /// Effective user id 0?
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -443,17 +460,11 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
     };
 }
 
-/// A command for `program` in network namespace `ns` (through `ip netns exec`; None: this
-/// one) that dies with this process (see [`die_with_parent`]).
+/// A command for `program` in network namespace `ns` (None: this one) that dies with
+/// this process (see [`die_with_parent`]). The child enters the namespace in `pre_exec`
+/// ([`crate::net::ns::command`]); no `ip netns exec` is involved.
 pub fn command_in(ns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = std::process::Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(program);
-            c
-        }
-        None => std::process::Command::new(program),
-    };
+    let mut cmd = crate::net::ns::command(ns, program);
     die_with_parent(&mut cmd);
     cmd
 }

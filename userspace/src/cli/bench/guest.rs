@@ -1,7 +1,7 @@
 //! `xdpipe bench --target vm:*`: the same matrix in the QEMU guest of scripts/vm.
 use std::{
     path::PathBuf,
-    process::{Command, ExitCode},
+    process::ExitCode,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -83,7 +83,7 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
     // igb hashes UDP on addresses only by default: add the ports so flows spread.
     let job = format!(
         "ethtool -N {rx} rx-flow-hash udp4 sdfn 2>/dev/null; xdpipe {}",
-        args.iter().map(|x| format!("'{x}'")).collect::<Vec<_>>().join(" ")
+        args.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" ")
     );
     eprintln!("bench: running in the guest: {job}");
     let st = guest.exec_shown(&job, 86400).context("running guest.sh exec")?;
@@ -92,8 +92,8 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
     let mut copied = Vec::new();
     for e in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
         let to = cfg.out.join(e.file_name());
-        let ok = Command::new("cp").arg("-r").arg(e.path()).arg(&to).status().is_ok_and(|s| s.success());
-        anyhow::ensure!(ok, "copying {} to {}", e.path().display(), to.display());
+        copy_recursive(&e.path(), &to)
+            .with_context(|| format!("copying {} to {}", e.path().display(), to.display()))?;
         copied.push(to);
     }
     drop(guest);
@@ -111,4 +111,42 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
     );
     eprintln!("bench: done; compare with a veth run: `xdpipe report {} bench/runs/<veth run>`", copied[0].display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Quotes `s` for the guest's shell: one single-quoted word (a `'` becomes `'\''`).
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Copies a file or a directory tree (`cp -r FROM TO`).
+fn copy_recursive(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(from)?.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            copy_recursive(&e.path(), &to.join(e.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod net_tests {
+    use super::*;
+
+    #[test]
+    fn guest_words_are_quoted_and_trees_copied() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        let (stamp, iso) = crate::cli::bench::runner::utc_now();
+        assert_eq!((stamp.len(), iso.len()), (15, 20));
+        let d = xdpipe::sys::private_temp_dir("xdpipe-copy").unwrap();
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/f"), "x").unwrap();
+        copy_recursive(&d.join("a"), &d.join("c")).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("c/b/f")).unwrap(), "x");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

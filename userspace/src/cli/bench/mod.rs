@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::Context as _;
 pub use args::{BenchArgs, ReportArgs};
-use runner::{VethRunner, capture_env, link_bps, sh};
+use runner::{VethRunner, capture_env, link_bps, read_trim, utc_now};
 use xdpipe::{
     anchors::{self, Goal, Metric, Tools, plan},
     stats::fmt_pps,
@@ -51,14 +51,14 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
     let label = cfg.label().to_string();
     let matrix = &cfg.matrix;
     let scenarios = matrix.scenarios();
-    let host = sh("hostname");
-    let stamp = sh("date -u +%Y%m%d-%H%M%S");
+    let host = read_trim("/proc/sys/kernel/hostname");
+    let (stamp, started) = utc_now();
     let mut dir = RunDir::create(&cfg.out, &format!("{stamp}-{host}-{}", label.replace(':', "-")))?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut summary = RunSummary {
         run: RunInfo {
             command,
-            started: sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
+            started,
             host,
             target: label.clone(),
             virtual_target: ports.is_none() || cfg.emulated_as.is_some(),

@@ -143,18 +143,101 @@ impl Runner for VethRunner {
     }
 }
 
-pub fn sh(cmd: &str) -> String {
-    Command::new("sh")
-        .args(["-c", cmd])
+/// A file's content, trimmed ("" if unreadable).
+pub fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+/// A program's first line of output ("" if it cannot run).
+fn first_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .stderr(std::process::Stdio::null())
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_owned())
         .unwrap_or_default()
 }
 
-/// Link speed of `iface` in bit/s, from ethtool.
+/// The UTC time now as (YYYYMMDD-HHMMSS, YYYY-MM-DDTHH:MM:SSZ).
+pub fn utc_now() -> (String, String) {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (hh, mm, ss) = (rem / 3600, rem / 60 % 60, rem % 60);
+    (format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}"), format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z"))
+}
+
+/// Link speed of `iface` in bit/s, from ethtool netlink.
 pub fn link_bps(iface: &str) -> Option<f64> {
-    let out = sh(&format!("ethtool {iface} 2>/dev/null | sed -n 's/.*Speed: *\\([0-9]*\\)Mb\\/s.*/\\1/p'"));
-    out.parse::<f64>().ok().filter(|&m| m > 0.0).map(|m| m * 1e6)
+    xdpipe::net::ethtool::link_speed(iface).ok()?.0.map(|m| m as f64 * 1e6)
+}
+
+/// `ethtool -i` in one line: driver, version, firmware, bus.
+fn driver_line(iface: &str) -> String {
+    match xdpipe::net::ethtool::driver_info(iface) {
+        Ok(d) => {
+            format!("driver: {} version: {} firmware-version: {} bus-info: {}", d.driver, d.version, d.firmware, d.bus)
+        }
+        Err(e) => format!("not read: {e}"),
+    }
+}
+
+/// `ethtool -l` in one line.
+fn channels_line(iface: &str) -> String {
+    let o = |v: Option<u64>| v.map_or("n/a".to_owned(), |v| v.to_string());
+    match xdpipe::net::ethtool::channels(iface) {
+        Ok(c) => format!(
+            "max: rx {} tx {} other {} combined {}; current: rx {} tx {} other {} combined {}",
+            o(c.rx_max),
+            o(c.tx_max),
+            o(c.other_max),
+            o(c.combined_max),
+            o(c.rx),
+            o(c.tx),
+            o(c.other),
+            o(c.combined)
+        ),
+        Err(e) => format!("not read: {e}"),
+    }
+}
+
+/// `ethtool -g` in one line.
+fn rings_line(iface: &str) -> String {
+    let o = |v: Option<u64>| v.map_or("n/a".to_owned(), |v| v.to_string());
+    match xdpipe::net::ethtool::rings(iface) {
+        Ok(r) => format!("max: rx {} tx {}; current: rx {} tx {}", o(r.rx_max), o(r.tx_max), o(r.rx), o(r.tx)),
+        Err(e) => format!("not read: {e}"),
+    }
+}
+
+/// The active features (kernel names), space separated.
+fn features_on(iface: &str) -> String {
+    match xdpipe::net::ethtool::features(iface) {
+        Ok(f) => f.active.join(" "),
+        Err(e) => format!("not read: {e}"),
+    }
+}
+
+/// `IRQ:affinity-list` for each /proc/interrupts line naming `iface`.
+fn irq_affinity(iface: &str) -> String {
+    read_trim("/proc/interrupts")
+        .lines()
+        .filter(|l| l.contains(iface))
+        .filter_map(|l| l.split(':').next()?.trim().parse::<u32>().ok())
+        .map(|q| format!("{q}:{}", read_trim(&format!("/proc/irq/{q}/smp_affinity_list"))))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The netlink XDP feature flags of `iface` (this namespace), or why they are missing.
@@ -174,51 +257,68 @@ pub fn capture_env(target: &str, ports: Option<&Ports>) -> BTreeMap<String, Stri
     let mut put = |k: &str, v: String| {
         env.insert(k.to_owned(), if v.is_empty() { "n/a".to_owned() } else { v });
     };
-    put("kernel", sh("uname -r"));
-    put("cpu model", sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"));
-    put("cpus online", sh("nproc"));
-    put("cpu governor", sh("cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null"));
-    put("busy_poll / busy_read", sh("echo $(cat /proc/sys/net/core/busy_poll) / $(cat /proc/sys/net/core/busy_read)"));
-    put("xdpipe version", format!("{} ({})", env!("CARGO_PKG_VERSION"), sh("git rev-parse --short HEAD 2>/dev/null")));
-    put("rustc", sh("rustc --version 2>/dev/null"));
+    put("kernel", read_trim("/proc/sys/kernel/osrelease"));
+    let cpuinfo = read_trim("/proc/cpuinfo");
+    let model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':'));
+    put("cpu model", model.map(|m| m.1.trim().to_owned()).unwrap_or_default());
+    put("cpus online", std::thread::available_parallelism().map(|n| n.to_string()).unwrap_or_default());
+    put("cpu governor", read_trim("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"));
+    put(
+        "busy_poll / busy_read",
+        format!("{} / {}", read_trim("/proc/sys/net/core/busy_poll"), read_trim("/proc/sys/net/core/busy_read")),
+    );
+    put(
+        "xdpipe version",
+        format!("{} ({})", env!("CARGO_PKG_VERSION"), first_line("git", &["rev-parse", "--short", "HEAD"])),
+    );
+    put("rustc", first_line("rustc", &["--version"]));
     put("target", target.to_owned());
     if let Some(p) = ports {
         let i = &p.rx;
-        put("driver and firmware", sh(&format!("ethtool -i {i} | head -3 | tr '\\n' ' '")));
-        put("generator port", format!("{} ({})", p.tx, sh(&format!("ethtool -i {} | head -1", p.tx))));
-        put(
-            "link",
-            sh(&format!("ethtool {i} | grep -E 'Speed|Duplex|Link detected' | tr -s ' \\t' ' ' | tr '\\n' ' '")),
-        );
-        put("channels", sh(&format!("ethtool -l {i} | tr -s ' \\t' ' ' | tr '\\n' ' '")));
-        put("ring sizes", sh(&format!("ethtool -g {i} | tr -s ' \\t' ' ' | tr '\\n' ' '")));
-        put("offload features (on)", sh(&format!("ethtool -k {i} | grep ': on' | cut -d: -f1 | tr '\\n' ' '")));
+        put("driver and firmware", driver_line(i));
+        let tx_driver = xdpipe::net::ethtool::driver_info(&p.tx).map(|d| d.driver).unwrap_or_default();
+        put("generator port", format!("{} (driver: {tx_driver})", p.tx));
+        let (speed, duplex) = xdpipe::net::ethtool::link_speed(i).unwrap_or((None, "unknown"));
+        let detected = xdpipe::net::ethtool::link_detected(i).map_or("unknown", |d| if d { "yes" } else { "no" });
+        let speed = speed.map_or("Unknown!".to_owned(), |s| format!("{s}Mb/s"));
+        put("link", format!("Speed: {speed} Duplex: {duplex} Link detected: {detected}"));
+        put("channels", channels_line(i));
+        put("ring sizes", rings_line(i));
+        put("offload features (on)", features_on(i));
         put(
             "offloads the off scenarios turn off (those ethtool can change)",
-            sh(&format!(
-                "ethtool -k {i} | grep -v fixed | grep -E '^(rx-checksumming|generic-receive-offload|large-receive-offload|rx-gro-hw|rx-vlan-offload|receive-hashing):' | tr -s ' \\t' ' ' | tr '\\n' ' '"
-            )),
+            match xdpipe::net::ethtool::features(i) {
+                Ok(f) => OFFLOADS
+                    .iter()
+                    .filter(|n| f.changeable.iter().any(|c| c == *n) && !f.fixed.iter().any(|c| c == *n))
+                    .map(|n| format!("{n}: {}", if f.is_active(n) { "on" } else { "off" }))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Err(e) => format!("not read: {e}"),
+            },
         );
-        put("RSS hash for udp4", sh(&format!("ethtool -n {i} rx-flow-hash udp4 2>&1 | tr '\\n' ' '")));
         put(
-            "IRQ affinity",
-            sh(&format!(
-                "for q in $(grep -E '{i}' /proc/interrupts | cut -d: -f1); do printf '%s:%s ' $q $(cat /proc/irq/$q/smp_affinity_list); done"
-            )),
+            "RSS hash for udp4",
+            match xdpipe::net::ethtool::udp4_flow_hash(i) {
+                Ok(h) => h.join(", "),
+                Err(e) => format!("not read: {e}"),
+            },
         );
+        put("IRQ affinity", irq_affinity(i));
         put("XDP features (netlink)", xdp_features_of(i));
         put("XDP features of the generator port (netlink)", xdp_features_of(&p.tx));
         return env;
     }
     // A throwaway testbed to read the veth driver's view.
     if let Ok(tb) = xdpipe::testbed::Testbed::create(&xdpipe::testbed::unique_name("e"), 1) {
-        let ex = |c: &str| sh(&format!("ip netns exec {} {c} 2>&1", tb.rx_ns));
-        put("driver", ex("ethtool -i xp-rx | head -3 | tr '\\n' ' '"));
-        put("channels", ex("ethtool -l xp-rx | tr -s ' \\t' ' ' | tr '\\n' ' '"));
-        put("ring sizes", ex("ethtool -g xp-rx | tr -s ' \\t' ' ' | tr '\\n' ' '"));
-        put("offload features (on)", ex("ethtool -k xp-rx | grep ': on' | cut -d: -f1 | tr '\\n' ' '"));
-        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "xdpipe".into());
-        put("XDP features (netlink)", ex(&format!("{exe} features -i xp-rx")).trim_start_matches("xp-rx: ").to_owned());
+        let ex = |f: fn(&str) -> String| {
+            xdpipe::net::ns::with_netns(&tb.rx_ns, || Ok(f("xp-rx"))).unwrap_or_else(|e| format!("not read: {e}"))
+        };
+        put("driver", ex(driver_line));
+        put("channels", ex(channels_line));
+        put("ring sizes", ex(rings_line));
+        put("offload features (on)", ex(features_on));
+        put("XDP features (netlink)", ex(xdp_features_of));
         put("IRQ affinity", "n/a: veth has no IRQs; its receive work runs in the sender's softirq (or a NAPI thread with threaded NAPI)".into());
     }
     env

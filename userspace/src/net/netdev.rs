@@ -1,0 +1,127 @@
+//! A device's XDP feature flags, read from the kernel's `netdev` generic netlink family
+//! (NETDEV_CMD_DEV_GET, Linux 6.3+): what `ip link` does not show. One request and one
+//! reply per call; nothing here is on a hot path. No crate carries this family's
+//! messages, so its few attribute numbers (from include/uapi/linux/netdev.h) are here, on
+//! the framing of [`super::genl`].
+use serde::Serialize;
+
+use super::{
+    NetError,
+    genl::{Attrs, Family, attrs, uint},
+};
+
+const NETDEV_CMD_DEV_GET: u8 = 1;
+const NETDEV_A_DEV_IFINDEX: u16 = 1;
+const NETDEV_A_DEV_XDP_FEATURES: u16 = 3;
+const NETDEV_A_DEV_XDP_ZC_MAX_SEGS: u16 = 4;
+const NETDEV_A_DEV_XSK_FEATURES: u16 = 6;
+
+/// `enum netdev_xdp_act` bits and their names (as `ynl` prints them).
+const XDP_ACT: [(u64, &str); 7] = [
+    (1, "basic"),
+    (2, "redirect"),
+    (4, "ndo-xmit"),
+    (8, "xsk-zerocopy"),
+    (16, "hw-offload"),
+    (32, "rx-sg"),
+    (64, "ndo-xmit-sg"),
+];
+/// `enum netdev_xsk_flags` bits.
+const XSK_FLAGS: [(u64, &str); 3] = [(1, "tx-timestamp"), (2, "tx-checksum"), (4, "tx-launch-time-fifo")];
+
+/// What the driver declares for XDP and AF_XDP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct XdpFeatures {
+    /// Raw `xdp-features` bits.
+    pub xdp_bits: u64,
+    /// Their names: basic (native XDP), redirect, ndo-xmit (a redirect target),
+    /// xsk-zerocopy, hw-offload, rx-sg (multi-buffer receive), ndo-xmit-sg.
+    pub xdp: Vec<&'static str>,
+    /// Fragments a zero-copy frame may span (1: no multi-buffer in zero-copy).
+    pub zc_max_segs: Option<u32>,
+    /// AF_XDP TX metadata the driver supports.
+    pub xsk: Vec<&'static str>,
+}
+
+impl XdpFeatures {
+    /// One line: `basic redirect xsk-zerocopy ...; zc-max-segs N; xsk: ...`.
+    pub fn describe(&self) -> String {
+        let mut s = if self.xdp.is_empty() { "none".to_owned() } else { self.xdp.join(" ") };
+        if let Some(n) = self.zc_max_segs {
+            s += &format!("; zc-max-segs {n}");
+        }
+        if !self.xsk.is_empty() {
+            s += &format!("; xsk: {}", self.xsk.join(" "));
+        }
+        s
+    }
+}
+
+fn names(bits: u64, table: &[(u64, &'static str)]) -> Vec<&'static str> {
+    table.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect()
+}
+
+fn malformed(what: &str) -> NetError {
+    NetError::Decode { op: "netdev dev-get", what: what.into(), detail: "no or bad xdp-features".into() }
+}
+
+/// Parses a NETDEV_CMD_DEV_GET reply's attributes.
+fn parse_dev(reply: &[u8]) -> Result<XdpFeatures, NetError> {
+    let mut f = XdpFeatures::default();
+    let mut found = false;
+    for (typ, p) in attrs(reply) {
+        match typ {
+            NETDEV_A_DEV_XDP_FEATURES => {
+                f.xdp_bits = uint(p).ok_or_else(|| malformed("xdp-features"))?;
+                f.xdp = names(f.xdp_bits, &XDP_ACT);
+                found = true;
+            }
+            NETDEV_A_DEV_XDP_ZC_MAX_SEGS => f.zc_max_segs = uint(p).map(|v| v as u32),
+            NETDEV_A_DEV_XSK_FEATURES => f.xsk = names(uint(p).unwrap_or(0), &XSK_FLAGS),
+            _ => {}
+        }
+    }
+    if !found {
+        return Err(malformed("reply"));
+    }
+    Ok(f)
+}
+
+/// The XDP features of the device with `ifindex` in this network namespace.
+pub fn xdp_features(ifindex: u32) -> Result<XdpFeatures, NetError> {
+    let mut fam = Family::resolve("netdev", "Linux 6.3+", "XDP feature flags")?;
+    let a = Attrs::default().u32(NETDEV_A_DEV_IFINDEX, ifindex);
+    let r = fam.request(NETDEV_CMD_DEV_GET, 1, a, 0, "netdev dev-get", &format!("ifindex {ifindex}"))?;
+    parse_dev(r.first().ok_or_else(|| malformed("no reply"))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dev_reply_parses_and_garbage_does_not_panic() {
+        let r = Attrs::default()
+            .u32(NETDEV_A_DEV_IFINDEX, 7)
+            .bytes(NETDEV_A_DEV_XDP_FEATURES, &(1u64 | 2 | 8 | 32).to_ne_bytes())
+            .u32(NETDEV_A_DEV_XDP_ZC_MAX_SEGS, 1)
+            .bytes(NETDEV_A_DEV_XSK_FEATURES, &2u64.to_ne_bytes())
+            .0;
+        let f = parse_dev(&r).unwrap();
+        assert_eq!(f.xdp, ["basic", "redirect", "xsk-zerocopy", "rx-sg"]);
+        assert_eq!(f.describe(), "basic redirect xsk-zerocopy rx-sg; zc-max-segs 1; xsk: tx-checksum");
+        for cut in 0..r.len() {
+            let _ = parse_dev(&r[..cut]);
+        }
+        assert!(parse_dev(&[0xff; 9]).is_err());
+    }
+
+    #[test]
+    fn loopback_features_are_read_or_the_family_is_missing() {
+        let lo = super::super::link::index("lo").unwrap();
+        match xdp_features(lo) {
+            Ok(_) | Err(NetError::NoFamily { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
