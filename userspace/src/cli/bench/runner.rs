@@ -23,24 +23,19 @@ pub struct VethRunner {
     pub napi_core: Option<u32>,
 }
 
-/// Offloads `ethtool -K` is asked to turn off for `offloads: off` scenarios.
-const OFFLOADS: [&str; 6] = ["rx", "gro", "lro", "rx-gro-hw", "rxvlan", "rxhash"];
+/// Offloads turned off for `offloads: off` scenarios, by kernel feature name (`ethtool -K`
+/// calls them rx, gro, lro, rx-gro-hw, rxvlan, rxhash).
+const OFFLOADS: [&str; 6] = ["rx-checksum", "rx-gro", "rx-lro", "rx-gro-hw", "rx-vlan-hw-parse", "rx-hashing"];
 
-/// Turns each of [`OFFLOADS`] that is on off (or back on); returns those that changed.
+/// Turns each of `which` off (or back on) over ethtool netlink; returns those that changed.
 fn set_offloads(iface: &str, on: bool, which: &[&str]) -> Vec<String> {
-    let mut changed = Vec::new();
-    for f in which {
-        let ok = Command::new("ethtool")
-            .args(["-K", iface, f, if on { "on" } else { "off" }])
-            .stderr(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            changed.push((*f).to_owned());
-        }
+    if which.is_empty() {
+        return Vec::new();
     }
-    changed
+    xdpipe::net::ethtool::set_features(iface, which, on).unwrap_or_else(|e| {
+        eprintln!("bench: {e}");
+        Vec::new()
+    })
 }
 
 impl Runner for VethRunner {
