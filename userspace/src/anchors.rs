@@ -7,8 +7,13 @@
 //! subject on the receiving veth end plus a driver on the sending end. Every rate is a
 //! steady-state rate: xdpipe's own rate over the period traffic flowed, or the median of
 //! the tools' per-second samples with the ramp-up and ramp-down seconds left out. The CPU
-//! comparison reads the subject's scheduler run time (`/proc/PID/task/*/schedstat`) over
-//! the driver's run and divides by the frames the subject received.
+//! comparison reads the subject's scheduler run time (`/proc/PID/task/*/schedstat`; for
+//! xdpipe, which runs in this process, the receiver's own threads') over the driver's run
+//! and divides by the frames the subject received.
+//!
+//! xdpipe's sides run as threads of this process (its receiver and generator in their
+//! namespaces, as `xdpipe veth` runs them), with the configs the caller makes for them
+//! ([`XdpipeSides`]); the tools run as processes.
 //!
 //! The tools run under `stdbuf -oL`: their statistics go to a pipe, which stdio would
 //! otherwise buffer for many seconds. The tools are not built by xdpipe: they are looked up on PATH (xdpsock from
@@ -25,12 +30,44 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-
 use crate::{
+    generator::GenConfig,
+    run::RunConfig,
     sys,
     testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP, Testbed, TestbedError, fmt_mac, unique_name},
+    veth::{Receiver, start_generator},
 };
+
+/// The typed configs of xdpipe's sides of a pairing, with a one-line description of each
+/// for the record. The CLI makes them with `xdpipe run` / `xdpipe gen`'s own defaults;
+/// interfaces, addresses and MACs are set here from the testbed.
+pub trait XdpipeSides {
+    /// The receiver: `mode`, poll() when idle or not, steering every frame or not.
+    fn receiver(&self, mode: &str, poll: bool, all: bool, xdp_mode: &str) -> Result<(RunConfig, String), String>;
+    /// The generator: `engine` at max (None) or `pps`, for `secs`.
+    fn generator(&self, engine: &str, pps: Option<f64>, secs: f64) -> Result<(GenConfig, String), String>;
+}
+
+/// Scheduler run time of this process's threads whose names start with one of
+/// `prefixes`, ns.
+fn own_threads_cpu_ns(prefixes: &[&str]) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| prefixes.iter().any(|p| c.trim_end().starts_with(p)))
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The receiving side while it runs.
+enum SubjectRun {
+    Ours(Receiver),
+    Theirs(Proc),
+}
 
 /// The anchor tools found on this machine.
 #[derive(Clone, Debug, Default)]
@@ -451,7 +488,7 @@ pub fn parse_xdp_bench(out: &str) -> Vec<f64> {
 /// Runs one side of a pairing for `secs` of traffic on a fresh testbed.
 pub fn measure(
     tools: &Tools,
-    exe: &Path,
+    ours: &dyn XdpipeSides,
     pairing: &Pairing,
     side: &Side,
     secs: f64,
@@ -473,18 +510,13 @@ pub fn measure(
     };
     let s = |x: &str| x.to_owned();
     let xsk_mode = if native { "-N" } else { "-S" };
+    fn failed(what: &'static str) -> impl Fn(String) -> AnchorError {
+        move |detail| AnchorError::Failed { what: what.to_owned(), detail }
+    }
     let (subject_argv, ready) = match &side.subject {
         Subject::Xdpipe { mode, poll, all } => {
-            let mut a =
-                vec![exe.display().to_string(), s("run"), s("-i"), s(RX_IFACE), s("--json"), s("--mode"), s(mode)];
-            a.extend([s("--xdp-mode"), pairing.xdp_mode.clone(), s("--cores"), s("1"), s("--bind"), s("copy")]);
-            if *poll {
-                a.push(s("--poll"));
-            }
-            if *all {
-                a.extend([s("--filter"), s("all")]);
-            }
-            (a, "ready:")
+            let (cfg, desc) = ours.receiver(mode, *poll, *all, &pairing.xdp_mode).map_err(failed("xdpipe receiver"))?;
+            (vec![], Some((RunConfig { iface: RX_IFACE.into(), ..cfg }, desc)))
         }
         Subject::Xdpsock { l2fwd, poll } => {
             let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("1"), tool(&tools.xdpsock, "xdpsock")?];
@@ -500,7 +532,7 @@ pub fn measure(
             if *poll {
                 a.push(s("-p"));
             }
-            (a, "sock0@")
+            (a, None)
         }
         Subject::XdpBenchDrop => {
             let m = if native { "native" } else { "skb" };
@@ -516,45 +548,35 @@ pub fn measure(
                     s("-i"),
                     s("1"),
                 ],
-                "Dropping packets",
+                None,
             )
         }
     };
-    let mut subject = Proc::spawn("anchor subject", &tb.rx_ns, &subject_argv)?;
-    subject.wait_for(ready, Duration::from_secs(30))?;
-    // xdpsock and xdp-bench print their first line before the socket or program is fully
-    // in place; give them the same second xdpipe's readiness line already covers.
-    if !matches!(side.subject, Subject::Xdpipe { .. }) {
-        thread::sleep(Duration::from_secs(1));
-    }
-    let secs_s = format!("{secs}");
+    let (subject_cmd, subject) = match ready {
+        Some((cfg, desc)) => {
+            let r = Receiver::start("subject", Some(&tb.rx_ns), cfg)
+                .map_err(|e| AnchorError::Failed { what: desc.clone(), detail: e.to_string() })?;
+            (desc, SubjectRun::Ours(r))
+        }
+        None => {
+            let marker = if matches!(side.subject, Subject::XdpBenchDrop) { "Dropping packets" } else { "sock0@" };
+            let mut p = Proc::spawn("anchor subject", &tb.rx_ns, &subject_argv)?;
+            p.wait_for(marker, Duration::from_secs(30))?;
+            // xdpsock and xdp-bench print their first line before the socket or program is
+            // fully in place; give them the same second xdpipe's readiness covers.
+            thread::sleep(Duration::from_secs(1));
+            (p.command.clone(), SubjectRun::Theirs(p))
+        }
+    };
+    let mut our_gen = None;
     let driver_argv = match &side.driver {
         Driver::Gen { engine, pps } => {
-            let mut a = vec![
-                exe.display().to_string(),
-                s("gen"),
-                s("-i"),
-                s(TX_IFACE),
-                s("--json"),
-                s("--dst-mac"),
-                fmt_mac(&tb.rx_mac),
-            ];
-            a.extend([
-                s("--src-ip"),
-                s(TX_IP),
-                s("--dst-ip"),
-                s(RX_IP),
-                s("-d"),
-                secs_s.clone(),
-                s("--core"),
-                s("0"),
-                s("--engine"),
-                s(engine),
-            ]);
-            if let Some(p) = pps {
-                a.extend([s("--rate"), format!("{p:.0}")]);
-            }
-            a
+            let (cfg, desc) = ours.generator(engine, *pps, secs).map_err(failed("xdpipe generator"))?;
+            let ip = |a: &str| a.parse::<std::net::Ipv4Addr>().map(|a| a.octets()).unwrap_or_default();
+            let cfg =
+                GenConfig { iface: TX_IFACE.into(), dst_mac: tb.rx_mac, src_ip: ip(TX_IP), dst_ip: ip(RX_IP), ..cfg };
+            our_gen = Some((cfg, desc));
+            vec![]
         }
         Driver::XdpsockTx => {
             let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("0"), tool(&tools.xdpsock, "xdpsock")?];
@@ -586,47 +608,66 @@ pub fn measure(
             a
         }
     };
-    let cpu0 = process_cpu_ns(subject.child.id());
-    let driver = Proc::spawn("anchor driver", &tb.tx_ns, &driver_argv)?;
-    let driver_cmd = driver.command.clone();
-    let driver_result = if matches!(side.driver, Driver::Trafficgen) {
-        let t0 = Instant::now();
-        while t0.elapsed().as_secs_f64() < secs && !stop.load(Ordering::Relaxed) {
-            thread::sleep(Duration::from_millis(50));
+    let subject_cpu = || match &subject {
+        SubjectRun::Ours(_) => own_threads_cpu_ns(&["xdpipe-subject", "xdpipe-q"]),
+        SubjectRun::Theirs(p) => process_cpu_ns(p.child.id()),
+    };
+    let cpu0 = subject_cpu();
+    let (driver_cmd, driver_result) = match our_gen {
+        Some((cfg, desc)) => {
+            let h = start_generator(Some(&tb.tx_ns), cfg, stop.clone())
+                .map_err(|e| AnchorError::Failed { what: desc.clone(), detail: e.to_string() })?;
+            let r = match h.join() {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(AnchorError::Failed { what: desc.clone(), detail: e.to_string() }),
+                Err(_) => Err(AnchorError::Failed { what: desc.clone(), detail: "the generator panicked".into() }),
+            };
+            (desc, r)
         }
-        Ok(driver.stop(Duration::from_secs(5)))
-    } else {
-        driver.wait(Duration::from_secs_f64(secs + 60.0))
+        None => {
+            let driver = Proc::spawn("anchor driver", &tb.tx_ns, &driver_argv)?;
+            let cmd = driver.command.clone();
+            let r = if matches!(side.driver, Driver::Trafficgen) {
+                let t0 = Instant::now();
+                while t0.elapsed().as_secs_f64() < secs && !stop.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                driver.stop(Duration::from_secs(5));
+                Ok(())
+            } else {
+                driver.wait(Duration::from_secs_f64(secs + 60.0)).map(|_| ())
+            };
+            (cmd, r)
+        }
     };
     // Let the last frames land; then read the subject's CPU while it is still alive.
     thread::sleep(Duration::from_millis(300));
-    let cpu_ns = process_cpu_ns(subject.child.id()).saturating_sub(cpu0);
-    if !matches!(side.subject, Subject::Xdpipe { .. }) {
-        // Their statistics print once a second: wait for a line after the traffic ended.
-        thread::sleep(Duration::from_millis(1200));
-    }
-    let subject_cmd = subject.command.clone();
-    // xdpipe prints its summary at SIGINT; the tools have printed their last statistics
-    // by now and may linger in their own teardown, which is not measured.
-    let grace = if matches!(side.subject, Subject::Xdpipe { .. }) { 10 } else { 2 };
-    let (subject_out, subject_stdout) = subject.stop(Duration::from_secs(grace));
+    let cpu_ns = subject_cpu().saturating_sub(cpu0);
+    let (ours_summary, subject_out) = match subject {
+        SubjectRun::Ours(r) => (Some(r.finish()), String::new()),
+        SubjectRun::Theirs(p) => {
+            // Their statistics print once a second: wait for a line after the traffic
+            // ended. They may linger in their own teardown, which is not measured.
+            thread::sleep(Duration::from_millis(1200));
+            (None, p.stop(Duration::from_secs(2)).0)
+        }
+    };
     driver_result?;
     if stop.load(Ordering::Relaxed) {
         return Err(AnchorError::Interrupted);
     }
     let command = format!("{subject_cmd}  <-  {driver_cmd}");
     let bad = |d: String| AnchorError::Failed { what: subject_cmd.clone(), detail: d };
-    let value = match &side.subject {
-        Subject::Xdpipe { .. } => {
-            let j: Value = serde_json::from_str(subject_stdout.trim())
-                .map_err(|e| bad(format!("no JSON summary ({e}): {subject_out}")))?;
+    let value = match (&side.subject, ours_summary) {
+        (Subject::Xdpipe { .. }, Some(r)) => {
+            let r = r.map_err(|e| bad(e.to_string()))?;
             match pairing.metric {
-                Metric::RxPps => j["active_rx_pps"].as_f64().unwrap_or(0.0),
-                Metric::FwdPps => j["active_tx_pps"].as_f64().unwrap_or(0.0),
-                Metric::CpuNsPerPkt => per_frame(cpu_ns, j["rx_packets"].as_u64().unwrap_or(0)),
+                Metric::RxPps => r.active_rx_pps,
+                Metric::FwdPps => r.active_tx_pps,
+                Metric::CpuNsPerPkt => per_frame(cpu_ns, r.rx_packets),
             }
         }
-        Subject::Xdpsock { .. } => {
+        (Subject::Xdpsock { .. }, _) => {
             let row = if pairing.metric == Metric::FwdPps { "tx" } else { "rx" };
             let (samples, total) = parse_xdpsock(&subject_out, row);
             match pairing.metric {
@@ -634,7 +675,8 @@ pub fn measure(
                 _ => steady_rate(&samples),
             }
         }
-        Subject::XdpBenchDrop => steady_rate(&parse_xdp_bench(&subject_out)),
+        (Subject::XdpBenchDrop, _) => steady_rate(&parse_xdp_bench(&subject_out)),
+        (Subject::Xdpipe { .. }, None) => unreachable!("xdpipe's subject runs in this process"),
     };
     if !(value > 0.0) {
         return Err(bad(format!(

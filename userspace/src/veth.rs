@@ -198,7 +198,7 @@ fn tx_dropped(ns: Option<&str>, iface: &str) -> Option<u64> {
 }
 
 /// A receiver running in its own thread: its stop, and its result to come.
-struct Receiver {
+pub struct Receiver {
     what: &'static str,
     stop: Arc<AtomicBool>,
     handle: thread::JoinHandle<Result<RunSummary, RunError>>,
@@ -207,7 +207,7 @@ struct Receiver {
 impl Receiver {
     /// Starts `cfg` in a thread inside namespace `ns` (None: this one) and returns once
     /// its workers run, or with the error that kept it from starting.
-    fn start(what: &'static str, ns: Option<&str>, cfg: RunConfig) -> Result<Self, VethError> {
+    pub fn start(what: &'static str, ns: Option<&str>, cfg: RunConfig) -> Result<Self, VethError> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready) = mpsc::channel();
         let (stop2, ns) = (stop.clone(), ns.map(str::to_owned));
@@ -240,7 +240,7 @@ impl Receiver {
     }
 
     /// Stops the receiver and waits for its summary.
-    fn finish(self) -> Result<RunSummary, VethError> {
+    pub fn finish(self) -> Result<RunSummary, VethError> {
         self.stop.store(true, Ordering::Relaxed);
         let what = self.what;
         match self.handle.join() {
@@ -258,7 +258,7 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Runs the generator in a thread inside namespace `ns` (None: this one).
-fn start_generator(
+pub fn start_generator(
     ns: Option<&str>,
     cfg: GenConfig,
     stop: Arc<AtomicBool>,

@@ -19,6 +19,8 @@ pub use args::{BenchArgs, ReportArgs};
 use runner::{VethRunner, capture_env, link_bps, read_trim, utc_now};
 use xdpipe::{
     anchors::{self, Goal, Metric, Tools, plan},
+    generator::GenConfig,
+    run::RunConfig,
     stats::fmt_pps,
     veth::Ports,
 };
@@ -234,7 +236,6 @@ fn run_anchors(
     let engines: Vec<String> = cfg.matrix.engines.iter().map(ToString::to_string).collect();
     let pairings = plan(&tools, &xdp_modes, &engines, ac.cpu_pps);
     let trials = ac.trials;
-    let exe = std::env::current_exe().map_err(|e| format!("finding the xdpipe binary: {e}"))?;
     for (k, p) in pairings.iter().enumerate() {
         eprintln!(
             "bench: anchor {}/{}: {} [{}], {trials} trial(s) per side",
@@ -249,7 +250,7 @@ fn run_anchors(
             for (side, name, vals, cmd) in
                 [(&p.ours, "xdpipe", &mut ours, &mut ours_cmd), (&p.theirs, "anchor", &mut theirs, &mut theirs_cmd)]
             {
-                let m = anchors::measure(&tools, &exe, p, side, cfg.procedure.trial_secs, stop)
+                let m = anchors::measure(&tools, &OurSides, p, side, cfg.procedure.trial_secs, stop)
                     .map_err(|e| format!("anchor {}: {e}", p.name))?;
                 let shown =
                     if p.metric == Metric::CpuNsPerPkt { format!("{:.0} ns/frame", m.value) } else { fmt_pps(m.value) };
@@ -290,4 +291,35 @@ fn run_anchors(
         dir.write_summary(summary).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// xdpipe's sides of the anchor pairings, through `xdpipe run` / `xdpipe gen`'s own flags
+/// and validation: receiver pinned to core 1 with a copy bind, generator on core 0.
+struct OurSides;
+
+impl anchors::XdpipeSides for OurSides {
+    fn receiver(&self, mode: &str, poll: bool, all: bool, xdp_mode: &str) -> Result<(RunConfig, String), String> {
+        let mut a: Vec<String> =
+            ["--mode", mode, "--xdp-mode", xdp_mode, "--cores", "1", "--bind", "copy"].map(String::from).to_vec();
+        if poll {
+            a.extend(["--poll".into(), "forever".into()]);
+        }
+        if all {
+            a.extend(["--filter".into(), "all".into()]);
+        }
+        let desc = format!("xdpipe run -i {} {}", xdpipe::testbed::RX_IFACE, a.join(" "));
+        let (rx, _) = crate::cli::veth::side_configs(&a, &[]).map_err(|e| e.0)?;
+        Ok((rx, desc))
+    }
+
+    fn generator(&self, engine: &str, pps: Option<f64>, secs: f64) -> Result<(GenConfig, String), String> {
+        let mut g: Vec<String> =
+            ["-d", &secs.to_string(), "--core", "0", "--engine", engine].map(String::from).to_vec();
+        if let Some(p) = pps {
+            g.extend(["--rate".into(), format!("{p:.0}")]);
+        }
+        let desc = format!("xdpipe gen -i {} {}", xdpipe::testbed::TX_IFACE, g.join(" "));
+        let (_, gen_cfg) = crate::cli::veth::side_configs(&[], &g).map_err(|e| e.0)?;
+        Ok((gen_cfg, desc))
+    }
 }
