@@ -35,7 +35,7 @@ pub fn run_scenario(
     sc: &Scenario,
     p: &Procedure,
     on_trial: &mut dyn FnMut(&TrialEvent),
-) -> Result<ScenarioSummary, (String, Option<ScenarioSummary>)> {
+) -> Result<ScenarioSummary, (String, Option<Box<ScenarioSummary>>)> {
     let mut max_trials = Vec::new();
     for i in 0..p.trials {
         match runner.trial(sc, Rate::Max, p.trial_secs) {
@@ -43,7 +43,7 @@ pub fn run_scenario(
                 on_trial(&TrialEvent { kind: "max", index: i, offered_pps: None, trial: &t });
                 max_trials.push(t);
             }
-            Err(e) => return Err((e, summarize(sc, &max_trials, None, None))),
+            Err(e) => return Err((e, summarize(sc, &max_trials, None, None).map(Box::new))),
         }
     }
     let mut summary = summarize(sc, &max_trials, None, None).ok_or_else(|| ("no trials".to_owned(), None))?;
@@ -74,7 +74,7 @@ pub fn run_scenario(
                 summary.zero_loss_pps = Some(r.zero_loss_pps);
                 summary.zero_loss_confirmed = r.confirmed;
             }
-            Err((e, _)) => return Err((e, Some(summary))),
+            Err((e, _)) => return Err((e, Some(Box::new(summary)))),
         }
     }
     if p.latency_fraction > 0.0 {
@@ -88,7 +88,7 @@ pub fn run_scenario(
                         on_trial(&TrialEvent { kind: "latency", index: i, offered_pps: Some(rate), trial: &t });
                         lat.push(t);
                     }
-                    Err(e) => return Err((e, Some(summary))),
+                    Err(e) => return Err((e, Some(Box::new(summary)))),
                 }
             }
             summary.latency = latency_point(p.latency_fraction, rate, &lat);

@@ -237,16 +237,16 @@ fn trim_num(v: f64) -> String {
 }
 
 /// Every scenario of every run, with the run's name.
-fn all<'a>(runs: &'a [NamedRun]) -> impl Iterator<Item = (&'a NamedRun, &'a ScenarioSummary)> {
+fn all(runs: &[NamedRun]) -> impl Iterator<Item = (&NamedRun, &ScenarioSummary)> {
     runs.iter().flat_map(|r| r.summary.scenarios.iter().map(move |s| (r, s)))
 }
 
 /// Pairs of scenarios that differ only in the field `f` picks (values `a` against `b`),
 /// within one run, or across runs when `f` is the target.
-fn pairs<'a>(
-    runs: &'a [NamedRun],
+fn pairs(
+    runs: &[NamedRun],
     key: impl Fn(&Scenario) -> (String, String),
-) -> Vec<(&'a ScenarioSummary, &'a ScenarioSummary, String, String)> {
+) -> Vec<(&ScenarioSummary, &ScenarioSummary, String, String)> {
     let mut out = Vec::new();
     let items: Vec<_> = all(runs).collect();
     for (i, (_, x)) in items.iter().enumerate() {

@@ -171,6 +171,8 @@ impl RunDir {
     }
 
     /// Appends one anchor trial to `anchors.csv` (created with its header on first use).
+    /// One argument per column of the row it writes.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_anchor(
         &self,
         name: &str,

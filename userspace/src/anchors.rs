@@ -678,7 +678,8 @@ pub fn measure(
         (Subject::XdpBenchDrop, _) => steady_rate(&parse_xdp_bench(&subject_out)),
         (Subject::Xdpipe { .. }, None) => unreachable!("xdpipe's subject runs in this process"),
     };
-    if !(value > 0.0) {
+    // NaN is not a measurement either.
+    if value.is_nan() || value <= 0.0 {
         return Err(bad(format!(
             "measured nothing; its output: {}",
             subject_out.lines().rev().take(6).collect::<Vec<_>>().join(" | ")

@@ -237,10 +237,10 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
     if cfg.flows == 0 {
         return Err(GenError::Flows);
     }
-    if !cfg.allow_uplink {
-        if let Some(why) = crate::preflight::uplink_reason(&cfg.iface)? {
-            return Err(crate::preflight::PreflightError::Uplink { iface: cfg.iface.clone(), why }.into());
-        }
+    if !cfg.allow_uplink
+        && let Some(why) = crate::preflight::uplink_reason(&cfg.iface)?
+    {
+        return Err(crate::preflight::PreflightError::Uplink { iface: cfg.iface.clone(), why }.into());
     }
     let (sizes, pattern) = cfg.sizes.plan();
     let frame = cfg.xsk.frame_size.get();
@@ -292,10 +292,10 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
 }
 
 fn pin(core: Option<u32>) {
-    if let Some(core) = core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
-            log::warn!("could not pin the generator to core {core}");
-        }
+    if let Some(core) = core
+        && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize })
+    {
+        log::warn!("could not pin the generator to core {core}");
     }
 }
 

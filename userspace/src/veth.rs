@@ -82,11 +82,11 @@ pub enum VethError {
         what: &'static str,
         /// Why.
         #[source]
-        source: RunError,
+        source: Box<RunError>,
     },
     /// The generator failed.
     #[error("the generator: {0}")]
-    Generator(#[source] GenError),
+    Generator(#[source] Box<GenError>),
     /// A side panicked.
     #[error("the {what} thread panicked: {detail}")]
     Panicked {
@@ -244,7 +244,7 @@ impl Receiver {
         self.stop.store(true, Ordering::Relaxed);
         let what = self.what;
         match self.handle.join() {
-            Ok(r) => r.map_err(|source| VethError::Receiver { what, source }),
+            Ok(r) => r.map_err(|source| VethError::Receiver { what, source: Box::new(source) }),
             Err(p) => Err(VethError::Panicked { what, detail: panic_text(&p) }),
         }
     }
@@ -269,10 +269,13 @@ pub fn start_generator(
         .spawn(move || {
             if let Some(ns) = &ns {
                 sys::enter_netns(ns).map_err(|e| {
-                    VethError::Generator(GenError::NoSuchInterface(format!("{} (namespace {ns}: {e})", cfg.iface)))
+                    VethError::Generator(Box::new(GenError::NoSuchInterface(format!(
+                        "{} (namespace {ns}: {e})",
+                        cfg.iface
+                    ))))
                 })?;
             }
-            generate(&cfg, stop, &WorkerCounters::default()).map_err(VethError::Generator)
+            generate(&cfg, stop, &WorkerCounters::default()).map_err(|e| VethError::Generator(Box::new(e)))
         })
         .map_err(|source| VethError::Spawn { what: "generator", source })
 }
@@ -391,7 +394,7 @@ fn napi_threads(prefix: &str) -> Vec<(i32, String)> {
 fn run_ports(cfg: &VethConfig, p: &Ports, stop: Arc<AtomicBool>) -> Result<VethReport, VethError> {
     let mac = sys::iface_mac(&p.rx).map_err(|e| VethError::Receiver {
         what: "receiver",
-        source: RunError::Pipeline(crate::pipeline::PipelineError::NoSuchInterface(format!("{}: {e}", p.rx))),
+        source: Box::new(RunError::Pipeline(crate::pipeline::PipelineError::NoSuchInterface(format!("{}: {e}", p.rx)))),
     })?;
     let rx = RunConfig { iface: p.rx.clone(), stamps: true, ..cfg.rx.clone() };
     let receiver = Receiver::start("receiver", None, rx)?;

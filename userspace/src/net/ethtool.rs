@@ -65,7 +65,7 @@ pub struct Features {
     pub wanted: Vec<String>,
     /// Features in effect.
     pub active: Vec<String>,
-    /// Features that can never change (nochange: "[fixed]").
+    /// Features that can never change (nochange: "\[fixed\]").
     pub fixed: Vec<String>,
 }
 

@@ -622,14 +622,13 @@ mod tests {
         }
         // need_wakeup on the fill ring: the worker wakes the kernel instead of sleeping.
         k.fill_needs_wakeup(true);
-        let t = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             s.spawn(|| {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 stop.store(true, Relaxed);
             });
             rx_loop(&mut xsk, None, &mut Count, None, 64, &wait, &counters, &stop);
         });
-        let _ = t;
         assert!(calls.borrow().iter().all(|c| matches!(c, HotCall::WakeupRx { .. })));
         assert!(!calls.borrow().is_empty());
         calls.borrow_mut().clear();

@@ -130,7 +130,7 @@ pub fn iface_mac(iface: &str) -> Result<[u8; 6], SysError> {
 
 /// The system calls a worker makes in its loop: the seam in front of them. Every one goes
 /// through [`hot_call`], which a unit test can replace for its thread
-/// ([`testing::override_hot_calls`]), so the worker loop runs under test without a socket
+/// (`testing::override_hot_calls`, in test builds), so the worker loop runs under test without a socket
 /// or root (aya's `sys::override_syscall` is the model).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HotCall {

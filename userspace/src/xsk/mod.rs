@@ -206,9 +206,9 @@ struct Rings {
 fn make_rings(fd: RawFd, cfg: &XskConfig) -> Result<Rings, SysError> {
     let (fmap, foff) = make_ring(fd, RingKind::Fill, cfg.fill_size)?;
     let (cmap, coff) = make_ring(fd, RingKind::Completion, cfg.comp_size)?;
-    // SAFETY (all four): each mapping is the kernel's ring of that kind, `size` entries of
-    // the type the kernel uses for it (u64 on fill/completion, xdp_desc on RX/TX, which
-    // `Desc` mirrors), laid out as XDP_MMAP_OFFSETS said.
+    // SAFETY: (and for the three below) each mapping is the kernel's ring of that kind,
+    // `size` entries of the type the kernel uses for it (u64 on fill/completion, xdp_desc
+    // on RX/TX, which `Desc` mirrors), laid out as XDP_MMAP_OFFSETS said.
     let fill = unsafe { ProdRing::new(fmap, &foff, cfg.fill_size.get()) };
     // SAFETY: as above.
     let comp = unsafe { ConsRing::new(cmap, &coff, cfg.comp_size.get()) };

@@ -119,7 +119,7 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
         match result {
             Ok(s) => summary.scenarios.push(s),
             Err((e, partial)) => {
-                summary.scenarios.extend(partial);
+                summary.scenarios.extend(partial.map(|b| *b));
                 interrupted = Some(e);
             }
         }
