@@ -27,7 +27,8 @@ impl Vm {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/vm/guest.sh");
         let deps = Command::new(&script).arg("deps").output().expect("running scripts/vm/guest.sh deps");
         assert!(deps.status.success(), "guest.sh deps failed:\n{}", String::from_utf8_lossy(&deps.stderr));
-        let state = std::env::temp_dir().join(format!("xdpipe-vm-test-{name}-{}", std::process::id()));
+        let state =
+            xdpipe::sys::private_temp_dir(&format!("xdpipe-vm-test-{name}")).expect("a private state directory");
         Vm(Guest::start(&script, state, Path::new(XDPIPE), true).unwrap_or_else(|e| panic!("{e}")))
     }
 

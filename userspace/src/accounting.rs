@@ -19,6 +19,8 @@ struct FlowSeq {
     seen: bool,
 }
 
+/// One receiver's view of the generator's stamps: per-flow sequence state and a latency
+/// histogram. Workers each keep one and [`Accounting::merge`] them.
 pub struct Accounting {
     flows: Vec<FlowSeq>,
     latency: Histogram<u64>,
@@ -33,24 +35,36 @@ pub struct AccountingSummary {
     pub stamped: u64,
     /// Frames without one (not from xdpipe gen).
     pub unstamped: u64,
+    /// Flows with at least one stamped frame received.
     pub flows: u64,
     /// Sequence numbers never seen below each flow's highest (a lower bound on loss:
     /// frames lost after a flow's last received one are only visible to the sender).
     pub lost_in_sequence: u64,
     /// Frames that arrived after a higher sequence number of their flow.
     pub reordered: u64,
+    /// One-way latency, receive time minus the stamp's `tx_ns`, ns; None if no timed frame
+    /// arrived.
     pub latency_ns: Option<LatencySummary>,
 }
 
+/// A latency distribution in nanoseconds (HDR histogram, 3 significant digits).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
 pub struct LatencySummary {
+    /// Lowest.
     pub min: u64,
+    /// Mean.
     pub mean: f64,
+    /// Median.
     pub p50: u64,
+    /// 90th percentile.
     pub p90: u64,
+    /// 99th percentile.
     pub p99: u64,
+    /// 99.9th percentile.
     pub p999: u64,
+    /// Highest.
     pub max: u64,
+    /// Frames timed: a non-zero `tx_ns` no later than the receive time.
     pub samples: u64,
 }
 
@@ -61,6 +75,8 @@ impl Default for Accounting {
 }
 
 impl Accounting {
+    /// Empty accounting, all memory allocated now: a slot for each of the 65536 flow ids and
+    /// a histogram of 1 ns to 100 s.
     pub fn new() -> Self {
         Self {
             flows: vec![FlowSeq::default(); FLOW_SLOTS],
@@ -85,6 +101,8 @@ impl Accounting {
         }
     }
 
+    /// Counts a received stamp `s` against its flow; `now_ns` (CLOCK_MONOTONIC) is its receive
+    /// time, for the latency of a timed frame.
     #[inline]
     pub fn record(&mut self, s: &Stamp, now_ns: u64) {
         self.stamped += 1;
@@ -123,6 +141,7 @@ impl Accounting {
         let _ = self.latency.add(&other.latency);
     }
 
+    /// Loss, order and latency over everything recorded or merged so far.
     pub fn summary(&self) -> AccountingSummary {
         let mut s = AccountingSummary { stamped: self.stamped, unstamped: self.unstamped, ..Default::default() };
         for f in self.flows.iter().filter(|f| f.seen) {

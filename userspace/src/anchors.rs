@@ -72,8 +72,11 @@ enum SubjectRun {
 /// The anchor tools found on this machine.
 #[derive(Clone, Debug, Default)]
 pub struct Tools {
+    /// `xdpsock` (bpf-examples' AF_XDP-example), if found.
     pub xdpsock: Option<PathBuf>,
+    /// `xdp-bench` (xdp-tools), if found.
     pub xdp_bench: Option<PathBuf>,
+    /// `xdp-trafficgen` (xdp-tools), if found.
     pub xdp_trafficgen: Option<PathBuf>,
 }
 
@@ -86,6 +89,7 @@ impl Tools {
         Self { xdpsock: find("xdpsock"), xdp_bench: find("xdp-bench"), xdp_trafficgen: find("xdp-trafficgen") }
     }
 
+    /// The names of the tools not found, in the order xdpsock, xdp-bench, xdp-trafficgen.
     pub fn missing(&self) -> Vec<&'static str> {
         let mut m = Vec::new();
         if self.xdpsock.is_none() {
@@ -110,9 +114,21 @@ fn is_executable(p: &Path) -> bool {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Subject {
     /// `xdpipe run` in `mode`; `poll`: poll() when idle; `all`: steer every frame.
-    Xdpipe { mode: &'static str, poll: bool, all: bool },
+    Xdpipe {
+        /// The run mode (`rxdrop`, `l2fwd`, ...), as `xdpipe run --mode` takes it.
+        mode: &'static str,
+        /// poll() when idle instead of busy-polling.
+        poll: bool,
+        /// Steer every frame to the socket (`--filter all`), not only the matched UDP port.
+        all: bool,
+    },
     /// `xdpsock -r` (rxdrop) or `-l` (l2fwd); `poll`: its -p.
-    Xdpsock { l2fwd: bool, poll: bool },
+    Xdpsock {
+        /// `-l` (l2fwd, forward back) rather than `-r` (rxdrop).
+        l2fwd: bool,
+        /// Pass `-p`: poll() instead of busy-polling.
+        poll: bool,
+    },
     /// `xdp-bench drop`: XDP_DROP in the kernel, the ceiling for any receiver.
     XdpBenchDrop,
 }
@@ -121,7 +137,12 @@ pub enum Subject {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Driver {
     /// `xdpipe gen`, at max (None) or a rate in pps.
-    Gen { engine: &'static str, pps: Option<f64> },
+    Gen {
+        /// The generator engine: `xsk` or `xdp-live`.
+        engine: &'static str,
+        /// The offered rate, pps; None: as fast as it goes.
+        pps: Option<f64>,
+    },
     /// `xdpsock -t` (txonly).
     XdpsockTx,
     /// `xdp-trafficgen udp`.
@@ -140,6 +161,7 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// The unit of the metric's values as recorded: `pps` or `ns/frame`.
     pub fn unit(self) -> &'static str {
         match self {
             Metric::RxPps | Metric::FwdPps => "pps",
@@ -151,25 +173,37 @@ impl Metric {
 /// The goal a pairing checks, on ours / theirs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Goal {
+    /// Met when ours / theirs (medians over the trials) is at least this.
     AtLeast(f64),
+    /// Met when ours / theirs (medians over the trials) is at most this.
     AtMost(f64),
     /// No goal: the share is the finding (xdpipe as a share of the XDP_DROP ceiling).
     Share,
 }
 
+/// One side of a pairing: what receives and what sends to it.
 #[derive(Clone, Debug)]
 pub struct Side {
+    /// What sits on the receiving veth end (in the testbed's rx namespace).
     pub subject: Subject,
+    /// What sends from the other end (in the testbed's tx namespace).
     pub driver: Driver,
 }
 
+/// One comparison: the same metric measured on xdpipe's side and on a tool's side.
 #[derive(Clone, Debug)]
 pub struct Pairing {
+    /// A one-line description for the report, e.g. `l2fwd vs xdpsock l2fwd (forwarded rate)`.
     pub name: String,
+    /// The XDP attach mode both sides use: `native` or `skb` (generic).
     pub xdp_mode: String,
+    /// What is compared.
     pub metric: Metric,
+    /// xdpipe's side (for generator pairings, the subject is the same sink on both sides).
     pub ours: Side,
+    /// The anchor tool's side.
     pub theirs: Side,
+    /// What the ratio ours / theirs should be.
     pub goal: Goal,
 }
 
@@ -289,18 +323,31 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
     v
 }
 
+/// Why a side of a pairing could not be measured.
 #[derive(Debug, thiserror::Error)]
 pub enum AnchorError {
+    /// Creating or configuring the veth testbed failed.
     #[error(transparent)]
     Testbed(#[from] TestbedError),
+    /// A tool's process could not be started.
     #[error("starting {what}: {source}")]
     Spawn {
+        /// Which process: `anchor subject` or `anchor driver`.
         what: String,
+        /// The spawn error.
         #[source]
         source: std::io::Error,
     },
+    /// A side failed: a tool not found, exited badly or never got ready, xdpipe's receiver
+    /// or generator failed, or the subject measured nothing.
     #[error("{what}: {detail}")]
-    Failed { what: String, detail: String },
+    Failed {
+        /// The tool, or the side's description or command line.
+        what: String,
+        /// What went wrong; for a tool, with the tail of its output.
+        detail: String,
+    },
+    /// The stop flag was set (before the side started or while it ran).
     #[error("interrupted")]
     Interrupted,
 }
@@ -308,6 +355,7 @@ pub enum AnchorError {
 /// One side's measurement in one trial.
 #[derive(Clone, Debug)]
 pub struct Measured {
+    /// The metric's value, in [`Metric::unit`]; always positive.
     pub value: f64,
     /// The subject's and the driver's command lines.
     pub command: String,

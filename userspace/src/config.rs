@@ -14,8 +14,11 @@ use xdp_common::{
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{what} {value:?}: {why}")]
 pub struct ConfigError {
+    /// What the value is, e.g. `ring size`, `queue list`.
     pub what: &'static str,
+    /// The value as given.
     pub value: String,
+    /// What is wrong, and the range or form accepted.
     pub why: String,
 }
 
@@ -28,9 +31,12 @@ fn err(what: &'static str, value: impl Into<String>, why: impl Into<String>) -> 
 pub struct RingSize(u32);
 
 impl RingSize {
+    /// Smallest ring accepted, descriptors.
     pub const MIN: u32 = 64;
+    /// Largest ring accepted, descriptors.
     pub const MAX: u32 = 32768;
 
+    /// `n` descriptors, if a power of two in [`Self::MIN`]..=[`Self::MAX`].
     pub fn new(n: u32) -> Result<Self, ConfigError> {
         if !(Self::MIN..=Self::MAX).contains(&n) || !n.is_power_of_two() {
             return Err(err(
@@ -42,6 +48,7 @@ impl RingSize {
         Ok(Self(n))
     }
 
+    /// The number of descriptors.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -61,6 +68,7 @@ impl FromStr for RingSize {
 pub struct FrameSize(u32);
 
 impl FrameSize {
+    /// `n` bytes, if 2048 or 4096.
     pub fn new(n: u32) -> Result<Self, ConfigError> {
         if n != 2048 && n != 4096 {
             return Err(err(
@@ -72,6 +80,7 @@ impl FrameSize {
         Ok(Self(n))
     }
 
+    /// The frame size, bytes.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -90,8 +99,10 @@ impl FromStr for FrameSize {
 pub struct BatchSize(u32);
 
 impl BatchSize {
+    /// Largest batch accepted, descriptors.
     pub const MAX: u32 = 4096;
 
+    /// `n` descriptors, if 1 to [`Self::MAX`].
     pub fn new(n: u32) -> Result<Self, ConfigError> {
         if n == 0 || n > Self::MAX {
             return Err(err("batch size", n.to_string(), format!("must be 1 to {}", Self::MAX)));
@@ -99,6 +110,7 @@ impl BatchSize {
         Ok(Self(n))
     }
 
+    /// The batch size, descriptors.
     pub fn get(self) -> usize {
         self.0 as usize
     }
@@ -116,8 +128,14 @@ impl FromStr for BatchSize {
 /// until the kernel signals frames, with or without a timeout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollWait {
+    /// Spin on the ring (`--poll 0`, and the default without `--poll`).
     Busy,
-    Sleep { timeout_ms: Option<u32> },
+    /// Sleep in epoll_wait until the kernel signals frames.
+    Sleep {
+        /// Wake up after at most this many ms, frames or not (up to [`PollWait::MAX_MS`]);
+        /// None: wait forever.
+        timeout_ms: Option<u32>,
+    },
 }
 
 impl PollWait {
@@ -163,7 +181,8 @@ impl fmt::Display for PollWait {
     }
 }
 
-/// A sorted, duplicate-free list of small integers written as `0`, `0-3` or `0,2,5-6`.
+/// A duplicate-free list of small integers written as `0`, `0-3` or `0,2,5-6`, in the
+/// order written: queue i of a `--queues` list pairs with core i of `--cores`.
 fn parse_id_list(what: &'static str, s: &str, max_exclusive: u32) -> Result<Vec<u32>, ConfigError> {
     let mut ids = Vec::new();
     if s.trim().is_empty() {
@@ -192,7 +211,6 @@ fn parse_id_list(what: &'static str, s: &str, max_exclusive: u32) -> Result<Vec<
             ids.push(id);
         }
     }
-    ids.sort_unstable();
     Ok(ids)
 }
 
@@ -201,12 +219,13 @@ fn parse_id_list(what: &'static str, s: &str, max_exclusive: u32) -> Result<Vec<
 pub struct QueueList(Vec<u32>);
 
 impl QueueList {
-    /// A queue list from ids (sorted, duplicates refused).
+    /// A queue list from ids (in that order, duplicates refused).
     pub fn from_ids(ids: impl IntoIterator<Item = u32>) -> Result<Self, ConfigError> {
         let s: Vec<String> = ids.into_iter().map(|q| q.to_string()).collect();
         s.join(",").parse()
     }
 
+    /// The queue ids, in the order given, each once.
     pub fn ids(&self) -> &[u32] {
         &self.0
     }
@@ -240,12 +259,13 @@ impl FromStr for QueueList {
 pub struct CoreList(Vec<u32>);
 
 impl CoreList {
-    /// A core list from ids (sorted, duplicates refused).
+    /// A core list from ids (in that order, duplicates refused).
     pub fn from_ids(ids: impl IntoIterator<Item = u32>) -> Result<Self, ConfigError> {
         let s: Vec<String> = ids.into_iter().map(|c| c.to_string()).collect();
         s.join(",").parse()
     }
 
+    /// The core ids, in the order given (one per queue, in queue order), each once.
     pub fn ids(&self) -> &[u32] {
         &self.0
     }
@@ -362,6 +382,7 @@ named_enum!(
 pub struct SteerFilter(SteerConfig);
 
 impl SteerFilter {
+    /// The filter as the XDP program's read-only global takes it.
     pub fn config(self) -> SteerConfig {
         self.0
     }
@@ -478,7 +499,9 @@ mod tests {
     fn id_lists_parse_ranges_and_reject_nonsense() {
         assert_eq!("0".parse::<QueueList>().unwrap().ids(), &[0]);
         assert_eq!("0-3".parse::<QueueList>().unwrap().ids(), &[0, 1, 2, 3]);
-        assert_eq!("5,0,2-3".parse::<QueueList>().unwrap().ids(), &[0, 2, 3, 5]);
+        assert_eq!("5,0,2-3".parse::<QueueList>().unwrap().ids(), &[5, 0, 2, 3], "in the order written");
+        // Queue i pairs with core i: `--queues 0,1 --cores 3,1` puts queue 0 on core 3.
+        assert_eq!("3,1".parse::<CoreList>().unwrap().ids(), &[3, 1]);
         assert!("3-1".parse::<QueueList>().unwrap_err().why.contains("backwards"));
         assert!("1,1".parse::<CoreList>().unwrap_err().why.contains("twice"));
         assert!("a".parse::<QueueList>().is_err());

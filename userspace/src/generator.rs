@@ -28,6 +28,7 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SizeSpec {
+    /// Every frame this size, bytes with FCS.
     Fixed(usize),
     /// 7:4:1 of 64, 570 and 1518 bytes.
     Imix,
@@ -75,7 +76,9 @@ impl std::str::FromStr for SizeSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rate {
+    /// No pacing: as fast as the engine sends.
     Max,
+    /// Frames per second.
     Pps(f64),
     /// Bits per second of Ethernet frames including FCS (not preamble or gap).
     Bps(f64),
@@ -119,24 +122,46 @@ impl Rate {
     }
 }
 
+/// What `xdpipe gen` sends, where and how fast. The CLI checks the flags against each
+/// other; [`generate`] checks what needs the device (root, interface, MTU, MAC).
 #[derive(Clone, Debug)]
 pub struct GenConfig {
+    /// Interface to transmit on.
     pub iface: String,
+    /// TX queue the AF_XDP socket binds to (xsk engine; xdp-live uses none).
     pub queue: u32,
+    /// Core to pin the sending thread to (None: xsk takes the first usable core, xdp-live
+    /// stays unpinned).
     pub core: Option<u32>,
+    /// Frame sizes to send, bytes with FCS.
     pub sizes: SizeSpec,
+    /// Number of flows, 1 to 65535; each has its own ports and sequence numbers.
     pub flows: u16,
+    /// Target rate.
     pub rate: Rate,
+    /// Stop after this many frames (None: no limit).
     pub count: Option<u64>,
+    /// Stop after this long (None: no limit).
     pub duration: Option<Duration>,
+    /// Source MAC (None: the interface's own).
     pub src_mac: Option<[u8; 6]>,
+    /// Destination MAC.
     pub dst_mac: [u8; 6],
+    /// Source IPv4 address, the same for every flow.
     pub src_ip: [u8; 4],
+    /// Destination IPv4 address, the same for every flow.
     pub dst_ip: [u8; 4],
+    /// UDP source port of flow 0; flow i sends from `src_port + i` (wrapping).
     pub src_port: u16,
+    /// UDP destination port of flow 0; flow i sends to `dst_port + i % 256` (wrapping), so
+    /// the flows stay in a steered range of 256 ports.
     pub dst_port: u16,
+    /// xsk: descriptors per TX ring operation; xdp-live: frames per kernel batch of each
+    /// BPF_PROG_RUN call (at most 256).
     pub batch: usize,
+    /// The AF_XDP socket's sizes and flags (xsk engine).
     pub xsk: XskConfig,
+    /// Which engine transmits.
     pub engine: Engine,
     /// Send even on an interface that looks like the machine's uplink.
     pub allow_uplink: bool,
@@ -145,54 +170,95 @@ pub struct GenConfig {
 /// How frames are transmitted (a plain config enum, in `config`).
 pub use crate::config::Engine;
 
+/// Why `xdpipe gen` could not run or stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
+    /// IMIX asked of the xdp-live engine, which sends one frame size per run.
     #[error("the xdp-live engine sends one frame size per run; use --engine xsk for imix")]
     LiveImix,
+    /// A target rate asked of the xdp-live engine, which sends at full speed only.
     #[error(
         "the xdp-live engine sends at full speed only (--rate max): the kernel transmits each \
          BPF_PROG_RUN call's frames back to back, and each call costs about 25 ms of setup, so \
          it cannot pace evenly; use --engine xsk for a target rate"
     )]
     LivePaced,
+    /// Loading or running the in-kernel generator program (xdp-live) failed.
     #[error(transparent)]
     Loader(#[from] crate::loader::LoaderError),
+    /// A preflight check refused the interface (it looks like the uplink) or could not run.
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
+    /// Not running as root.
     #[error("xdpipe gen must run as root (CAP_NET_RAW, CAP_NET_ADMIN, CAP_IPC_LOCK); try sudo")]
     NotRoot,
+    /// No interface of this name (the payload) in this network namespace.
     #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
     NoSuchInterface(String),
+    /// A frame size does not fit a UMEM frame.
     #[error(
         "packet size {size} B needs {need} bytes in a UMEM frame, more than the {have} a {frame} B frame holds; lower --size or raise --frame-size"
     )]
-    TooBig { size: usize, need: usize, have: usize, frame: u32 },
+    TooBig {
+        /// The frame size asked for, bytes with FCS.
+        size: usize,
+        /// Bytes it needs in a UMEM frame.
+        need: usize,
+        /// Bytes a UMEM frame holds after its 256 bytes of headroom.
+        have: usize,
+        /// UMEM frame size, bytes.
+        frame: u32,
+    },
+    /// A frame size exceeds the interface's MTU (from /sys/class/net/IFACE/mtu).
     #[error("packet size {size} B exceeds the MTU of {iface} ({mtu} B, so at most {max} B per frame with FCS)")]
-    AboveMtu { size: usize, iface: String, mtu: usize, max: usize },
+    AboveMtu {
+        /// The frame size asked for, bytes with FCS.
+        size: usize,
+        /// The interface.
+        iface: String,
+        /// Its MTU, bytes.
+        mtu: usize,
+        /// The largest frame it carries, bytes with FCS (MTU + 18).
+        max: usize,
+    },
+    /// `flows` was 0.
     #[error("--flows must be 1 to 65535")]
     Flows,
+    /// Reading the interface's MAC failed.
     #[error("reading {iface}: {source}")]
     Sys {
+        /// The interface.
         iface: String,
+        /// The failed call.
         #[source]
         source: sys::SysError,
     },
+    /// An AF_XDP socket error.
     #[error(transparent)]
     Xsk(#[from] XskError),
+    /// The transmit pipeline failed to start or run.
     #[error(transparent)]
     Pipeline(#[from] crate::pipeline::PipelineError),
+    /// The queue, core or batch size is not a valid pipeline setting.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The transmit worker panicked; its panic message.
     #[error("{0}")]
     Worker(String),
 }
 
+/// The results of one `xdpipe gen` run.
 #[derive(Clone, Debug, Serialize)]
 pub struct GenSummary {
+    /// Interface transmitted on.
     pub iface: String,
+    /// TX queue bound (0 with xdp-live, which binds none).
     pub queue: u32,
+    /// The engine that transmitted.
     pub engine: Engine,
+    /// Frame sizes sent, bytes with FCS.
     pub sizes: SizeSpec,
+    /// Number of flows.
     pub flows: u16,
     /// Target packets per second (null: as fast as possible).
     pub target_pps: Option<f64>,
@@ -201,13 +267,22 @@ pub struct GenSummary {
     /// Frames the kernel reported transmitted (completion ring; with xdp-live, frames the
     /// program returned XDP_TX for, as the kernel gives no per-frame completion).
     pub completed: u64,
+    /// Bytes of the frames sent, without FCS.
     pub bytes: u64,
+    /// Seconds from the start of sending to its end.
     pub duration_s: f64,
+    /// Frames sent per second over `duration_s`.
     pub pps: f64,
+    /// Megabits sent per second over `duration_s`, frames with FCS.
     pub mbps: f64,
+    /// xsk: syscalls made to wake the kernel (TX kicks); xdp-live: BPF_PROG_RUN calls.
     pub wakeups: u64,
+    /// CPU time of the sending thread, ns.
     pub cpu_ns: u64,
+    /// TX batches by size bucket ([`crate::stats::batch_bucket`]); all zero with
+    /// xdp-live.
     pub batch_hist: [u64; crate::stats::BATCH_BUCKETS],
+    /// The socket's XDP_STATISTICS at the end (all zero with xdp-live).
     pub xdp_statistics: XdpStatistics,
     /// Per flow: frames sent (its sequence numbers are 0..sent).
     pub sent_per_flow: Vec<u64>,
@@ -217,7 +292,8 @@ fn iface_mtu(iface: &str) -> Option<usize> {
     std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()
 }
 
-/// Runs the generator on the calling thread (pinned to `cfg.core` if given).
+/// Runs the generator: the xdp-live engine on the calling thread, the xsk engine on the
+/// pipeline's transmit worker (`xdpipe-tx{queue}`); pinned to `cfg.core` if given.
 pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounters) -> Result<GenSummary, GenError> {
     let (templates, pattern, nsizes) = prepare(cfg)?;
     match cfg.engine {

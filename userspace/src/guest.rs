@@ -6,6 +6,8 @@ use std::{
     process::{Command, ExitStatus, Output, Stdio},
 };
 
+/// A booted guest: the `guest.sh` that drives it and its state directory (guest.sh's
+/// STATE_DIR, which holds the /host share).
 pub struct Guest {
     script: PathBuf,
     state: PathBuf,

@@ -7,6 +7,7 @@
 //! binary's `cli` module: no library module imports clap or derives it, and only the
 //! binary prints.
 #![deny(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod accounting;
 pub mod anchors;

@@ -21,59 +21,103 @@ use crate::config::{SteerFilter, XdpMode};
 /// The XDP object built from `xdp-ebpf` by build.rs.
 static STEER_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpipe-steer"));
 
+/// Why loading, attaching or running one of xdpipe's XDP programs failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
+    /// `iface` has no ifindex in this network namespace.
     #[error("no interface named {iface:?} in this network namespace; list them with `ip link`")]
-    NoSuchInterface { iface: String },
+    NoSuchInterface {
+        /// The interface asked for.
+        iface: String,
+    },
+    /// The attach failed with EBUSY or EEXIST: another XDP program is on `iface`.
     #[error(
         "{iface} already has an XDP program attached; xdpipe will not replace another program. \
          See it with `ip link show dev {iface}` or `bpftool net`, and detach it first \
          (`ip link set dev {iface} xdp off`) if it is yours to remove"
     )]
-    AlreadyAttached { iface: String },
+    AlreadyAttached {
+        /// The interface.
+        iface: String,
+    },
+    /// A native (driver-mode) attach failed with EOPNOTSUPP: the driver has no XDP support.
     #[error(
         "the driver of {iface} has no native XDP support ({source}); use --xdp-mode skb (generic \
          XDP) or --xdp-mode auto"
     )]
-    NativeUnsupported { iface: String, source: io::Error },
+    NativeUnsupported {
+        /// The interface.
+        iface: String,
+        /// The EOPNOTSUPP error.
+        source: io::Error,
+    },
+    /// Parsing the embedded object, or loading (verifying) a program into the kernel, failed.
     #[error("loading the XDP program failed (are you root, with CAP_BPF and CAP_NET_ADMIN?)")]
     Load(#[source] aya::EbpfError),
+    /// Attaching failed for a reason other than [`LoaderError::AlreadyAttached`] or
+    /// [`LoaderError::NativeUnsupported`].
     #[error("attaching the XDP program to {iface} in {mode:?} mode failed")]
     Attach {
+        /// The interface.
         iface: String,
+        /// The mode of the last attempt (never `Auto`).
         mode: XdpMode,
+        /// aya's error.
         #[source]
         source: ProgramError,
     },
+    /// The embedded object lacks a map the code needs.
     #[error("XDP object is missing {what}; the build is broken")]
-    Missing { what: &'static str },
+    Missing {
+        /// Which map, e.g. `the XSKMAP`.
+        what: &'static str,
+    },
+    /// The embedded object has no XDP program of this name.
     #[error("the XDP object has no XDP program named {0}; the build is broken")]
     NoProgram(&'static str),
+    /// Opening, reading or updating a BPF map failed.
     #[error("map {map}: {source}")]
     Map {
+        /// The map's name in the object.
         map: &'static str,
+        /// aya's error.
         #[source]
         source: MapError,
     },
+    /// The in-kernel generator's BPF_PROG_RUN failed (other than EINTR).
     #[error(
         "running the in-kernel generator (BPF_PROG_RUN, live frames) failed: {source}; it needs \
          Linux 5.18 or newer"
     )]
     LiveRun {
+        /// aya's error.
         #[source]
         source: ProgramError,
     },
+    /// [`SteerProbe::matches`]'s BPF_PROG_RUN of the steering program failed.
     #[error("running the steering program on a test frame (BPF_PROG_RUN) failed: {source}")]
     TestRun {
+        /// aya's error.
         #[source]
         source: ProgramError,
     },
+    /// [`SteerProbe::matches`]: the steering program did not return XDP_PASS, or did not
+    /// count the frame exactly once.
     #[error(
         "the steering program returned action {action} and counted the frame {counted} times (expected XDP_PASS, once); the build is broken"
     )]
-    ProbeVerdict { action: u32, counted: u64 },
+    ProbeVerdict {
+        /// The XDP action the program returned.
+        action: u32,
+        /// How many times its `seen` counter grew for the frame.
+        counted: u64,
+    },
+    /// A queue id at or above `MAX_QUEUES`, the size of the XSKMAP and counters map.
     #[error("queue {queue} is beyond the program's {MAX_QUEUES} queue slots")]
-    QueueOutOfRange { queue: u32 },
+    QueueOutOfRange {
+        /// The queue id asked for.
+        queue: u32,
+    },
 }
 
 /// The steering program, attached to one interface.
@@ -124,6 +168,7 @@ impl Steering {
         Err(last.expect("at least one mode tried"))
     }
 
+    /// The interface the program is attached to.
     pub fn iface(&self) -> &str {
         &self.iface
     }
@@ -233,6 +278,7 @@ pub struct SteerProbe {
 }
 
 impl SteerProbe {
+    /// Loads the steering program with `filter` baked in (needs CAP_BPF; attaches nothing).
     pub fn load(filter: SteerFilter) -> Result<Self, LoaderError> {
         Ok(Self { ebpf: load_program(STEER_GLOBAL_NAME, &filter.config(), PROGRAM_NAME)? })
     }
@@ -282,6 +328,7 @@ struct XdpMd {
 }
 
 impl LiveGen {
+    /// Loads `xdpipe_gen` with `cfg` (flows and UDP ports) set as its read-only global.
     pub fn load(cfg: GenConfig) -> Result<Self, LoaderError> {
         Ok(Self { ebpf: load_program(GEN_GLOBAL_NAME, &cfg, GEN_PROGRAM_NAME)? })
     }

@@ -8,33 +8,79 @@ use crate::net::{
     link::{XdpAttachment, XdpMode},
 };
 
+/// Why xdpipe refuses to use an interface, or could not check it.
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
+    /// [`uplink_reason`] found a reason, and `--i-know-this-is-my-uplink` was not given.
     #[error(
         "{iface} looks like this machine's uplink ({why}); steering its traffic could cut the \
          machine off. Use a test interface, or pass --i-know-this-is-my-uplink if you really mean it"
     )]
-    Uplink { iface: String, why: String },
+    Uplink {
+        /// The interface.
+        iface: String,
+        /// The reason, as [`uplink_reason`] words it.
+        why: String,
+    },
+    /// Another XDP program is attached and `--force` was not given.
     #[error(
         "{iface} already has an XDP program attached (id {id}, name {name:?}, {mode} mode); xdpipe \
          does not replace another program. Stop whatever attached it or detach it (`ip link set dev \
          {iface} {off} off`), or pass --force to have xdpipe detach it first"
     )]
-    ForeignProgram { iface: String, id: u64, name: String, mode: &'static str, off: &'static str },
+    ForeignProgram {
+        /// The interface.
+        iface: String,
+        /// The attached program's BPF id.
+        id: u64,
+        /// Its name (`?` if it could not be read).
+        name: String,
+        /// Its attach mode: `native`, `generic`, `offload`, or `multi`.
+        mode: &'static str,
+        /// The `ip link` keyword that detaches it: `xdpdrv`, `xdpoffload` or `xdpgeneric`.
+        off: &'static str,
+    },
+    /// `--force` detached in every mode and a program is still attached: a BPF link holds it.
     #[error(
         "--force could not detach program {id} ({name:?}) from {iface}: it is held by a BPF link \
          of a running process (another xdpipe, or a libxdp/aya tool); stop that process"
     )]
-    HeldByLink { iface: String, id: u64, name: String },
+    HeldByLink {
+        /// The interface.
+        iface: String,
+        /// The program still attached, its BPF id.
+        id: u64,
+        /// Its name (`?` if it could not be read).
+        name: String,
+    },
+    /// The largest frame the MTU allows (MTU + 18 B of Ethernet header and one VLAN tag)
+    /// exceeds the UMEM frame less the kernel's 256 B XDP headroom.
     #[error(
         "{iface} has MTU {mtu}: frames up to {frame_len} B do not fit the {room} B a {frame_size} B \
          UMEM frame holds after the kernel's 256 B headroom (copy mode without multi-buffer drops \
          them). Use --frame-size 4096 or lower the MTU (`ip link set dev {iface} mtu {max_mtu}`)"
     )]
-    MtuTooBig { iface: String, mtu: u32, frame_len: u32, room: u32, frame_size: u32, max_mtu: u32 },
+    MtuTooBig {
+        /// The interface.
+        iface: String,
+        /// Its MTU, bytes (IFLA_MTU).
+        mtu: u32,
+        /// The largest frame that MTU allows, bytes: `mtu + 18`.
+        frame_len: u32,
+        /// The room for a frame in a UMEM frame, bytes: `frame_size - 256`.
+        room: u32,
+        /// The UMEM frame size, bytes.
+        frame_size: u32,
+        /// The largest MTU that fits, bytes: `room - 18`.
+        max_mtu: u32,
+    },
+    /// Reading the interface's link, address or route state over rtnetlink failed (for an
+    /// unknown interface, [`NetError::NoSuchLink`]).
     #[error("checking {iface}: {source}")]
     Net {
+        /// The interface being checked.
         iface: String,
+        /// The netlink error.
         #[source]
         source: NetError,
     },
@@ -77,8 +123,12 @@ pub fn uplink_reason(iface: &str) -> Result<Option<String>, PreflightError> {
 /// An XDP program attached to an interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachedProgram {
+    /// The program's BPF id (IFLA_XDP_PROG_ID).
     pub id: u64,
+    /// The loaded program's name (`?` if it could not be read).
     pub name: String,
+    /// The attach mode: `native`, `generic`, `offload`, or `multi` for programs in more
+    /// than one mode (XDP_ATTACHED_MULTI).
     pub mode: &'static str,
 }
 

@@ -22,19 +22,27 @@ use crate::{
 /// A validated `xdpipe run` configuration.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
+    /// The interface frames arrive on.
     pub iface: String,
+    /// The RX queues, one worker each.
     pub queues: QueueList,
     /// One core per queue, in queue order; `None` pins queue i to the i-th usable core.
     pub cores: Option<CoreList>,
+    /// Where the steering program runs (`Auto`: native, falling back to skb).
     pub xdp_mode: XdpMode,
+    /// Socket settings: UMEM frame size and count, ring sizes, bind mode, need_wakeup.
     pub xsk: XskConfig,
+    /// Frames taken from the RX ring at most per batch.
     pub batch: BatchSize,
     /// How workers wait on an empty RX ring.
     pub poll: crate::config::PollWait,
     /// Busy-polling: ns to wait after finding the RX ring empty.
     pub idle_backoff_ns: u64,
+    /// How long to run; None: until `stop` is set (a signal).
     pub duration: Option<Duration>,
+    /// The built-in stage to run.
     pub mode: ModeKind,
+    /// Which frames the XDP program steers to the sockets.
     pub filter: SteerFilter,
     /// Read the generator's stamps: loss, reordering and latency.
     pub stamps: bool,
@@ -60,28 +68,42 @@ pub enum RunError {
 /// The whole run's results.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
+    /// The receiving interface.
     pub iface: String,
+    /// The stage that ran.
     pub mode: ModeKind,
     /// The XDP mode the program ran in (skb or native).
     pub xdp_mode: XdpMode,
     /// The bind mode the kernel chose (copy or zero-copy).
     pub bind: BindMode,
+    /// Whether the sockets were bound with need_wakeup.
     pub need_wakeup: bool,
+    /// The steering filter, as displayed.
     pub filter: String,
+    /// Seconds from the workers' start to the stop.
     pub duration_s: f64,
+    /// Frames received, all queues.
     pub rx_packets: u64,
+    /// Bytes received, all queues.
     pub rx_bytes: u64,
+    /// Frames received per second over `duration_s`.
     pub rx_pps: f64,
+    /// Megabits received per second over `duration_s`.
     pub rx_mbps: f64,
     /// Seconds from the first to the last change of the packet counters (sampled every
     /// 10 ms): the period traffic flowed, which a run started before its traffic needs.
     pub active_s: f64,
     /// rx / tx packets over the active period.
     pub active_rx_pps: f64,
+    /// Frames sent per second over the active period.
     pub active_tx_pps: f64,
+    /// Frames put on TX rings (own queue and out port).
     pub tx_packets: u64,
+    /// Frames the kernel reported sent (completion ring).
     pub tx_completed: u64,
+    /// Syscalls made to wake the kernel or to sleep.
     pub wakeups: u64,
+    /// Per queue, in queue order.
     pub queues: Vec<QueueSummary>,
     /// The program's counters summed over queues.
     pub program: QueueCounters,
@@ -95,6 +117,7 @@ pub struct RunSummary {
     pub fwd: Option<OutPortInfo>,
     /// What happened to the interface during the run ("2.0 s: xp-rx down", ...).
     pub events: Vec<String>,
+    /// Why the run ended.
     pub end: EndReason,
 }
 

@@ -11,11 +11,16 @@ use serde::Serialize;
 /// Buckets of the batch-size histogram: batch sizes 1, 2-3, 4-7, ... 256+.
 pub const BATCH_BUCKETS: usize = 10;
 
+/// One worker's running counters; the worker is their only writer (see the module docs).
 #[derive(Default)]
 pub struct WorkerCounters {
+    /// Frames consumed from the RX ring.
     pub rx_packets: AtomicU64,
+    /// Bytes of those frames (descriptor lengths, without FCS).
     pub rx_bytes: AtomicU64,
+    /// Frames put on the TX ring.
     pub tx_packets: AtomicU64,
+    /// Bytes of those frames (descriptor lengths, without FCS).
     pub tx_bytes: AtomicU64,
     /// Frames completed by the kernel after TX.
     pub tx_completed: AtomicU64,
@@ -44,6 +49,8 @@ pub fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
+/// The histogram bucket of a batch of `n` descriptors: floor(log2 n) (0 for 0), capped
+/// at the last bucket.
 #[inline(always)]
 pub fn batch_bucket(n: usize) -> usize {
     (usize::BITS - 1 - n.max(1).leading_zeros()).min(BATCH_BUCKETS as u32 - 1) as usize
@@ -52,20 +59,34 @@ pub fn batch_bucket(n: usize) -> usize {
 /// A point-in-time copy of one worker's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CounterSnapshot {
+    /// Frames consumed from the RX ring.
     pub rx_packets: u64,
+    /// Bytes of received frames (descriptor lengths, without FCS).
     pub rx_bytes: u64,
+    /// Frames put on the TX ring.
     pub tx_packets: u64,
+    /// Bytes of those frames (descriptor lengths, without FCS).
     pub tx_bytes: u64,
+    /// Frames the kernel reported sent (completion ring).
     pub tx_completed: u64,
+    /// Syscalls made to wake the kernel (need_wakeup or poll).
     pub wakeups: u64,
+    /// Non-empty batches by size bucket ([`batch_bucket`]): RX batches, and TX batches on a
+    /// transmit worker.
     pub batch_hist: [u64; BATCH_BUCKETS],
+    /// Thread CPU time of the worker, ns (as last updated).
     pub cpu_ns: u64,
+    /// Frames a stage sent where the worker cannot send them: recycled.
     pub unsendable: u64,
+    /// Frames still waiting for room on a TX ring when the worker stopped: never sent.
     pub tx_unsent: u64,
+    /// Descriptors from the kernel outside one UMEM chunk, and completion addresses outside
+    /// the UMEM: counted, never used.
     pub bad_descs: u64,
 }
 
 impl WorkerCounters {
+    /// Copies the counters (each a relaxed load of its own).
     pub fn snapshot(&self) -> CounterSnapshot {
         let mut batch_hist = [0; BATCH_BUCKETS];
         for (d, s) in batch_hist.iter_mut().zip(&self.batch_hist) {
@@ -88,6 +109,7 @@ impl WorkerCounters {
 }
 
 impl CounterSnapshot {
+    /// Adds `o`'s counters to these (to total several workers).
     pub fn add(&mut self, o: &CounterSnapshot) {
         self.rx_packets += o.rx_packets;
         self.rx_bytes += o.rx_bytes;

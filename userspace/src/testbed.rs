@@ -25,23 +25,35 @@ use crate::net::{
 
 /// Prefix of every namespace xdpipe creates; `xdpipe cleanup` removes what carries it.
 pub const NETNS_PREFIX: &str = "xdpipe-";
+/// The receiver's veth end, in namespace `xdpipe-N-rx`.
 pub const RX_IFACE: &str = "xp-rx";
+/// The generator's veth end, in namespace `xdpipe-N-tx`.
 pub const TX_IFACE: &str = "xp-tx";
+/// Mode fwd's out interface, in the receiver namespace (peer of [`SINK_IFACE`]).
 pub const FWD_IFACE: &str = "xp-fwd";
+/// Where forwarded frames arrive, in the generator namespace (peer of [`FWD_IFACE`]).
 pub const SINK_IFACE: &str = "xp-sink";
+/// The IPv4 address of [`RX_IFACE`] (/24).
 pub const RX_IP: &str = "10.77.0.1";
+/// The IPv4 address of [`TX_IFACE`] (/24).
 pub const TX_IP: &str = "10.77.0.2";
 
+/// Why a testbed could not be built or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum TestbedError {
+    /// The testbed name is empty, longer than 24 bytes, or has a character other than an
+    /// ASCII letter, digit or '-'.
     #[error("testbed name {0:?}: use 1 to 24 letters, digits or '-'")]
     BadName(String),
+    /// One of the testbed's namespaces (name, namespace) already exists.
     #[error(
         "testbed {0:?} already exists (namespace {1} is present); remove it with `xdpipe testbed destroy --name {0}` or `xdpipe cleanup`"
     )]
     Exists(String, String),
+    /// A queue count outside 1..=64.
     #[error("queue count {0}: a veth testbed has 1 to 64 queues")]
     BadQueues(u32),
+    /// A namespace, link, address or neighbour operation failed.
     #[error("building the testbed: {0}")]
     Net(#[from] NetError),
 }
@@ -49,11 +61,17 @@ pub enum TestbedError {
 /// A veth pair between two fresh namespaces, removed on drop unless [`Testbed::keep`].
 #[derive(Debug)]
 pub struct Testbed {
+    /// The testbed's name N.
     pub name: String,
+    /// The receiver namespace, `xdpipe-N-rx`.
     pub rx_ns: String,
+    /// The generator namespace, `xdpipe-N-tx`.
     pub tx_ns: String,
+    /// RX and TX queues of each veth end (1 to 64).
     pub queues: u32,
+    /// MAC of `xp-rx`.
     pub rx_mac: [u8; 6],
+    /// MAC of `xp-tx`.
     pub tx_mac: [u8; 6],
     /// MAC of `xp-sink` once [`Testbed::add_fwd_pair`] ran.
     pub sink_mac: Option<[u8; 6]>,
@@ -114,7 +132,7 @@ pub fn delete_namespace(ns: &str) -> Result<(), TestbedError> {
     Ok(net::ns::delete(ns)?)
 }
 
-/// A name no other testbed of this process uses: `t<pid><n>`.
+/// A name no other testbed of this process uses: `<prefix><pid>x<n>`.
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
@@ -130,6 +148,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(mac)
 }
 
+/// Formats a MAC as `aa:bb:cc:dd:ee:ff` (lower-case hex).
 pub fn fmt_mac(m: &[u8; 6]) -> String {
     format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
 }

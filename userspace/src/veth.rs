@@ -54,13 +54,16 @@ pub struct VethConfig {
     pub ports: Option<Ports>,
 }
 
+/// Two cabled ports of this host.
 #[derive(Clone, Debug)]
 pub struct Ports {
+    /// The port the receiver runs on.
     pub rx: String,
+    /// The port the generator sends on.
     pub tx: String,
 }
 
-/// Two cabled ports of this host.
+/// Why `xdpipe veth` could not run or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum VethError {
     /// The testbed could not be built.

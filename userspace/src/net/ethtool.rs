@@ -62,6 +62,7 @@ pub fn bitset_names(bitset: &[u8]) -> Vec<String> {
 pub struct Features {
     /// Features the device can toggle (hw).
     pub changeable: Vec<String>,
+    /// Features requested (wanted), whether or not the driver put them in effect.
     pub wanted: Vec<String>,
     /// Features in effect.
     pub active: Vec<String>,
@@ -70,6 +71,7 @@ pub struct Features {
 }
 
 impl Features {
+    /// Whether the feature of kernel name `name` (`rx-gro`, ...) is in effect.
     pub fn is_active(&self, name: &str) -> bool {
         self.active.iter().any(|a| a == name)
     }
@@ -138,16 +140,25 @@ fn numbers(reply: &[u8]) -> BTreeMap<u16, u64> {
 /// Channel counts and maxima (`ethtool -l`), each None where the driver has none.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Channels {
+    /// Most RX-only channels (ETHTOOL_A_CHANNELS_RX_MAX).
     pub rx_max: Option<u64>,
+    /// Most TX-only channels (ETHTOOL_A_CHANNELS_TX_MAX).
     pub tx_max: Option<u64>,
+    /// Most other channels, e.g. link interrupts (ETHTOOL_A_CHANNELS_OTHER_MAX).
     pub other_max: Option<u64>,
+    /// Most combined RX/TX channels (ETHTOOL_A_CHANNELS_COMBINED_MAX).
     pub combined_max: Option<u64>,
+    /// RX-only channels in use (ETHTOOL_A_CHANNELS_RX_COUNT).
     pub rx: Option<u64>,
+    /// TX-only channels in use (ETHTOOL_A_CHANNELS_TX_COUNT).
     pub tx: Option<u64>,
+    /// Other channels in use (ETHTOOL_A_CHANNELS_OTHER_COUNT).
     pub other: Option<u64>,
+    /// Combined channels in use (ETHTOOL_A_CHANNELS_COMBINED_COUNT).
     pub combined: Option<u64>,
 }
 
+/// Parses a CHANNELS_GET reply's attributes.
 pub fn parse_channels(reply: &[u8]) -> Channels {
     let n = numbers(reply);
     let g = |k| n.get(&k).copied();
@@ -171,9 +182,13 @@ pub fn channels(iface: &str) -> Result<Channels, NetError> {
 /// Ring sizes and maxima (`ethtool -g`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rings {
+    /// Largest RX ring, descriptors (ETHTOOL_A_RINGS_RX_MAX).
     pub rx_max: Option<u64>,
+    /// Largest TX ring, descriptors (ETHTOOL_A_RINGS_TX_MAX).
     pub tx_max: Option<u64>,
+    /// RX ring size in use, descriptors (ETHTOOL_A_RINGS_RX).
     pub rx: Option<u64>,
+    /// TX ring size in use, descriptors (ETHTOOL_A_RINGS_TX).
     pub tx: Option<u64>,
 }
 
@@ -205,9 +220,13 @@ pub fn link_detected(iface: &str) -> Result<bool, NetError> {
 /// Driver name, version, firmware and bus (`ethtool -i`: ETHTOOL_GDRVINFO, an ioctl only).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DriverInfo {
+    /// Driver name, e.g. `veth`, `ixgbe` (`driver`).
     pub driver: String,
+    /// Driver version (`version`).
     pub version: String,
+    /// Firmware version (`fw_version`; empty if none).
     pub firmware: String,
+    /// Bus address, e.g. a PCI `0000:01:00.0` (`bus_info`; empty if none).
     pub bus: String,
 }
 

@@ -19,9 +19,14 @@ use super::{
 /// attributes as bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenlRaw {
+    /// The family's id, as resolved by [`Family::resolve`] (0 in a parsed reply: the id
+    /// is in the netlink header, not the payload).
     pub family_id: u16,
+    /// The family's command (genlmsghdr `cmd`).
     pub cmd: u8,
+    /// The family's version (genlmsghdr `version`).
     pub version: u8,
+    /// The attributes after the generic header, as on the wire.
     pub attrs: Vec<u8>,
 }
 
@@ -60,6 +65,7 @@ impl ParseableParametrized<[u8], GenlHeader> for GenlRaw {
 pub struct Attrs(pub Vec<u8>);
 
 impl Attrs {
+    /// Appends attribute `kind` with payload `v`, padded to 4 bytes.
     pub fn bytes(mut self, kind: u16, v: &[u8]) -> Self {
         let mut hdr = [0u8; 4];
         emit_u16(&mut hdr[0..2], (4 + v.len()) as u16).expect("4 bytes");
@@ -69,19 +75,23 @@ impl Attrs {
         self.0.resize(self.0.len().next_multiple_of(4), 0);
         self
     }
+    /// Appends a u32 attribute.
     pub fn u32(self, kind: u16, v: u32) -> Self {
         let mut b = [0u8; 4];
         emit_u32(&mut b, v).expect("4 bytes");
         self.bytes(kind, &b)
     }
+    /// Appends a NUL-terminated string attribute.
     pub fn string(self, kind: u16, s: &str) -> Self {
         let mut b = s.as_bytes().to_vec();
         b.push(0);
         self.bytes(kind, &b)
     }
+    /// Appends a flag attribute (no payload: present means set).
     pub fn flag(self, kind: u16) -> Self {
         self.bytes(kind, &[])
     }
+    /// Appends `inner` as the payload of attribute `kind`, with NLA_F_NESTED set.
     pub fn nested(self, kind: u16, inner: Attrs) -> Self {
         self.bytes(kind | NLA_F_NESTED, &inner.0)
     }
@@ -115,7 +125,9 @@ pub fn string(p: &[u8]) -> String {
 /// A generic netlink socket bound to one family.
 pub struct Family {
     nl: Netlink,
+    /// The family's id, from CTRL_ATTR_FAMILY_ID.
     pub id: u16,
+    /// The family's name, e.g. `netdev`, `ethtool`.
     pub name: &'static str,
 }
 

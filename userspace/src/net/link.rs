@@ -33,8 +33,10 @@ pub enum XdpMode {
 }
 
 impl XdpMode {
+    /// Every mode: generic, native, offload (`--force` detaches in each, in this order).
     pub const ALL: [XdpMode; 3] = [XdpMode::Generic, XdpMode::Native, XdpMode::Offload];
 
+    /// The mode's name in messages and reports: `native`, `generic` or `offload`.
     pub fn name(self) -> &'static str {
         match self {
             XdpMode::Native => "native",
@@ -56,6 +58,7 @@ impl XdpMode {
 /// The XDP program of a link, from IFLA_XDP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XdpAttachment {
+    /// The attached program's BPF id (IFLA_XDP_PROG_ID).
     pub prog_id: u32,
     /// None: programs in more than one mode (XDP_ATTACHED_MULTI); `prog_id` is then the
     /// first of native, generic, offload that has one.
@@ -65,18 +68,27 @@ pub struct XdpAttachment {
 /// What rtnetlink says about a link.
 #[derive(Clone, Debug, Default)]
 pub struct Link {
+    /// The ifindex.
     pub index: u32,
+    /// The interface name (IFLA_IFNAME).
     pub name: String,
+    /// The hardware address (IFLA_ADDRESS), if the link has a 6-byte one.
     pub mac: Option<[u8; 6]>,
+    /// The MTU, bytes (IFLA_MTU).
     pub mtu: u32,
     /// IFF_UP: administratively up.
     pub up: bool,
     /// Operational state as iproute2 prints it (UP, DOWN, LOWERLAYERDOWN, UNKNOWN, ...).
     pub operstate: String,
+    /// Frames received, from IFLA_STATS64 (0 if absent).
     pub rx_packets: u64,
+    /// Frames sent, from IFLA_STATS64 (0 if absent).
     pub tx_packets: u64,
+    /// Received frames the kernel or driver dropped, from IFLA_STATS64 (0 if absent).
     pub rx_dropped: u64,
+    /// Frames dropped on transmit, from IFLA_STATS64 (0 if absent).
     pub tx_dropped: u64,
+    /// The attached XDP program (IFLA_XDP), None if there is none.
     pub xdp: Option<XdpAttachment>,
 }
 
@@ -165,6 +177,7 @@ pub fn index(name: &str) -> Result<u32, NetError> {
 
 /// One end of a veth pair to create.
 pub struct VethEnd<'a> {
+    /// The interface name.
     pub name: &'a str,
     /// The namespace to create it in (IFLA_NET_NS_FD); None: the caller's.
     pub netns: Option<BorrowedFd<'a>>,
@@ -172,8 +185,11 @@ pub struct VethEnd<'a> {
 
 /// A veth pair to create with `queues` RX and TX queues on each end.
 pub struct VethPair<'a> {
+    /// The end the RTM_NEWLINK message creates.
     pub end: VethEnd<'a>,
+    /// The peer (VETH_INFO_PEER).
     pub peer: VethEnd<'a>,
+    /// RX and TX queues of each end (IFLA_NUM_RX_QUEUES, IFLA_NUM_TX_QUEUES).
     pub queues: u32,
 }
 

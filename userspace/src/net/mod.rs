@@ -56,28 +56,71 @@ use std::io;
 pub enum NetError {
     /// The kernel refused a netlink request.
     #[error("{op} {what}: {msg} (errno {errno}){hint}")]
-    Kernel { op: &'static str, what: String, errno: i32, msg: String, hint: &'static str },
+    Kernel {
+        /// The operation, e.g. `reading link`.
+        op: &'static str,
+        /// Its subject: the interface, namespace or family (with ` (netns NAME)` after
+        /// [`NetError::in_ns`]).
+        what: String,
+        /// The errno of the NLMSG_ERROR (or NLMSG_DONE) reply, positive.
+        errno: i32,
+        /// strerror(errno), followed by the kernel's extended-ack message when it sent one.
+        msg: String,
+        /// What to do about `errno`, as a message suffix, or empty.
+        hint: &'static str,
+    },
     /// A system call or file operation failed.
     #[error("{op} {what}: {source}{hint}")]
     Io {
+        /// The operation.
         op: &'static str,
+        /// Its subject (with ` (netns NAME)` after [`NetError::in_ns`]).
         what: String,
+        /// The error of the call.
         #[source]
         source: io::Error,
+        /// What to do about its errno, or empty.
         hint: &'static str,
     },
     /// A kernel reply did not parse.
     #[error("the kernel's reply to {op} {what} could not be parsed ({detail}); please report this with `uname -r`")]
-    Decode { op: &'static str, what: String, detail: String },
+    Decode {
+        /// The operation.
+        op: &'static str,
+        /// Its subject (with ` (netns NAME)` after [`NetError::in_ns`]).
+        what: String,
+        /// What was wrong with the reply (or, for work done on a helper thread, that the
+        /// thread panicked).
+        detail: String,
+    },
     /// No interface of that name in the namespace asked.
     #[error("no interface {iface} {ns}; check the name (`xdpipe testbed` prints the testbed's interfaces)")]
-    NoSuchLink { iface: String, ns: String },
+    NoSuchLink {
+        /// The interface name asked for.
+        iface: String,
+        /// Where it was looked for: `in this namespace` or `in netns NAME`.
+        ns: String,
+    },
     /// A name that cannot be a namespace or interface name.
     #[error("{kind} name {name:?}: {why}")]
-    BadName { kind: &'static str, name: String, why: &'static str },
+    BadName {
+        /// `interface` or `namespace`.
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The rule it breaks.
+        why: &'static str,
+    },
     /// A generic netlink family this kernel lacks.
     #[error("this kernel has no {family} generic netlink family ({need}): {what} cannot be read or set")]
-    NoFamily { family: &'static str, need: &'static str, what: &'static str },
+    NoFamily {
+        /// The family's name, e.g. `netdev`.
+        family: &'static str,
+        /// The kernel it needs, e.g. `Linux 6.3+`.
+        need: &'static str,
+        /// What xdpipe reads or sets through it, e.g. `XDP feature flags`.
+        what: &'static str,
+    },
 }
 
 /// What to do about an errno, as a suffix for messages.

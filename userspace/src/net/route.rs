@@ -17,7 +17,9 @@ use super::{
 /// A default route's family and the interface indexes it sends through.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DefaultRoute {
+    /// An IPv6 default route (`::/0`); false: IPv4 (`0.0.0.0/0`).
     pub ipv6: bool,
+    /// The ifindexes it sends through (see [`oifs`]); never 0.
     pub oifs: Vec<u32>,
 }
 

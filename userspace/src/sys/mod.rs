@@ -12,8 +12,11 @@ pub use xdp::*;
 #[derive(Debug, thiserror::Error)]
 #[error("{call} on {what}: {source}")]
 pub struct SysError {
+    /// The call, with its option where it has one (`setsockopt(XDP_UMEM_REG)`).
     pub call: &'static str,
+    /// What it was made on: an interface, a socket fd, a mapping.
     pub what: String,
+    /// The OS error.
     #[source]
     pub source: io::Error,
 }
@@ -27,6 +30,7 @@ impl SysError {
         Self { call, what: what.into(), source: io::Error::from_raw_os_error(errno) }
     }
 
+    /// The OS error number, if the error carries one.
     pub fn errno(&self) -> Option<i32> {
         self.source.raw_os_error()
     }
@@ -135,11 +139,22 @@ pub fn iface_mac(iface: &str) -> Result<[u8; 6], SysError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HotCall {
     /// recvfrom(fd, NULL, 0, MSG_DONTWAIT): process the fill and RX rings.
-    WakeupRx { fd: RawFd },
+    WakeupRx {
+        /// The AF_XDP socket.
+        fd: RawFd,
+    },
     /// sendto(fd, NULL, 0, MSG_DONTWAIT): transmit what is on the TX ring.
-    KickTx { fd: RawFd },
+    KickTx {
+        /// The AF_XDP socket.
+        fd: RawFd,
+    },
     /// epoll_pwait(epfd, 1 event, timeout_ms): sleep until readable or woken.
-    Wait { epfd: RawFd, timeout_ms: i32 },
+    Wait {
+        /// The epoll set ([`ReadableWaiter`]).
+        epfd: RawFd,
+        /// Longest sleep, ms (-1: no limit).
+        timeout_ms: i32,
+    },
 }
 
 /// Makes one [`HotCall`]. Errors are "try again later" answers the loop ignores by design
@@ -353,6 +368,8 @@ pub struct LinkWatch {
 }
 
 impl LinkWatch {
+    /// Opens the socket every read of `iface` goes through (whether the interface exists is
+    /// only seen on a read).
     pub fn new(iface: &str) -> Result<Self, SysError> {
         Ok(Self { sock: IoctlSocket::new()?, iface: iface.to_owned() })
     }

@@ -25,14 +25,17 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
+    /// The mapping's first byte.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
+    /// Length in bytes.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// True if the mapping is zero bytes long.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -162,9 +165,13 @@ pub fn register_umem(fd: RawFd, area: &Mapping, chunk_size: u32) -> Result<(), S
 /// The four rings of an AF_XDP socket and its UMEM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RingKind {
+    /// Frames the kernel received: descriptors, kernel to userspace.
     Rx,
+    /// Frames to send: descriptors, userspace to kernel.
     Tx,
+    /// Free frames for the kernel to receive into: addresses, userspace to kernel.
     Fill,
+    /// Frames the kernel has sent: addresses, kernel to userspace.
     Completion,
 }
 
@@ -211,9 +218,13 @@ pub fn set_ring_size(fd: RawFd, kind: RingKind, entries: u32) -> Result<(), SysE
 /// inside its mapping.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RingOffsets {
+    /// The producer index (u32).
     pub producer: u64,
+    /// The consumer index (u32).
     pub consumer: u64,
+    /// The first entry.
     pub desc: u64,
+    /// The flags word (XDP_RING_NEED_WAKEUP).
     pub flags: u64,
 }
 

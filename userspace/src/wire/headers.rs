@@ -7,12 +7,19 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+/// Ethernet header length without VLAN tags, bytes.
 pub const ETH_HLEN: usize = 14;
+/// EtherType of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of IPv6.
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// EtherType of an 802.1Q VLAN tag.
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// EtherType of an 802.1ad (QinQ) service tag.
 pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+/// IP protocol number of TCP.
 pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 
 /// An Ethernet II frame.
@@ -26,33 +33,41 @@ mod eth {
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    /// Wraps `buf` if it holds at least the 14-byte header.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
         if buf.as_ref().len() < ETH_HLEN {
             return Err(Malformed::Truncated);
         }
         Ok(Self(buf))
     }
+    /// Destination MAC.
     pub fn dst(&self) -> [u8; 6] {
         self.0.as_ref()[eth::DST].try_into().unwrap_or_default()
     }
+    /// Source MAC.
     pub fn src(&self) -> [u8; 6] {
         self.0.as_ref()[eth::SRC].try_into().unwrap_or_default()
     }
+    /// The EtherType field (a VLAN tag's type if the frame is tagged).
     pub fn ethertype(&self) -> u16 {
         be16(self.0.as_ref(), eth::ETHERTYPE)
     }
+    /// Everything after the 14-byte header (VLAN tags first, if any).
     pub fn payload(&self) -> &[u8] {
         &self.0.as_ref()[ETH_HLEN..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    /// Sets the destination MAC.
     pub fn set_dst(&mut self, mac: [u8; 6]) {
         self.0.as_mut()[eth::DST].copy_from_slice(&mac);
     }
+    /// Sets the source MAC.
     pub fn set_src(&mut self, mac: [u8; 6]) {
         self.0.as_mut()[eth::SRC].copy_from_slice(&mac);
     }
+    /// Sets the EtherType field.
     pub fn set_ethertype(&mut self, t: u16) {
         self.0.as_mut()[eth::ETHERTYPE..eth::ETHERTYPE + 2].copy_from_slice(&t.to_be_bytes());
     }
@@ -69,6 +84,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 pub struct Ipv4Packet<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// Wraps `buf` if it holds a version 4 header of at least 20 bytes and the whole total
+    /// length, which covers the header.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
         let b = buf.as_ref();
         if b.len() < 20 {
@@ -84,18 +101,23 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         }
         Ok(Self(buf))
     }
+    /// Header length in bytes (IHL × 4).
     pub fn header_len(&self) -> usize {
         ((self.0.as_ref()[0] & 0x0f) as usize) * 4
     }
+    /// The total length field: header and payload, bytes.
     pub fn total_len(&self) -> usize {
         be16(self.0.as_ref(), 2) as usize
     }
+    /// The protocol field (`IPPROTO_UDP`, `IPPROTO_TCP`, ...).
     pub fn protocol(&self) -> u8 {
         self.0.as_ref()[9]
     }
+    /// Source address.
     pub fn src(&self) -> [u8; 4] {
         self.0.as_ref()[12..16].try_into().unwrap_or_default()
     }
+    /// Destination address.
     pub fn dst(&self) -> [u8; 4] {
         self.0.as_ref()[16..20].try_into().unwrap_or_default()
     }
@@ -103,9 +125,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn frag_offset(&self) -> u16 {
         be16(self.0.as_ref(), 6) & 0x1fff
     }
+    /// True if the header checksum is correct.
     pub fn checksum_ok(&self) -> bool {
         super::fold_checksum(super::ones_sum(&self.0.as_ref()[..self.header_len()], 0)) == 0
     }
+    /// The bytes after the header up to the total length (Ethernet padding left out).
     pub fn payload(&self) -> &[u8] {
         &self.0.as_ref()[self.header_len()..self.total_len()]
     }
@@ -115,6 +139,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 pub struct Ipv6Packet<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    /// Wraps `buf` if it holds a version 6 fixed header (40 bytes) and the payload length
+    /// it gives.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
         let b = buf.as_ref();
         if b.len() < 40 {
@@ -128,15 +154,19 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         }
         Ok(Self(buf))
     }
+    /// The fixed header's next header field: the L4 protocol, or an extension header.
     pub fn next_header(&self) -> u8 {
         self.0.as_ref()[6]
     }
+    /// Source address.
     pub fn src(&self) -> [u8; 16] {
         self.0.as_ref()[8..24].try_into().unwrap_or_default()
     }
+    /// Destination address.
     pub fn dst(&self) -> [u8; 16] {
         self.0.as_ref()[24..40].try_into().unwrap_or_default()
     }
+    /// The payload-length bytes after the fixed header (extension headers included).
     pub fn payload(&self) -> &[u8] {
         let b = self.0.as_ref();
         &b[40..40 + be16(b, 4) as usize]
@@ -147,6 +177,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 pub struct UdpPacket<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
+    /// Wraps `buf` if it holds the 8-byte header and a length field of 8 up to the buffer's.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
         let b = buf.as_ref();
         if b.len() < 8 {
@@ -161,21 +192,27 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         }
         Ok(Self(buf))
     }
+    /// Source port.
     pub fn src_port(&self) -> u16 {
         be16(self.0.as_ref(), 0)
     }
+    /// Destination port.
     pub fn dst_port(&self) -> u16 {
         be16(self.0.as_ref(), 2)
     }
+    /// The length field: header and payload, bytes.
     pub fn len(&self) -> usize {
         be16(self.0.as_ref(), 4) as usize
     }
+    /// True if the datagram carries no payload (length 8).
     pub fn is_empty(&self) -> bool {
         self.len() == 8
     }
+    /// The checksum field (0: none was computed, allowed over IPv4 only).
     pub fn checksum(&self) -> u16 {
         be16(self.0.as_ref(), 6)
     }
+    /// The bytes after the header, up to the length field.
     pub fn payload(&self) -> &[u8] {
         &self.0.as_ref()[8..self.len()]
     }
@@ -185,6 +222,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 pub struct TcpPacket<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Wraps `buf` if its data offset gives a header of at least 20 bytes that fits the
+    /// buffer.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
         let b = buf.as_ref();
         if b.len() < 20 {
@@ -199,9 +238,11 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         }
         Ok(Self(buf))
     }
+    /// Source port.
     pub fn src_port(&self) -> u16 {
         be16(self.0.as_ref(), 0)
     }
+    /// Destination port.
     pub fn dst_port(&self) -> u16 {
         be16(self.0.as_ref(), 2)
     }
@@ -211,10 +252,15 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 /// zero (build one with [`FlowKey::new`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
+    /// Source address (IPv4: in the last 4 bytes).
     pub src: [u8; 16],
+    /// Destination address (IPv4: in the last 4 bytes).
     pub dst: [u8; 16],
+    /// Source port.
     pub sport: u16,
+    /// Destination port.
     pub dport: u16,
+    /// IP protocol: `IPPROTO_UDP` or `IPPROTO_TCP`.
     pub proto: u8,
 }
 
@@ -248,6 +294,7 @@ impl FlowKey {
 /// What [`parse_frame`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FrameInfo {
+    /// VLAN tags walked past (0 to 2).
     pub vlan_tags: u8,
     /// EtherType after VLAN tags.
     pub ethertype: u16,

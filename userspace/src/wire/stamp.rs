@@ -4,12 +4,17 @@
 //!
 //! Layout (network byte order): magic u16 = 0x5850 ("XP"), flow u16, seq u32, tx_ns u64.
 
+/// Bytes of a stamp on the wire.
 pub const STAMP_LEN: usize = 16;
+/// The stamp's first two bytes ("XP"), telling xdpipe's payloads from others.
 pub const STAMP_MAGIC: u16 = 0x5850;
 
+/// One frame's stamp, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
+    /// Flow id: the generator's index of the frame's flow.
     pub flow: u16,
+    /// Sequence number within the flow, from 0, wrapping at 2^32.
     pub seq: u32,
     /// CLOCK_MONOTONIC nanoseconds at the sender.
     pub tx_ns: u64,

@@ -20,11 +20,17 @@ pub const FCS_LEN: usize = 4;
 /// Addresses and ports of one flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UdpFlow {
+    /// Source MAC.
     pub src_mac: [u8; 6],
+    /// Destination MAC.
     pub dst_mac: [u8; 6],
+    /// Source IPv4 address.
     pub src_ip: [u8; 4],
+    /// Destination IPv4 address.
     pub dst_ip: [u8; 4],
+    /// UDP source port.
     pub src_port: u16,
+    /// UDP destination port.
     pub dst_port: u16,
 }
 
@@ -80,14 +86,17 @@ impl FrameTemplate {
         Ok(t)
     }
 
+    /// Frame length in bytes, without FCS.
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
+    /// True if the frame has no bytes (never, for a template [`FrameTemplate::new`] built).
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
 
+    /// The template frame itself: stamp all zero, checksums valid for it.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }

@@ -40,8 +40,11 @@ const XDP_PACKET_HEADROOM: u32 = 256;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Desc {
+    /// Byte offset of the frame's first byte in the UMEM (inside its chunk).
     pub addr: u64,
+    /// Frame length, bytes.
     pub len: u32,
+    /// Option bits (`XDP_PKT_CONTD`, ...).
     pub options: u32,
 }
 
@@ -49,6 +52,8 @@ const _: () = assert!(std::mem::size_of::<Desc>() == std::mem::size_of::<libc::x
 
 /// Anything that names a UMEM frame: a descriptor or a bare address.
 pub trait FrameAddr: Copy {
+    /// Byte offset in the UMEM of the frame or of a byte inside it (masking off the offset
+    /// within the chunk gives the frame's base).
     fn addr(&self) -> u64;
 }
 
@@ -69,58 +74,109 @@ impl FrameAddr for u64 {
 /// Sizes and flags of one socket.
 #[derive(Clone, Copy, Debug)]
 pub struct XskConfig {
+    /// Bytes per UMEM frame (chunk).
     pub frame_size: FrameSize,
     /// Frames in the UMEM.
     pub frames: u32,
+    /// Fill ring entries.
     pub fill_size: RingSize,
+    /// Completion ring entries.
     pub comp_size: RingSize,
     /// None: no RX ring (a socket that only sends).
     pub rx_size: Option<RingSize>,
     /// None: no TX ring (a socket that only receives; in copy mode, a wakeup then runs no
     /// TX pass in the kernel).
     pub tx_size: Option<RingSize>,
+    /// Copy, zero-copy, or auto (the kernel's choice).
     pub bind: BindMode,
+    /// Bind with XDP_USE_NEED_WAKEUP: the kernel flags the fill and TX rings when it needs a
+    /// syscall before it looks at them again.
     pub need_wakeup: bool,
     /// Copy mode: TX descriptors one kick sends (XDP_MAX_TX_SKB_BUDGET, Linux 6.17+);
     /// 0 keeps the kernel's 32.
     pub tx_budget: u32,
 }
 
+/// Why an AF_XDP socket could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum XskError {
+    /// Mapping or registering the UMEM failed.
     #[error("creating a UMEM of {frames} x {frame_size} B frames: {source}")]
     Umem {
+        /// Frames asked for.
         frames: u32,
+        /// Bytes per frame.
         frame_size: u32,
+        /// The failed call.
         #[source]
         source: SysError,
     },
+    /// The configuration cannot make a socket (no frames, or neither RX nor TX ring); why.
     #[error("invalid UMEM configuration: {0}")]
     UmemConfig(String),
+    /// No interface of this name in this network namespace.
     #[error("interface {iface:?} does not exist in this network namespace (see `ip link`)")]
-    NoSuchInterface { iface: String },
+    NoSuchInterface {
+        /// The name asked for.
+        iface: String,
+    },
+    /// Zero-copy was asked for and the driver refused it (EOPNOTSUPP or EPROTONOSUPPORT on
+    /// bind).
     #[error(
         "{iface} queue {queue}: zero-copy bind refused (errno {errno}): the driver has no AF_XDP \
          zero-copy support for this queue; use --bind copy or --bind auto"
     )]
-    ZeroCopyUnsupported { iface: String, queue: u32, errno: i32 },
+    ZeroCopyUnsupported {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+        /// The errno bind returned.
+        errno: i32,
+    },
+    /// Another AF_XDP socket has the queue (EBUSY on bind).
     #[error(
         "{iface} queue {queue}: the queue is already in use by another AF_XDP socket (EBUSY); is another xdpipe or xdpsock running?"
     )]
-    QueueBusy { iface: String, queue: u32 },
+    QueueBusy {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+    },
+    /// The queue id is not below the device's RX queue count (EINVAL on bind).
     #[error("{iface} queue {queue}: the device has no such queue (EINVAL on bind); see `ethtool -l {iface}`")]
-    NoSuchQueue { iface: String, queue: u32 },
+    NoSuchQueue {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+    },
+    /// Creating, setting up or binding the socket failed otherwise.
     #[error("{iface} queue {queue}: creating the AF_XDP socket failed: {source}")]
     Socket {
+        /// The interface.
         iface: String,
+        /// The queue.
         queue: u32,
+        /// The failed call.
         #[source]
         source: SysError,
     },
+    /// The kernel refused the copy-mode TX budget (XDP_MAX_TX_SKB_BUDGET).
     #[error(
         "{iface} queue {queue}: --tx-budget {budget} refused: {detail} (it must be 32 to the TX ring size, or 0 for the kernel's default)"
     )]
-    TxBudget { iface: String, queue: u32, budget: u32, detail: String },
+    TxBudget {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+        /// The budget asked for: TX descriptors per kick.
+        budget: u32,
+        /// The kernel's error.
+        detail: String,
+    },
 }
 
 /// The UMEM: one anonymous mapping cut into equal frames, registered with the socket that
@@ -232,6 +288,9 @@ fn make_rings(fd: RawFd, cfg: &XskConfig) -> Result<Rings, SysError> {
 }
 
 impl Xsk {
+    /// Opens a socket on (`iface`, `queue`) with a UMEM of its own (`cfg.frames` frames),
+    /// makes its rings and binds it. With an RX ring, as many frames as fit go on the fill
+    /// ring first; the rest stay on the free list.
     pub fn open(iface: &str, queue: u32, cfg: &XskConfig) -> Result<Self, XskError> {
         let fs = cfg.frame_size.get();
         if cfg.frames == 0 {
@@ -298,6 +357,7 @@ impl Xsk {
         Ok(Self { fill, comp, rx, tx, fd, umem, free, frame_mask, zerocopy, tx_budget, bad_descs: 0 })
     }
 
+    /// The socket's file descriptor (for wakeups and waits).
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -451,11 +511,15 @@ impl Xsk {
         good
     }
 
+    /// True if the kernel set XDP_RING_NEED_WAKEUP on the fill ring: it processes the fill
+    /// and RX rings again only when woken ([`sys::wakeup_rx`]).
     #[inline]
     pub fn fill_needs_wakeup(&self) -> bool {
         self.fill.needs_wakeup()
     }
 
+    /// True if the kernel set XDP_RING_NEED_WAKEUP on the TX ring: it sends only when
+    /// kicked ([`sys::kick_tx`]). False without a TX ring.
     #[inline]
     pub fn tx_needs_wakeup(&self) -> bool {
         self.tx.as_ref().is_some_and(|t| t.needs_wakeup())
@@ -532,6 +596,7 @@ impl Xsk {
         unsafe { TxBatch::new(self.umem.area.as_ptr(), descs, self.umem.frame_size) }
     }
 
+    /// Reads the socket's XDP_STATISTICS counters from the kernel.
     pub fn statistics(&self) -> Result<sys::XdpStatistics, SysError> {
         sys::xdp_statistics(self.fd.as_raw_fd())
     }

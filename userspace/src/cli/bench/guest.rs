@@ -34,7 +34,8 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
     };
     let (a, m) = (&cfg.procedure, &cfg.matrix);
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
-    let state = std::env::temp_dir().join(format!("xdpipe-vm-bench-{}", std::process::id()));
+    // A fresh directory only root can use (mkdtemp, 0700): never a predictable path.
+    let state = xdpipe::sys::private_temp_dir("xdpipe-vm-bench").context("making the guest's state directory")?;
     // Stopped on every way out (drop).
     let guest = Guest::start(&guest_script()?, state, &exe, false).map_err(anyhow::Error::msg)?;
     fn list<T: ToString>(v: &[T]) -> String {
