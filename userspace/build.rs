@@ -23,6 +23,26 @@ fn main() -> anyhow::Result<()> {
             l.trim().strip_prefix("channel")?.trim().strip_prefix('=').map(|v| v.trim().trim_matches('"').to_owned())
         })
         .ok_or_else(|| anyhow!("no channel in {}", pin_file.display()))?;
+    // The commit the binary is built from, for the bench's record (not the checkout a run
+    // happens to start in). A dirty tree is marked; no git: "unknown".
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    println!("cargo:rustc-env=XDPIPE_GIT_COMMIT={commit}{}", if dirty { "-dirty" } else { "" });
+    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={}", root.join(head).display());
+    }
+    if let Some(index) = git(&["rev-parse", "--git-path", "index"]) {
+        println!("cargo:rerun-if-changed={}", root.join(index).display());
+    }
     aya_build::build_ebpf(
         [Package { name: "xdp-ebpf", root_dir: ebpf_dir, ..Default::default() }],
         Toolchain::Custom(&toolchain),

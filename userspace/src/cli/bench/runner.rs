@@ -264,7 +264,8 @@ pub fn capture_env(target: &str, ports: Option<&Ports>) -> BTreeMap<String, Stri
     );
     put(
         "xdpipe version",
-        format!("{} ({})", env!("CARGO_PKG_VERSION"), first_line("git", &["rev-parse", "--short", "HEAD"])),
+        // The commit the binary was built from (build.rs), not the one checked out here.
+        format!("{} ({})", env!("CARGO_PKG_VERSION"), env!("XDPIPE_GIT_COMMIT")),
     );
     put("rustc", first_line("rustc", &["--version"]));
     put("target", target.to_owned());
