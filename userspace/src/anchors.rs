@@ -475,6 +475,16 @@ impl Proc {
     }
 }
 
+impl Drop for Proc {
+    /// A tool left running by an error path is killed and reaped.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Scheduler run time of every thread of `pid`, ns (0 if it is gone).
 pub fn process_cpu_ns(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };

@@ -204,7 +204,19 @@ fn tx_dropped(ns: Option<&str>, iface: &str) -> Option<u64> {
 pub struct Receiver {
     what: &'static str,
     stop: Arc<AtomicBool>,
-    handle: thread::JoinHandle<Result<RunSummary, RunError>>,
+    /// None once joined.
+    handle: Option<thread::JoinHandle<Result<RunSummary, RunError>>>,
+}
+
+impl Drop for Receiver {
+    /// A receiver dropped without [`Receiver::finish`] (an error later in the job) is
+    /// stopped and joined, so no worker outlives the job.
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.stop.store(true, Ordering::Relaxed);
+            let _ = h.join();
+        }
+    }
 }
 
 impl Receiver {
@@ -226,7 +238,7 @@ impl Receiver {
                 })
             })
             .map_err(|source| VethError::Spawn { what, source })?;
-        let r = Self { what, stop, handle };
+        let r = Self { what, stop, handle: Some(handle) };
         match ready.recv_timeout(Duration::from_secs(60)) {
             Ok(()) => Ok(r),
             // The thread ended before it was ready: its error says why.
@@ -234,19 +246,19 @@ impl Receiver {
                 Err(e) => e,
                 Ok(_) => VethError::NotReady(what),
             }),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                r.stop.store(true, Ordering::Relaxed);
-                let _ = r.handle.join();
-                Err(VethError::NotReady(what))
-            }
+            // Dropping `r` stops and joins it.
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(VethError::NotReady(what)),
         }
     }
 
     /// Stops the receiver and waits for its summary.
-    pub fn finish(self) -> Result<RunSummary, VethError> {
+    pub fn finish(mut self) -> Result<RunSummary, VethError> {
         self.stop.store(true, Ordering::Relaxed);
         let what = self.what;
-        match self.handle.join() {
+        let Some(handle) = self.handle.take() else {
+            unreachable!("finish takes the receiver by value, so it is joined once");
+        };
+        match handle.join() {
             Ok(r) => r.map_err(|source| VethError::Receiver { what, source: Box::new(source) }),
             Err(p) => Err(VethError::Panicked { what, detail: panic_text(&p) }),
         }

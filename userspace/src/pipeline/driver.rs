@@ -78,9 +78,12 @@ pub fn rx_loop<S: Stage>(
     while !stop.load(Relaxed) {
         // Frames the kernel sent: back to the fill ring.
         if tx_outstanding > 0 {
+            let bad = xsk.bad_descs();
             let n = xsk.comp_consume(&mut comp);
-            if n > 0 {
-                tx_outstanding = tx_outstanding.saturating_sub(n);
+            // A bad completion address still completes a frame we sent.
+            let done = n + (xsk.bad_descs() - bad) as usize;
+            if done > 0 {
+                tx_outstanding = tx_outstanding.saturating_sub(done);
                 bump(&counters.tx_completed, n as u64);
                 recycle_frames(xsk, &comp[..n]);
             } else {
@@ -90,9 +93,11 @@ pub fn rx_loop<S: Stage>(
         if let Some(o) = out.as_deref_mut()
             && out_outstanding > 0
         {
+            let bad = o.xsk.bad_descs();
             let n = o.xsk.comp_consume(&mut comp);
-            if n > 0 {
-                out_outstanding = out_outstanding.saturating_sub(n);
+            let done = n + (o.xsk.bad_descs() - bad) as usize;
+            if done > 0 {
+                out_outstanding = out_outstanding.saturating_sub(done);
                 bump(&counters.tx_completed, n as u64);
                 if o.shared {
                     recycle_frames(xsk, &comp[..n]);
@@ -444,10 +449,11 @@ pub fn tx_loop<S: Source>(
             SourceStep::Continue => {}
             SourceStep::Done => source_done = true,
             SourceStep::WaitUntil(next_ns) => {
-                // Even pacing: sleep when the next frame is far off, spin when near.
+                // Even pacing: sleep when the next frame is far off, spin when near; never
+                // more than 10 ms at a time, so the stop and the deadline are seen.
                 let wait_ns = next_ns.saturating_sub(sys::monotonic_ns());
                 if wait_ns > 200_000 {
-                    std::thread::sleep(std::time::Duration::from_nanos(wait_ns - 100_000));
+                    std::thread::sleep(std::time::Duration::from_nanos((wait_ns - 100_000).min(10_000_000)));
                 }
             }
         }
@@ -501,6 +507,7 @@ mod tests {
                 f.bytes_mut()[0] *= 2;
                 f.set_len(f.len() - 1).expect("shorter always fits");
                 assert!(f.set_len(f.room() + 1).is_err(), "past the chunk");
+                assert!(f.set_len(0).is_err(), "a zero-length frame would never complete");
                 f.set_verdict(Verdict::Tx);
             }
             self.batches -= 1;

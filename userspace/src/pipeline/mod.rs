@@ -102,9 +102,6 @@ pub enum PipelineError {
     /// A check before attaching failed (uplink guard, MTU, foreign program).
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
-    /// Capabilities could not be dropped after setup.
-    #[error("dropping capabilities after setup: {0}")]
-    Capabilities(#[source] sys::SysError),
     /// The steering program could not be loaded or attached.
     #[error(transparent)]
     Loader(#[from] crate::loader::LoaderError),
@@ -116,6 +113,15 @@ pub enum PipelineError {
         "--out-iface {0} is the interface frames come in on; fwd needs a second interface (use l2fwd to send back out of the same one)"
     )]
     SameOutIface(String),
+    /// The pipeline's network namespace could not be entered (or left).
+    #[error("network namespace {ns}: {source}")]
+    Namespace {
+        /// The namespace (`/run/netns/NAME`).
+        ns: String,
+        /// Why.
+        #[source]
+        source: Box<crate::net::NetError>,
+    },
     /// A worker thread could not be started.
     #[error("starting the worker thread for queue {queue}: {source}")]
     Spawn {
@@ -310,8 +316,9 @@ impl Pipeline {
         &self.cfg
     }
 
-    /// Runs the pipeline's threads in network namespace `name` (`/run/netns/NAME`): the
-    /// thread that starts the run enters it first, and its workers inherit it.
+    /// Runs the pipeline in network namespace `name` (`/run/netns/NAME`): its setup and its
+    /// workers run there; the calling thread returns to its own namespace once the
+    /// workers have started.
     pub fn netns(mut self, name: impl Into<String>) -> Self {
         self.cfg.netns = Some(name.into());
         self
@@ -459,7 +466,7 @@ where
 
     /// Sets everything up and starts the workers: when this returns, frames steered to
     /// the queues are being processed. The caller's thread then runs the rest with
-    /// [`ReadyRun::wait`] (with a namespace set, the caller's thread has entered it).
+    /// [`ReadyRun::wait`]; dropping the [`ReadyRun`] instead stops the run.
     pub fn start(self) -> Result<ReadyRun<S::Summary>, PipelineError> {
         run::start(self.cfg, self.factory)
     }

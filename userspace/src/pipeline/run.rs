@@ -52,8 +52,15 @@ struct Worker<T> {
     handle: thread::JoinHandle<WorkerResult<T>>,
 }
 
-/// A pipeline whose workers run: [`ReadyRun::wait`] watches it to the end.
+/// A pipeline whose workers run: [`ReadyRun::wait`] watches it to the end. Dropped
+/// without a wait (an error or a panic between `start` and `wait`), it takes the queues
+/// out of the XSKMAP, stops and joins its workers, and detaches.
 pub struct ReadyRun<T> {
+    inner: Option<Running<T>>,
+}
+
+/// What a started run owns.
+struct Running<T> {
     cfg: PipelineConfig,
     steering: Steering,
     workers: Vec<Worker<T>>,
@@ -81,7 +88,7 @@ fn frames_for(xsk: &XskConfig) -> u32 {
     }
 }
 
-pub(super) fn start<S, F>(mut cfg: PipelineConfig, factory: F) -> Result<ReadyRun<S::Summary>, PipelineError>
+pub(super) fn start<S, F>(cfg: PipelineConfig, factory: F) -> Result<ReadyRun<S::Summary>, PipelineError>
 where
     S: Stage,
     F: Fn(u32) -> S + Send + Sync + 'static,
@@ -89,14 +96,36 @@ where
     if !sys::is_root() {
         return Err(PipelineError::NotRoot);
     }
-    if let Some(ns) = &cfg.netns {
-        sys::enter_netns(ns)
-            .map_err(|e| PipelineError::NoSuchInterface(format!("{} (namespace {ns}: {e})", cfg.iface)))?;
+    in_netns(cfg.netns.clone(), || start_here(cfg, factory))
+}
+
+/// Runs `f` with the calling thread in namespace `ns` (if any) and back in its own after:
+/// the threads `f` starts stay in `ns`, the sockets and links it makes belong to `ns`.
+pub(super) fn in_netns<R>(
+    ns: Option<String>,
+    f: impl FnOnce() -> Result<R, PipelineError>,
+) -> Result<R, PipelineError> {
+    match ns {
+        None => f(),
+        Some(ns) => crate::net::ns::with_netns(&ns, || Ok(f()))
+            .map_err(|source| PipelineError::Namespace { ns: ns.clone(), source: Box::new(source) })?,
     }
+}
+
+fn start_here<S, F>(mut cfg: PipelineConfig, factory: F) -> Result<ReadyRun<S::Summary>, PipelineError>
+where
+    S: Stage,
+    F: Fn(u32) -> S + Send + Sync + 'static,
+{
     // Stages that never transmit get no TX ring (in copy mode a wakeup of a socket with
     // one runs a TX pass in the kernel).
     if !S::TRANSMITS && cfg.out_iface.is_none() {
         cfg.xsk.tx_size = None;
+    }
+    // A stage that transmits needs a TX ring: without one its first Tx verdict would wait
+    // for room forever.
+    if S::TRANSMITS && cfg.xsk.tx_size.is_none() {
+        cfg.xsk.tx_size = Some(cfg.xsk.fill_size);
     }
     cfg.xsk.frames = frames_for(&cfg.xsk);
     if sys::ifindex(&cfg.iface).is_none() {
@@ -170,10 +199,6 @@ where
         .and_then(|o| crate::loader::keep_zero_copy_tx_program(o, early_out_program, out_zerocopy));
     let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
 
-    // Setup is done: from here on only reading the program's counters needs a capability
-    // (CAP_BPF). The workers start after this, so they inherit the reduced set.
-    sys::drop_capabilities_except(&[sys::CAP_BPF]).map_err(PipelineError::Capabilities)?;
-
     // Opened before any worker starts, so failing here leaves nothing running.
     let link = sys::LinkWatch::new(&cfg.iface)
         .map_err(|e| PipelineError::LinkWatch { iface: cfg.iface.clone(), source: e })?;
@@ -198,6 +223,12 @@ where
         let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
                 log::warn!("could not pin the queue {q} worker to core {core}");
+            }
+            // Capabilities are per thread: each worker gives up every one before it touches
+            // a frame (its rings are mapped and its socket open). The thread that started
+            // the run keeps its own, to leave the namespace and detach at the end.
+            if let Err(e) = sys::drop_capabilities_except(&[]) {
+                panic!("queue {q}: dropping capabilities: {e}");
             }
             let mut stage = factory(q);
             rx_loop(&mut xsk, out.as_mut(), &mut stage, acct.as_mut(), batch, &wait, &c2, &halt2);
@@ -225,7 +256,19 @@ where
         if zerocopy { "zero-copy" } else { "copy" }
     );
     let fwd = cfg.out_iface.clone().map(|o| (o, fwd_shared, shared_umem_error));
-    Ok(ReadyRun { cfg, steering, workers, halt, stop_event, link, zerocopy, fwd, _out_program: out_program })
+    Ok(ReadyRun {
+        inner: Some(Running {
+            cfg,
+            steering,
+            workers,
+            halt,
+            stop_event,
+            link,
+            zerocopy,
+            fwd,
+            _out_program: out_program,
+        }),
+    })
 }
 
 impl<T> ReadyRun<T> {
@@ -233,12 +276,16 @@ impl<T> ReadyRun<T> {
     /// interface goes; then stops the workers, detaches and returns the summary.
     /// `on_tick` gets the last second's counts about once a second.
     pub fn wait(
-        self,
+        mut self,
         stop: &AtomicBool,
         duration: Option<Duration>,
         on_tick: &mut dyn FnMut(&super::Tick),
     ) -> Result<RunSummary<T>, PipelineError> {
-        let ReadyRun { cfg, mut steering, workers, halt, stop_event, link, zerocopy, fwd, _out_program } = self;
+        let Some(Running { cfg, mut steering, workers, halt, stop_event, link, zerocopy, fwd, _out_program }) =
+            self.inner.take()
+        else {
+            unreachable!("a ReadyRun is waited on once (wait takes it by value)");
+        };
         let start = Instant::now();
         let mut last = start;
         let mut last_snaps: Vec<CounterSnapshot> = workers.iter().map(|w| w.counters.snapshot()).collect();
@@ -382,6 +429,20 @@ impl<T> ReadyRun<T> {
             end,
             stages,
         })
+    }
+}
+
+impl<T> Drop for ReadyRun<T> {
+    fn drop(&mut self) {
+        if let Some(mut r) = self.inner.take() {
+            r.steering.unbind_all();
+            r.halt.store(true, Ordering::Relaxed);
+            r.stop_event.set();
+            for w in r.workers.drain(..) {
+                let _ = w.handle.join();
+            }
+            // The sockets went with the workers' results; the program detaches on drop.
+        }
     }
 }
 

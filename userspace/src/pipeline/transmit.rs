@@ -30,8 +30,8 @@ use crate::{
 pub struct TxQueueSummary {
     /// The TX queue.
     pub queue: u32,
-    /// The core its worker ran on.
-    pub core: u32,
+    /// The core its worker was pinned to (None: not pinned, the scheduler's choice).
+    pub core: Option<u32>,
     /// Frames put on the TX ring.
     pub sent: u64,
     /// Frames the kernel reported sent.
@@ -93,109 +93,127 @@ where
         if !sys::is_root() {
             return Err(PipelineError::NotRoot);
         }
-        if let Some(ns) = &cfg.netns {
-            sys::enter_netns(ns)
-                .map_err(|e| PipelineError::NoSuchInterface(format!("{} (namespace {ns}: {e})", cfg.iface)))?;
-        }
-        if sys::ifindex(&cfg.iface).is_none() {
-            return Err(PipelineError::NoSuchInterface(cfg.iface.clone()));
-        }
-        if !cfg.allow_uplink
-            && let Some(why) = crate::preflight::uplink_reason(&cfg.iface)?
-        {
-            return Err(crate::preflight::PreflightError::Uplink { iface: cfg.iface.clone(), why }.into());
-        }
-        let cores = pick_cores(&cfg)?;
-        let tx_size = cfg.xsk.tx_size.unwrap_or(cfg.xsk.comp_size);
-        let frames = if cfg.xsk.frames > 0 { cfg.xsk.frames } else { tx_size.get() + cfg.xsk.comp_size.get() };
-        let xsk_cfg = XskConfig { rx_size: None, tx_size: Some(tx_size), frames, ..cfg.xsk };
-        // A physical driver resets the device to attach a program. Where the bind may come
-        // out zero-copy (asked for, or auto on a driver that has it), the program goes on
-        // before the sockets bind, so the reset cannot catch a bound socket (igb under
-        // QEMU then lost part of what it sent after carrier came back).
-        let early = if crate::loader::may_bind_zero_copy(&cfg.iface, cfg.xsk.bind) {
-            crate::loader::zero_copy_tx_program(&cfg.iface)
-        } else {
-            None
-        };
-        let mut sockets = Vec::with_capacity(cfg.queues.ids().len());
-        for &q in cfg.queues.ids() {
-            sockets.push((q, Xsk::open(&cfg.iface, q, &xsk_cfg)?));
-        }
-        let zerocopy = sockets.iter().all(|(_, x)| x.is_zerocopy());
-        let _zc_program = crate::loader::keep_zero_copy_tx_program(&cfg.iface, early, zerocopy);
-        let halt = Arc::new(AtomicBool::new(false));
-        let deadline_ns = duration.map(|d| sys::monotonic_ns() + d.as_nanos() as u64);
-        let factory = Arc::new(factory);
-        let start = std::time::Instant::now();
-        let mut workers = Vec::with_capacity(sockets.len());
-        for ((q, mut xsk), core) in sockets.into_iter().zip(cores) {
-            let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
-            let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
-            let wait = WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, sleep: None, idle_backoff_ns: 0 };
-            let spawned = thread::Builder::new().name(format!("xdpipe-tx{q}")).spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
-                    log::warn!("could not pin the queue {q} transmit worker to core {core}");
-                }
-                let mut source = factory(q);
-                let totals = tx_loop(&mut xsk, &mut source, batch, &wait, &c2, &halt2, deadline_ns);
-                c2.cpu_ns.store(sys::thread_cpu_ns(), Ordering::Relaxed);
-                (xsk, totals, source.finish())
-            });
-            match spawned {
-                Ok(h) => workers.push((q, core, counters, h)),
-                Err(source) => {
-                    halt.store(true, Ordering::Relaxed);
-                    for (_, _, _, h) in workers {
-                        let _ = h.join();
-                    }
-                    return Err(PipelineError::Spawn { queue: q, source });
-                }
-            }
-        }
-        log::info!(
-            "ready: {} transmit worker(s) on {} queue(s) {:?}, {} bind",
-            workers.len(),
-            cfg.iface,
-            cfg.queues.ids(),
-            if zerocopy { "zero-copy" } else { "copy" }
-        );
-        // The workers end by themselves (source done, deadline); a stop reaches them here.
-        while !workers.iter().all(|w| w.3.is_finished()) {
-            if stop.load(Ordering::Relaxed) {
-                halt.store(true, Ordering::Relaxed);
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        let mut queues = Vec::with_capacity(workers.len());
-        let mut stages = Vec::with_capacity(workers.len());
-        let mut failed = None;
-        for (queue, core, counters, h) in workers {
-            match h.join() {
-                Ok((xsk, t, summary)) => {
-                    queues.push(TxQueueSummary {
-                        queue,
-                        core,
-                        sent: t.sent,
-                        completed: t.completed,
-                        bytes: t.bytes,
-                        counters: counters.snapshot(),
-                        xdp_statistics: xsk.statistics().unwrap_or_default(),
-                    });
-                    stages.push(summary);
-                }
-                Err(p) => {
-                    failed = Some(format!("the transmit worker for queue {queue} panicked: {}", panic_message(&p)))
-                }
-            }
-        }
-        Ok(TxSummary {
-            iface: cfg.iface.clone(),
-            bind: if zerocopy { BindMode::ZeroCopy } else { BindMode::Copy },
-            duration_s: start.elapsed().as_secs_f64(),
-            queues,
-            failed,
-            stages,
-        })
+        super::run::in_netns(cfg.netns.clone(), || run_here(cfg, factory, stop, duration))
     }
+}
+
+fn run_here<S, F>(
+    cfg: PipelineConfig,
+    factory: F,
+    stop: &AtomicBool,
+    duration: Option<Duration>,
+) -> Result<TxSummary<S::Summary>, PipelineError>
+where
+    S: Source,
+    F: Fn(u32) -> S + Send + Sync + 'static,
+{
+    if sys::ifindex(&cfg.iface).is_none() {
+        return Err(PipelineError::NoSuchInterface(cfg.iface.clone()));
+    }
+    if !cfg.allow_uplink
+        && let Some(why) = crate::preflight::uplink_reason(&cfg.iface)?
+    {
+        return Err(crate::preflight::PreflightError::Uplink { iface: cfg.iface.clone(), why }.into());
+    }
+    // Transmit workers are pinned only to cores asked for: a generator left to the
+    // scheduler must not land on the core a receiver's default pinning takes.
+    let cores: Vec<Option<u32>> = match cfg.cores {
+        Some(_) => pick_cores(&cfg)?.into_iter().map(Some).collect(),
+        None => vec![None; cfg.queues.ids().len()],
+    };
+    let tx_size = cfg.xsk.tx_size.unwrap_or(cfg.xsk.comp_size);
+    let frames = if cfg.xsk.frames > 0 { cfg.xsk.frames } else { tx_size.get() + cfg.xsk.comp_size.get() };
+    let xsk_cfg = XskConfig { rx_size: None, tx_size: Some(tx_size), frames, ..cfg.xsk };
+    // A physical driver resets the device to attach a program. Where the bind may come
+    // out zero-copy (asked for, or auto on a driver that has it), the program goes on
+    // before the sockets bind, so the reset cannot catch a bound socket (igb under
+    // QEMU then lost part of what it sent after carrier came back).
+    let early = if crate::loader::may_bind_zero_copy(&cfg.iface, cfg.xsk.bind) {
+        crate::loader::zero_copy_tx_program(&cfg.iface)
+    } else {
+        None
+    };
+    let mut sockets = Vec::with_capacity(cfg.queues.ids().len());
+    for &q in cfg.queues.ids() {
+        sockets.push((q, Xsk::open(&cfg.iface, q, &xsk_cfg)?));
+    }
+    let zerocopy = sockets.iter().all(|(_, x)| x.is_zerocopy());
+    let _zc_program = crate::loader::keep_zero_copy_tx_program(&cfg.iface, early, zerocopy);
+    let halt = Arc::new(AtomicBool::new(false));
+    let deadline_ns = duration.map(|d| sys::monotonic_ns() + d.as_nanos() as u64);
+    let factory = Arc::new(factory);
+    let start = std::time::Instant::now();
+    let mut workers = Vec::with_capacity(sockets.len());
+    for ((q, mut xsk), core) in sockets.into_iter().zip(cores) {
+        let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
+        let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
+        let wait = WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, sleep: None, idle_backoff_ns: 0 };
+        let spawned = thread::Builder::new().name(format!("xdpipe-tx{q}")).spawn(move || {
+            if let Some(core) = core
+                && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize })
+            {
+                log::warn!("could not pin the queue {q} transmit worker to core {core}");
+            }
+            // Per thread, as for receive workers: no capability once the socket is open.
+            if let Err(e) = sys::drop_capabilities_except(&[]) {
+                panic!("queue {q}: dropping capabilities: {e}");
+            }
+            let mut source = factory(q);
+            let totals = tx_loop(&mut xsk, &mut source, batch, &wait, &c2, &halt2, deadline_ns);
+            c2.cpu_ns.store(sys::thread_cpu_ns(), Ordering::Relaxed);
+            (xsk, totals, source.finish())
+        });
+        match spawned {
+            Ok(h) => workers.push((q, core, counters, h)),
+            Err(source) => {
+                halt.store(true, Ordering::Relaxed);
+                for (_, _, _, h) in workers {
+                    let _ = h.join();
+                }
+                return Err(PipelineError::Spawn { queue: q, source });
+            }
+        }
+    }
+    log::info!(
+        "ready: {} transmit worker(s) on {} queue(s) {:?}, {} bind",
+        workers.len(),
+        cfg.iface,
+        cfg.queues.ids(),
+        if zerocopy { "zero-copy" } else { "copy" }
+    );
+    // The workers end by themselves (source done, deadline); a stop reaches them here.
+    while !workers.iter().all(|w| w.3.is_finished()) {
+        if stop.load(Ordering::Relaxed) {
+            halt.store(true, Ordering::Relaxed);
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut queues = Vec::with_capacity(workers.len());
+    let mut stages = Vec::with_capacity(workers.len());
+    let mut failed = None;
+    for (queue, core, counters, h) in workers {
+        match h.join() {
+            Ok((xsk, t, summary)) => {
+                queues.push(TxQueueSummary {
+                    queue,
+                    core,
+                    sent: t.sent,
+                    completed: t.completed,
+                    bytes: t.bytes,
+                    counters: counters.snapshot(),
+                    xdp_statistics: xsk.statistics().unwrap_or_default(),
+                });
+                stages.push(summary);
+            }
+            Err(p) => failed = Some(format!("the transmit worker for queue {queue} panicked: {}", panic_message(&p))),
+        }
+    }
+    Ok(TxSummary {
+        iface: cfg.iface.clone(),
+        bind: if zerocopy { BindMode::ZeroCopy } else { BindMode::Copy },
+        duration_s: start.elapsed().as_secs_f64(),
+        queues,
+        failed,
+        stages,
+    })
 }

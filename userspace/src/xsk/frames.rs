@@ -29,9 +29,9 @@ pub enum Verdict {
     Redirect(OutPort),
 }
 
-/// A frame length that does not fit its chunk.
+/// A frame length that is zero or does not fit its chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("frame length {len} B exceeds the {room} B left in its UMEM chunk")]
+#[error("frame length {len} B: a frame has 1 to {room} B (the room left in its UMEM chunk)")]
 pub struct FrameLenError {
     /// The length asked for.
     pub len: usize,
@@ -179,10 +179,11 @@ impl Frame<'_> {
     }
 
     /// Changes the frame's length (what is transmitted). Bytes past the old length are
-    /// whatever the chunk held.
+    /// whatever the chunk held. Zero is refused: the kernel drops a zero-length TX
+    /// descriptor without completing it, so its chunk would never come back.
     #[inline]
     pub fn set_len(&mut self, len: usize) -> Result<(), FrameLenError> {
-        if len > self.room as usize {
+        if len == 0 || len > self.room as usize {
             return Err(FrameLenError { len, room: self.room as usize });
         }
         *self.len = len as u32;
@@ -244,9 +245,13 @@ impl<'a> TxBatch<'a> {
     }
 
     /// Writes the next frame: `write` gets its first `len` bytes (cut to the chunk's
-    /// room) to fill. Returns false, without calling `write`, when the batch is full.
+    /// room) to fill. Returns false, without calling `write`, when the batch is full or
+    /// `len` is 0 (the kernel would drop a zero-length frame without completing it).
     #[inline]
     pub fn push(&mut self, len: usize, write: impl FnOnce(&mut [u8])) -> bool {
+        if len == 0 {
+            return false;
+        }
         let room = self.frame_room();
         let Some(desc) = self.descs.get_mut(self.filled) else {
             return false;

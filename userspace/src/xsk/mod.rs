@@ -199,7 +199,11 @@ impl Umem {
 }
 
 /// An AF_XDP socket bound to one (interface, queue), with its UMEM and rings.
-pub struct Xsk {
+///
+/// Crate-private: its methods move frames between userspace and the kernel without
+/// ownership checks (give_free, fill_produce, tx_produce, take_free), which only the
+/// pipeline's driver loop may call; users see frames as `Batch` / `TxBatch` tokens.
+pub(crate) struct Xsk {
     // Field order is drop order: rings are unmapped before the socket closes, and the
     // UMEM (shared with sockets opened by `open_shared`) goes last.
     fill: ProdRing<u64>,
@@ -371,11 +375,6 @@ impl Xsk {
     /// True if the kernel bound this socket in zero-copy mode.
     pub fn is_zerocopy(&self) -> bool {
         self.zerocopy
-    }
-
-    /// Largest frame a TX descriptor can carry (frame size minus the XDP headroom).
-    pub fn max_frame_len(&self) -> usize {
-        (self.umem.frame_size - XDP_PACKET_HEADROOM) as usize
     }
 
     /// Frames userspace holds and has not put on any ring.
@@ -640,7 +639,7 @@ fn bind_error(e: SysError, iface: &str, queue: u32, bind: BindMode) -> XskError 
 /// Test support: a socket whose rings and UMEM are plain memory, and the kernel's side of
 /// them, so the worker loop runs in a unit test without a socket or root.
 #[cfg(test)]
-pub mod fake {
+pub(crate) mod fake {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
@@ -695,8 +694,6 @@ pub mod fake {
         tx: KRing,
         /// The UMEM's start, to write frame bytes as a NIC would.
         pub umem: *mut u8,
-        /// Chunk size.
-        pub frame_size: u32,
     }
 
     impl Kernel {
@@ -777,7 +774,7 @@ pub mod fake {
             tx_budget: None,
             bad_descs: 0,
         };
-        (xsk, Kernel { fill: fk, comp: ck, rx: rk, tx: tk, umem: umem_ptr, frame_size })
+        (xsk, Kernel { fill: fk, comp: ck, rx: rk, tx: tk, umem: umem_ptr })
     }
 }
 
