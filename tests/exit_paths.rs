@@ -205,6 +205,19 @@ fn bench_veth_sigint_mid_run_exits_130_and_leaves_no_namespace() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Kills the process group of a test's xdpipe if the test fails half-way.
+struct Reap(i32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group of our own child; ESRCH once it ended.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(-self.0, libc::SIGKILL)
+        };
+    }
+}
+
 /// QEMU processes whose command line names `state`.
 fn qemu_of(state: &str) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -235,6 +248,7 @@ fn bench_vm_igb_ctrl_c_leaves_no_qemu_and_no_namespace() {
         .spawn()
         .expect("spawning xdpipe bench --target vm:igb");
     let pid = b.id();
+    let _reap = Reap(pid as i32);
     // The guest's namespace appears when guest.sh start has made it (before the boot).
     let t0 = Instant::now();
     let mine = loop {
@@ -253,7 +267,7 @@ fn bench_vm_igb_ctrl_c_leaves_no_qemu_and_no_namespace() {
     };
     // Its record names the state directory, which QEMU's command line carries.
     let record = std::fs::read_to_string(format!("/run/xdpipe/vms/{mine}")).expect("the guest's owner record");
-    let state = record.split_whitespace().nth(2).expect("record: pid start state").to_owned();
+    let state = record.split_whitespace().last().expect("record: pid start state").to_owned();
     assert_eq!(record.split_whitespace().next(), Some(pid.to_string().as_str()), "{record}");
     // Let QEMU start (it is launched right after the namespace), then Ctrl-C.
     thread::sleep(Duration::from_secs(3));
@@ -268,4 +282,36 @@ fn bench_vm_igb_ctrl_c_leaves_no_qemu_and_no_namespace() {
     assert!(!xdpipe::testbed::xdpipe_namespaces().contains(&mine), "{mine} was left behind");
     assert!(!std::path::Path::new(&format!("/run/xdpipe/vms/{mine}")).exists(), "its record was left behind");
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn cleanup_removes_only_testbeds_whose_recorded_owner_is_gone() {
+    if !privileged() {
+        return;
+    }
+    use xdpipe::testbed::{OWNER_DIR, identity, unique_name, write_record};
+    let me = identity(std::process::id()).unwrap();
+    let pid = std::process::id();
+    let (no_record, recycled, running) = (unique_name("c"), unique_name("c"), unique_name("c"));
+    for n in [&no_record, &recycled, &running] {
+        assert!(Command::new("ip").args(["netns", "add", &format!("xdpipe-{n}-rx")]).status().unwrap().success());
+    }
+    // Our own pid with another start time: the pid was recycled, the owner is gone.
+    let start: u64 = me.split_whitespace().nth(1).unwrap().parse().unwrap();
+    write_record(OWNER_DIR, &recycled, &format!("{pid} {}", start + 1)).unwrap();
+    write_record(OWNER_DIR, &running, &me).unwrap();
+    let (code, _, err) = xdpipe_once(&["cleanup"]);
+    assert_eq!(code, Some(0), "{err}");
+    let left = xdpipe::testbed::xdpipe_namespaces();
+    let gone = |n: &str| !left.contains(&format!("xdpipe-{n}-rx"));
+    let (a, b, c) = (gone(&no_record), gone(&recycled), gone(&running));
+    for n in [&no_record, &running] {
+        let _ = Command::new("ip").args(["netns", "del", &format!("xdpipe-{n}-rx")]).status();
+        xdpipe::testbed::forget_owner(n);
+    }
+    assert!(!a, "a namespace without an owner record was removed:\n{err}");
+    assert!(err.contains("no owner record"), "{err}");
+    assert!(b, "the testbed whose recorded start time differs was kept:\n{err}");
+    assert!(!c, "the testbed of a running owner was removed:\n{err}");
+    assert!(!std::path::Path::new(&format!("{OWNER_DIR}/{recycled}")).exists(), "its record was kept");
 }

@@ -71,21 +71,32 @@ pub fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {
 pub fn cmd_cleanup(all: bool) -> anyhow::Result<ExitCode> {
     use xdpipe::testbed::{Owner, delete_namespace, forget_owner, testbed_of, testbed_owner, xdpipe_namespaces};
     let mut removed = 0;
+    // A testbed's two namespaces share one record: judge it once, forget it after both.
+    let mut testbeds: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for ns in xdpipe_namespaces() {
         if ns.starts_with("xdpipe-vm-") {
             removed += cleanup_guest(&ns, all)?;
             continue;
         }
-        let name = testbed_of(&ns).unwrap_or(&ns).to_owned();
+        testbeds.entry(testbed_of(&ns).unwrap_or(&ns).to_owned()).or_default().push(ns);
+    }
+    for (name, namespaces) in testbeds {
         let owner = testbed_owner(&name);
         if !all && owner != Owner::Gone {
-            eprintln!("cleanup: keeping {ns}: {}; --all removes it", why_kept(&owner, "/run/xdpipe/testbeds", &name));
+            for ns in &namespaces {
+                eprintln!(
+                    "cleanup: keeping {ns}: {}; --all removes it",
+                    why_kept(&owner, xdpipe::testbed::OWNER_DIR, &name)
+                );
+            }
             continue;
         }
-        delete_namespace(&ns)?;
+        for ns in &namespaces {
+            delete_namespace(ns)?;
+            eprintln!("cleanup: removed namespace {ns}");
+            removed += 1;
+        }
         forget_owner(&name);
-        eprintln!("cleanup: removed namespace {ns}");
-        removed += 1;
     }
     if removed == 0 {
         eprintln!(

@@ -103,6 +103,18 @@ const TEARDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25
 /// registered ([`xdpipe::teardown::run_all`]: testbed namespaces, a guest, offloads) and
 /// exits 130 at once. The flag is the same for every call.
 pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    signal_thread(true)
+}
+
+/// [`stop_on_signals`] for `xdpipe run`, which drops its capabilities after setup: the
+/// signal thread keeps only CAP_BPF from its start, as the workers do (capabilities are
+/// per thread). It has
+/// nothing to undo that needs them: the kernel detaches the XDP link when the process ends.
+pub fn stop_on_signals_without_capabilities() -> anyhow::Result<Arc<AtomicBool>> {
+    signal_thread(false)
+}
+
+fn signal_thread(keep_capabilities: bool) -> anyhow::Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     if let Some(s) = STOP.get() {
@@ -112,9 +124,16 @@ pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let mut signals =
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
     let flag = stop.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
+            let dropped =
+                if keep_capabilities { Ok(()) } else { xdpipe::sys::drop_capabilities_except(&[xdpipe::sys::CAP_BPF])
+                    // Without CAP_BPF to keep (not root): keep none.
+                    .or_else(|_| xdpipe::sys::drop_capabilities_except(&[]))
+                    .map_err(|e| e.to_string()) };
+            let _ = ready_tx.send(dropped);
             let name = |s: i32| match s {
                 SIGINT => "SIGINT",
                 SIGTERM => "SIGTERM",
@@ -140,6 +159,10 @@ pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
             }
         })
         .context("starting the signal thread")?;
+    ready_rx
+        .recv()
+        .context("the signal thread ended at its start")?
+        .map_err(|e| anyhow::anyhow!("dropping the signal thread's capabilities: {e}"))?;
     let _ = STOP.set(stop.clone());
     Ok(stop)
 }
