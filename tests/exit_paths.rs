@@ -249,7 +249,8 @@ fn bench_vm_igb_ctrl_c_leaves_no_qemu_and_no_namespace() {
         .expect("spawning xdpipe bench --target vm:igb");
     let pid = b.id();
     let _reap = Reap(pid as i32);
-    // The guest's namespace appears when guest.sh start has made it (before the boot).
+    // The guest's namespace appears when guest.sh start has made it (before the boot);
+    // its owner record names the state directory.
     let t0 = Instant::now();
     let mine = loop {
         if let Some(st) = b.try_wait().unwrap() {
@@ -269,8 +270,19 @@ fn bench_vm_igb_ctrl_c_leaves_no_qemu_and_no_namespace() {
     let record = std::fs::read_to_string(format!("/run/xdpipe/vms/{mine}")).expect("the guest's owner record");
     let state = record.split_whitespace().last().expect("record: pid start state").to_owned();
     assert_eq!(record.split_whitespace().next(), Some(pid.to_string().as_str()), "{record}");
-    // Let QEMU start (it is launched right after the namespace), then Ctrl-C.
-    thread::sleep(Duration::from_secs(3));
+    // Wait for the guest's agent (share/ready), then for the bench job in the guest to
+    // run for a few seconds, then Ctrl-C: the stop must reach the job, QEMU and the
+    // namespace, not only a boot.
+    let ready = std::path::Path::new(&state).join("share/ready");
+    while !ready.exists() {
+        if let Some(st) = b.try_wait().unwrap() {
+            panic!("xdpipe bench ended ({st}) before the guest was ready");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(400), "the guest was not ready within 400 s");
+        thread::sleep(Duration::from_millis(200));
+    }
+    thread::sleep(Duration::from_secs(5));
+    assert!(!qemu_of(&state).is_empty(), "no QEMU found for {state} while the guest runs");
     kill(-(pid as i32), libc::SIGINT);
     let code = exits_within(&mut b, Duration::from_secs(40));
     assert_eq!(code, Some(130));
@@ -314,4 +326,31 @@ fn cleanup_removes_only_testbeds_whose_recorded_owner_is_gone() {
     assert!(b, "the testbed whose recorded start time differs was kept:\n{err}");
     assert!(!c, "the testbed of a running owner was removed:\n{err}");
     assert!(!std::path::Path::new(&format!("{OWNER_DIR}/{recycled}")).exists(), "its record was kept");
+}
+
+#[test]
+fn offload_guard_restores_exactly_what_it_turned_off() {
+    if !privileged() {
+        return;
+    }
+    use xdpipe::net::ethtool::{OffloadGuard, features};
+    let tb = testbed(1);
+    let wanted = ["rx-checksum", "rx-gro", "rx-lro", "rx-gro-hw", "rx-vlan-hw-parse", "rx-hashing"];
+    xdpipe::net::ns::with_netns(&tb.rx_ns, || {
+        let before = features(RX_IFACE)?;
+        let g = OffloadGuard::off(RX_IFACE, &wanted)?;
+        let during = features(RX_IFACE)?;
+        for n in wanted {
+            assert!(!during.is_active(n), "{n} still on while the guard holds");
+        }
+        assert!(!g.restore.on.is_empty(), "veth has rx-checksum on: something must have gone off");
+        for n in &g.restore.on {
+            assert!(before.is_active(n), "{n} was off before and would be turned on");
+        }
+        drop(g);
+        let after = features(RX_IFACE)?;
+        assert_eq!(after.active, before.active, "the features after the guard differ from before");
+        Ok(())
+    })
+    .unwrap();
 }
