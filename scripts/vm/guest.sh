@@ -277,9 +277,13 @@ kill_qemu() {
 }
 
 remove_netns() {
-  local s=$1 ns
+  local s=$1 ns pid
   ns=$(cat "$s/netns" 2>/dev/null || true)
   [ -n "$ns" ] || return 0
+  # A QEMU whose pidfile was never written (stopped mid-boot) still lives in $ns.
+  for pid in $(ip netns pids "$ns" 2>/dev/null); do
+    grep -q '^qemu-system' "/proc/$pid/comm" 2>/dev/null && { kill -KILL "$pid" 2>/dev/null || true; }
+  done
   ip netns del "$ns" 2>/dev/null || true  # the taps inside go with it
   rm -f "$s/netns" "/run/xdpipe/vms/$ns"
 }
@@ -293,8 +297,12 @@ make_netns() {
   echo "$ns" > "$s/netns"
   # Owner record for `xdpipe cleanup`: the process that started the guest, and STATE. When
   # that process is gone (killed by SIGKILL, say), cleanup kills this QEMU and removes $ns.
-  mkdir -p /run/xdpipe/vms
-  echo "$PPID $s" > "/run/xdpipe/vms/$ns"
+  # "pid starttime STATE": the start time (field 22 of /proc/PID/stat) tells a recycled
+  # pid from the owner. Directory 0700, record 0600; a failed write is an error.
+  local start
+  start=$(sed 's/.*) //' "/proc/$PPID/stat" | cut -d' ' -f20) || die "cannot read /proc/$PPID/stat"
+  (umask 077 && mkdir -p /run/xdpipe/vms && chmod 0700 /run/xdpipe /run/xdpipe/vms \
+     && echo "$PPID $start $s" > "/run/xdpipe/vms/$ns") || die "cannot write the owner record /run/xdpipe/vms/$ns"
   local nsx=(ip netns exec "$ns")
   "${nsx[@]}" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
   for t in vtap0 vtap1; do
@@ -396,6 +404,8 @@ cmd_start() {
   for lib in $(ldd "$xdpipe" 2>/dev/null | grep -oE '/[^ ]+' || true); do
     [ -e "$root$lib" ] || { mkdir -p "$s/share/lib"; cp -L "$lib" "$s/share/lib/"; }
   done
+  # Stopped while booting (SIGINT, SIGTERM, SIGHUP): take QEMU and the namespace with us.
+  trap 'trap - INT TERM HUP; log "interrupted; stopping the guest"; kill_qemu "$s"; remove_netns "$s"; exit 130' INT TERM HUP
   make_netns "$s" "$(netns_name "$s")"
   local t0=$SECONDS
   if [ "$accel" = auto ] || [ "$accel" = kvm ]; then
@@ -438,6 +448,8 @@ cmd_exec() {
     printf '%s\n' "$*"
   } > "$n.sh.tmp"
   mv "$n.sh.tmp" "$n.sh"
+  # Stopped while waiting: the guest's agent sends the job SIGTERM.
+  trap 'trap - INT TERM HUP; : > "$n.kill"; log "exec: interrupted; sent job $id SIGTERM"; exit 130' INT TERM HUP
   local t0=$SECONDS
   while [ ! -e "$n.rc" ]; do
     if [ $((SECONDS - t0)) -ge "$timeout" ]; then

@@ -24,6 +24,7 @@ pub mod run;
 pub mod stages;
 pub mod stats;
 pub mod sys;
+pub mod teardown;
 pub mod testbed;
 pub mod veth;
 pub mod wire;

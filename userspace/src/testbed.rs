@@ -53,6 +53,15 @@ pub enum TestbedError {
     /// A queue count outside 1..=64.
     #[error("queue count {0}: a veth testbed has 1 to 64 queues")]
     BadQueues(u32),
+    /// The testbed name starts like a QEMU guest's namespace (`xdpipe-vm-...`), so
+    /// `xdpipe cleanup` would take it for a guest.
+    #[error(
+        "testbed name {0:?}: names \"vm\" and \"vm-...\" are reserved for the QEMU guest's namespaces (xdpipe-vm-*); choose another"
+    )]
+    GuestName(String),
+    /// The owner record could not be written (path, error); nothing was created.
+    #[error("writing the testbed's owner record {0}: {1}; is /run writable (run as root)?")]
+    Record(String, std::io::Error),
     /// A namespace, link, address or neighbour operation failed.
     #[error("building the testbed: {0}")]
     Net(#[from] NetError),
@@ -75,18 +84,59 @@ pub struct Testbed {
     pub tx_mac: [u8; 6],
     /// MAC of `xp-sink` once [`Testbed::add_fwd_pair`] ran.
     pub sink_mac: Option<[u8; 6]>,
-    keep: bool,
+    /// Removes the namespaces and the owner record: when dropped, or on the second
+    /// signal ([`crate::teardown::run_all`]); None once kept.
+    undo: Option<crate::teardown::Undo>,
 }
 
 /// Where each testbed records its owner: `<name>` holds "pid starttime", or "kept" for a
-/// testbed `xdpipe testbed create` made for the user.
-const OWNER_DIR: &str = "/run/xdpipe/testbeds";
+/// testbed `xdpipe testbed create` made for the user. The directory is 0700, the records
+/// 0600: only root reads or writes them.
+pub const OWNER_DIR: &str = "/run/xdpipe/testbeds";
 
-/// This process's identity: pid and start time (field 22 of /proc/self/stat), so a
-/// recycled pid is not mistaken for the owner.
+/// Checks that `name` can be a path component and a namespace name: 1 to 24 ASCII
+/// letters, digits or '-' (so no '/', no "..", nothing a shell would read twice), and not
+/// a guest's (`vm`, `vm-...`).
+pub fn validate_name(name: &str) -> Result<(), TestbedError> {
+    if name.is_empty() || name.len() > 24 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(TestbedError::BadName(name.to_owned()));
+    }
+    if name == "vm" || name.starts_with("vm-") {
+        return Err(TestbedError::GuestName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Writes an owner record `dir/name` (mode 0600, `dir` made 0700), replacing any.
+pub fn write_record(dir: &str, name: &str, content: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::{
+        io::Write as _,
+        os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
+    };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    // An existing directory (made by an older xdpipe or guest.sh) gets the mode too.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(format!("{dir}/{name}"))?;
+    f.write_all(content.as_bytes())
+}
+
+/// A process's identity "pid starttime" (start time: field 22 of /proc/PID/stat, clock
+/// ticks since boot), so a recycled pid is not mistaken for the owner. None if the
+/// process does not exist.
+pub fn identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(format!("{pid} {}", start_time(&stat)?))
+}
+
+/// This process's identity (see [`identity`]).
 fn self_identity() -> String {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    format!("{} {}", std::process::id(), start_time(&stat).unwrap_or(0))
+    identity(std::process::id()).unwrap_or_else(|| format!("{} 0", std::process::id()))
 }
 
 fn start_time(stat: &str) -> Option<u64> {
@@ -94,22 +144,68 @@ fn start_time(stat: &str) -> Option<u64> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// True if the testbed `name` has no living owner: its process ended (crashed, SIGKILL)
-/// without removing it. Testbeds kept for the user, or owned by a live process, are not.
-pub fn is_orphan(name: &str) -> bool {
-    let Ok(owner) = std::fs::read_to_string(format!("{OWNER_DIR}/{name}")) else {
-        return true;
+/// Who owns a testbed or guest, from its owner record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// No record: xdpipe did not make it, or cannot prove it did. `xdpipe cleanup`
+    /// leaves it alone (`--all` removes it).
+    NoRecord,
+    /// Kept for the user (`xdpipe testbed create`): only `testbed destroy` or `--all`.
+    Kept,
+    /// The recorded process (same pid and start time) is running.
+    Running,
+    /// The recorded process is gone: no such pid, or the pid now belongs to a process
+    /// with another start time. Only these are orphans.
+    Gone,
+    /// The record does not read as "pid starttime ..."; left alone like [`Owner::NoRecord`].
+    Unreadable(String),
+}
+
+/// Judges an owner record's content (None: no record). `alive(pid)` gives the identity
+/// ("pid starttime") of the process now holding `pid`, None if there is none.
+pub fn judge_owner(record: Option<&str>, alive: impl Fn(u32) -> Option<String>) -> Owner {
+    let Some(record) = record else { return Owner::NoRecord };
+    let record = record.trim();
+    if record == "kept" {
+        return Owner::Kept;
+    }
+    let mut it = record.split_whitespace();
+    let (Some(pid), Some(start)) = (it.next(), it.next()) else { return Owner::Unreadable(record.to_owned()) };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return Owner::Unreadable(record.to_owned());
     };
-    let owner = owner.trim();
-    if owner == "kept" {
-        return false;
+    match alive(pid) {
+        Some(now) if now == format!("{pid} {start}") => Owner::Running,
+        _ => Owner::Gone,
     }
-    let mut it = owner.split_whitespace();
-    let (Some(pid), Some(start)) = (it.next(), it.next()) else { return true };
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => start_time(&stat).map(|s| s.to_string()) != Some(start.to_owned()),
-        Err(_) => true,
+}
+
+/// The owner of record `dir/name` on this host.
+pub fn owner_of(dir: &str, name: &str) -> Owner {
+    if validate_record_name(name).is_err() {
+        return Owner::Unreadable(format!("bad record name {name:?}"));
     }
+    let record = std::fs::read_to_string(format!("{dir}/{name}")).ok();
+    judge_owner(record.as_deref(), identity)
+}
+
+/// A record's file name: no '/', not "." or "..", not empty.
+pub fn validate_record_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(format!("{name:?} cannot name a record file: no '/', '.', '..' or NUL"));
+    }
+    Ok(())
+}
+
+/// The owner of testbed `name` (see [`Owner`]).
+pub fn testbed_owner(name: &str) -> Owner {
+    owner_of(OWNER_DIR, name)
+}
+
+/// True if the testbed `name` has an owner record whose process ended (crashed, SIGKILL)
+/// without removing it.
+pub fn is_orphan(name: &str) -> bool {
+    testbed_owner(name) == Owner::Gone
 }
 
 /// The testbed name of an xdpipe namespace (`xdpipe-NAME-rx` -> `NAME`).
@@ -117,9 +213,12 @@ pub fn testbed_of(ns: &str) -> Option<&str> {
     ns.strip_prefix(NETNS_PREFIX)?.strip_suffix("-rx").or_else(|| ns.strip_prefix(NETNS_PREFIX)?.strip_suffix("-tx"))
 }
 
-/// Forgets the owner record of a removed testbed.
+/// Forgets the owner record of a removed testbed (nothing for a name that is not a
+/// valid record name).
 pub fn forget_owner(name: &str) {
-    let _ = std::fs::remove_file(format!("{OWNER_DIR}/{name}"));
+    if validate_record_name(name).is_ok() {
+        let _ = std::fs::remove_file(format!("{OWNER_DIR}/{name}"));
+    }
 }
 
 /// Namespaces whose name starts with [`NETNS_PREFIX`].
@@ -182,9 +281,7 @@ fn veth_between(a: &str, a_ns: &str, b: &str, b_ns: &str, queues: u32) -> Result
 impl Testbed {
     /// Builds the testbed. On any failure, what was created is removed again.
     pub fn create(name: &str, queues: u32) -> Result<Self, TestbedError> {
-        if name.is_empty() || name.len() > 24 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(TestbedError::BadName(name.to_owned()));
-        }
+        validate_name(name)?;
         if !(1..=64).contains(&queues) {
             return Err(TestbedError::BadQueues(queues));
         }
@@ -197,9 +294,12 @@ impl Testbed {
         }
         // The owner record comes first, so a crash at any later point leaves an orphan
         // that `xdpipe cleanup` recognises.
-        let _ = std::fs::create_dir_all(OWNER_DIR);
-        let _ = std::fs::write(format!("{OWNER_DIR}/{name}"), self_identity());
-        // From the first namespace on, dropping `tb` removes whatever exists.
+        write_record(OWNER_DIR, name, &self_identity())
+            .map_err(|e| TestbedError::Record(format!("{OWNER_DIR}/{name}"), e))?;
+        // From the first namespace on, dropping `tb` (or a second signal) removes
+        // whatever exists.
+        let (n, r, t) = (name.to_owned(), rx_ns.clone(), tx_ns.clone());
+        let undo = crate::teardown::register(format!("testbed {name}"), move || remove(&n, &r, &t));
         let mut tb = Testbed {
             name: name.to_owned(),
             rx_ns,
@@ -208,7 +308,7 @@ impl Testbed {
             rx_mac: [0; 6],
             tx_mac: [0; 6],
             sink_mac: None,
-            keep: false,
+            undo: Some(undo),
         };
         net::ns::create(&tb.rx_ns)?;
         net::ns::create(&tb.tx_ns)?;
@@ -246,28 +346,43 @@ impl Testbed {
 
     /// Leaves the testbed in place when this value is dropped (for `xdpipe testbed create`);
     /// `xdpipe cleanup` leaves it alone too (`xdpipe testbed destroy` removes it).
-    pub fn keep(mut self) {
-        let _ = std::fs::write(format!("{OWNER_DIR}/{}", self.name), "kept");
-        self.keep = true;
+    pub fn keep(mut self) -> Result<(), TestbedError> {
+        let path = format!("{OWNER_DIR}/{}", self.name);
+        // If the record cannot say "kept", the testbed is removed (dropped) instead of
+        // being left for cleanup to take as an orphan.
+        write_record(OWNER_DIR, &self.name, "kept").map_err(|e| TestbedError::Record(path, e))?;
+        if let Some(u) = self.undo.take() {
+            u.disarm();
+        }
+        Ok(())
     }
 
-    /// Removes both namespaces; errors for namespaces already gone are ignored.
+    /// Removes both namespaces and the owner record; errors for namespaces already gone
+    /// are ignored.
     pub fn destroy(&mut self) {
-        for ns in [&self.rx_ns, &self.tx_ns] {
-            if net::ns::exists(ns)
-                && let Err(e) = delete_namespace(ns)
-            {
-                log::warn!("removing namespace {ns}: {e}");
-            }
+        match self.undo.take() {
+            Some(u) => u.run(),
+            None => remove(&self.name, &self.rx_ns, &self.tx_ns),
         }
-        forget_owner(&self.name);
     }
+}
+
+/// Removes a testbed's namespaces and its owner record.
+fn remove(name: &str, rx_ns: &str, tx_ns: &str) {
+    for ns in [rx_ns, tx_ns] {
+        if net::ns::exists(ns)
+            && let Err(e) = delete_namespace(ns)
+        {
+            log::warn!("removing namespace {ns}: {e}");
+        }
+    }
+    forget_owner(name);
 }
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        if !self.keep {
-            self.destroy();
+        if let Some(u) = self.undo.take() {
+            u.run();
         }
     }
 }
@@ -299,8 +414,50 @@ mod tests {
         assert_eq!(testbed_of("xdpipe-t1x2-rx"), Some("t1x2"));
         assert_eq!(testbed_of("xdpipe-a-b-tx"), Some("a-b"));
         assert_eq!(testbed_of("other-rx"), None);
-        assert!(is_orphan("no-record-for-this-name"));
         assert!(!self_identity().ends_with(" 0"));
+    }
+
+    #[test]
+    fn owners_match_by_pid_and_start_time() {
+        let alive = |pid: u32| (pid == 42).then(|| "42 1000".to_owned());
+        assert_eq!(judge_owner(Some("42 1000\n"), alive), Owner::Running);
+        // Same pid, another start time: the pid was recycled, the owner is gone.
+        assert_eq!(judge_owner(Some("42 999"), alive), Owner::Gone);
+        assert_eq!(judge_owner(Some("43 1000"), alive), Owner::Gone);
+        // Guest records carry the state directory after the identity.
+        assert_eq!(judge_owner(Some("42 1000 /tmp/xdpipe-vm-bench.x"), alive), Owner::Running);
+        assert_eq!(judge_owner(Some("kept"), alive), Owner::Kept);
+        // No record, or one that does not parse: not an orphan, never removed by cleanup.
+        assert_eq!(judge_owner(None, alive), Owner::NoRecord);
+        assert!(matches!(judge_owner(Some("42"), alive), Owner::Unreadable(_)));
+        assert!(matches!(judge_owner(Some("x 1"), alive), Owner::Unreadable(_)));
+        assert!(!is_orphan("no-record-for-this-name"));
+        assert_eq!(judge_owner(identity(std::process::id()).as_deref(), identity), Owner::Running);
+    }
+
+    #[test]
+    fn names_that_are_not_one_path_component_or_collide_with_a_guest_are_refused() {
+        for bad in ["../x", "a/b", "..", "."] {
+            assert!(matches!(validate_name(bad), Err(TestbedError::BadName(_))), "{bad}");
+        }
+        assert!(validate_record_name("../x").is_err() && validate_record_name("..").is_err());
+        for bad in ["vm", "vm-1", "vm-abc"] {
+            assert!(matches!(validate_name(bad), Err(TestbedError::GuestName(_))), "{bad}");
+            assert!(matches!(Testbed::create(bad, 1), Err(TestbedError::GuestName(_))), "{bad}");
+        }
+        assert!(validate_name("vmx").is_ok() && validate_name("v123x4").is_ok());
+    }
+
+    #[test]
+    fn records_have_explicit_modes() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let d = crate::sys::private_temp_dir("xdpipe-rec").unwrap();
+        let dir = d.join("sub");
+        let dir = dir.to_str().unwrap();
+        write_record(dir, "r", "1 2").unwrap();
+        let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(dir), mode(&format!("{dir}/r"))), (0o700, 0o600));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

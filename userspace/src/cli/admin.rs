@@ -46,9 +46,10 @@ pub fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {
                 tb.tx_ns,
                 fmt_mac(&tb.tx_mac)
             );
-            tb.keep();
+            tb.keep()?;
         }
         TestbedAction::Destroy { name } => {
+            xdpipe::testbed::validate_name(&name)?;
             xdpipe::testbed::forget_owner(&name);
             let mut found = false;
             for ns in [format!("xdpipe-{name}-rx"), format!("xdpipe-{name}-tx")] {
@@ -68,24 +69,34 @@ pub fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {
 }
 
 pub fn cmd_cleanup(all: bool) -> anyhow::Result<ExitCode> {
-    use xdpipe::testbed::{delete_namespace, forget_owner, is_orphan, testbed_of, xdpipe_namespaces};
+    use xdpipe::testbed::{Owner, delete_namespace, forget_owner, testbed_of, testbed_owner, xdpipe_namespaces};
     let mut removed = 0;
+    // A testbed's two namespaces share one record: judge it once, forget it after both.
+    let mut testbeds: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for ns in xdpipe_namespaces() {
         if ns.starts_with("xdpipe-vm-") {
             removed += cleanup_guest(&ns, all)?;
             continue;
         }
-        let name = testbed_of(&ns).unwrap_or(&ns).to_owned();
-        if !all && !is_orphan(&name) {
-            eprintln!(
-                "cleanup: keeping {ns} (its owner is running, or it was created with `xdpipe testbed create`; --all removes it)"
-            );
+        testbeds.entry(testbed_of(&ns).unwrap_or(&ns).to_owned()).or_default().push(ns);
+    }
+    for (name, namespaces) in testbeds {
+        let owner = testbed_owner(&name);
+        if !all && owner != Owner::Gone {
+            for ns in &namespaces {
+                eprintln!(
+                    "cleanup: keeping {ns}: {}; --all removes it",
+                    why_kept(&owner, xdpipe::testbed::OWNER_DIR, &name)
+                );
+            }
             continue;
         }
-        delete_namespace(&ns)?;
+        for ns in &namespaces {
+            delete_namespace(ns)?;
+            eprintln!("cleanup: removed namespace {ns}");
+            removed += 1;
+        }
         forget_owner(&name);
-        eprintln!("cleanup: removed namespace {ns}");
-        removed += 1;
     }
     if removed == 0 {
         eprintln!(
@@ -96,26 +107,51 @@ pub fn cmd_cleanup(all: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why cleanup leaves a namespace alone.
+fn why_kept(owner: &xdpipe::testbed::Owner, dir: &str, name: &str) -> String {
+    use xdpipe::testbed::Owner;
+    match owner {
+        Owner::NoRecord => {
+            format!("no owner record {dir}/{name}, so nothing shows xdpipe made it or that its owner is gone")
+        }
+        Owner::Kept => "created with `xdpipe testbed create` (`xdpipe testbed destroy --name NAME` removes it)".into(),
+        Owner::Running => "its owner process (same pid and start time as recorded) is running".into(),
+        Owner::Gone => "its owner is gone".into(),
+        Owner::Unreadable(r) => format!("its owner record {dir}/{name} does not read as \"pid starttime\" ({r:?})"),
+    }
+}
+
+/// The guest namespaces' owner records (written by scripts/vm/guest.sh).
+const VM_RECORDS: &str = "/run/xdpipe/vms";
+
 /// A QEMU guest of scripts/vm/guest.sh: its namespace holds QEMU and the taps. Orphaned
-/// when the process that started it (recorded in /run/xdpipe/vms/NS) is gone: QEMU is
-/// killed and the namespace removed. Returns 1 if it removed it.
+/// when the process that started it (recorded with its start time in
+/// /run/xdpipe/vms/NS) is gone: the QEMU processes in the namespace are killed and the
+/// namespace removed. Without a matching record nothing is killed. Returns 1 if it
+/// removed it.
 fn cleanup_guest(ns: &str, all: bool) -> anyhow::Result<usize> {
-    let record = format!("/run/xdpipe/vms/{ns}");
-    let owner = std::fs::read_to_string(&record).ok();
-    let owner_alive = owner
-        .as_deref()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
-        .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
-    if owner_alive && !all {
-        eprintln!("cleanup: keeping guest namespace {ns} (the process that started it is running; --all removes it)");
+    use xdpipe::testbed::Owner;
+    let owner = xdpipe::testbed::owner_of(VM_RECORDS, ns);
+    if !all && owner != Owner::Gone {
+        eprintln!("cleanup: keeping guest namespace {ns}: {}; --all removes it", why_kept(&owner, VM_RECORDS, ns));
         return Ok(0);
     }
     for pid in xdpipe::net::ns::pids(ns)? {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.trim_end().starts_with("qemu-system") {
+            anyhow::bail!(
+                "guest namespace {ns} holds process {pid} ({}), which is not QEMU; not killing it. \
+                 Stop it yourself, then run `xdpipe cleanup` again",
+                comm.trim_end()
+            );
+        }
         xdpipe::sys::send_signal(pid, libc::SIGKILL);
         eprintln!("cleanup: killed QEMU (pid {pid}) of guest namespace {ns}");
     }
     xdpipe::testbed::delete_namespace(ns)?;
-    let _ = std::fs::remove_file(&record);
+    if xdpipe::testbed::validate_record_name(ns).is_ok() {
+        let _ = std::fs::remove_file(format!("{VM_RECORDS}/{ns}"));
+    }
     eprintln!("cleanup: removed guest namespace {ns}");
     Ok(1)
 }

@@ -94,15 +94,76 @@ pub(crate) fn duration(flag: &str, d: f64) -> Result<std::time::Duration, CliErr
     Ok(std::time::Duration::from_secs_f64(d))
 }
 
-/// SIGINT and SIGTERM set the returned flag; a second one exits at once (the kernel still
-/// detaches our link when the process ends).
+/// How long the second signal's teardown may take before the process exits anyway
+/// (a guest's `guest.sh stop` takes up to 20 s).
+const TEARDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// SIGINT, SIGTERM and SIGHUP (the terminal went away) set the returned flag: the command
+/// ends and its destructors undo what it set up. A second one runs the undo actions still
+/// registered ([`xdpipe::teardown::run_all`]: testbed namespaces, a guest, offloads) and
+/// exits 130 at once. The flag is the same for every call.
 pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .context("installing signal handlers")?;
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    signal_thread(true)
+}
+
+/// [`stop_on_signals`] for `xdpipe run`, which drops its capabilities after setup: the
+/// signal thread keeps only CAP_BPF from its start, as the workers do (capabilities are
+/// per thread). It has
+/// nothing to undo that needs them: the kernel detaches the XDP link when the process ends.
+pub fn stop_on_signals_without_capabilities() -> anyhow::Result<Arc<AtomicBool>> {
+    signal_thread(false)
+}
+
+fn signal_thread(keep_capabilities: bool) -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    if let Some(s) = STOP.get() {
+        return Ok(s.clone());
     }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    let flag = stop.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let dropped =
+                if keep_capabilities { Ok(()) } else { xdpipe::sys::drop_capabilities_except(&[xdpipe::sys::CAP_BPF])
+                    // Without CAP_BPF to keep (not root): keep none.
+                    .or_else(|_| xdpipe::sys::drop_capabilities_except(&[]))
+                    .map_err(|e| e.to_string()) };
+            let _ = ready_tx.send(dropped);
+            let name = |s: i32| match s {
+                SIGINT => "SIGINT",
+                SIGTERM => "SIGTERM",
+                _ => "SIGHUP",
+            };
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                if seen == 1 {
+                    eprintln!("xdpipe: {}: stopping (a second signal ends at once, after undoing the setup)", name(sig));
+                    continue;
+                }
+                eprintln!("xdpipe: second signal ({}): undoing the setup and exiting", name(sig));
+                let (ran, all) = xdpipe::teardown::run_all(TEARDOWN_DEADLINE);
+                if !ran.is_empty() {
+                    eprintln!("xdpipe: undone: {}", ran.join(", "));
+                }
+                if !all {
+                    eprintln!("xdpipe: teardown still running after {TEARDOWN_DEADLINE:?}; `xdpipe cleanup` removes what is left");
+                }
+                std::process::exit(130);
+            }
+        })
+        .context("starting the signal thread")?;
+    ready_rx
+        .recv()
+        .context("the signal thread ended at its start")?
+        .map_err(|e| anyhow::anyhow!("dropping the signal thread's capabilities: {e}"))?;
+    let _ = STOP.set(stop.clone());
     Ok(stop)
 }
 

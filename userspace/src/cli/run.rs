@@ -198,7 +198,7 @@ impl RunArgs {
 }
 
 pub fn cmd_run(c: RunCommand) -> anyhow::Result<ExitCode> {
-    let stop = super::stop_on_signals()?;
+    let stop = super::stop_on_signals_without_capabilities()?;
     let per_queue = c.per_queue;
     let mut on_tick = |t: &Tick| print_tick(t, per_queue);
     let summary = xdpipe::run::run(&c.config, stop, &mut on_tick)?;

@@ -132,6 +132,94 @@ pub fn set_features(iface: &str, names: &[&str], on: bool) -> Result<Vec<String>
     Ok(names.iter().filter(|n| before.is_active(n) != after.is_active(n)).map(|n| (*n).to_owned()).collect())
 }
 
+/// The features of `wanted_off` to turn off on a device whose features are `before`:
+/// those in effect, changeable and not fixed. A feature already off is left alone.
+pub fn offload_plan(before: &Features, wanted_off: &[&str]) -> Vec<String> {
+    wanted_off
+        .iter()
+        .filter(|n| before.is_active(n))
+        .filter(|n| before.changeable.iter().any(|c| c == *n) && !before.fixed.iter().any(|c| c == *n))
+        .map(|n| (*n).to_owned())
+        .collect()
+}
+
+/// What undoes a change that took a device's features from `before` to `after`: turn
+/// back on what went off, turn back off what went on (a feature the kernel switched as a
+/// consequence). Only features whose state changed are named; nothing that was off
+/// before is ever turned on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restore {
+    /// Features to turn back on (they were in effect before).
+    pub on: Vec<String>,
+    /// Features to turn back off (they were not in effect before).
+    pub off: Vec<String>,
+}
+
+/// The [`Restore`] of a change from `before` to `after`.
+pub fn restore_plan(before: &Features, after: &Features) -> Restore {
+    Restore {
+        on: before.active.iter().filter(|n| !after.is_active(n)).cloned().collect(),
+        off: after.active.iter().filter(|n| !before.is_active(n)).cloned().collect(),
+    }
+}
+
+/// Offloads turned off for the life of the value: dropping it (or a second signal,
+/// through [`crate::teardown`]) restores exactly the features that changed.
+#[derive(Debug)]
+pub struct OffloadGuard {
+    /// What the drop restores (empty if nothing changed).
+    pub restore: Restore,
+    undo: Option<crate::teardown::Undo>,
+}
+
+fn apply_restore(iface: &str, r: &Restore) -> Result<(), NetError> {
+    fn names(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    if !r.on.is_empty() {
+        set_features(iface, &names(&r.on), true)?;
+    }
+    if !r.off.is_empty() {
+        set_features(iface, &names(&r.off), false)?;
+    }
+    Ok(())
+}
+
+impl OffloadGuard {
+    /// Reads the features of `iface`, turns off those of `names` that are on and
+    /// changeable ([`offload_plan`]), and reads them again. If setting fails, what did
+    /// change is restored before the error returns.
+    pub fn off(iface: &str, names: &[&str]) -> Result<OffloadGuard, NetError> {
+        let before = features(iface)?;
+        let plan = offload_plan(&before, names);
+        if plan.is_empty() {
+            return Ok(OffloadGuard { restore: Restore::default(), undo: None });
+        }
+        let plan: Vec<&str> = plan.iter().map(String::as_str).collect();
+        let set = set_features(iface, &plan, false);
+        // Unreadable afterwards: restore what was meant to go off (all of it was on).
+        let restore = features(iface)
+            .map(|after| restore_plan(&before, &after))
+            .unwrap_or_else(|_| Restore { on: plan.iter().map(|n| (*n).to_owned()).collect(), off: Vec::new() });
+        let (i, r) = (iface.to_owned(), restore.clone());
+        let undo = crate::teardown::register(format!("offloads of {iface}"), move || {
+            if let Err(e) = apply_restore(&i, &r) {
+                log::warn!("restoring the offloads of {i}: {e}");
+            }
+        });
+        let guard = OffloadGuard { restore, undo: Some(undo) };
+        set.map(|_| guard)
+    }
+}
+
+impl Drop for OffloadGuard {
+    fn drop(&mut self) {
+        if let Some(u) = self.undo.take() {
+            u.run();
+        }
+    }
+}
+
 /// u32 attributes of a reply by number.
 fn numbers(reply: &[u8]) -> BTreeMap<u16, u64> {
     attrs(reply).filter(|(k, _)| *k != A_HEADER).filter_map(|(k, p)| Some((k, uint(p)?))).collect()
@@ -379,5 +467,35 @@ mod tests {
         assert!(!f.active.is_empty());
         assert!(driver_info("no-such-if0").is_err());
         assert!(matches!(features("no-such-if0"), Err(NetError::Kernel { errno: libc::ENODEV, .. })));
+    }
+
+    fn feats(active: &[&str], changeable: &[&str], fixed: &[&str]) -> Features {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Features { changeable: v(changeable), wanted: v(active), active: v(active), fixed: v(fixed) }
+    }
+
+    #[test]
+    fn offloads_off_then_exactly_the_changes_restored() {
+        let all = ["rx-checksum", "rx-gro", "rx-lro", "rx-gro-hw", "rx-hashing"];
+        // rx-lro is off, rx-hashing fixed, rx-gro-hw not changeable: only two go off.
+        let before = feats(
+            &["rx-checksum", "rx-gro", "rx-hashing", "rx-gro-hw", "tx-checksum"],
+            &["rx-checksum", "rx-gro", "rx-lro", "rx-hashing"],
+            &["rx-hashing"],
+        );
+        assert_eq!(offload_plan(&before, &all), vec!["rx-checksum", "rx-gro"]);
+        // The kernel also dropped rx-gro-hw (a dependency) and switched tx-nocache-copy on.
+        let after = feats(&["rx-hashing", "tx-checksum", "tx-nocache-copy"], &[], &[]);
+        let r = restore_plan(&before, &after);
+        assert_eq!(r.on, vec!["rx-checksum", "rx-gro", "rx-gro-hw"]);
+        assert_eq!(r.off, vec!["tx-nocache-copy"]);
+        // Never on what was off before: rx-lro stays off whatever happened.
+        assert!(!r.on.iter().any(|n| n == "rx-lro"));
+        for n in &r.on {
+            assert!(before.is_active(n), "{n} was off and would be turned on");
+        }
+        // Nothing changed: nothing to restore.
+        assert_eq!(restore_plan(&before, &before), Restore::default());
+        assert!(offload_plan(&feats(&[], &all, &[]), &all).is_empty());
     }
 }

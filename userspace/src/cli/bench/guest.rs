@@ -37,7 +37,14 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
     // A fresh directory only root can use (mkdtemp, 0700): never a predictable path.
     let state = xdpipe::sys::private_temp_dir("xdpipe-vm-bench").context("making the guest's state directory")?;
     // Stopped on every way out (drop).
-    let guest = Guest::start(&guest_script()?, state, &exe, false).map_err(anyhow::Error::msg)?;
+    let guest = Guest::start_until(&guest_script()?, state, &exe, false, Some(stop.clone()));
+    let guest = match guest {
+        Err(_) if stop.load(Ordering::Relaxed) => {
+            eprintln!("bench: interrupted while the guest booted; it is stopped");
+            return Ok(ExitCode::from(130));
+        }
+        g => g.map_err(anyhow::Error::msg)?,
+    };
     fn list<T: ToString>(v: &[T]) -> String {
         v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
     }

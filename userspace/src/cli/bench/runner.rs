@@ -27,17 +27,6 @@ pub struct VethRunner {
 /// calls them rx, gro, lro, rx-gro-hw, rxvlan, rxhash).
 const OFFLOADS: [&str; 6] = ["rx-checksum", "rx-gro", "rx-lro", "rx-gro-hw", "rx-vlan-hw-parse", "rx-hashing"];
 
-/// Turns each of `which` off (or back on) over ethtool netlink; returns those that changed.
-fn set_offloads(iface: &str, on: bool, which: &[&str]) -> Vec<String> {
-    if which.is_empty() {
-        return Vec::new();
-    }
-    xdpipe::net::ethtool::set_features(iface, which, on).unwrap_or_else(|e| {
-        eprintln!("bench: {e}");
-        Vec::new()
-    })
-}
-
 impl Runner for VethRunner {
     fn trial(&mut self, sc: &Scenario, rate: Rate, secs: f64) -> Result<Trial, String> {
         if self.stop.load(Ordering::Relaxed) {
@@ -104,16 +93,16 @@ impl Runner for VethRunner {
             napi_core: self.napi_core,
             ports: self.ports.clone(),
         };
-        let turned_off = match (&self.ports, sc.offloads) {
-            (Some(p), Offloads::Off) => set_offloads(&p.rx, false, &OFFLOADS),
-            _ => Vec::new(),
+        // Read first, only what is on goes off; dropped at the end of the trial (or on
+        // a second signal), it restores exactly what changed.
+        let _offloads = match (&self.ports, sc.offloads) {
+            (Some(p), Offloads::Off) => Some(
+                xdpipe::net::ethtool::OffloadGuard::off(&p.rx, &OFFLOADS)
+                    .map_err(|e| format!("turning the offloads of {} off: {e}", p.rx))?,
+            ),
+            _ => None,
         };
-        let r = run_veth(&cfg, self.stop.clone()).map_err(|e| format!("{e:#}"));
-        if let Some(p) = &self.ports {
-            let back: Vec<&str> = turned_off.iter().map(String::as_str).collect();
-            set_offloads(&p.rx, true, &back);
-        }
-        let r = r?;
+        let r = run_veth(&cfg, self.stop.clone()).map_err(|e| format!("{e:#}"))?;
         if self.stop.load(Ordering::Relaxed) {
             return Err("interrupted".into());
         }
