@@ -106,10 +106,9 @@ pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     signal_thread(true)
 }
 
-/// [`stop_on_signals`] for `xdpipe run`, which drops its capabilities after setup: the
-/// signal thread keeps only CAP_BPF from its start, as the workers do (capabilities are
-/// per thread). It has
-/// nothing to undo that needs them: the kernel detaches the XDP link when the process ends.
+/// [`stop_on_signals`] for `xdpipe run`: the signal thread keeps only CAP_BPF from its
+/// start (capabilities are per thread; the workers keep none). It has nothing to undo
+/// that needs more: the kernel detaches the XDP link when the process ends.
 pub fn stop_on_signals_without_capabilities() -> anyhow::Result<Arc<AtomicBool>> {
     signal_thread(false)
 }
