@@ -102,6 +102,20 @@ pub enum PipelineError {
     /// A check before attaching failed (uplink guard, MTU, foreign program).
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
+    /// A worker thread could not drop its privileges (uid, groups, capabilities), so the
+    /// run did not start.
+    #[error(
+        "the worker for queue {queue} could not drop its privileges: {source}. xdpipe needs \
+         CAP_SETUID, CAP_SETGID and CAP_SETPCAP at setup (run it as root, outside a container \
+         that withholds them)"
+    )]
+    Confine {
+        /// The queue.
+        queue: u32,
+        /// The call that failed.
+        #[source]
+        source: sys::SysError,
+    },
     /// Capabilities could not be dropped after setup.
     #[error("dropping capabilities after setup: {0}")]
     Capabilities(#[source] sys::SysError),

@@ -26,6 +26,9 @@ use crate::{
     xsk::{Xsk, XskConfig},
 };
 
+/// The capabilities a thread needs for [`sys::confine_worker_thread`].
+pub(super) const CONFINE_CAPS: &[u32] = &[sys::CAP_SETGID, sys::CAP_SETUID, sys::CAP_SETPCAP];
+
 /// Rates over the last second, for a progress line.
 #[derive(Clone, Debug)]
 pub struct Tick {
@@ -170,9 +173,11 @@ where
         .and_then(|o| crate::loader::keep_zero_copy_tx_program(o, early_out_program, out_zerocopy));
     let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
 
-    // Setup is done: from here on only reading the program's counters needs a capability
-    // (CAP_BPF). The workers start after this, so they inherit the reduced set.
-    sys::drop_capabilities_except(&[sys::CAP_BPF]).map_err(PipelineError::Capabilities)?;
+    // Setup is done. This thread keeps only what the workers need to confine themselves
+    // (they inherit this set); once they have, it drops those too: reading the program's
+    // counters and taking the queues out of the XSKMAP go through map fds it already holds
+    // and need no capability.
+    sys::drop_capabilities_except(CONFINE_CAPS).map_err(PipelineError::Capabilities)?;
 
     // Opened before any worker starts, so failing here leaves nothing running.
     let link = sys::LinkWatch::new(&cfg.iface)
@@ -190,17 +195,26 @@ where
     }
     let factory = Arc::new(factory);
     let mut workers = Vec::with_capacity(sockets.len());
+    let (confined_tx, confined) = std::sync::mpsc::channel();
     for (((q, mut xsk, mut out), core), wait) in sockets.into_iter().zip(cores).zip(waits) {
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
         // Allocated here, before the worker starts: the loop itself never allocates.
         let mut acct = cfg.stamps.then(Accounting::new);
+        let confined_tx = confined_tx.clone();
         let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
                 log::warn!("could not pin the queue {q} worker to core {core}");
             }
+            // The loop touches only its mapped rings and makes sendto/recvfrom/epoll calls
+            // on fds it holds: it needs no capability and no root uid.
+            let confined = sys::confine_worker_thread(&[]);
+            let ok = confined.is_ok();
+            let _ = confined_tx.send((q, confined));
             let mut stage = factory(q);
-            rx_loop(&mut xsk, out.as_mut(), &mut stage, acct.as_mut(), batch, &wait, &c2, &halt2);
+            if ok {
+                rx_loop(&mut xsk, out.as_mut(), &mut stage, acct.as_mut(), batch, &wait, &c2, &halt2);
+            }
             c2.cpu_ns.store(sys::thread_cpu_ns(), Ordering::Relaxed);
             WorkerResult { xsk, out: out.map(|o| o.xsk), acct, stage: stage.finish() }
         });
@@ -215,6 +229,29 @@ where
                 return Err(PipelineError::Spawn { queue: q, source });
             }
         }
+    }
+    drop(confined_tx);
+    let mut failed = None;
+    for _ in 0..workers.len() {
+        match confined.recv() {
+            Ok((_, Ok(()))) => {}
+            Ok((queue, Err(source))) => {
+                failed = Some(PipelineError::Confine { queue, source });
+                break;
+            }
+            // A worker ended before it said: its join below reports the panic.
+            Err(_) => break,
+        }
+    }
+    // The workers are confined (or failed): this thread needs no capability any more.
+    let dropped = sys::drop_capabilities_except(&[]).map_err(PipelineError::Capabilities);
+    if let Some(e) = failed.or(dropped.err()) {
+        halt.store(true, Ordering::Relaxed);
+        stop_event.set();
+        for w in workers {
+            let _ = w.handle.join();
+        }
+        return Err(e);
     }
     log::info!(
         "ready: {} worker(s) on {} queue(s) {:?}, {:?} XDP, {} bind",

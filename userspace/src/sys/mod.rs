@@ -354,6 +354,71 @@ pub fn drop_capabilities_except(keep: &[u32]) -> Result<(), SysError> {
     Ok(())
 }
 
+/// More capability numbers: what [`confine_worker_thread`] needs to change a thread's
+/// ids and bounding set.
+pub const CAP_SETGID: u32 = 6;
+/// CAP_SETUID.
+pub const CAP_SETUID: u32 = 7;
+/// CAP_SETPCAP.
+pub const CAP_SETPCAP: u32 = 8;
+
+/// The uid and gid a worker thread runs as after [`confine_worker_thread`]: `nobody` /
+/// `nogroup`, by number (no passwd lookup in a worker).
+pub const WORKER_ID: u32 = 65534;
+
+/// Confines the calling thread, and only it, for good: no_new_privs, an empty capability
+/// bounding set, no supplementary groups, uid and gid [`WORKER_ID`] (real, effective,
+/// saved), and of its capabilities only `keep` (effective and permitted; none inheritable
+/// or ambient). The calling thread needs CAP_SETPCAP, CAP_SETUID and CAP_SETGID (and each
+/// of `keep`) when it starts.
+///
+/// Every step is the raw system call: glibc's setresuid/setgroups change every thread of
+/// the process (its setxid broadcast), and the thread that made a pipeline must stay as it
+/// is (in `xdpipe veth`, the main thread removes the testbed's namespaces at the end).
+pub fn confine_worker_thread(keep: &[u32]) -> Result<(), SysError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(SysError::last("prctl(PR_SET_NO_NEW_PRIVS)", "worker thread"));
+    }
+    // Up to the kernel's last capability: PR_CAPBSET_DROP says EINVAL past it.
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if e == libc::EINVAL && cap > 0 {
+                break;
+            }
+            return Err(SysError::from_errno("prctl(PR_CAPBSET_DROP)", format!("capability {cap}"), e));
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {
+        return Err(SysError::last("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "worker thread"));
+    }
+    if !keep.is_empty() {
+        // Keep the permitted set across the uid change below (effective is cleared and
+        // raised again by the capset at the end).
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+            return Err(SysError::last("prctl(PR_SET_KEEPCAPS)", "worker thread"));
+        }
+    }
+    let id = WORKER_ID as libc::c_long;
+    // SAFETY: setgroups with a count of 0 reads no memory.
+    if unsafe { libc::syscall(libc::SYS_setgroups, 0 as libc::c_long, std::ptr::null::<libc::gid_t>()) } != 0 {
+        return Err(SysError::last("setgroups", "worker thread"));
+    }
+    // SAFETY: integer arguments only; the raw call changes this thread alone.
+    if unsafe { libc::syscall(libc::SYS_setresgid, id, id, id) } != 0 {
+        return Err(SysError::last("setresgid", format!("worker thread to gid {WORKER_ID}")));
+    }
+    // SAFETY: integer arguments only; the raw call changes this thread alone.
+    if unsafe { libc::syscall(libc::SYS_setresuid, id, id, id) } != 0 {
+        return Err(SysError::last("setresuid", format!("worker thread to uid {WORKER_ID}")));
+    }
+    drop_capabilities_except(keep)
+}
+
 /// IFF_UP and IFF_RUNNING of an interface, or None if it no longer exists.
 pub fn iface_up_running(iface: &str) -> Option<(bool, bool)> {
     LinkWatch::new(iface).ok()?.state()
