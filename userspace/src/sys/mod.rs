@@ -314,6 +314,62 @@ impl ReadableWaiter {
     }
 }
 
+#[cfg(test)]
+mod waiter_tests {
+    use std::{
+        os::fd::{AsRawFd, FromRawFd, OwnedFd},
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+
+    /// An eventfd standing in for the socket: readable once written.
+    fn readable_fd() -> OwnedFd {
+        // SAFETY: plain eventfd call.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        assert!(fd >= 0);
+        // SAFETY: we just created `fd`.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
+    fn make_readable(fd: &OwnedFd) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a live u64.
+        assert_eq!(unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) }, 8);
+    }
+
+    /// How long `wait(timeout_ms)` took.
+    fn timed_wait(w: &ReadableWaiter, timeout_ms: i32) -> Duration {
+        let t = Instant::now();
+        w.wait(timeout_ms);
+        t.elapsed()
+    }
+
+    #[test]
+    fn a_stop_set_before_the_sleep_ends_every_later_sleep_at_once() {
+        let (sock, stop) = (readable_fd(), StopEvent::new().unwrap());
+        let w = ReadableWaiter::new(sock.as_raw_fd(), &stop).unwrap();
+        stop.set();
+        for _ in 0..3 {
+            assert!(timed_wait(&w, 5_000) < Duration::from_secs(1), "the stop was lost");
+        }
+    }
+
+    #[test]
+    fn readiness_between_the_look_and_the_sleep_ends_it_at_once() {
+        let (sock, stop) = (readable_fd(), StopEvent::new().unwrap());
+        let w = ReadableWaiter::new(sock.as_raw_fd(), &stop).unwrap();
+        // Nothing pending: the sleep lasts its timeout.
+        assert!(timed_wait(&w, 50) >= Duration::from_millis(45));
+        // A frame arrives after the worker found the ring empty, before it sleeps.
+        make_readable(&sock);
+        assert!(timed_wait(&w, 5_000) < Duration::from_secs(1), "the readiness was lost");
+        // A second arrival (the ring was drained in between) raises a new edge.
+        make_readable(&sock);
+        assert!(timed_wait(&w, 5_000) < Duration::from_secs(1), "the second arrival was lost");
+    }
+}
+
 /// Sends `sig` to process `pid`; errors (already gone) are ignored.
 pub fn send_signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
