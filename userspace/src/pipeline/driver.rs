@@ -703,6 +703,48 @@ mod tests {
         assert_eq!(sleep_timeout(0, true), 0);
     }
 
+    #[test]
+    fn frames_a_full_tx_ring_still_holds_back_at_the_stop_are_counted_unsent() {
+        // The fake kernel never sends: the TX ring (8) fills with the first batch and the
+        // second batch stays in the backlog until the stop.
+        let (mut xsk, k) = fake::socket(16, 4096, 8, true, true);
+        let k = Rc::new(k);
+        let fill = k.take_fill();
+        assert_eq!(fill.len(), 8);
+        let others: Vec<u64> = (0..16u64).map(|i| i * 4096).filter(|a| !fill.contains(a)).collect();
+        let desc = |a: u64| Desc { addr: a + 256, len: 60, options: 0 };
+        assert_eq!(k.receive(&fill.iter().map(|&a| desc(a)).collect::<Vec<_>>()), 8);
+        let (k2, second) = (k.clone(), std::cell::Cell::new(false));
+        let _guard = override_hot_calls(move |c| {
+            if let HotCall::KickTx { .. } = c
+                && !second.replace(true)
+            {
+                assert_eq!(k2.receive(&others.iter().map(|&a| desc(a)).collect::<Vec<_>>()), 8);
+            }
+        });
+        static STOP: AtomicBool = AtomicBool::new(false);
+        struct TxAll(u32);
+        impl Stage for TxAll {
+            type Summary = ();
+            const TRANSMITS: bool = true;
+            fn on_batch(&mut self, b: &mut Batch<'_>) {
+                for mut f in b.frames() {
+                    f.set_verdict(Verdict::Tx);
+                }
+                self.0 += 1;
+                if self.0 == 2 {
+                    STOP.store(true, Relaxed);
+                }
+            }
+            fn finish(self) {}
+        }
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut TxAll(0), None, 64, &busy(), &counters, &STOP);
+        let c = counters.snapshot();
+        assert_eq!((c.rx_packets, c.tx_packets, c.tx_unsent), (16, 8, 8), "{c:?}");
+        assert_eq!(k.take_tx().len(), 8, "the first batch is on the TX ring");
+    }
+
     /// Sends `left` frames of 64 bytes numbered from 0, `per_call` at most per call.
     struct Numbered {
         left: u32,
