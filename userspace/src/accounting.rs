@@ -10,13 +10,56 @@ use crate::wire::{headers::parse_frame, stamp::Stamp};
 /// Flow ids are u16: one slot each, allocated once.
 const FLOW_SLOTS: usize = 1 << 16;
 
+/// How far below a flow's highest sequence number a duplicate is still recognised.
+pub const DUPLICATE_WINDOW: u64 = 64;
+
 #[derive(Clone, Copy, Default)]
 struct FlowSeq {
-    /// Highest sequence seen + 1 (0: nothing yet).
-    next: u32,
+    /// Highest sequence seen + 1, extended past the stamp's 32 bits (each wrap adds 2^32),
+    /// so loss is still counted after a flow's sequence wrapped.
+    next: u64,
+    /// Distinct frames received.
     received: u64,
     reordered: u64,
+    /// Frames whose sequence number had already arrived (not in `received`).
+    duplicates: u64,
+    /// Bit i: sequence `next - 1 - i` arrived.
+    window: u64,
     seen: bool,
+}
+
+impl FlowSeq {
+    /// The 64-bit sequence number a 32-bit `seq` stands for: the one nearest the highest
+    /// seen (serial-number arithmetic; right while a flow never jumps 2^31 at once).
+    #[inline]
+    fn extend(&self, seq: u32) -> u64 {
+        let top = self.next.wrapping_sub(1);
+        let delta = seq.wrapping_sub(top as u32) as i32 as i64;
+        (top as i64).wrapping_add(delta).max(0) as u64
+    }
+
+    /// Counts sequence `seq` (extended).
+    #[inline]
+    fn arrive(&mut self, seq: u64) {
+        if !self.seen || seq >= self.next {
+            let shift = if self.seen { seq + 1 - self.next } else { DUPLICATE_WINDOW };
+            self.window = if shift >= DUPLICATE_WINDOW { 0 } else { self.window << shift } | 1;
+            self.next = seq + 1;
+            self.seen = true;
+            self.received += 1;
+            return;
+        }
+        let below = self.next - 1 - seq;
+        if below < DUPLICATE_WINDOW {
+            if self.window & (1 << below) != 0 {
+                self.duplicates += 1;
+                return;
+            }
+            self.window |= 1 << below;
+        }
+        self.received += 1;
+        self.reordered += 1;
+    }
 }
 
 /// One receiver's view of the generator's stamps: per-flow sequence state and a latency
@@ -42,6 +85,10 @@ pub struct AccountingSummary {
     pub lost_in_sequence: u64,
     /// Frames that arrived after a higher sequence number of their flow.
     pub reordered: u64,
+    /// Frames whose flow and sequence number had already arrived (within
+    /// [`DUPLICATE_WINDOW`] of the flow's highest), counted apart: not in `stamped`'s
+    /// distinct frames, not in `reordered`, and not offsetting loss.
+    pub duplicates: u64,
     /// One-way latency, receive time minus the stamp's `tx_ns`, ns; None if no timed frame
     /// arrived.
     pub latency_ns: Option<LatencySummary>,
@@ -107,15 +154,8 @@ impl Accounting {
     pub fn record(&mut self, s: &Stamp, now_ns: u64) {
         self.stamped += 1;
         let f = &mut self.flows[s.flow as usize];
-        f.received += 1;
-        let next = s.seq.wrapping_add(1);
-        // Serial-number comparison: sequence numbers wrap at 2^32.
-        if !f.seen || (next.wrapping_sub(f.next) as i32) > 0 {
-            f.next = next;
-            f.seen = true;
-        } else {
-            f.reordered += 1;
-        }
+        let seq = if f.seen { f.extend(s.seq) } else { s.seq as u64 };
+        f.arrive(seq);
         // A send time of 0: the frame was not timed (the in-kernel generator times one
         // frame in xdp_common::GEN_TIME_EVERY).
         if s.tx_ns != 0 && now_ns >= s.tx_ns {
@@ -131,12 +171,23 @@ impl Accounting {
             if !b.seen {
                 continue;
             }
-            if !a.seen || (b.next.wrapping_sub(a.next) as i32) > 0 {
+            // Windows aligned on the higher `next`; a duplicate across workers (one flow
+            // on two queues) is not recognised.
+            if !a.seen {
+                a.window = b.window;
                 a.next = b.next;
+            } else if b.next > a.next {
+                let shift = b.next - a.next;
+                a.window = b.window | if shift >= DUPLICATE_WINDOW { 0 } else { a.window << shift };
+                a.next = b.next;
+            } else {
+                let shift = a.next - b.next;
+                a.window |= if shift >= DUPLICATE_WINDOW { 0 } else { b.window << shift };
             }
             a.seen = true;
             a.received += b.received;
             a.reordered += b.reordered;
+            a.duplicates += b.duplicates;
         }
         let _ = self.latency.add(&other.latency);
     }
@@ -146,8 +197,9 @@ impl Accounting {
         let mut s = AccountingSummary { stamped: self.stamped, unstamped: self.unstamped, ..Default::default() };
         for f in self.flows.iter().filter(|f| f.seen) {
             s.flows += 1;
-            s.lost_in_sequence += (f.next as u64).saturating_sub(f.received);
+            s.lost_in_sequence += f.next.saturating_sub(f.received);
             s.reordered += f.reordered;
+            s.duplicates += f.duplicates;
         }
         let h = &self.latency;
         if !h.is_empty() {
@@ -207,6 +259,43 @@ mod tests {
             a.record(&st(0, seq, 0), 1);
         }
         assert_eq!(a.summary().reordered, 0);
+    }
+
+    #[test]
+    fn loss_after_a_wrap_is_still_counted() {
+        let mut a = Accounting::new();
+        // 2^32 - 2 frames "before" (seq starts at u32::MAX - 1: that many counted lost),
+        // then seq 1 missing after the wrap.
+        for seq in [u32::MAX - 1, u32::MAX, 0, 2, 3] {
+            a.record(&st(0, seq, 0), 1);
+        }
+        let s = a.summary();
+        assert_eq!((s.reordered, s.duplicates), (0, 0));
+        assert_eq!(s.lost_in_sequence, (u32::MAX as u64 - 1) + 1, "the frames before the first and seq 1");
+        // A flow that starts at 0 and runs past 2^32 loses nothing when nothing is lost.
+        let mut f = FlowSeq::default();
+        for seq in (0..8u64).map(|i| (1u64 << 32) - 4 + i) {
+            let ext = if f.seen { f.extend(seq as u32) } else { seq };
+            f.arrive(ext);
+        }
+        assert_eq!((f.next, f.received, f.reordered), ((1u64 << 32) + 4, 8, 0));
+    }
+
+    #[test]
+    fn duplicates_are_counted_apart() {
+        let mut a = Accounting::new();
+        for seq in [0, 1, 1, 2, 0, 5, 3, 3, 5] {
+            a.record(&st(7, seq, 0), 1);
+        }
+        let s = a.summary();
+        // Distinct: 0 1 2 5 3; duplicates: 1, 0, 3, 5; late: 3; lost: 4.
+        assert_eq!((s.stamped, s.duplicates, s.reordered, s.lost_in_sequence), (9, 4, 1, 1));
+        // A duplicate across a wrap too.
+        let mut a = Accounting::new();
+        for seq in [u32::MAX, 0, u32::MAX] {
+            a.record(&st(0, seq, 0), 1);
+        }
+        assert_eq!(a.summary().duplicates, 1);
     }
 
     #[test]

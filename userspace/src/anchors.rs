@@ -78,15 +78,65 @@ pub struct Tools {
     pub xdp_bench: Option<PathBuf>,
     /// `xdp-trafficgen` (xdp-tools), if found.
     pub xdp_trafficgen: Option<PathBuf>,
+    /// Places not used, each with why: an `--anchor-dir`, or a directory on PATH holding
+    /// one of the tools, that is not root-owned or is writable by group or others (anyone
+    /// who can write there could have xdpipe run their program as root), or a tool file
+    /// there that is.
+    pub refused: Vec<String>,
 }
 
+/// The anchor tools' file names.
+const TOOL_NAMES: [&str; 3] = ["xdpsock", "xdp-bench", "xdp-trafficgen"];
+
 impl Tools {
-    /// Looks the tools up in `extra` directories first, then on PATH.
+    /// Looks the tools up in `extra` directories (`--anchor-dir`) first, then on PATH, in
+    /// trusted places only (see [`Tools::refused`]).
     pub fn find(extra: &[PathBuf]) -> Self {
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let dirs: Vec<PathBuf> = extra.iter().cloned().chain(std::env::split_paths(&path)).collect();
-        let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p));
-        Self { xdpsock: find("xdpsock"), xdp_bench: find("xdp-bench"), xdp_trafficgen: find("xdp-trafficgen") }
+        Self::find_in(extra, &std::env::split_paths(&path).collect::<Vec<_>>())
+    }
+
+    /// [`Tools::find`] over `extra` (every refusal reported) and `path` (refusals reported
+    /// only where a tool is).
+    pub fn find_in(extra: &[PathBuf], path: &[PathBuf]) -> Self {
+        let mut t = Self::default();
+        let dirs = extra.iter().map(|d| (d, true)).chain(path.iter().map(|d| (d, false)));
+        for (dir, explicit) in dirs {
+            let present: Vec<&str> = TOOL_NAMES.into_iter().filter(|n| is_executable(&dir.join(n))).collect();
+            if !explicit && present.is_empty() {
+                continue;
+            }
+            if let Some(why) = untrusted(dir) {
+                let what = if explicit { "--anchor-dir" } else { "PATH directory" };
+                t.refused.push(format!(
+                    "{what} {}: {why}; anchors are run as root, so only a root-owned directory that \
+                     group and others cannot write is used (fix it with `chown root {0} && chmod go-w {0}`, \
+                     or put the tools elsewhere)",
+                    dir.display()
+                ));
+                continue;
+            }
+            for name in present {
+                let file = dir.join(name);
+                let slot = match name {
+                    "xdpsock" => &mut t.xdpsock,
+                    "xdp-bench" => &mut t.xdp_bench,
+                    _ => &mut t.xdp_trafficgen,
+                };
+                if slot.is_some() {
+                    continue;
+                }
+                match untrusted(&file) {
+                    None => *slot = Some(file),
+                    Some(why) => t.refused.push(format!(
+                        "{}: {why}; anchors are run as root, so only a root-owned tool that group and \
+                         others cannot write is used (`chown root {0} && chmod go-w {0}`)",
+                        file.display()
+                    )),
+                }
+            }
+        }
+        t
     }
 
     /// The names of the tools not found, in the order xdpsock, xdp-bench, xdp-trafficgen.
@@ -103,6 +153,33 @@ impl Tools {
         }
         m
     }
+}
+
+/// Why `p` (a directory or a tool) cannot be trusted to hold what root runs, if so: not an
+/// absolute path, unreadable, not owned by root, or writable by group or others. The path
+/// is followed through symbolic links (what would run is what counts).
+fn untrusted(p: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !p.is_absolute() {
+        return Some("not an absolute path (it would depend on the working directory)".into());
+    }
+    let m = match p.metadata() {
+        Ok(m) => m,
+        Err(e) => return Some(format!("cannot be read ({e})")),
+    };
+    if m.uid() != 0 {
+        return Some(format!("owned by uid {}, not root", m.uid()));
+    }
+    let mode = m.mode();
+    if mode & 0o022 != 0 {
+        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (true, true) => "group and others",
+            (true, false) => "its group",
+            _ => "others",
+        };
+        return Some(format!("writable by {who} (mode {:o})", mode & 0o7777));
+    }
+    None
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -822,7 +899,12 @@ Summary                   3677035 rx/s                  0 err/s
     fn the_plan_follows_the_tools_found() {
         let none = Tools::default();
         assert!(plan(&none, &["native".into()], &["xsk".into()], 2e5).is_empty());
-        let all = Tools { xdpsock: Some("/x".into()), xdp_bench: Some("/b".into()), xdp_trafficgen: Some("/t".into()) };
+        let all = Tools {
+            xdpsock: Some("/x".into()),
+            xdp_bench: Some("/b".into()),
+            xdp_trafficgen: Some("/t".into()),
+            refused: vec![],
+        };
         let p = plan(&all, &["skb".into(), "native".into()], &["xsk".into(), "xdp-live".into()], 2e5);
         // Per mode: rxdrop x2 engines (+ --filter all with xdp-live), CPU, l2fwd, txonly,
         // ceiling, trafficgen.
@@ -840,5 +922,51 @@ Summary                   3677035 rx/s                  0 err/s
         let p = plan(&only_bench, &["native".into()], &["xsk".into()], 2e5);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].goal, Goal::Share);
+    }
+
+    #[test]
+    fn tools_are_taken_only_from_root_owned_directories_others_cannot_write() {
+        use std::os::unix::fs::{PermissionsExt as _, chown};
+        if !crate::sys::is_root() {
+            assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "CI=true and this test needs root (chown)");
+            eprintln!("SKIPPED: needs root (chown)");
+            return;
+        }
+        let dir = crate::sys::private_temp_dir("xdpipe-anchors").unwrap();
+        let tool = dir.join("xdpsock");
+        std::fs::write(&tool, "#!/bin/true\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mode = |m| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(0o755);
+        let t = Tools::find_in(std::slice::from_ref(&dir), &[]);
+        assert_eq!((t.xdpsock.as_ref(), t.refused.len()), (Some(&tool), 0), "{t:?}");
+        // Found on PATH too, and refused there the same way.
+        mode(0o775);
+        let t = Tools::find_in(&[], std::slice::from_ref(&dir));
+        assert_eq!(t.xdpsock, None);
+        assert!(
+            t.refused[0].contains("writable by its group (mode 775)") && t.refused[0].contains("chmod go-w"),
+            "{t:?}"
+        );
+        mode(0o757);
+        let t = Tools::find_in(std::slice::from_ref(&dir), &[]);
+        assert!(t.refused[0].starts_with("--anchor-dir") && t.refused[0].contains("writable by others"), "{t:?}");
+        mode(0o755);
+        chown(&dir, Some(65534), None).unwrap();
+        let t = Tools::find_in(std::slice::from_ref(&dir), &[]);
+        assert_eq!(t.xdpsock, None);
+        assert!(t.refused[0].contains("owned by uid 65534, not root"), "{t:?}");
+        chown(&dir, Some(0), None).unwrap();
+        // The tool itself, writable by others, is refused too.
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let t = Tools::find_in(std::slice::from_ref(&dir), &[]);
+        assert_eq!(t.xdpsock, None);
+        assert!(t.refused[0].contains("xdpsock: writable by group and others"), "{t:?}");
+        // A relative directory (PATH's "" or ".") is never used.
+        let t = Tools::find_in(&[PathBuf::from(".")], &[]);
+        assert!(t.refused[0].contains("not an absolute path"), "{t:?}");
+        // A PATH directory without any tool is not reported.
+        assert!(Tools::find_in(&[], &[PathBuf::from("relative-nothing-here")]).refused.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -90,34 +90,128 @@ fn net_err(iface: &str) -> impl FnOnce(NetError) -> PreflightError + '_ {
     move |source| PreflightError::Net { iface: iface.to_owned(), source }
 }
 
-/// Why `iface` looks like the machine's uplink, if it does: it carries a default route, or
-/// the address (or the route back to the client) of the SSH session we run in.
+/// Why `iface` looks like the machine's uplink, if it does: it carries a default route (a
+/// multipath route's next hops included), or is a lower device (bridge or bond port,
+/// VLAN's or macvlan's parent, at any depth) of an interface that does; or it has the
+/// address of an SSH session, or the route back to its client, whether the session is
+/// named by SSH_CONNECTION or found as an established TCP connection to local port 22
+/// (sudo strips SSH_CONNECTION). In the calling thread's network namespace.
 pub fn uplink_reason(iface: &str) -> Result<Option<String>, PreflightError> {
     let index = net::link::index(iface).map_err(net_err(iface))?;
+    let links = net::link::list().map_err(net_err(iface))?;
+    let name = |i: u32| links.iter().find(|l| l.index == i).map_or_else(|| format!("ifindex {i}"), |l| l.name.clone());
     for r in net::route::default_routes().map_err(net_err(iface))? {
+        let fam = if r.ipv6 { "-6" } else { "-4" };
         if r.oifs.contains(&index) {
-            return Ok(Some(format!("it carries the default route ({})", if r.ipv6 { "-6" } else { "-4" })));
+            return Ok(Some(if r.oifs.len() > 1 {
+                let hops: Vec<String> = r.oifs.iter().map(|&i| name(i)).collect();
+                format!("it is a next hop of the multipath default route ({fam}, over {})", hops.join(", "))
+            } else {
+                format!("it carries the default route ({fam})")
+            }));
+        }
+        if let Some(upper) = lower_devices(&r.oifs, &links).into_iter().find_map(|(i, up)| (i == index).then_some(up)) {
+            return Ok(Some(format!(
+                "it is a lower device of {}, which carries the default route ({fam})",
+                name(upper)
+            )));
         }
     }
+    let mut sessions = Vec::new();
     if let Ok(ssh) = std::env::var("SSH_CONNECTION") {
         let parts: Vec<&str> = ssh.split_whitespace().collect();
-        if let [client, _, server, _] = parts[..] {
-            let has_server = net::link::addresses(index)
-                .map_err(net_err(iface))?
-                .iter()
-                .any(|a| server.parse::<std::net::IpAddr>().is_ok_and(|s| s == *a));
-            if has_server {
-                return Ok(Some(format!("it has {server}, the address of this SSH session")));
-            }
-            if let Ok(c) = client.parse()
-                && let Ok(Some(oif)) = net::route::route_to(c)
-                && oif == index
-            {
-                return Ok(Some(format!("the SSH client {client} is reached through it")));
-            }
+        if let [client, _, server, _] = parts[..]
+            && let (Ok(c), Ok(s)) = (client.parse(), server.parse())
+        {
+            sessions.push((c, s));
+        }
+    }
+    for f in ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"] {
+        // A kernel without IPv6 has no tcp6: nothing to find there.
+        if let Ok(text) = std::fs::read_to_string(f) {
+            sessions.extend(ssh_sessions(&text));
+        }
+    }
+    let addrs = net::link::addresses(index).map_err(net_err(iface))?;
+    for (client, server) in sessions {
+        if addrs.iter().any(|a| unmapped(*a) == unmapped(server)) {
+            return Ok(Some(format!("it has {server}, the address of the SSH session from {client}")));
+        }
+        if let Ok(Some(oif)) = net::route::route_to(unmapped(client))
+            && oif == index
+        {
+            return Ok(Some(format!("the SSH client {client} is reached through it")));
         }
     }
     Ok(None)
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is; others unchanged.
+fn unmapped(a: std::net::IpAddr) -> std::net::IpAddr {
+    match a {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The devices under `carriers` (an interface's bridge or bond ports, a VLAN's or
+/// macvlan's parent, and theirs in turn), each with the carrier above it. A veth's
+/// IFLA_LINK is its peer, not a lower device, and is not followed.
+pub fn lower_devices(carriers: &[u32], links: &[net::link::Link]) -> Vec<(u32, u32)> {
+    let mut seen: Vec<u32> = carriers.to_vec();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < seen.len() {
+        let upper = seen[i];
+        let under = links.iter().filter_map(|l| {
+            if l.master == Some(upper) {
+                return Some(l.index);
+            }
+            if l.index == upper && l.kind.as_deref() != Some("veth") {
+                return l.link;
+            }
+            None
+        });
+        for low in under.collect::<Vec<_>>() {
+            if !seen.contains(&low) {
+                seen.push(low);
+                out.push((low, upper));
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The established TCP connections to local port 22 in a /proc/net/tcp or tcp6 text, as
+/// (client, server) addresses. Lines that do not parse are skipped.
+pub fn ssh_sessions(text: &str) -> Vec<(std::net::IpAddr, std::net::IpAddr)> {
+    fn addr(field: &str) -> Option<(std::net::IpAddr, u16)> {
+        let (ip, port) = field.split_once(':')?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        // Each 32-bit word is printed as the integer the kernel holds in network order.
+        let mut bytes = Vec::with_capacity(16);
+        for w in 0..ip.len() / 8 {
+            let word = u32::from_str_radix(ip.get(w * 8..w * 8 + 8)?, 16).ok()?;
+            bytes.extend_from_slice(&word.to_ne_bytes());
+        }
+        let ip = match bytes.len() {
+            4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+            16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+            _ => return None,
+        };
+        Some((ip, port))
+    }
+    const ESTABLISHED: &str = "01";
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (local, remote, state) = (f.get(1)?, f.get(2)?, f.get(3)?);
+            let ((server, port), (client, _)) = (addr(local)?, addr(remote)?);
+            (port == 22 && *state == ESTABLISHED).then_some((client, server))
+        })
+        .collect()
 }
 
 /// An XDP program attached to an interface.
@@ -221,5 +315,52 @@ mod tests {
             attached_program("no-such-if0"),
             Err(PreflightError::Net { source: NetError::NoSuchLink { .. }, .. })
         ));
+    }
+
+    #[test]
+    fn ssh_sessions_are_read_from_proc_net_tcp() {
+        // Real lines (x86-64, little-endian): 10.0.2.15:22 <- 10.0.2.2:51234 established;
+        // a listener on 22; an established connection to another port.
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            0: 0F02000A:0016 0202000A:C822 01 00000000:00000000 02:00000 00000000 0 0 1 1\n\
+            1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 2 1\n\
+            2: 0F02000A:01BB 0202000A:C823 01 00000000:00000000 00:00000000 00000000 0 0 3 1\n";
+        let v4 = |a: [u8; 4]| std::net::IpAddr::from(a);
+        if cfg!(target_endian = "little") {
+            assert_eq!(ssh_sessions(tcp), vec![(v4([10, 0, 2, 2]), v4([10, 0, 2, 15]))]);
+        }
+        // tcp6: ::ffff:10.0.2.15 (an IPv4 client on a dual-stack sshd).
+        let tcp6 = "  sl  local_address remote_address st\n\
+            0: 0000000000000000FFFF00000F02000A:0016 0000000000000000FFFF00000202000A:C822 01 0\n";
+        let s = ssh_sessions(tcp6);
+        assert_eq!(s.len(), 1);
+        if cfg!(target_endian = "little") {
+            assert_eq!(unmapped(s[0].1), v4([10, 0, 2, 15]));
+        }
+        assert!(ssh_sessions("garbage\n0: zz:yy 01\n1:\n").is_empty());
+    }
+
+    #[test]
+    fn lower_devices_follow_ports_and_vlan_parents_but_not_veth_peers() {
+        use net::link::Link;
+        let l = |index, master, link, kind: Option<&str>| Link {
+            index,
+            master,
+            link,
+            kind: kind.map(str::to_owned),
+            ..Link::default()
+        };
+        // 10 bridge carries the route; 11, 12 its ports; 12 is vlan on 13 (a bond) with
+        // port 14; 15 a veth whose peer is 11 (not a lower device of anything).
+        let links = [
+            l(10, None, None, Some("bridge")),
+            l(11, Some(10), Some(15), Some("veth")),
+            l(12, Some(10), Some(13), Some("vlan")),
+            l(13, None, None, Some("bond")),
+            l(14, Some(13), None, None),
+            l(15, None, Some(11), Some("veth")),
+        ];
+        assert_eq!(lower_devices(&[10], &links), vec![(11, 10), (12, 10), (13, 12), (14, 13)]);
+        assert_eq!(lower_devices(&[15], &links), vec![]);
     }
 }

@@ -8,7 +8,7 @@ use std::{
     os::fd::{AsRawFd as _, BorrowedFd},
 };
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage as Rt,
     address::{AddressAttribute, AddressMessage},
@@ -90,6 +90,13 @@ pub struct Link {
     pub tx_dropped: u64,
     /// The attached XDP program (IFLA_XDP), None if there is none.
     pub xdp: Option<XdpAttachment>,
+    /// The bridge or bond this link is a port of (IFLA_MASTER), if any.
+    pub master: Option<u32>,
+    /// The link this one sits on in this namespace (IFLA_LINK without IFLA_LINK_NETNSID):
+    /// a VLAN's or macvlan's lower device; for a veth, its peer.
+    pub link: Option<u32>,
+    /// IFLA_INFO_KIND: `veth`, `bridge`, `bond`, `vlan`, ...; None for a plain device.
+    pub kind: Option<String>,
 }
 
 fn route_socket() -> Result<Netlink, NetError> {
@@ -105,6 +112,7 @@ pub fn parse_link(m: &LinkMessage) -> Link {
         ..Link::default()
     };
     let mut single = None;
+    let mut other_ns = false;
     let (mut drv, mut skb, mut hw, mut prog) = (0, 0, 0, 0);
     for a in &m.attributes {
         match a {
@@ -117,6 +125,16 @@ pub fn parse_link(m: &LinkMessage) -> Link {
                 l.tx_packets = s.tx_packets;
                 l.rx_dropped = s.rx_dropped;
                 l.tx_dropped = s.tx_dropped;
+            }
+            LinkAttribute::Controller(i) if *i != 0 => l.master = Some(*i),
+            LinkAttribute::Link(i) if *i != 0 && l.link.is_none() => l.link = Some(*i),
+            LinkAttribute::LinkNetNsId(_) => other_ns = true,
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        l.kind = Some(k.to_string());
+                    }
+                }
             }
             LinkAttribute::Xdp(x) => {
                 for x in x {
@@ -140,6 +158,10 @@ pub fn parse_link(m: &LinkMessage) -> Link {
             }
             _ => {}
         }
+    }
+    if other_ns {
+        // IFLA_LINK names an ifindex of another namespace.
+        l.link = None;
     }
     if let Some(mode) = single {
         let prog_id = match mode {
@@ -168,6 +190,12 @@ pub fn get(name: &str) -> Result<Link, NetError> {
             )
         }
     }
+}
+
+/// Every link of this namespace (`ip link show`).
+pub fn list() -> Result<Vec<Link>, NetError> {
+    let r = route_socket()?.request(Rt::GetLink(LinkMessage::default()), NLM_F_DUMP, "listing links", "")?;
+    Ok(r.into_iter().filter_map(|m| if let Rt::NewLink(m) = m { Some(parse_link(&m)) } else { None }).collect())
 }
 
 /// The index of `name`, or [`NetError::NoSuchLink`].

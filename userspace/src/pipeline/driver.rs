@@ -217,7 +217,11 @@ fn idle(xsk: &Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters
         sys::wakeup_rx(xsk.fd());
         bump(&counters.wakeups, 1);
     } else if let Some((waiter, timeout_ms)) = &wait.sleep {
-        waiter.wait(*timeout_ms);
+        // The kernel may set need_wakeup between the look above and the sleep, and it does
+        // so without making the socket readable (it asks precisely because it stopped
+        // delivering): an unbounded sleep would never see the flag. With need_wakeup, the
+        // sleep is bounded, so the flag is looked at again soon.
+        waiter.wait(sleep_timeout(*timeout_ms, wait.need_wakeup));
         bump(&counters.wakeups, 1);
     } else if let Some(until) = pace.backoff_until(wait.idle_backoff_ns) {
         // Every look at the ring reads its producer index, a cache line the kernel's
@@ -230,6 +234,17 @@ fn idle(xsk: &Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters
             }
         }
     }
+}
+
+/// The longest sleep while need_wakeup is on: how late a worker at most notices a
+/// wakeup request the kernel made while it went to sleep.
+pub const NEED_WAKEUP_RECHECK_MS: i32 = 1;
+
+/// The sleep's timeout: `timeout_ms` (-1: no limit), bounded by
+/// [`NEED_WAKEUP_RECHECK_MS`] when the kernel may ask for a wakeup.
+#[inline]
+fn sleep_timeout(timeout_ms: i32, need_wakeup: bool) -> i32 {
+    if need_wakeup && !(0..=NEED_WAKEUP_RECHECK_MS).contains(&timeout_ms) { NEED_WAKEUP_RECHECK_MS } else { timeout_ms }
 }
 
 /// Whether frames arrive fast enough for `WaitPolicy::idle_backoff_ns` to pay: more than
@@ -648,7 +663,93 @@ mod tests {
             });
             rx_loop(&mut xsk, None, &mut Count, None, 64, &wait, &counters, &stop);
         });
-        assert!(calls.borrow().iter().all(|c| matches!(c, HotCall::Wait { timeout_ms: 5, .. })));
+        assert!(calls.borrow().iter().all(|c| matches!(c, HotCall::Wait { timeout_ms: NEED_WAKEUP_RECHECK_MS, .. })));
+    }
+
+    #[test]
+    fn a_wakeup_request_made_while_the_worker_sleeps_is_seen_without_readiness() {
+        // The kernel sets need_wakeup on the fill ring while the worker sleeps, and the
+        // socket never becomes readable. Each sleep below lasts its whole timeout (nothing
+        // wakes it); an unbounded one would last forever and ends the test as a failure.
+        let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
+        let k = Rc::new(k);
+        let stop_event = sys::StopEvent::new().unwrap();
+        let waiter = sys::ReadableWaiter::new(xsk.fd(), &stop_event).unwrap();
+        let wait = WaitPolicy { need_wakeup: true, sleep: Some((waiter, -1)), idle_backoff_ns: 0 };
+        let counters = WorkerCounters::default();
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let (c2, k2) = (calls.clone(), k.clone());
+        let _guard = override_hot_calls(move |c| {
+            c2.borrow_mut().push(c);
+            match c {
+                HotCall::Wait { timeout_ms: -1, .. } => STOP.store(true, Relaxed),
+                HotCall::Wait { timeout_ms, .. } => {
+                    k2.fill_needs_wakeup(true);
+                    std::thread::sleep(std::time::Duration::from_millis(timeout_ms as u64));
+                }
+                HotCall::WakeupRx { .. } => STOP.store(true, Relaxed),
+                HotCall::KickTx { .. } => {}
+            }
+        });
+        struct Nothing;
+        impl Stage for Nothing {
+            type Summary = ();
+            fn on_batch(&mut self, _: &mut Batch<'_>) {}
+            fn finish(self) {}
+        }
+        rx_loop(&mut xsk, None, &mut Nothing, None, 64, &wait, &counters, &STOP);
+        let calls = calls.borrow();
+        assert!(
+            matches!(calls[..], [HotCall::Wait { timeout_ms: NEED_WAKEUP_RECHECK_MS, .. }, HotCall::WakeupRx { .. }]),
+            "slept once, bounded, then woke the kernel: {calls:?}"
+        );
+        // Without need_wakeup nothing can ask, and the policy's timeout stands.
+        assert_eq!(sleep_timeout(-1, false), -1);
+        assert_eq!(sleep_timeout(500, true), NEED_WAKEUP_RECHECK_MS);
+        assert_eq!(sleep_timeout(0, true), 0);
+    }
+
+    #[test]
+    fn frames_a_full_tx_ring_still_holds_back_at_the_stop_are_counted_unsent() {
+        // The fake kernel never sends: the TX ring (8) fills with the first batch and the
+        // second batch stays in the backlog until the stop.
+        let (mut xsk, k) = fake::socket(16, 4096, 8, true, true);
+        let k = Rc::new(k);
+        let fill = k.take_fill();
+        assert_eq!(fill.len(), 8);
+        let others: Vec<u64> = (0..16u64).map(|i| i * 4096).filter(|a| !fill.contains(a)).collect();
+        let desc = |a: u64| Desc { addr: a + 256, len: 60, options: 0 };
+        assert_eq!(k.receive(&fill.iter().map(|&a| desc(a)).collect::<Vec<_>>()), 8);
+        let (k2, second) = (k.clone(), std::cell::Cell::new(false));
+        let _guard = override_hot_calls(move |c| {
+            if let HotCall::KickTx { .. } = c
+                && !second.replace(true)
+            {
+                assert_eq!(k2.receive(&others.iter().map(|&a| desc(a)).collect::<Vec<_>>()), 8);
+            }
+        });
+        static STOP: AtomicBool = AtomicBool::new(false);
+        struct TxAll(u32);
+        impl Stage for TxAll {
+            type Summary = ();
+            const TRANSMITS: bool = true;
+            fn on_batch(&mut self, b: &mut Batch<'_>) {
+                for mut f in b.frames() {
+                    f.set_verdict(Verdict::Tx);
+                }
+                self.0 += 1;
+                if self.0 == 2 {
+                    STOP.store(true, Relaxed);
+                }
+            }
+            fn finish(self) {}
+        }
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut TxAll(0), None, 64, &busy(), &counters, &STOP);
+        let c = counters.snapshot();
+        assert_eq!((c.rx_packets, c.tx_packets, c.tx_unsent), (16, 8, 8), "{c:?}");
+        assert_eq!(k.take_tx().len(), 8, "the first batch is on the TX ring");
     }
 
     /// Sends `left` frames of 64 bytes numbered from 0, `per_call` at most per call.

@@ -102,6 +102,20 @@ pub enum PipelineError {
     /// A check before attaching failed (uplink guard, MTU, foreign program).
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
+    /// A worker thread could not drop its privileges (uid, groups, capabilities), so the
+    /// run did not start.
+    #[error(
+        "the worker for queue {queue} could not drop its privileges: {source}. xdpipe needs \
+         CAP_SETUID, CAP_SETGID and CAP_SETPCAP at setup (run it as root, outside a container \
+         that withholds them)"
+    )]
+    Confine {
+        /// The queue.
+        queue: u32,
+        /// The call that failed.
+        #[source]
+        source: sys::SysError,
+    },
     /// The steering program could not be loaded or attached.
     #[error(transparent)]
     Loader(#[from] crate::loader::LoaderError),

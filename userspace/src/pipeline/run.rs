@@ -215,23 +215,26 @@ where
     }
     let factory = Arc::new(factory);
     let mut workers = Vec::with_capacity(sockets.len());
+    let (confined_tx, confined) = std::sync::mpsc::channel();
     for (((q, mut xsk, mut out), core), wait) in sockets.into_iter().zip(cores).zip(waits) {
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
         // Allocated here, before the worker starts: the loop itself never allocates.
         let mut acct = cfg.stamps.then(Accounting::new);
+        let confined_tx = confined_tx.clone();
         let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
                 log::warn!("could not pin the queue {q} worker to core {core}");
             }
-            // Capabilities are per thread: each worker gives up every one before it touches
-            // a frame (its rings are mapped and its socket open). The thread that started
-            // the run keeps its own, to leave the namespace and detach at the end.
-            if let Err(e) = sys::drop_capabilities_except(&[]) {
-                panic!("queue {q}: dropping capabilities: {e}");
-            }
+            // The loop touches only its mapped rings and makes sendto/recvfrom/epoll calls
+            // on fds it holds: it needs no capability and no root uid.
+            let confined = sys::confine_worker_thread(&[]);
+            let ok = confined.is_ok();
+            let _ = confined_tx.send((q, confined));
             let mut stage = factory(q);
-            rx_loop(&mut xsk, out.as_mut(), &mut stage, acct.as_mut(), batch, &wait, &c2, &halt2);
+            if ok {
+                rx_loop(&mut xsk, out.as_mut(), &mut stage, acct.as_mut(), batch, &wait, &c2, &halt2);
+            }
             c2.cpu_ns.store(sys::thread_cpu_ns(), Ordering::Relaxed);
             WorkerResult { xsk, out: out.map(|o| o.xsk), acct, stage: stage.finish() }
         });
@@ -246,6 +249,29 @@ where
                 return Err(PipelineError::Spawn { queue: q, source });
             }
         }
+    }
+    drop(confined_tx);
+    let mut failed = None;
+    for _ in 0..workers.len() {
+        match confined.recv() {
+            Ok((_, Ok(()))) => {}
+            Ok((queue, Err(source))) => {
+                failed = Some(PipelineError::Confine { queue, source });
+                break;
+            }
+            // A worker ended before it said: its join below reports the panic.
+            Err(_) => break,
+        }
+    }
+    // The thread that started the run keeps its own privileges: it leaves the namespace
+    // (setns) and detaches at the end, and for a library user it is their thread.
+    if let Some(e) = failed {
+        halt.store(true, Ordering::Relaxed);
+        stop_event.set();
+        for w in workers {
+            let _ = w.handle.join();
+        }
+        return Err(e);
     }
     log::info!(
         "ready: {} worker(s) on {} queue(s) {:?}, {:?} XDP, {} bind",

@@ -144,7 +144,9 @@ where
     let factory = Arc::new(factory);
     let start = std::time::Instant::now();
     let mut workers = Vec::with_capacity(sockets.len());
+    let (confined_tx, confined) = std::sync::mpsc::channel();
     for ((q, mut xsk), core) in sockets.into_iter().zip(cores) {
+        let confined_tx = confined_tx.clone();
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
         let wait = WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, sleep: None, idle_backoff_ns: 0 };
@@ -154,12 +156,17 @@ where
             {
                 log::warn!("could not pin the queue {q} transmit worker to core {core}");
             }
-            // Per thread, as for receive workers: no capability once the socket is open.
-            if let Err(e) = sys::drop_capabilities_except(&[]) {
-                panic!("queue {q}: dropping capabilities: {e}");
-            }
+            // The loop touches only its mapped rings and kicks with sendto on the fd it
+            // holds: no capability, no root uid.
+            let confined = sys::confine_worker_thread(&[]);
+            let ok = confined.is_ok();
+            let _ = confined_tx.send((q, confined));
             let mut source = factory(q);
-            let totals = tx_loop(&mut xsk, &mut source, batch, &wait, &c2, &halt2, deadline_ns);
+            let totals = if ok {
+                tx_loop(&mut xsk, &mut source, batch, &wait, &c2, &halt2, deadline_ns)
+            } else {
+                Default::default()
+            };
             c2.cpu_ns.store(sys::thread_cpu_ns(), Ordering::Relaxed);
             (xsk, totals, source.finish())
         });
@@ -172,6 +179,21 @@ where
                 }
                 return Err(PipelineError::Spawn { queue: q, source });
             }
+        }
+    }
+    drop(confined_tx);
+    for _ in 0..workers.len() {
+        match confined.recv() {
+            Ok((_, Ok(()))) => {}
+            Ok((queue, Err(source))) => {
+                halt.store(true, Ordering::Relaxed);
+                for (_, _, _, h) in workers {
+                    let _ = h.join();
+                }
+                return Err(PipelineError::Confine { queue, source });
+            }
+            // A worker ended before it said: its join below reports the panic.
+            Err(_) => break,
         }
     }
     log::info!(

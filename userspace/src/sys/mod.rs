@@ -314,6 +314,62 @@ impl ReadableWaiter {
     }
 }
 
+#[cfg(test)]
+mod waiter_tests {
+    use std::{
+        os::fd::{AsRawFd, FromRawFd, OwnedFd},
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+
+    /// An eventfd standing in for the socket: readable once written.
+    fn readable_fd() -> OwnedFd {
+        // SAFETY: plain eventfd call.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        assert!(fd >= 0);
+        // SAFETY: we just created `fd`.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
+    fn make_readable(fd: &OwnedFd) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a live u64.
+        assert_eq!(unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) }, 8);
+    }
+
+    /// How long `wait(timeout_ms)` took.
+    fn timed_wait(w: &ReadableWaiter, timeout_ms: i32) -> Duration {
+        let t = Instant::now();
+        w.wait(timeout_ms);
+        t.elapsed()
+    }
+
+    #[test]
+    fn a_stop_set_before_the_sleep_ends_every_later_sleep_at_once() {
+        let (sock, stop) = (readable_fd(), StopEvent::new().unwrap());
+        let w = ReadableWaiter::new(sock.as_raw_fd(), &stop).unwrap();
+        stop.set();
+        for _ in 0..3 {
+            assert!(timed_wait(&w, 5_000) < Duration::from_secs(1), "the stop was lost");
+        }
+    }
+
+    #[test]
+    fn readiness_between_the_look_and_the_sleep_ends_it_at_once() {
+        let (sock, stop) = (readable_fd(), StopEvent::new().unwrap());
+        let w = ReadableWaiter::new(sock.as_raw_fd(), &stop).unwrap();
+        // Nothing pending: the sleep lasts its timeout.
+        assert!(timed_wait(&w, 50) >= Duration::from_millis(45));
+        // A frame arrives after the worker found the ring empty, before it sleeps.
+        make_readable(&sock);
+        assert!(timed_wait(&w, 5_000) < Duration::from_secs(1), "the readiness was lost");
+        // A second arrival (the ring was drained in between) raises a new edge.
+        make_readable(&sock);
+        assert!(timed_wait(&w, 5_000) < Duration::from_secs(1), "the second arrival was lost");
+    }
+}
+
 /// Sends `sig` to process `pid`; errors (already gone) are ignored.
 pub fn send_signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
@@ -352,6 +408,71 @@ pub fn drop_capabilities_except(keep: &[u32]) -> Result<(), SysError> {
         return Err(SysError::last("capset", "this thread"));
     }
     Ok(())
+}
+
+/// More capability numbers: what [`confine_worker_thread`] needs to change a thread's
+/// ids and bounding set.
+pub const CAP_SETGID: u32 = 6;
+/// CAP_SETUID.
+pub const CAP_SETUID: u32 = 7;
+/// CAP_SETPCAP.
+pub const CAP_SETPCAP: u32 = 8;
+
+/// The uid and gid a worker thread runs as after [`confine_worker_thread`]: `nobody` /
+/// `nogroup`, by number (no passwd lookup in a worker).
+pub const WORKER_ID: u32 = 65534;
+
+/// Confines the calling thread, and only it, for good: no_new_privs, an empty capability
+/// bounding set, no supplementary groups, uid and gid [`WORKER_ID`] (real, effective,
+/// saved), and of its capabilities only `keep` (effective and permitted; none inheritable
+/// or ambient). The calling thread needs CAP_SETPCAP, CAP_SETUID and CAP_SETGID (and each
+/// of `keep`) when it starts.
+///
+/// Every step is the raw system call: glibc's setresuid/setgroups change every thread of
+/// the process (its setxid broadcast), and the thread that made a pipeline must stay as it
+/// is (in `xdpipe veth`, the main thread removes the testbed's namespaces at the end).
+pub fn confine_worker_thread(keep: &[u32]) -> Result<(), SysError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(SysError::last("prctl(PR_SET_NO_NEW_PRIVS)", "worker thread"));
+    }
+    // Up to the kernel's last capability: PR_CAPBSET_DROP says EINVAL past it.
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if e == libc::EINVAL && cap > 0 {
+                break;
+            }
+            return Err(SysError::from_errno("prctl(PR_CAPBSET_DROP)", format!("capability {cap}"), e));
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {
+        return Err(SysError::last("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "worker thread"));
+    }
+    if !keep.is_empty() {
+        // Keep the permitted set across the uid change below (effective is cleared and
+        // raised again by the capset at the end).
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+            return Err(SysError::last("prctl(PR_SET_KEEPCAPS)", "worker thread"));
+        }
+    }
+    let id = WORKER_ID as libc::c_long;
+    // SAFETY: setgroups with a count of 0 reads no memory.
+    if unsafe { libc::syscall(libc::SYS_setgroups, 0 as libc::c_long, std::ptr::null::<libc::gid_t>()) } != 0 {
+        return Err(SysError::last("setgroups", "worker thread"));
+    }
+    // SAFETY: integer arguments only; the raw call changes this thread alone.
+    if unsafe { libc::syscall(libc::SYS_setresgid, id, id, id) } != 0 {
+        return Err(SysError::last("setresgid", format!("worker thread to gid {WORKER_ID}")));
+    }
+    // SAFETY: integer arguments only; the raw call changes this thread alone.
+    if unsafe { libc::syscall(libc::SYS_setresuid, id, id, id) } != 0 {
+        return Err(SysError::last("setresuid", format!("worker thread to uid {WORKER_ID}")));
+    }
+    drop_capabilities_except(keep)
 }
 
 /// IFF_UP and IFF_RUNNING of an interface, or None if it no longer exists.

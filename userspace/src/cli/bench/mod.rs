@@ -223,10 +223,15 @@ fn run_anchors(
     stop: &Arc<AtomicBool>,
 ) -> Result<(), String> {
     let tools = Tools::find(&ac.dirs);
+    for r in &tools.refused {
+        let m = format!("anchor tool not used: {r}");
+        eprintln!("bench: {m}");
+        summary.run.notes.push(m);
+    }
     let missing = tools.missing();
     if !missing.is_empty() {
         let m = format!(
-            "anchors not found (looked in --anchor-dir and PATH): {}; their comparisons were not run",
+            "anchors not found (looked in trusted --anchor-dir and PATH directories): {}; their comparisons were not run",
             missing.join(", ")
         );
         eprintln!("bench: {m}");
