@@ -707,7 +707,7 @@ pub fn measure(
     let driver_argv = match &side.driver {
         Driver::Gen { engine, pps } => {
             let (cfg, desc) = ours.generator(engine, *pps, secs).map_err(failed("xdpipe generator"))?;
-            let ip = |a: &str| a.parse::<std::net::Ipv4Addr>().map(|a| a.octets()).unwrap_or_default();
+            let ip = crate::veth::ip4;
             let cfg =
                 GenConfig { iface: TX_IFACE.into(), dst_mac: tb.rx_mac, src_ip: ip(TX_IP), dst_ip: ip(RX_IP), ..cfg };
             our_gen = Some((cfg, desc));

@@ -20,6 +20,7 @@ use crate::{
     accounting::LatencySummary,
     config::{ModeKind, PollWait},
     generator::{GenConfig, GenError, GenSummary, generate},
+    pipeline::panic_message,
     run::{RunConfig, RunError, RunSummary, run_in},
     stats::WorkerCounters,
     sys::{self, XdpStatistics},
@@ -260,16 +261,9 @@ impl Receiver {
         };
         match handle.join() {
             Ok(r) => r.map_err(|source| VethError::Receiver { what, source: Box::new(source) }),
-            Err(p) => Err(VethError::Panicked { what, detail: panic_text(&p) }),
+            Err(p) => Err(VethError::Panicked { what, detail: panic_message(&p) }),
         }
     }
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Runs the generator in a thread inside namespace `ns` (None: this one).
@@ -350,7 +344,8 @@ fn sink_config(rx: &RunConfig) -> RunConfig {
     s
 }
 
-fn ip4(s: &str) -> [u8; 4] {
+/// An IPv4 address as octets (the testbed's constants; unparsable: 0.0.0.0).
+pub(crate) fn ip4(s: &str) -> [u8; 4] {
     s.parse::<std::net::Ipv4Addr>().map(|a| a.octets()).unwrap_or_default()
 }
 
@@ -432,7 +427,8 @@ fn finish(
     sender: (Option<&str>, &str),
     dropped0: Option<u64>,
 ) -> Result<VethReport, VethError> {
-    let gen_summary = generator.join().map_err(|p| VethError::Panicked { what: "generator", detail: panic_text(&p) });
+    let gen_summary =
+        generator.join().map_err(|p| VethError::Panicked { what: "generator", detail: panic_message(&p) });
     // Let the last frames land, then stop the receiver (and the sink after it).
     thread::sleep(Duration::from_millis(300));
     let rx_summary = rx.finish();

@@ -38,6 +38,7 @@ use std::time::Duration;
 use serde::Serialize;
 use xdp_common::QueueCounters;
 
+pub(crate) use self::run::panic_message;
 pub use self::{
     run::{ReadyRun, Tick},
     stage::{Source, SourceStep, Stage},

@@ -527,7 +527,8 @@ pub(super) fn pick_cores(cfg: &PipelineConfig) -> Result<Vec<u32>, PipelineError
     }
 }
 
-pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+/// A panic payload as text (its `&str` or `String`, else "unknown panic").
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
