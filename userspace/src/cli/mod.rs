@@ -41,7 +41,7 @@ pub enum Cmd {
     Veth(veth::VethArgs),
     /// Benchmark a scenario matrix (max rate, RFC 2544 zero-loss rate, latency) and store
     /// the run under bench/runs/.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Compare stored runs in one HTML page and a markdown summary.
     Report(bench::ReportArgs),
     /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
