@@ -14,6 +14,7 @@
 //! measured trial (on a veth testbed); tests supply synthetic ones.
 pub mod adaptive;
 pub mod axes;
+pub mod compare;
 pub mod config;
 pub mod noise;
 pub mod procedure;
