@@ -1,16 +1,22 @@
 //! xdpipe's benchmark suite, as a library with no I/O below the run directory:
+//! - [`adaptive`]: how many trials a point gets (until its interval is narrow enough);
 //! - [`axes`]: the matrix's axes as enums (stored as the strings they display as);
 //! - [`config`]: a validated bench run (what `xdpipe bench` asked for);
 //! - [`scenario`]: the scenario matrix and its labels;
 //! - [`search`]: the RFC 2544 zero-loss binary search over a trial function;
 //! - [`stats`]: median and spread of trials;
 //! - [`store`]: a run directory (`README.md`, `raw.csv`, `summary.json`);
+//! - [`noise`]: the machine's noise during a trial, and when it flags the trial;
+//! - [`compare`]: two stored runs, scenario for scenario, ratios with intervals;
 //! - [`report`]: the markdown summary and the HTML page with SVG charts.
 //!
 //! The `xdpipe` binary supplies the [`Runner`] that turns a scenario and a rate into a
 //! measured trial (on a veth testbed); tests supply synthetic ones.
+pub mod adaptive;
 pub mod axes;
+pub mod compare;
 pub mod config;
+pub mod noise;
 pub mod procedure;
 pub mod report;
 pub mod scenario;
@@ -52,6 +58,9 @@ pub struct Trial {
     pub latency: Option<Latency>,
     /// Receiver worker CPU time per received packet, nanoseconds.
     pub rx_cpu_ns_per_pkt: Option<f64>,
+    /// The machine's noise over the trial (`None`: not probed, or a run stored before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<noise::Noise>,
 }
 
 impl Trial {

@@ -8,9 +8,24 @@ use std::fmt::Write as _;
 use crate::{
     Scenario,
     axes::{Bind, Offloads, Target, Wait, XdpMode},
-    stats::Spread,
-    store::{RunSummary, ScenarioSummary},
+    stats::{Better, DEFAULT_CONFIDENCE, GoalVerdict, Interval, Spread, Verdict, describe_ratio, ratio_interval},
+    store::{Anchor, RunSummary, ScenarioSummary},
 };
+
+/// A verdict as a table cell: bold when the interval says something, "no interval" when
+/// none could be drawn.
+fn verdict_cell(ci: Option<&Interval>, v: Verdict) -> String {
+    match (ci, v) {
+        (None, _) => "no interval".to_owned(),
+        (Some(_), Verdict::Indistinguishable) => v.to_string(),
+        (Some(_), v) => format!("**{v}**"),
+    }
+}
+
+/// An anchor's ratio interval: the stored one, else one drawn from the stored trial values.
+fn anchor_ci(a: &Anchor) -> Option<Interval> {
+    a.ratio_ci.or_else(|| ratio_interval(&a.ours.values, &a.theirs.values, DEFAULT_CONFIDENCE))
+}
 
 /// A run and the name it is shown under.
 pub struct NamedRun {
@@ -279,12 +294,14 @@ fn delta_rows(
             (x, y, vx, vy)
         };
         if b.mrr_pps.median > 0.0 {
+            let ci = ratio_interval(&o.mrr_pps.values, &b.mrr_pps.values, DEFAULT_CONFIDENCE);
             rows.push(format!(
-                "| {what} | {} | {vo} vs {vb} | {} → {} Mpps | {:.2}× |",
+                "| {what} | {} | {vo} vs {vb} | {} → {} Mpps | {} | {} |",
                 esc(&b.label),
                 mpps(b.mrr_pps.median),
                 mpps(o.mrr_pps.median),
-                o.mrr_pps.median / b.mrr_pps.median
+                describe_ratio(ci.as_ref(), o.mrr_pps.median / b.mrr_pps.median),
+                verdict_cell(ci.as_ref(), Verdict::of(ci.as_ref(), Better::Higher)),
             ));
         }
     }
@@ -292,6 +309,57 @@ fn delta_rows(
         if rows.is_empty() { format!("- **{what}**: not measurable in these runs: {absent}\n") } else { String::new() },
         rows,
     )
+}
+
+/// A precision record as a cell: `7 trials, ±2.1% (width reached)`.
+fn precision_cell(p: Option<&crate::adaptive::Precision>) -> String {
+    let Some(p) = p else { return "–".to_owned() };
+    let w = p.width.map_or("no interval".to_owned(), |w| format!("width {:.1}%", 100.0 * w));
+    let goal = if p.reached {
+        format!("target {:.1}% reached", 100.0 * p.target_width)
+    } else {
+        format!("target {:.1}% **not reached**: {}", 100.0 * p.target_width, p.stopped)
+    };
+    format!("{} trials, {w}, {goal}", p.trials)
+}
+
+/// Per scenario: how many trials its series took and how narrow they got, and the
+/// machine's noise over its trials (stalls of a 1 ms sleeper, steal time, flagged trials).
+fn precision_and_noise(runs: &[NamedRun]) -> String {
+    let mut md = format!(
+        "\n## Precision and machine noise\n\nTrials were added until the interval of the median was narrow enough (or the cap \
+         or the time budget stopped them). Noise: a thread sleeping 1 ms at a time during each trial counts the wakeups \
+         more than 1 ms late (stalls); steal is CPU time the hypervisor gave elsewhere. A trial is flagged when a stall \
+         exceeded {:.0} ms or steal exceeded {:.0}%.\n\n\
+         | run | scenario | max-rate trials | latency trials (p99) | stalls | longest stall (ms) | max steal | max iowait | flagged trials |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        crate::noise::STALL_FLAG_US / 1e3,
+        crate::noise::STEAL_FLAG * 100.0
+    );
+    for (r, s) in all(runs) {
+        let noise = s.noise.map_or("not probed | – | – | – | –".to_owned(), |n| {
+            format!(
+                "{} | {:.1} | {:.1}% | {:.1}% | {}{} of {}{}",
+                n.stalls,
+                n.longest_stall_us / 1e3,
+                100.0 * n.max_steal,
+                100.0 * n.max_iowait,
+                if n.flagged > 0 { "**" } else { "" },
+                n.flagged,
+                n.probed,
+                if n.flagged > 0 { "**" } else { "" },
+            )
+        });
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {noise} |",
+            esc(&r.name),
+            esc(&s.label),
+            precision_cell(s.mrr_precision.as_ref()),
+            precision_cell(s.latency_precision.as_ref()),
+        );
+    }
+    md
 }
 
 /// The markdown summary.
@@ -352,7 +420,10 @@ pub fn markdown(runs: &[NamedRun]) -> String {
             s.received
         );
     }
-    md += "\n## What changes throughput\n\nRatios of the median max receive rate between scenarios that differ in one thing only.\n\n";
+    md += &precision_and_noise(runs);
+    md += "\n## What changes throughput\n\nRatios of the median max receive rate between scenarios that differ in one thing only, \
+           with the bootstrap interval of the ratio; only an interval wholly above or below 1 is a verdict \
+           (\"no interval\": fewer than two trials a side, or a run stored before trial values were kept).\n\n";
     let mut notes = String::new();
     let mut rows = Vec::new();
     let mut add = |(n, r): (String, Vec<String>)| {
@@ -414,7 +485,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
         "no run compared offloads off with the default (the offload matrix needs a NIC target: veth's offloads act on skbs, after XDP)",
     ));
     if !rows.is_empty() {
-        md += "| what | baseline scenario | compared | Mpps | ratio |\n|---|---|---|---|---|\n";
+        md += "| what | baseline scenario | compared | Mpps | ratio | verdict |\n|---|---|---|---|---|---|\n";
         for r in rows {
             md += &r;
             md += "\n";
@@ -428,8 +499,9 @@ pub fn markdown(runs: &[NamedRun]) -> String {
         md += "No anchors in these runs: they ran with `--anchors off`, or `xdpipe bench` found none of xdpsock, xdp-bench or xdp-trafficgen on PATH (or `--anchor-dir`), so no ratio to them can be given.\n";
     } else {
         md += "Measured beside xdpipe in the same run, on the same testbed and cores, trials alternating. \
-               Ratio = xdpipe / anchor, of the medians; for CPU per frame lower is better.\n\n\
-               | run | XDP mode | comparison | xdpipe | anchor | ratio | goal |\n|---|---|---|---|---|---|---|\n";
+               Ratio = xdpipe / anchor, of the medians, with its bootstrap interval; for CPU per frame lower is better. \
+               A goal is met or missed only when the whole interval is on one side of it.\n\n\
+               | run | XDP mode | comparison | xdpipe | anchor | ratio | verdict | goal |\n|---|---|---|---|---|---|---|---|\n";
         for (r, a) in &anchors {
             let v = |x: &Spread| {
                 if a.unit == "pps" {
@@ -438,20 +510,25 @@ pub fn markdown(runs: &[NamedRun]) -> String {
                     format!("{:.0} {} ({:.0}-{:.0})", x.median, a.unit, x.min, x.max)
                 }
             };
-            let goal = match (a.goal.as_str(), a.met) {
+            let ci = anchor_ci(a);
+            let better = if a.unit == "pps" { Better::Higher } else { Better::Lower };
+            let verdict = if a.ratio_ci.is_some() { a.verdict } else { Verdict::of(ci.as_ref(), better) };
+            let goal = match (a.goal.as_str(), a.goal_verdict) {
                 ("", _) => format!("share: {:.0}%", 100.0 * a.ratio),
-                (g, Some(true)) => format!("{g}: met"),
-                (g, _) => format!("{g}: **not met**"),
+                (g, Some(GoalVerdict::Missed)) => format!("{g}: **missed**"),
+                (g, Some(gv)) => format!("{g}: {gv}"),
+                (g, None) => format!("{g}: undecided (no interval stored)"),
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {:.2} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.name,
                 a.xdp_mode,
                 a.name,
                 v(&a.ours),
                 v(&a.theirs),
-                a.ratio,
+                describe_ratio(ci.as_ref(), a.ratio),
+                verdict_cell(ci.as_ref(), verdict),
                 goal
             );
         }
@@ -700,6 +777,81 @@ mod tests {
         assert_eq!(nice_max(3.7), 5.0);
         assert_eq!(nice_max(0.0), 1.0);
         assert_eq!(nice_max(21.0), 25.0);
+    }
+
+    fn scenario(xdp: XdpMode, values: &[f64]) -> ScenarioSummary {
+        let mut sc = Scenario::example();
+        sc.xdp_mode = xdp;
+        ScenarioSummary {
+            label: sc.label(),
+            scenario: sc,
+            mrr_pps: crate::stats::spread(values),
+            offered_max_pps: crate::stats::spread(values),
+            zero_loss_pps: None,
+            zero_loss_confirmed: false,
+            latency: None,
+            sent: 0,
+            received: 0,
+            mrr_precision: None,
+            latency_precision: None,
+            noise: Some(crate::noise::NoiseSummary {
+                probed: 3,
+                flagged: 1,
+                stalls: 4,
+                longest_stall_us: 6500.0,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn anchor(ratio_ci: Option<Interval>, goal_verdict: Option<GoalVerdict>) -> Anchor {
+        Anchor {
+            name: "rxdrop vs xdpsock".into(),
+            xdp_mode: "skb".into(),
+            unit: "pps".into(),
+            ours_command: "a".into(),
+            theirs_command: "b".into(),
+            ours: Spread { median: 1.15e6, ..Default::default() },
+            theirs: Spread { median: 1e6, ..Default::default() },
+            ratio: 1.15,
+            ratio_ci,
+            verdict: Verdict::of(ratio_ci.as_ref(), Better::Higher),
+            goal: "at least 1.1".into(),
+            goal_verdict,
+            precision: None,
+        }
+    }
+
+    #[test]
+    fn a_ratio_whose_interval_holds_the_goal_is_never_reported_met() {
+        let ci = Interval { estimate: 1.15, lo: 1.05, hi: 1.25, confidence: 0.95 };
+        let gv = GoalVerdict::of(Some(&ci), true, 1.1);
+        let run = RunSummary { anchors: vec![anchor(Some(ci), Some(gv))], ..Default::default() };
+        let md = markdown(&[NamedRun { name: "r".into(), summary: run }]);
+        let row = md.lines().find(|l| l.contains("rxdrop vs xdpsock")).unwrap();
+        assert!(row.contains("1.15 [1.05, 1.25] at 95%") && row.contains("**faster**"), "{row}");
+        assert!(row.contains("at least 1.1: undecided") && !row.contains(": met"), "{row}");
+        // An old run: no interval, no goal verdict; the median ratio alone decides nothing.
+        let old = RunSummary { anchors: vec![anchor(None, None)], ..Default::default() };
+        let md = markdown(&[NamedRun { name: "r".into(), summary: old }]);
+        let row = md.lines().find(|l| l.contains("rxdrop vs xdpsock")).unwrap();
+        assert!(row.contains("1.15 (no interval) | no interval | at least 1.1: undecided"), "{row}");
+    }
+
+    #[test]
+    fn scenario_ratios_carry_intervals_and_noise_is_shown() {
+        let run = RunSummary {
+            scenarios: vec![
+                scenario(XdpMode::Skb, &[100.0, 101.0, 99.0, 100.5]),
+                scenario(XdpMode::Native, &[200.0, 202.0, 198.0, 201.0]),
+            ],
+            ..Default::default()
+        };
+        let md = markdown(&[NamedRun { name: "r".into(), summary: run }]);
+        let row = md.lines().find(|l| l.starts_with("| XDP mode |")).unwrap();
+        assert!(row.contains("native vs skb") && row.contains("at 95%") && row.contains("**faster**"), "{row}");
+        let noise = md.lines().find(|l| l.starts_with("| r |") && l.contains("6.5")).unwrap();
+        assert!(noise.contains("| 4 | 6.5 |") && noise.contains("**1 of 3**"), "{noise}");
     }
 
     #[test]

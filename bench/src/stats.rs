@@ -182,7 +182,7 @@ pub enum Better {
 }
 
 /// What an interval of a ratio (ours / theirs, or new / baseline) says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// The whole interval is on the better side of 1.
@@ -190,6 +190,7 @@ pub enum Verdict {
     /// The whole interval is on the worse side of 1.
     Slower,
     /// The interval holds 1 (or no interval could be drawn).
+    #[default]
     Indistinguishable,
 }
 
@@ -214,6 +215,22 @@ impl fmt::Display for Verdict {
             Verdict::Indistinguishable => "indistinguishable",
         })
     }
+}
+
+/// A ratio as the progress lines, the report and `compare` show it: `0.97 [0.91, 1.04] at
+/// 95%`, or `0.97 (no interval)` when none could be drawn (fewer than two trials a side,
+/// or a run stored before trial values were kept).
+pub fn describe_ratio(ci: Option<&Interval>, estimate: f64) -> String {
+    match ci {
+        Some(i) => format!("{:.2} [{:.2}, {:.2}] at {}%", i.estimate, i.lo, i.hi, trim_pct(i.confidence)),
+        None => format!("{estimate:.2} (no interval)"),
+    }
+}
+
+/// 0.95 -> "95", 0.995 -> "99.5".
+fn trim_pct(c: f64) -> String {
+    let s = format!("{:.1}", c * 100.0);
+    s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
 }
 
 /// What an interval says of a goal on the ratio ("at least 1.1", "at most 0.9").
@@ -294,6 +311,14 @@ mod tests {
         assert_eq!(Verdict::of(Some(&o), Better::Higher), Verdict::Indistinguishable);
         assert_eq!(Verdict::of(None, Better::Higher), Verdict::Indistinguishable);
         assert!(ratio_interval(&a, &[0.0, 0.0], 0.95).is_none());
+    }
+
+    #[test]
+    fn a_ratio_is_described_with_its_interval_or_says_it_has_none() {
+        let i = Interval { estimate: 0.97, lo: 0.91, hi: 1.04, confidence: 0.95 };
+        assert_eq!(describe_ratio(Some(&i), 0.5), "0.97 [0.91, 1.04] at 95%");
+        assert_eq!(describe_ratio(Some(&Interval { confidence: 0.995, ..i }), 0.5), "0.97 [0.91, 1.04] at 99.5%");
+        assert_eq!(describe_ratio(None, 1.234), "1.23 (no interval)");
     }
 
     #[test]

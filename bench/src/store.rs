@@ -10,7 +10,12 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Scenario, Trial, stats::Spread};
+use crate::{
+    Scenario, Trial,
+    adaptive::Precision,
+    noise::NoiseSummary,
+    stats::{GoalVerdict, Interval, Spread, Verdict},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,6 +81,15 @@ pub struct ScenarioSummary {
     /// Frames sent and received over the max-rate trials (correctness count).
     pub sent: u64,
     pub received: u64,
+    /// How precise the max-rate trials got (`None` in runs stored before trials were adaptive).
+    #[serde(default)]
+    pub mrr_precision: Option<Precision>,
+    /// How precise the latency trials' p99 got.
+    #[serde(default)]
+    pub latency_precision: Option<Precision>,
+    /// The machine's noise over the scenario's trials (`None`: not probed).
+    #[serde(default)]
+    pub noise: Option<NoiseSummary>,
 }
 
 /// A baseline tool measured beside xdpipe in the same run (xdpsock, xdp-bench,
@@ -92,9 +106,22 @@ pub struct Anchor {
     pub theirs: Spread,
     /// ours / theirs, of the medians.
     pub ratio: f64,
+    /// The bootstrap interval of `ratio` (`None`: fewer than two trials a side, or a run
+    /// stored before intervals were kept).
+    #[serde(default)]
+    pub ratio_ci: Option<Interval>,
+    /// What the interval says (for ns/frame lower is better).
+    #[serde(default)]
+    pub verdict: Verdict,
     /// "at least 1.1", "at most 0.9", or empty when the share itself is the finding.
     pub goal: String,
-    pub met: Option<bool>,
+    /// What the interval says of the goal (`None`: no goal, or a run stored before; an old
+    /// run's `met` field, a bare comparison of medians, is not read).
+    #[serde(default)]
+    pub goal_verdict: Option<GoalVerdict>,
+    /// How precise the ratio got (pairs of trials run, width reached).
+    #[serde(default)]
+    pub precision: Option<Precision>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -109,7 +136,7 @@ pub struct RunDir {
     csv: File,
 }
 
-const CSV_HEADER: &str = "scenario,target,size,xdp_mode,bind,mode,engine,queues,wait,threaded_napi,kind,trial,offered_pps,duration_s,sent,received,lost,tx_pps,rx_pps,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,rx_cpu_ns_per_pkt,offloads";
+const CSV_HEADER: &str = "scenario,target,size,xdp_mode,bind,mode,engine,queues,wait,threaded_napi,kind,trial,offered_pps,duration_s,sent,received,lost,tx_pps,rx_pps,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,rx_cpu_ns_per_pkt,offloads,stalls,longest_stall_us,steal,iowait,noise_flagged";
 
 impl RunDir {
     /// Creates `root/NAME` (NAME-2, -3... if taken) with an empty `raw.csv`.
@@ -140,7 +167,7 @@ impl RunDir {
         let l = t.latency.unwrap_or_default();
         let lat = |v: f64| if t.latency.is_some() { format!("{v:.0}") } else { String::new() };
         let row = format!(
-            "{},{},{},{},{},{},{},{},{},{},{kind},{index},{},{:.3},{},{},{},{:.0},{:.0},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{kind},{index},{},{:.3},{},{},{},{:.0},{:.0},{},{},{},{},{},{},{},{}",
             sc.label(),
             sc.target,
             sc.size,
@@ -165,6 +192,14 @@ impl RunDir {
             lat(l.max),
             t.rx_cpu_ns_per_pkt.map_or(String::new(), |c| format!("{c:.1}")),
             sc.offloads,
+            t.noise.map_or(",,,,".to_owned(), |n| format!(
+                "{},{:.0},{:.4},{:.4},{}",
+                n.stalls,
+                n.longest_stall_us,
+                n.steal,
+                n.iowait,
+                n.flagged()
+            )),
         );
         let p = self.path.join("raw.csv");
         writeln!(self.csv, "{row}").map_err(io(&p))

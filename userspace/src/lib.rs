@@ -17,6 +17,7 @@ pub mod guest;
 pub mod loader;
 pub mod modes;
 pub mod net;
+pub mod noise;
 pub use net::netdev;
 pub mod pipeline;
 pub mod preflight;

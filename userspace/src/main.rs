@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             then(args.validate(), |cfg| cli::stop_on_signals().and_then(|stop| cli::bench::cmd_bench(cfg, stop)))
         }
         Cmd::Report(args) => cli::bench::cmd_report(&args),
+        Cmd::Compare(args) => cli::compare::cmd_compare(&args),
         Cmd::Testbed { action } => cli::admin::cmd_testbed(action),
         Cmd::Cleanup { all } => cli::admin::cmd_cleanup(all),
         Cmd::Features { iface, json } => cli::admin::cmd_features(&iface, json),

@@ -9,6 +9,7 @@
 //! this module prints.
 pub mod admin;
 pub mod bench;
+pub mod compare;
 pub mod generator;
 pub mod run;
 pub mod values;
@@ -41,9 +42,12 @@ pub enum Cmd {
     Veth(veth::VethArgs),
     /// Benchmark a scenario matrix (max rate, RFC 2544 zero-loss rate, latency) and store
     /// the run under bench/runs/.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Compare stored runs in one HTML page and a markdown summary.
     Report(bench::ReportArgs),
+    /// Compare two stored runs scenario for scenario: ratios B / A with bootstrap
+    /// intervals and verdicts (faster, slower, indistinguishable).
+    Compare(compare::CompareArgs),
     /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
     Testbed {
         #[command(subcommand)]

@@ -67,6 +67,21 @@ pub struct BenchArgs {
     /// Trials per point (median and spread over them).
     #[arg(long, default_value_t = 5)]
     pub trials: usize,
+    /// Trials per point at most: more than --trials are run until the median's interval is
+    /// narrower than --ci-width (default: 3 x --trials).
+    #[arg(long)]
+    pub max_trials: Option<usize>,
+    /// Relative width of the interval (of the median, of an anchor's ratio) at which a
+    /// point stops adding trials, e.g. 0.05 for 5% (0: always --max-trials).
+    #[arg(long, default_value_t = 0.05)]
+    pub ci_width: f64,
+    /// Seconds each point's series of trials may take before no more are added (default:
+    /// no limit but --max-trials).
+    #[arg(long)]
+    pub budget_secs: Option<f64>,
+    /// Confidence of the bootstrap intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
     /// Seconds per max-rate, confirming and latency trial.
     #[arg(long, default_value_t = 5.0)]
     pub trial_secs: f64,
@@ -215,6 +230,8 @@ impl BenchArgs {
         if self.trials == 0 {
             refuse!("--trials 0: give at least 1 trial per point");
         }
+        let (max_trials, target_width, budget_secs, confidence) =
+            super::precision::limits(self.trials, self.max_trials, self.ci_width, self.budget_secs, self.confidence)?;
         let trial_secs = positive_secs("--trial-secs", self.trial_secs)?;
         let search_secs = positive_secs("--search-secs", self.search_secs)?;
         if !(0.0..=1.0).contains(&self.latency_fraction) {
@@ -263,6 +280,10 @@ impl BenchArgs {
             },
             procedure: Procedure {
                 trials: self.trials,
+                max_trials,
+                target_width,
+                budget_secs,
+                confidence,
                 trial_secs,
                 search: SearchConfig { search_secs, confirm_secs: trial_secs, ..Default::default() },
                 zero_loss: !self.no_search,

@@ -78,6 +78,12 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
         list(&m.sizes),
         "--trials".into(),
         a.trials.to_string(),
+        "--max-trials".into(),
+        a.max_trials.to_string(),
+        "--ci-width".into(),
+        a.target_width.to_string(),
+        "--confidence".into(),
+        a.confidence.to_string(),
         "--trial-secs".into(),
         a.trial_secs.to_string(),
         "--search-secs".into(),
@@ -85,6 +91,9 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
         "--latency-fraction".into(),
         a.latency_fraction.to_string(),
     ];
+    if let Some(b) = a.budget_secs {
+        args.extend(["--budget-secs".into(), b.to_string()]);
+    }
     if !a.zero_loss {
         args.push("--no-search".into());
     }

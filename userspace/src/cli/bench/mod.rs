@@ -3,6 +3,7 @@
 //! and report are in the `xdpipe-bench` crate.
 mod args;
 mod guest;
+mod precision;
 mod runner;
 
 use std::{
@@ -18,7 +19,7 @@ use anyhow::Context as _;
 pub use args::{BenchArgs, ReportArgs};
 use runner::{VethRunner, capture_env, link_bps, read_trim, utc_now};
 use xdpipe::{
-    anchors::{self, Goal, Metric, Tools, plan},
+    anchors::{self, Metric, Tools, plan},
     generator::GenConfig,
     run::RunConfig,
     stats::fmt_pps,
@@ -29,8 +30,7 @@ use xdpipe_bench::{
     procedure::{TrialEvent, run_scenario},
     report::{NamedRun, html, markdown},
     scenario::Target,
-    stats::spread,
-    store::{Anchor, RunDir, RunInfo, RunSummary, load},
+    store::{RunDir, RunInfo, RunSummary, load},
 };
 
 /// The veth testbed's MTU (the kernel's default for a veth pair; `Testbed` leaves it).
@@ -99,14 +99,21 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
         let mut on_trial = |e: &TrialEvent| {
             let t = e.trial;
             eprintln!(
-                "bench:   {} {} at {}: sent {} received {} ({:.3}% lost), rx {}",
+                "bench:   {} {} at {}: sent {} received {} ({:.3}% lost), rx {}{}",
                 e.kind,
                 e.index + 1,
                 e.offered_pps.map_or("max".to_owned(), fmt_pps),
                 t.sent,
                 t.received,
                 t.loss_ratio() * 100.0,
-                fmt_pps(t.rx_pps)
+                fmt_pps(t.rx_pps),
+                t.noise.map_or(String::new(), |n| format!(
+                    "; noise: {} stall(s), longest {:.1} ms, steal {:.1}%{}",
+                    n.stalls,
+                    n.longest_stall_us / 1e3,
+                    n.steal * 100.0,
+                    if n.flagged() { " (FLAGGED)" } else { "" }
+                ))
             );
             if let Err(err) = dir.record(sc, e.kind, e.index, e.offered_pps, t) {
                 record_err = Some(err);
@@ -117,7 +124,12 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
             return Err(e.into());
         }
         match result {
-            Ok(s) => summary.scenarios.push(s),
+            Ok(s) => {
+                if let Some(p) = &s.mrr_precision {
+                    eprintln!("bench:   {}", precision::describe(p));
+                }
+                summary.scenarios.push(s)
+            }
             Err((e, partial)) => {
                 summary.scenarios.extend(partial.map(|b| *b));
                 interrupted = Some(e);
@@ -240,59 +252,46 @@ fn run_anchors(
     let xdp_modes: Vec<String> = cfg.matrix.xdp_modes.iter().map(ToString::to_string).collect();
     let engines: Vec<String> = cfg.matrix.engines.iter().map(ToString::to_string).collect();
     let pairings = plan(&tools, &xdp_modes, &engines, ac.cpu_pps);
-    let trials = ac.trials;
+    let stopping = cfg.procedure.stopping(ac.trials);
     for (k, p) in pairings.iter().enumerate() {
         eprintln!(
-            "bench: anchor {}/{}: {} [{}], {trials} trial(s) per side",
+            "bench: anchor {}/{}: {} [{}], {}-{} pair(s) of trials",
             k + 1,
             pairings.len(),
             p.name,
-            p.xdp_mode
+            p.xdp_mode,
+            stopping.min,
+            stopping.max
         );
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         let (mut ours_cmd, mut theirs_cmd) = (String::new(), String::new());
-        for i in 0..trials {
-            for (side, name, vals, cmd) in
-                [(&p.ours, "xdpipe", &mut ours, &mut ours_cmd), (&p.theirs, "anchor", &mut theirs, &mut theirs_cmd)]
+        let trial_secs = cfg.procedure.trial_secs;
+        let (ours, theirs, prec) = precision::run_pairs(&stopping, 2.0 * trial_secs, |i| {
+            let mut v = [0.0; 2];
+            for (k, (side, name, cmd)) in
+                [(&p.ours, "xdpipe", &mut ours_cmd), (&p.theirs, "anchor", &mut theirs_cmd)].into_iter().enumerate()
             {
-                let m = anchors::measure(&tools, &OurSides, p, side, cfg.procedure.trial_secs, stop)
+                let m = anchors::measure(&tools, &OurSides, p, side, trial_secs, stop)
                     .map_err(|e| format!("anchor {}: {e}", p.name))?;
                 let shown =
                     if p.metric == Metric::CpuNsPerPkt { format!("{:.0} ns/frame", m.value) } else { fmt_pps(m.value) };
                 eprintln!("bench:   {name} {}: {shown}", i + 1);
                 dir.record_anchor(&p.name, &p.xdp_mode, name, i, m.value, p.metric.unit(), &m.command)
                     .map_err(|e| e.to_string())?;
-                vals.push(m.value);
+                v[k] = m.value;
                 *cmd = m.command;
             }
-        }
-        let (o, t) = (spread(&ours), spread(&theirs));
-        let ratio = if t.median > 0.0 { o.median / t.median } else { 0.0 };
-        let (goal, met) = match p.goal {
-            Goal::AtLeast(x) => (format!("at least {x}"), Some(ratio >= x)),
-            Goal::AtMost(x) => (format!("at most {x}"), Some(ratio <= x)),
-            Goal::Share => (String::new(), None),
-        };
+            Ok(precision::Pair { ours: v[0], theirs: v[1] })
+        })?;
+        let f = precision::finding(&ours, &theirs, p.metric == Metric::CpuNsPerPkt, &p.goal, stopping.confidence);
         eprintln!(
-            "bench:   ratio {ratio:.2}{}",
-            if goal.is_empty() {
-                String::new()
-            } else {
-                format!(" (goal {goal}: {})", if met == Some(true) { "met" } else { "not met" })
-            }
+            "bench:   {} after {} pair(s){}",
+            f.line(),
+            prec.trials,
+            if prec.reached { "" } else { " (width not reached)" }
         );
-        summary.anchors.push(Anchor {
-            name: p.name.clone(),
-            xdp_mode: p.xdp_mode.clone(),
-            unit: p.metric.unit().into(),
-            ours_command: ours_cmd,
-            theirs_command: theirs_cmd,
-            ours: o,
-            theirs: t,
-            ratio,
-            goal,
-            met,
-        });
+        let mut a = f.anchor(&p.name, &p.xdp_mode, p.metric.unit(), (ours_cmd, theirs_cmd), (&ours, &theirs));
+        a.precision = Some(prec);
+        summary.anchors.push(a);
         dir.write_summary(summary).map_err(|e| e.to_string())?;
     }
     Ok(())

@@ -12,6 +12,7 @@ use std::{
 use xdpipe::veth::{Ports, VethConfig, run_veth};
 use xdpipe_bench::{
     Latency, Rate, Runner, Scenario, Trial,
+    noise::Noise,
     scenario::{Engine, Mode, Offloads, Wait, XdpMode},
 };
 
@@ -102,7 +103,10 @@ impl Runner for VethRunner {
             ),
             _ => None,
         };
-        let r = run_veth(&cfg, self.stop.clone()).map_err(|e| format!("{e:#}"))?;
+        let probe = xdpipe::noise::NoiseProbe::start().map_err(|e| format!("starting the noise probe: {e}"))?;
+        let r = run_veth(&cfg, self.stop.clone());
+        let n = probe.finish();
+        let r = r.map_err(|e| format!("{e:#}"))?;
         if self.stop.load(Ordering::Relaxed) {
             return Err("interrupted".into());
         }
@@ -123,6 +127,12 @@ impl Runner for VethRunner {
             duration_s: secs,
             latency,
             rx_cpu_ns_per_pkt: (rx_pkts > 0).then(|| cpu as f64 / rx_pkts as f64),
+            noise: Some(Noise {
+                stalls: n.stalls,
+                longest_stall_us: n.longest_stall.as_secs_f64() * 1e6,
+                steal: n.steal,
+                iowait: n.iowait,
+            }),
         })
     }
 }
