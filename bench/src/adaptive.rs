@@ -5,6 +5,10 @@
 //! precision with trials, up to the cap.
 use serde::{Deserialize, Serialize};
 
+/// Trials a width must rest on before it can stop a series: the bootstrap interval of two
+/// trials is little more than their range, too weak to call a point precise.
+pub const MIN_TRIALS_FOR_WIDTH: usize = 3;
+
 /// When a series of trials stops.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stopping {
@@ -67,7 +71,7 @@ impl Stopping {
         if n < self.min.max(1) {
             return None;
         }
-        if width.is_some_and(|w| w <= self.target_width) {
+        if n >= MIN_TRIALS_FOR_WIDTH && width.is_some_and(|w| w <= self.target_width) {
             Some(StopReason::WidthReached)
         } else if n >= self.max.max(self.min) {
             Some(StopReason::MaxTrials)
@@ -84,7 +88,7 @@ impl Stopping {
             trials: n,
             target_width: self.target_width,
             width,
-            reached: width.is_some_and(|w| w <= self.target_width),
+            reached: n >= MIN_TRIALS_FOR_WIDTH && width.is_some_and(|w| w <= self.target_width),
             stopped,
             confidence: self.confidence,
         }
@@ -103,6 +107,9 @@ mod tests {
     fn the_minimum_runs_then_width_cap_and_budget_stop_in_that_order() {
         assert_eq!(s().check(2, Some(0.0), 0.0, 1.0), None, "the minimum always runs");
         assert_eq!(s().check(3, Some(0.04), 0.0, 1.0), Some(StopReason::WidthReached));
+        let two = Stopping { min: 2, ..s() };
+        assert_eq!(two.check(2, Some(0.01), 0.0, 1.0), None, "two trials' width does not stop a series");
+        assert!(!two.precision(2, Some(0.01), StopReason::MaxTrials).reached);
         assert_eq!(s().check(3, Some(0.2), 0.0, 1.0), None);
         assert_eq!(s().check(3, None, 0.0, 1.0), None);
         assert_eq!(s().check(10, Some(0.2), 0.0, 1.0), Some(StopReason::MaxTrials));
