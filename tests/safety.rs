@@ -140,8 +140,7 @@ fn an_ssh_session_found_without_its_environment_is_refused() {
 
 /// Builds a one-instruction XDP_PASS object with clang (installed by scripts/setup.sh).
 fn foreign_object() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("xdpipe-foreign-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = xdpipe::sys::private_temp_dir("xdpipe-foreign").expect("a private temporary directory");
     let c = dir.join("pass.c");
     let o = dir.join("pass.o");
     std::fs::write(
@@ -164,6 +163,7 @@ fn another_program_is_refused_and_replaced_only_with_force() {
     let tb = testbed(1);
     let obj = foreign_object();
     ip_ok(&["-n", &tb.rx_ns, "link", "set", "dev", RX_IFACE, "xdpgeneric", "obj", obj.to_str().unwrap(), "sec", "xdp"]);
+    let _ = std::fs::remove_dir_all(obj.parent().expect("the object is in its private directory"));
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "already has an XDP program attached");
     refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "-d", "1"], "\"foreign_pass\", generic mode");
     assert!(xdp_attached(&tb.rx_ns, RX_IFACE), "the foreign program must be left alone");

@@ -170,7 +170,9 @@ fn generated_frames_pass_the_kernel_udp_socket_and_tshark() {
     const N: usize = 200;
     let tb = testbed(1);
     let ns = tb.rx_ns.clone();
-    let pcap = std::env::temp_dir().join(format!("xdpipe-gen-{}.pcap", tb.name));
+    // A private directory (mkdtemp, 0700): a predictable name under /tmp is a root hazard.
+    let pcap_dir = xdpipe::sys::private_temp_dir("xdpipe-gen-pcap").expect("a private temporary directory");
+    let pcap = pcap_dir.join("gen.pcap");
     let pcap_s = pcap.to_string_lossy().into_owned();
     let dump = Command::new("ip")
         .args([
@@ -180,6 +182,9 @@ fn generated_frames_pass_the_kernel_udp_socket_and_tshark() {
             "timeout",
             "20",
             "tcpdump",
+            // Stay root: the private directory is root's alone.
+            "-Z",
+            "root",
             "-i",
             RX_IFACE,
             "-c",
@@ -260,7 +265,7 @@ fn generated_frames_pass_the_kernel_udp_socket_and_tshark() {
         .args(["-e", "ip.checksum.status", "-e", "udp.checksum.status", "-e", "_ws.malformed"])
         .output()
         .expect("tshark (apt-get install tshark)");
-    let _ = std::fs::remove_file(&pcap);
+    let _ = std::fs::remove_dir_all(&pcap_dir);
     let text = String::from_utf8_lossy(&t.stdout);
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(rows.len(), N, "tshark rows:\n{text}\n{}", String::from_utf8_lossy(&t.stderr));

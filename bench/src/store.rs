@@ -278,7 +278,11 @@ mod tests {
 
     #[test]
     fn a_run_directory_round_trips() {
-        let root = std::env::temp_dir().join(format!("xdpipe-store-{}", std::process::id()));
+        // Under the workspace's target directory, not /tmp (a predictable path there is a
+        // root hazard, and this crate has no private_temp_dir).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/test-tmp")
+            .join(format!("store-{}", std::process::id()));
         let mut d = RunDir::create(&root, "r").unwrap();
         let d2 = RunDir::create(&root, "r").unwrap();
         assert!(d2.path.ends_with("r-2"));
