@@ -1,6 +1,10 @@
 //! xdpipe's benchmark suite, as a library with no I/O below the run directory:
 //! - [`axes`]: the matrix's axes as enums (stored as the strings they display as);
 //! - [`config`]: a validated bench run (what `xdpipe bench` asked for);
+//! - [`count`]: exact-count trials (sent must equal received);
+//! - [`estimate`]: how long a run is expected to take;
+//! - [`gate`]: pass/fail thresholds (a TOML gate file) evaluated on a stored run;
+//! - [`junit`]: the gate's verdict as JUnit XML;
 //! - [`scenario`]: the scenario matrix and its labels;
 //! - [`search`]: the RFC 2544 zero-loss binary search over a trial function;
 //! - [`stats`]: median and spread of trials;
@@ -11,6 +15,10 @@
 //! measured trial (on a veth testbed); tests supply synthetic ones.
 pub mod axes;
 pub mod config;
+pub mod count;
+pub mod estimate;
+pub mod gate;
+pub mod junit;
 pub mod procedure;
 pub mod report;
 pub mod scenario;
@@ -52,6 +60,9 @@ pub struct Trial {
     pub latency: Option<Latency>,
     /// Receiver worker CPU time per received packet, nanoseconds.
     pub rx_cpu_ns_per_pkt: Option<f64>,
+    /// Frames the receiver saw twice (its sequence accounting); `None` without accounting.
+    #[serde(default)]
+    pub duplicates: Option<u64>,
 }
 
 impl Trial {

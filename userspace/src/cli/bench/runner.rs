@@ -123,6 +123,8 @@ impl Runner for VethRunner {
             duration_s: secs,
             latency,
             rx_cpu_ns_per_pkt: (rx_pkts > 0).then(|| cpu as f64 / rx_pkts as f64),
+            // Counted where the frames end: the sink with fwd, else the receiver.
+            duplicates: r.sink.as_ref().unwrap_or(&r.receiver).accounting.as_ref().map(|a| a.duplicates),
         })
     }
 }
