@@ -3,7 +3,7 @@
 //! generator), 3 max-rate trials of 2 s, a coarse zero-loss search (0.5 s steps to 5% of
 //! the generator's rate, one confirming trial, at most one retry), 3 latency trials at
 //! half the zero-loss rate, and one exact-count trial of 2 s at 100 kpps. Anchors are off.
-//! About 40 s on a 2-core VM.
+//! 20-26 s on the project's 2-core VM (the expected duration is printed at the start).
 //!
 //! A flag given with --quick keeps its value (more sizes, more trials, anchors on); what
 //! would stop the run from checking the path end to end is refused.
