@@ -33,6 +33,10 @@
 //!   (worse than allowed, at confidence C); its lower end at or above 1 - X/100 passes;
 //!   an interval holding 1 - X/100 is undecided: it passes with a warning, or fails with
 //!   `strict = true`. A relative baseline path is relative to the gate file's directory.
+//!   `baseline_metrics` (default `["rate"]`) adds `"p99"` (median p99 latency) and
+//!   `"cpu"` (median receiver CPU per frame), each over the latency trials' values; lower
+//!   is better for both, so they fail when the interval's lower end is above
+//!   1 + X/100 and pass when its upper end is at or below it.
 //!
 //! A check that cannot be evaluated (a selector matching no scenario, a metric the run did
 //! not measure, a baseline without the scenario or its trial values) is "could not run",
@@ -112,6 +116,7 @@ raw_checks!(
     max_cpu_ns_per_frame: f64,
     exact_counts: bool,
     baseline: String,
+    baseline_metrics: Vec<String>,
     max_regression_pct: f64,
     confidence: f64,
     strict: bool,
@@ -190,7 +195,56 @@ impl Selector {
     }
 }
 
-/// A baseline comparison of the max receive rate.
+/// What a baseline comparison compares, over each scenario's trial values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// The max receive rate (max-rate trials); higher is better.
+    Rate,
+    /// The p99 latency (latency trials); lower is better.
+    P99,
+    /// Receiver CPU per frame (latency trials); lower is better.
+    Cpu,
+}
+
+impl Metric {
+    /// The name a gate file gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Rate => "rate",
+            Metric::P99 => "p99",
+            Metric::Cpu => "cpu",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Metric> {
+        [Metric::Rate, Metric::P99, Metric::Cpu].into_iter().find(|m| m.name() == s)
+    }
+
+    fn higher_is_better(self) -> bool {
+        self == Metric::Rate
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Metric::Rate => "max receive rate",
+            Metric::P99 => "p99 latency",
+            Metric::Cpu => "receiver CPU per frame",
+        }
+    }
+
+    /// The scenario's trial values of this metric (empty when not measured or not kept).
+    pub fn values(self, s: &ScenarioSummary) -> &[f64] {
+        match (self, &s.latency) {
+            (Metric::Rate, _) => &s.mrr_pps.values,
+            (Metric::P99, Some(l)) => &l.p99_ns.values,
+            (Metric::Cpu, Some(l)) => &l.rx_cpu_ns_per_pkt.values,
+            (_, None) => &[],
+        }
+    }
+}
+
+/// A baseline comparison.
 #[derive(Clone, Debug)]
 pub struct Baseline {
     /// The baseline run directory (resolved).
@@ -201,6 +255,8 @@ pub struct Baseline {
     pub max_regression_pct: f64,
     /// The interval's confidence.
     pub confidence: f64,
+    /// What is compared (at least one).
+    pub metrics: Vec<Metric>,
 }
 
 /// The checks of one gate entry (defaults merged in).
@@ -257,7 +313,7 @@ pub struct Gate {
 }
 
 const KEYS: &str = "min_rate_pps, min_zero_loss_pps, max_loss, max_p99_us, max_cpu_ns_per_frame, exact_counts, \
-                    baseline (with max_regression_pct, confidence, strict)";
+                    baseline (with max_regression_pct, confidence, strict, baseline_metrics)";
 
 fn line_of(src: &str, offset: usize) -> usize {
     src.get(..offset).map_or(1, |s| s.matches('\n').count() + 1)
@@ -379,24 +435,30 @@ impl Gate {
                              or more"
                         )));
                     }
-                    match b.run.scenarios.iter().find(|s| s.label == sc.label()) {
-                        None => {
+                    if b.metrics.iter().any(|m| *m != Metric::Rate) && !latency {
+                        return lacks(
+                            "baseline_metrics p99 and cpu need latency trials",
+                            if paced { "give --latency-fraction above 0, e.g. 0.5" } else { unpaced },
+                        );
+                    }
+                    let Some(s) = b.run.scenarios.iter().find(|s| s.label == sc.label()) else {
+                        return Err(GateError(format!(
+                            "{at}: baseline {} has no scenario {:?}; give a baseline run that measured it",
+                            b.dir.display(),
+                            sc.label()
+                        )));
+                    };
+                    for m in &b.metrics {
+                        let n = m.values(s).len();
+                        if n < 2 {
                             return Err(GateError(format!(
-                                "{at}: baseline {} has no scenario {:?}; give a baseline run that measured it",
+                                "{at}: baseline {} keeps {n} trial value(s) of {} for {:?}, and an interval needs 2 or more \
+                                 (runs stored before trial values were kept have none); re-run the baseline",
                                 b.dir.display(),
+                                m.name(),
                                 sc.label()
                             )));
                         }
-                        Some(s) if s.mrr_pps.values.len() < 2 => {
-                            return Err(GateError(format!(
-                                "{at}: baseline {} keeps {} trial value(s) of {:?}, and an interval needs 2 or more (runs \
-                                 stored before trial values were kept have none); re-run the baseline",
-                                b.dir.display(),
-                                s.mrr_pps.values.len(),
-                                sc.label()
-                            )));
-                        }
-                        Some(_) => {}
                     }
                 }
             }
@@ -588,9 +650,46 @@ fn checks(
                     b.get_ref()
                 ))
             })?;
-            Some(Baseline { dir, run, max_regression_pct: pct, confidence: confidence.unwrap_or(DEFAULT_CONFIDENCE) })
+            let metrics = match &raw.baseline_metrics {
+                None => vec![Metric::Rate],
+                Some(list) => {
+                    let bad = |why: String| {
+                        GateError(format!(
+                            "{}: baseline_metrics: {why}; expected a list of \"rate\", \"p99\", \"cpu\", e.g. [\"rate\", \"p99\"]",
+                            at(list.span())
+                        ))
+                    };
+                    let mut ms = Vec::new();
+                    for name in list.get_ref() {
+                        let m = Metric::parse(name).ok_or_else(|| bad(format!("{name:?} is not a metric")))?;
+                        if ms.contains(&m) {
+                            return Err(bad(format!("{name:?} is listed twice")));
+                        }
+                        ms.push(m);
+                    }
+                    if ms.is_empty() {
+                        return Err(bad("empty".into()));
+                    }
+                    ms
+                }
+            };
+            Some(Baseline {
+                dir,
+                run,
+                max_regression_pct: pct,
+                confidence: confidence.unwrap_or(DEFAULT_CONFIDENCE),
+                metrics,
+            })
         }
     };
+    if raw.baseline.is_none()
+        && let Some(m) = &raw.baseline_metrics
+    {
+        return Err(GateError(format!(
+            "{}: baseline_metrics without a baseline; add baseline = \"RUN_DIR\" and max_regression_pct, or drop it",
+            at(m.span())
+        )));
+    }
     Ok(Checks {
         min_rate_pps,
         min_zero_loss_pps,
@@ -768,48 +867,64 @@ fn evaluate_scenario(r: &Rule, s: &ScenarioSummary, out: &mut Vec<CheckResult>) 
         }
     }
     if let Some(b) = &c.baseline {
-        let t = 1.0 - b.max_regression_pct / 100.0;
-        let check = format!("max_regression_pct {} vs {}", fmt_num(b.max_regression_pct), b.dir.display());
-        let base = b.run.scenarios.iter().find(|x| x.label == s.label);
-        let interval: Option<Interval> =
-            base.and_then(|x| ratio_interval(&s.mrr_pps.values, &x.mrr_pps.values, b.confidence));
-        match (base, interval) {
-            (None, _) => push(
-                check,
-                Outcome::CouldNotRun,
-                None,
-                Some(t),
-                format!("the baseline {} has no scenario {:?}", b.dir.display(), s.label),
+        for &m in &b.metrics {
+            baseline_check(b, m, c.strict, s, &mut push);
+        }
+    }
+}
+
+/// One baseline comparison of metric `m` on scenario `s`.
+fn baseline_check(
+    b: &Baseline,
+    m: Metric,
+    strict: bool,
+    s: &ScenarioSummary,
+    push: &mut dyn FnMut(String, Outcome, Option<f64>, Option<f64>, String),
+) {
+    let higher = m.higher_is_better();
+    let t = if higher { 1.0 - b.max_regression_pct / 100.0 } else { 1.0 + b.max_regression_pct / 100.0 };
+    let check = format!("{} max_regression_pct {} vs {}", m.name(), fmt_num(b.max_regression_pct), b.dir.display());
+    let base = b.run.scenarios.iter().find(|x| x.label == s.label);
+    let interval: Option<Interval> = base.and_then(|x| ratio_interval(m.values(s), m.values(x), b.confidence));
+    match (base, interval) {
+        (None, _) => push(
+            check,
+            Outcome::CouldNotRun,
+            None,
+            Some(t),
+            format!("the baseline {} has no scenario {:?}", b.dir.display(), s.label),
+        ),
+        (Some(x), None) => push(
+            check,
+            Outcome::CouldNotRun,
+            None,
+            Some(t),
+            format!(
+                "no interval: this run keeps {} and the baseline {} {} trial value(s); an interval needs 2 or more on \
+                 each side with a non-zero median",
+                m.values(s).len(),
+                m.values(x).len(),
+                m.name()
             ),
-            (Some(x), None) => push(
-                check,
-                Outcome::CouldNotRun,
-                None,
-                Some(t),
-                format!(
-                    "no interval: this run keeps {} and the baseline {} max-rate trial value(s); an interval needs 2 or more \
-                     on each side with a non-zero median",
-                    s.mrr_pps.values.len(),
-                    x.mrr_pps.values.len()
+        ),
+        (Some(_), Some(i)) => {
+            let (outcome, word) = match GoalVerdict::of(Some(&i), higher, t) {
+                GoalVerdict::Met => (Outcome::Pass, "within the allowed regression"),
+                GoalVerdict::Missed => (Outcome::Fail, "a regression beyond the allowed one"),
+                GoalVerdict::Undecided if strict => (Outcome::Fail, "undecided (strict: counted as a failure)"),
+                GoalVerdict::Undecided => (
+                    Outcome::Warn,
+                    "undecided: the interval holds the threshold (passes with a warning; strict = true fails it)",
                 ),
-            ),
-            (Some(_), Some(i)) => {
-                let (outcome, word) = match GoalVerdict::of(Some(&i), true, t) {
-                    GoalVerdict::Met => (Outcome::Pass, "within the allowed regression"),
-                    GoalVerdict::Missed => (Outcome::Fail, "a regression beyond the allowed one"),
-                    GoalVerdict::Undecided if c.strict => (Outcome::Fail, "undecided (strict: counted as a failure)"),
-                    GoalVerdict::Undecided => (
-                        Outcome::Warn,
-                        "undecided: the interval holds the threshold (passes with a warning; strict = true fails it)",
-                    ),
-                };
-                let msg = format!(
-                    "max receive rate / baseline = {i} at {:.0}% confidence, threshold at least {}: {word}",
-                    b.confidence * 100.0,
-                    fmt_num(t)
-                );
-                push(check, outcome, Some(i.estimate), Some(t), msg)
-            }
+            };
+            let msg = format!(
+                "{} / baseline = {i} at {:.0}% confidence, threshold {} {}: {word}",
+                m.what(),
+                b.confidence * 100.0,
+                if higher { "at least" } else { "at most" },
+                fmt_num(t)
+            );
+            push(check, outcome, Some(i.estimate), Some(t), msg)
         }
     }
 }

@@ -204,10 +204,38 @@ fn a_baseline_regression_fails_only_when_the_interval_is_wholly_below() {
     let r = with_baseline(src, old.clone()).evaluate(&now, "r");
     assert_eq!(r.checks[0].outcome, Outcome::CouldNotRun);
     let e = with_baseline(src, old).check_plan(&[measured().scenario], &quick_procedure()).unwrap_err();
-    says(&e.0, &["gate file /g/gate.toml:1", "0 trial value(s)", "re-run the baseline"]);
+    says(&e.0, &["gate file /g/gate.toml:1", "0 trial value(s) of rate", "re-run the baseline"]);
 }
 
 use crate::stats::Spread;
+
+#[test]
+fn latency_and_cpu_regress_upwards() {
+    let src = "[[scenario]]\nbaseline = \"runs/base\"\nmax_regression_pct = 10\nbaseline_metrics = [\"rate\", \"p99\", \"cpu\"]\n";
+    let now = run_of(measured()); // p99 39-41 us, cpu 150-160 ns
+    let mut base = measured();
+    let l = base.latency.as_mut().unwrap();
+    l.p99_ns = spread(&[20e3, 21e3, 20.5e3]); // now twice as slow
+    l.rx_cpu_ns_per_pkt = spread(&[152.0, 158.0, 155.0]); // the same
+    let r = with_baseline(src, base).evaluate(&now, "r");
+    let got: Vec<(&str, Outcome)> =
+        r.checks.iter().map(|c| (&c.check[..c.check.find(' ').unwrap()], c.outcome)).collect();
+    assert_eq!(got, [("rate", Outcome::Pass), ("p99", Outcome::Fail), ("cpu", Outcome::Pass)], "{r:#?}");
+    says(&r.checks[1].message, &["p99 latency / baseline", "threshold at most 1.1"]);
+    // p99 needs latency trials in the plan.
+    let g = with_baseline(src, measured());
+    let no_latency = Procedure { latency_fraction: 0.0, ..quick_procedure() };
+    says(&g.check_plan(&[measured().scenario], &no_latency).unwrap_err().0, &["baseline_metrics p99 and cpu"]);
+    says(&err("[[scenario]]\nbaseline_metrics = [\"rate\"]\n"), &[":2", "baseline_metrics without a baseline"]);
+    let bad = Gate::parse(
+        "[[scenario]]\nbaseline = \"b\"\nmax_regression_pct = 5\nbaseline_metrics = [\"speed\"]\n",
+        Path::new("/g/gate.toml"),
+        &|_: &Path| Ok(run_of(measured())),
+    )
+    .unwrap_err()
+    .0;
+    says(&bad, &[":4", "\"speed\" is not a metric", "\"rate\", \"p99\", \"cpu\""]);
+}
 
 #[test]
 fn the_plan_is_checked_before_any_trial() {
