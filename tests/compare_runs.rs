@@ -39,6 +39,7 @@ fn scenario(mrr: &[f64]) -> ScenarioSummary {
         mrr_precision: None,
         latency_precision: None,
         noise: None,
+        count: None,
     }
 }
 

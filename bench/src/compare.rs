@@ -222,6 +222,7 @@ mod tests {
             received: 0,
             mrr_precision: None,
             latency_precision: None,
+            count: None,
             noise: None,
         }
     }

@@ -2,6 +2,10 @@
 //! - [`adaptive`]: how many trials a point gets (until its interval is narrow enough);
 //! - [`axes`]: the matrix's axes as enums (stored as the strings they display as);
 //! - [`config`]: a validated bench run (what `xdpipe bench` asked for);
+//! - [`count`]: exact-count trials (sent must equal received);
+//! - [`estimate`]: how long a run is expected to take;
+//! - [`gate`]: pass/fail thresholds (a TOML gate file) evaluated on a stored run;
+//! - [`junit`]: the gate's verdict as JUnit XML;
 //! - [`scenario`]: the scenario matrix and its labels;
 //! - [`search`]: the RFC 2544 zero-loss binary search over a trial function;
 //! - [`stats`]: median and spread of trials;
@@ -16,6 +20,10 @@ pub mod adaptive;
 pub mod axes;
 pub mod compare;
 pub mod config;
+pub mod count;
+pub mod estimate;
+pub mod gate;
+pub mod junit;
 pub mod noise;
 pub mod procedure;
 pub mod report;
@@ -61,6 +69,9 @@ pub struct Trial {
     /// The machine's noise over the trial (`None`: not probed, or a run stored before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<noise::Noise>,
+    /// Frames the receiver saw twice (its sequence accounting); `None` without accounting.
+    #[serde(default)]
+    pub duplicates: Option<u64>,
 }
 
 impl Trial {

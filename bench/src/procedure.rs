@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::{
     Rate, Runner, Scenario, Trial,
     adaptive::{Precision, Stopping},
+    count::{CountConfig, CountPoint, CountTrial, count_rate},
     noise,
     search::{SearchConfig, zero_loss_search},
     stats::{median_interval, spread},
@@ -35,6 +36,8 @@ pub struct Procedure {
     pub zero_loss: bool,
     /// Latency trials at this fraction of the zero-loss rate (0: none).
     pub latency_fraction: f64,
+    /// Exact-count trials after the latency trials (None: none).
+    pub count: Option<CountConfig>,
 }
 
 /// A trial as it finished: kind, index within its kind, offered pps (None = max).
@@ -119,6 +122,20 @@ pub fn run_scenario(
             }
         }
     }
+    if let Some(c) = &p.count {
+        let (rate, capped) = count_rate(c, summary.zero_loss_pps);
+        let mut point = CountPoint { offered_pps: rate, capped, secs: c.secs, trials: Vec::new() };
+        for i in 0..c.trials {
+            match runner.trial(sc, Rate::Pps(rate), c.secs) {
+                Ok(t) => {
+                    on_trial(&TrialEvent { kind: "count", index: i, offered_pps: Some(rate), trial: &t });
+                    point.trials.push(CountTrial { sent: t.sent, received: t.received, duplicates: t.duplicates });
+                }
+                Err(e) => return Err((e, Some(Box::new(summary)))),
+            }
+        }
+        summary.count = Some(point);
+    }
     Ok(summary)
 }
 
@@ -199,6 +216,7 @@ fn summarize(
         mrr_precision: None,
         latency_precision: None,
         noise: noise::summarize(max),
+        count: None,
     })
 }
 
@@ -217,6 +235,8 @@ fn latency_point(fraction: f64, rate: f64, trials: &[Trial]) -> Option<LatencyPo
         p999_ns: f(|x| x.p999),
         max_ns: f(|x| x.max),
         rx_cpu_ns_per_pkt: spread(&trials.iter().filter_map(|t| t.rx_cpu_ns_per_pkt).collect::<Vec<_>>()),
+        sent: Some(trials.iter().map(|t| t.sent).sum()),
+        received: Some(trials.iter().map(|t| t.received).sum()),
     })
 }
 
@@ -257,6 +277,7 @@ mod tests {
                 latency: Some(Latency { p50: 1000.0, p90: 2000.0, p99: 3000.0, p999: 4000.0, max: 5000.0 }),
                 rx_cpu_ns_per_pkt: Some(50.0),
                 noise: None,
+                duplicates: Some(0),
             })
         }
     }
@@ -276,6 +297,7 @@ mod tests {
             search: SearchConfig { confirm_secs: 2.0, ..Default::default() },
             zero_loss: true,
             latency_fraction: 0.5,
+            count: Some(CountConfig { rate_pps: 100e3, secs: 2.0, trials: 2 }),
         }
     }
 
@@ -294,6 +316,20 @@ mod tests {
         assert_eq!(kinds.iter().filter(|k| *k == "max").count(), 3);
         assert_eq!(kinds.iter().filter(|k| *k == "latency").count(), 3);
         assert!(kinds.iter().any(|k| k == "search") && kinds.iter().any(|k| k == "confirm"));
+        let c = s.count.unwrap();
+        assert_eq!((c.trials.len(), c.offered_pps, c.capped), (2, 100e3, false));
+        assert!(c.exact() && c.sent() == 400_000, "{c:?}");
+        assert_eq!(kinds.iter().filter(|k| *k == "count").count(), 2);
+        assert_eq!(l.sent, Some(3 * (zl * 0.5 * 2.0) as u64));
+    }
+
+    #[test]
+    fn count_trials_run_below_a_lower_zero_loss_rate() {
+        let mut r = Synthetic { cap: 60e3, generator: 1e6, calls: 0, fail_at: None, jitter: 0.0 };
+        let s = run_scenario(&mut r, &sc(), &proc(), &mut |_| {}).unwrap();
+        let c = s.count.unwrap();
+        assert!(c.capped && c.offered_pps == s.zero_loss_pps.unwrap() / 2.0 && c.offered_pps > 15e3, "{c:?}");
+        assert!(c.exact(), "below capacity nothing is lost: {c:?}");
     }
 
     fn max_rate_trials(jitter: f64, p: &Procedure) -> ScenarioSummary {

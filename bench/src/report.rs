@@ -794,6 +794,7 @@ mod tests {
             received: 0,
             mrr_precision: None,
             latency_precision: None,
+            count: None,
             noise: Some(crate::noise::NoiseSummary {
                 probed: 3,
                 flagged: 1,

@@ -65,6 +65,12 @@ pub struct LatencyPoint {
     pub max_ns: Spread,
     /// Receiver worker CPU time per packet at this (below saturation) rate.
     pub rx_cpu_ns_per_pkt: Spread,
+    /// Frames sent and received over the latency trials (runs stored before these were
+    /// kept have none).
+    #[serde(default)]
+    pub sent: Option<u64>,
+    #[serde(default)]
+    pub received: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +96,9 @@ pub struct ScenarioSummary {
     /// The machine's noise over the scenario's trials (`None`: not probed).
     #[serde(default)]
     pub noise: Option<NoiseSummary>,
+    /// The exact-count trials (none unless the run asked for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<crate::count::CountPoint>,
 }
 
 /// A baseline tool measured beside xdpipe in the same run (xdpsock, xdp-bench,
@@ -254,7 +263,7 @@ impl RunDir {
         for (k, v) in &r.env {
             text += &format!("| {k} | {} |\n", v.replace('|', "\\|").replace('\n', "<br>"));
         }
-        text += "\n## Files\n\n- `raw.csv`: one row per trial (kind `max`, `search`, `confirm`, `latency`).\n\
+        text += "\n## Files\n\n- `raw.csv`: one row per trial (kind `max`, `search`, `confirm`, `latency`, `count`).\n\
                  - `summary.json`: per scenario the median / min / max over trials, the zero-loss rate \
                  and the latency percentiles; anchors measured in the same run.\n\
                  - `anchors.csv` (when anchor tools were found): one row per anchor trial, ours and theirs.\n";

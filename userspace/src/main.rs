@@ -7,20 +7,18 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use cli::{Cli, CliError, Cmd};
+use cli::{CliError, Cmd};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp(None).init();
-    let result = match Cli::parse().cmd {
+    let result = match cli::parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit()).cmd {
         Cmd::Run(args) => then(args.validate(), cli::run::cmd_run),
         Cmd::Gen(args) => then(args.validate(), cli::generator::cmd_gen),
         Cmd::Veth(args) => then(args.validate(), cli::veth::cmd_veth),
-        Cmd::Bench(args) => {
-            then(args.validate(), |cfg| cli::stop_on_signals().and_then(|stop| cli::bench::cmd_bench(cfg, stop)))
-        }
+        Cmd::Bench(args) => cli::bench::cmd_bench_gated(*args),
         Cmd::Report(args) => cli::bench::cmd_report(&args),
         Cmd::Compare(args) => cli::compare::cmd_compare(&args),
+        Cmd::Gate(args) => cli::bench::cmd_gate(&args),
         Cmd::Testbed { action } => cli::admin::cmd_testbed(action),
         Cmd::Cleanup { all } => cli::admin::cmd_cleanup(all),
         Cmd::Features { iface, json } => cli::admin::cmd_features(&iface, json),

@@ -48,6 +48,9 @@ pub enum Cmd {
     /// Compare two stored runs scenario for scenario: ratios B / A with bootstrap
     /// intervals and verdicts (faster, slower, indistinguishable).
     Compare(compare::CompareArgs),
+    /// Judge a stored run against a gate file (TOML thresholds): exit 0 pass, 1 fail, 2
+    /// could not run; writes junit.xml and verdict.json into the run directory.
+    Gate(bench::GateArgs),
     /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
     Testbed {
         #[command(subcommand)]
@@ -68,6 +71,26 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Parses a command line (`argv[0]` first), noting which `bench` flags were given on it:
+/// the `--quick` preset fills in only the others.
+pub fn parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
+    let m = Cli::command().try_get_matches_from(argv)?;
+    let mut cli = Cli::from_arg_matches(&m)?;
+    if let (Cmd::Bench(a), Some(sub)) = (&mut cli.cmd, m.subcommand_matches("bench")) {
+        a.given = sub
+            .ids()
+            .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(ToString::to_string)
+            .collect();
+    }
+    Ok(cli)
 }
 
 /// Flags that are wrong by themselves or together: says which flag, what is wrong and

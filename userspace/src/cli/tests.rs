@@ -11,7 +11,7 @@ use xdpipe::{
 fn parse(args: &[&str]) -> Cmd {
     let mut argv = vec!["xdpipe"];
     argv.extend(args);
-    match Cli::try_parse_from(argv) {
+    match super::parse_from(argv) {
         Ok(c) => c.cmd,
         Err(e) => panic!("{args:?} did not parse: {e}"),
     }
@@ -312,4 +312,55 @@ fn bench_anchor_rates_and_trials() {
 #[test]
 fn bench_emulated_as_is_a_vm() {
     assert_says(&refused(&["bench", "--emulated-as", "veth"]), &["--emulated-as veth", "vm:igb"]);
+}
+
+// ---- bench --quick and --gate
+
+#[test]
+fn bench_quick_is_the_short_end_to_end_preset() {
+    let Cmd::Bench(a) = parse(&["bench", "--quick"]) else { unreachable!() };
+    let c = a.validate().unwrap();
+    let labels: Vec<String> = c.matrix.scenarios().iter().map(|s| s.label()).collect();
+    assert_eq!(labels, ["veth skb copy rxdrop 64B xsk q1 busy"]);
+    let p = c.procedure;
+    assert_eq!((p.trials, p.trial_secs, p.search.search_secs, p.zero_loss), (3, 2.0, 0.5, true));
+    assert_eq!((p.search.resolution, p.search.max_steps, p.search.confirm_attempts), (0.05, 6, 2));
+    let count = p.count.expect("an exact-count trial");
+    assert_eq!((count.trials, count.rate_pps, count.secs), (1, 100e3, 2.0));
+    assert!(c.anchors.is_none(), "anchors off");
+    // Without --quick: no count trials, anchors on, the full matrix.
+    let Cmd::Bench(full) = parse(&["bench"]) else { unreachable!() };
+    assert!(full.validate().unwrap().procedure.count.is_none());
+}
+
+#[test]
+fn bench_quick_keeps_the_flags_given() {
+    let Cmd::Bench(a) = parse(&["bench", "--quick", "--trials", "5", "--sizes", "64,128", "--anchors", "auto"]) else {
+        unreachable!()
+    };
+    let c = a.validate().unwrap();
+    assert_eq!(c.procedure.trials, 5);
+    assert_eq!(c.matrix.scenarios().len(), 2);
+    assert!(c.anchors.is_some());
+    assert_eq!(c.procedure.trial_secs, 2.0, "the preset's other values stay");
+    let Cmd::Bench(a) = parse(&["bench", "--quick", "--count-trials", "3", "--count-rate", "50kpps"]) else {
+        unreachable!()
+    };
+    let count = a.validate().unwrap().procedure.count.unwrap();
+    assert_eq!((count.trials, count.rate_pps), (3, 50e3));
+}
+
+#[test]
+fn bench_quick_refuses_what_would_not_check_the_path() {
+    assert_says(
+        &refused(&["bench", "--quick", "--target", "nic:eth1", "--gen-iface", "eth2"]),
+        &["--quick --target nic:eth1", "veth", "drop --quick"],
+    );
+    assert_says(
+        &refused(&["bench", "--quick", "--count-trials", "0"]),
+        &["--quick --count-trials 0", "give 1 or more"],
+    );
+    assert_says(&refused(&["bench", "--quick", "--engines", "xdp-live"]), &["--quick --engines xdp-live", "add xsk"]);
+    assert_says(&refused(&["bench", "--count-trials", "1", "--count-rate", "max"]), &["--count-rate", "100kpps"]);
+    assert_says(&refused(&["bench", "--junit", "j.xml"]), &["--junit j.xml", "add --gate FILE"]);
 }

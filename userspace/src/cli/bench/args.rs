@@ -6,6 +6,7 @@ use clap::Args;
 use xdpipe::{config::FrameSize, generator::Rate, wire::udpgen::FCS_LEN, wire::udpgen::MIN_FRAME_LEN};
 use xdpipe_bench::{
     config::{AnchorConfig, BenchConfig},
+    count::CountConfig,
     procedure::Procedure,
     scenario::{Bind, Engine, Matrix, Mode, Offloads, Size, Target, Wait, XdpMode, default_sizes},
     search::SearchConfig,
@@ -109,6 +110,43 @@ pub struct BenchArgs {
     /// Offered rate of the CPU-per-frame comparison (below saturation), a packet rate.
     #[arg(long, default_value = "200kpps")]
     pub anchor_cpu_rate: Rate,
+    /// Exact-count trials per scenario (sent must equal received, none twice), after the
+    /// latency trials (0: none; --quick: 1).
+    #[arg(long, default_value_t = 0)]
+    pub count_trials: usize,
+    /// Offered rate of the count trials, a packet rate (lowered to half the zero-loss
+    /// rate when the search found one below twice this).
+    #[arg(long, default_value = "100kpps")]
+    pub count_rate: Rate,
+    /// Seconds per count trial.
+    #[arg(long, default_value_t = 2.0)]
+    pub count_secs: f64,
+    /// The short end-to-end check (20-30 s on a 2-core VM): veth, skb mode, 64 B, rxdrop, xsk; 3
+    /// max-rate trials of 2 s, a coarse zero-loss search, 3 latency trials, one exact-count
+    /// trial at 100 kpps; anchors off. Flags given with it override its values.
+    #[arg(long)]
+    pub quick: bool,
+    /// A gate file (TOML): thresholds the run must meet. Exit 0 pass, 1 fail, 2 could not
+    /// run; junit.xml and verdict.json go into the run directory.
+    #[arg(long)]
+    pub gate: Option<PathBuf>,
+    /// With --gate: also write the JUnit report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// The flags given on the command line (clap ids), which --quick leaves as given.
+    #[arg(skip)]
+    pub given: Vec<String>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GateArgs {
+    /// The gate file (TOML).
+    pub gate: PathBuf,
+    /// The run directory (bench/runs/...) to judge.
+    pub run: PathBuf,
+    /// Also write the JUnit report here (it always goes into the run directory too).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -148,9 +186,23 @@ fn positive_secs(flag: &str, s: f64) -> Result<f64, CliError> {
 }
 
 impl BenchArgs {
-    /// Every check that needs no device. `cmd_bench` checks the rest (interfaces, MTU,
-    /// CPUs) before it makes the run directory.
+    /// Every check that needs no device, the --quick preset applied first. `cmd_bench`
+    /// checks the rest (interfaces, MTU, CPUs) before it makes the run directory.
     pub fn validate(&self) -> Result<BenchConfig, CliError> {
+        if let Some(j) = &self.junit
+            && self.gate.is_none()
+        {
+            refuse!("--junit {}: the JUnit report is the gate's; add --gate FILE", j.display());
+        }
+        if self.quick {
+            let mut cfg = super::quick::preset(self)?.validate_flags()?;
+            super::quick::tune(&mut cfg);
+            return Ok(cfg);
+        }
+        self.validate_flags()
+    }
+
+    fn validate_flags(&self) -> Result<BenchConfig, CliError> {
         let sizes = self.sizes.clone().unwrap_or_else(default_sizes);
         axis_ok("--sizes", &sizes)?;
         axis_ok("--xdp-modes", &self.xdp_modes)?;
@@ -233,6 +285,16 @@ impl BenchArgs {
         let (max_trials, target_width, budget_secs, confidence) =
             super::precision::limits(self.trials, self.max_trials, self.ci_width, self.budget_secs, self.confidence)?;
         let trial_secs = positive_secs("--trial-secs", self.trial_secs)?;
+        let count = match (self.count_trials, self.count_rate) {
+            (0, _) => None,
+            (trials, Rate::Pps(rate_pps)) if rate_pps >= 1.0 => {
+                Some(CountConfig { rate_pps, secs: positive_secs("--count-secs", self.count_secs)?, trials })
+            }
+            _ => refuse!(
+                "--count-rate: give a packet rate such as 100kpps (count trials run paced, below capacity; not max or a \
+                 bit rate)"
+            ),
+        };
         let search_secs = positive_secs("--search-secs", self.search_secs)?;
         if !(0.0..=1.0).contains(&self.latency_fraction) {
             refuse!(
@@ -288,6 +350,7 @@ impl BenchArgs {
                 search: SearchConfig { search_secs, confirm_secs: trial_secs, ..Default::default() },
                 zero_loss: !self.no_search,
                 latency_fraction: self.latency_fraction,
+                count,
             },
             napi_core: self.napi_core,
             out: self.out.clone(),

@@ -97,6 +97,16 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
     if !a.zero_loss {
         args.push("--no-search".into());
     }
+    if let Some(c) = &a.count {
+        args.extend([
+            "--count-trials".into(),
+            c.trials.to_string(),
+            "--count-rate".into(),
+            format!("{:.0}pps", c.rate_pps),
+            "--count-secs".into(),
+            c.secs.to_string(),
+        ]);
+    }
     // igb hashes UDP on addresses only by default: add the ports so flows spread.
     let job = format!(
         "ethtool -N {rx} rx-flow-hash udp4 sdfn 2>/dev/null; xdpipe {}",

@@ -2,8 +2,10 @@
 //! testbeds (or cabled ports) through `xdpipe::veth`; the scenario logic, search, storage
 //! and report are in the `xdpipe-bench` crate.
 mod args;
+mod gated;
 mod guest;
 mod precision;
+mod quick;
 mod runner;
 
 use std::{
@@ -16,7 +18,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-pub use args::{BenchArgs, ReportArgs};
+pub use args::{BenchArgs, GateArgs, ReportArgs};
+pub use gated::{cmd_bench_gated, cmd_gate};
 use runner::{VethRunner, capture_env, link_bps, read_trim, utc_now};
 use xdpipe::{
     anchors::{self, Metric, Tools, plan},
@@ -37,14 +40,49 @@ use xdpipe_bench::{
 const VETH_MTU: u32 = 1500;
 
 pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    if let Target::Vm(kind) = &cfg.target {
+        return guest::bench_in_guest(&cfg, *kind, &stop);
+    }
+    let done = run_bench(&cfg, &stop)?;
+    match done.failure {
+        None => {
+            eprintln!("bench: done; compare runs with `xdpipe report {}`", done.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(e) if stop.load(Ordering::Relaxed) => {
+            eprintln!("bench: interrupted ({e}); the finished trials are in {}", done.dir.display());
+            Ok(ExitCode::from(130))
+        }
+        Some(e) => Err(anyhow::anyhow!("a trial failed: {e}; the finished trials are in {}", done.dir.display())),
+    }
+}
+
+/// A bench run that made its run directory.
+pub struct Finished {
+    /// The run directory.
+    pub dir: std::path::PathBuf,
+    /// What it stored in summary.json.
+    pub summary: RunSummary,
+    /// Why it stopped early (a trial failed, or Ctrl-C), if it did.
+    pub failure: Option<String>,
+}
+
+/// Seconds a trial takes beyond its traffic (testbed, program, sockets, teardown), for
+/// the expected duration printed at the start; measured on a 2-core VM.
+const TRIAL_OVERHEAD_S: f64 = 0.5;
+
+/// Runs the matrix of a veth or nic target into a new run directory. Errors before the
+/// directory exists (or when it cannot be written) are errors; a trial that fails is
+/// `Finished::failure`.
+pub fn run_bench(cfg: &BenchConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<Finished> {
     let ports = match &cfg.target {
         Target::Veth => None,
         Target::Nic(iface) => {
             Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().expect("validated: nic has --gen-iface") })
         }
-        Target::Vm(kind) => return guest::bench_in_guest(&cfg, *kind, &stop),
+        Target::Vm(_) => anyhow::bail!("vm targets run through the guest (cmd_bench)"),
     };
-    check_devices(&cfg, ports.as_ref())?;
+    check_devices(cfg, ports.as_ref())?;
     // Each trial's receiver and generator run in this process: their per-trial setup lines
     // (info) would bury the progress lines, so only warnings show unless RUST_LOG asks.
     if std::env::var_os("RUST_LOG").is_none() {
@@ -82,7 +120,13 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
     };
     dir.write_readme(&summary)?;
     dir.write_summary(&summary)?;
-    eprintln!("bench: {} scenario(s), results in {}", scenarios.len(), dir.path.display());
+    let (least, most) = xdpipe_bench::estimate::expected_secs(&cfg.procedure, &scenarios, TRIAL_OVERHEAD_S);
+    let expected = if most > least * 1.05 {
+        format!("about {least:.0} s, up to {most:.0} s if points add trials for precision")
+    } else {
+        format!("about {least:.0} s")
+    };
+    eprintln!("bench: {} scenario(s), expected to take {expected}, results in {}", scenarios.len(), dir.path.display());
     let procedure = cfg.procedure;
     let mut runner = VethRunner { stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core };
     let started = Instant::now();
@@ -143,7 +187,7 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
     if interrupted.is_none()
         && ports.is_none()
         && let Some(anchors) = &cfg.anchors
-        && let Err(e) = run_anchors(&cfg, anchors, &mut dir, &mut summary, &stop)
+        && let Err(e) = run_anchors(cfg, anchors, &mut dir, &mut summary, stop)
     {
         interrupted = Some(e);
     }
@@ -151,17 +195,7 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
     dir.write_summary(&summary)?;
     dir.write_readme(&summary)?;
     println!("{}", dir.path.display());
-    match interrupted {
-        None => {
-            eprintln!("bench: done; compare runs with `xdpipe report {}`", dir.path.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(e) if stop.load(Ordering::Relaxed) => {
-            eprintln!("bench: interrupted ({e}); the finished trials are in {}", dir.path.display());
-            Ok(ExitCode::from(130))
-        }
-        Some(e) => Err(anyhow::anyhow!("a trial failed: {e}; the finished trials are in {}", dir.path.display())),
-    }
+    Ok(Finished { dir: dir.path, summary, failure: interrupted })
 }
 
 /// What the flags alone cannot tell: the ports exist, every size fits their MTU (or the

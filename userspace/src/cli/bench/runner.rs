@@ -133,6 +133,8 @@ impl Runner for VethRunner {
                 steal: n.steal,
                 iowait: n.iowait,
             }),
+            // Counted where the frames end: the sink with fwd, else the receiver.
+            duplicates: r.sink.as_ref().unwrap_or(&r.receiver).accounting.as_ref().map(|a| a.duplicates),
         })
     }
 }
