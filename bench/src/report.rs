@@ -369,7 +369,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
         let i = &r.summary.run;
         let _ = writeln!(
             md,
-            "- **{}**: target `{}` on {}, started {}{}{}; {} trial(s) per point. Command: `{}`",
+            "- **{}**: target `{}` on {}, started {}{}{}; at least {} trial(s) per point. Command: `{}`",
             r.name,
             i.target,
             i.host,
@@ -386,7 +386,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
             i.command
         );
     }
-    md += "\n## Results\n\n| run | scenario | max receive rate (Mpps, median [min-max]) | generator at max (Mpps) | zero-loss (Mpps) | latency p50 / p99 / p99.9 (µs) at | worker CPU ns/pkt | sent / received (max trials) |\n|---|---|---|---|---|---|---|---|\n";
+    md += "\n## Results\n\n| run | scenario | max receive rate (Mpps, median [min-max]) | generator at max (Mpps) | zero-loss (Mpps) | latency p50 / p99 / p99.9 (µs) at | worker CPU ns/pkt | sent / received (max trials) | exact count |\n|---|---|---|---|---|---|---|---|---|\n";
     for (r, s) in all(runs) {
         let zl = s
             .zero_loss_pps
@@ -407,9 +407,19 @@ pub fn markdown(runs: &[NamedRun]) -> String {
             .as_ref()
             .filter(|l| l.rx_cpu_ns_per_pkt.n > 0)
             .map_or("–".to_owned(), |l| format!("{:.0}", l.rx_cpu_ns_per_pkt.median));
+        let count = s.count.as_ref().map_or("–".to_owned(), |c| {
+            let dup = c.duplicates().map_or("duplicates not counted".to_owned(), |d| format!("{d} twice"));
+            format!(
+                "{} {} sent, {} received, {dup} at {} Mpps",
+                if c.exact() { "exact:" } else { "**NOT exact**:" },
+                c.sent(),
+                c.received(),
+                mpps(c.offered_pps)
+            )
+        });
         let _ = writeln!(
             md,
-            "| {} | {} | {} [{}-{}] | {} | {zl} | {lat} | {cpu} | {} / {} |",
+            "| {} | {} | {} [{}-{}] | {} | {zl} | {lat} | {cpu} | {} / {} | {count} |",
             esc(&r.name),
             esc(&s.label),
             mpps(s.mrr_pps.median),
