@@ -7,6 +7,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering::Relaxed},
     },
+    thread,
     time::Duration,
 };
 
@@ -128,18 +129,22 @@ impl Rate {
 pub struct GenConfig {
     /// Interface to transmit on.
     pub iface: String,
-    /// TX queue the AF_XDP socket binds to (xsk engine; xdp-live uses none).
-    pub queue: u32,
-    /// Core to pin the sending thread to (None: xsk takes the first usable core, xdp-live
-    /// stays unpinned).
-    pub core: Option<u32>,
+    /// TX queues, one sending worker each (xsk: an AF_XDP socket bound to the queue;
+    /// xdp-live: a thread with its own instance of the program, whose frames leave on the
+    /// queue the driver picks for the thread's CPU). The flows are split across them
+    /// ([`plan_flows`]).
+    pub queues: QueueList,
+    /// Cores to pin the workers to, one per queue in queue order (None: unpinned, the
+    /// scheduler's choice).
+    pub cores: Option<CoreList>,
     /// Frame sizes to send, bytes with FCS.
     pub sizes: SizeSpec,
     /// Number of flows, 1 to 65535; each has its own ports and sequence numbers.
     pub flows: u16,
-    /// Target rate.
+    /// Target rate, in total: each queue sends its share (rate / queues).
     pub rate: Rate,
-    /// Stop after this many frames (None: no limit).
+    /// Stop after this many frames in total, split evenly over the queues (None: no
+    /// limit).
     pub count: Option<u64>,
     /// Stop after this long (None: no limit).
     pub duration: Option<Duration>,
@@ -224,6 +229,28 @@ pub enum GenError {
     /// `flows` was 0.
     #[error("--flows must be 1 to 65535")]
     Flows,
+    /// Fewer flows than queues: each queue sends flows of its own.
+    #[error(
+        "--flows {flows} with {queues} queues: each queue sends its own flows, so give at least \
+         --flows {queues} (or fewer --queues)"
+    )]
+    FewFlows {
+        /// Flows asked for.
+        flows: u16,
+        /// Queues asked for.
+        queues: usize,
+    },
+    /// Cores given, but not one per queue.
+    #[error(
+        "--cores lists {cores} core(s) for {queues} queue(s): give one core per queue, in queue order \
+         (e.g. --queues 0,1 --cores 0,1), or leave --cores out"
+    )]
+    CoreCount {
+        /// Queues asked for.
+        queues: usize,
+        /// Cores given.
+        cores: usize,
+    },
     /// Reading the interface's MAC failed.
     #[error("reading {iface}: {source}")]
     Sys {
@@ -247,12 +274,140 @@ pub enum GenError {
     Worker(String),
 }
 
+/// One queue's share of the flows: which flows, their ports, its core and its targets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueuePlan {
+    /// The TX queue (xsk: the socket's; xdp-live: the worker's index, its frames leave on
+    /// the queue the driver picks for its CPU).
+    pub queue: u32,
+    /// The core its worker is pinned to (None: unpinned).
+    pub core: Option<u32>,
+    /// Its first flow: it sends flows `flow_base .. flow_base + flows`.
+    pub flow_base: u16,
+    /// How many flows it sends.
+    pub flows: u16,
+    /// UDP source ports of its flows, first and last (`src_port + flow`, wrapping).
+    pub src_ports: (u16, u16),
+    /// UDP destination ports of its flows, first and last (`dst_port + flow % 256`,
+    /// wrapping; all 256 of the range once it has 256 flows or more).
+    pub dst_ports: (u16, u16),
+    /// Frames it sends with `--count` (None: until the duration or a stop).
+    pub count: Option<u64>,
+    /// Its target rate, packets per second (None: as fast as it goes).
+    pub target_pps: Option<f64>,
+}
+
+/// Splits `flows` flows over `queues` (one worker each, pinned to `cores[i]` if given):
+/// queue i gets a contiguous block of `flows / queues` flows, the first `flows % queues`
+/// queues one more, so a flow's frames all leave on one queue and its sequence numbers
+/// come from one worker. `count` (frames) and `target_pps` are totals, split the same way.
+///
+/// Which RX queue a flow reaches is the receiver's choice: a NIC's RSS hashes the
+/// 4-tuple with a key this plan does not know, and the flows' ports differ so that the
+/// hash spreads them; on veth, frames an AF_XDP socket sends on TX queue i arrive on the
+/// peer's RX queue i (veth_xmit keeps the skb's queue mapping), and the in-kernel
+/// engine's on RX queue `cpu % queues` (veth_xdp_xmit picks the queue by CPU).
+pub fn plan_flows(
+    queues: &[u32],
+    cores: Option<&[u32]>,
+    flows: u16,
+    (src_port, dst_port): (u16, u16),
+    count: Option<u64>,
+    target_pps: Option<f64>,
+) -> Result<Vec<QueuePlan>, GenError> {
+    let n = queues.len();
+    if flows == 0 {
+        return Err(GenError::Flows);
+    }
+    if (flows as usize) < n {
+        return Err(GenError::FewFlows { flows, queues: n });
+    }
+    if let Some(c) = cores
+        && c.len() != n
+    {
+        return Err(GenError::CoreCount { queues: n, cores: c.len() });
+    }
+    let (per, extra) = (flows as usize / n.max(1), flows as usize % n.max(1));
+    let mut base = 0u16;
+    let mut plan = Vec::with_capacity(n);
+    for (i, &queue) in queues.iter().enumerate() {
+        let k = (per + usize::from(i < extra)) as u16;
+        let last = base + (k - 1);
+        let dst_ports = if k >= 256 {
+            (dst_port, dst_port.wrapping_add(255))
+        } else {
+            (dst_port.wrapping_add(base % 256), dst_port.wrapping_add(last % 256))
+        };
+        plan.push(QueuePlan {
+            queue,
+            core: cores.map(|c| c[i]),
+            flow_base: base,
+            flows: k,
+            src_ports: (src_port.wrapping_add(base), src_port.wrapping_add(last)),
+            dst_ports,
+            count: count.map(|c| c / n as u64 + u64::from((i as u64) < c % n as u64)),
+            target_pps: target_pps.map(|p| p / n as f64),
+        });
+        base = base.wrapping_add(k);
+    }
+    Ok(plan)
+}
+
+/// The plan as text, a line per queue, for the log (stderr).
+pub fn describe_plan(plan: &[QueuePlan], engine: Engine) -> String {
+    let mut out = String::new();
+    for q in plan {
+        let core = q.core.map_or("unpinned".to_owned(), |c| format!("core {c}"));
+        let flows = if q.flows == 1 {
+            format!("flow {}", q.flow_base)
+        } else {
+            format!("flows {}-{}", q.flow_base, q.flow_base + (q.flows - 1))
+        };
+        let rate = q.target_pps.map_or("max".to_owned(), crate::stats::fmt_pps);
+        let name = match engine {
+            Engine::Xsk => format!("TX queue {}", q.queue),
+            Engine::XdpLive => format!("worker {}", q.queue),
+        };
+        out.push_str(&format!(
+            "\n  {name} ({core}): {flows}, src ports {}-{}, dst ports {}-{}, rate {rate}",
+            q.src_ports.0, q.src_ports.1, q.dst_ports.0, q.dst_ports.1
+        ));
+    }
+    out.push_str(match engine {
+        Engine::Xsk => {
+            "\n  the receiver decides each flow's RX queue: a NIC by its RSS hash of the ports (key unknown here), a veth peer by the TX queue (i -> i)"
+        }
+        Engine::XdpLive => {
+            "\n  the driver picks each worker's TX queue by its CPU (a veth peer receives on RX queue cpu % queues); the receiver's RSS decides on a NIC"
+        }
+    });
+    out
+}
+
+/// What one queue's worker sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct GenQueueSummary {
+    /// Its share of the flows, ports, core and targets.
+    #[serde(flatten)]
+    pub plan: QueuePlan,
+    /// Frames it put on its TX ring (xdp-live: that its program instance stamped).
+    pub sent: u64,
+    /// Frames the kernel reported transmitted (xdp-live: as `sent`).
+    pub completed: u64,
+    /// Bytes of its frames, without FCS.
+    pub bytes: u64,
+    /// Its frames per second over the run's `duration_s`.
+    pub pps: f64,
+    /// Its megabits per second over the run's `duration_s`, frames with FCS.
+    pub mbps: f64,
+}
+
 /// The results of one `xdpipe gen` run.
 #[derive(Clone, Debug, Serialize)]
 pub struct GenSummary {
     /// Interface transmitted on.
     pub iface: String,
-    /// TX queue bound (0 with xdp-live, which binds none).
+    /// The first queue (with one queue: the queue); `per_queue` has them all.
     pub queue: u32,
     /// The engine that transmitted.
     pub engine: Engine,
@@ -262,7 +417,7 @@ pub struct GenSummary {
     pub flows: u16,
     /// Target packets per second (null: as fast as possible).
     pub target_pps: Option<f64>,
-    /// Frames put on the TX ring.
+    /// Frames put on the TX rings, all queues.
     pub sent: u64,
     /// Frames the kernel reported transmitted (completion ring; with xdp-live, frames the
     /// program returned XDP_TX for, as the kernel gives no per-frame completion).
@@ -271,13 +426,13 @@ pub struct GenSummary {
     pub bytes: u64,
     /// Seconds from the start of sending to its end.
     pub duration_s: f64,
-    /// Frames sent per second over `duration_s`.
+    /// Frames sent per second over `duration_s`, all queues.
     pub pps: f64,
     /// Megabits sent per second over `duration_s`, frames with FCS.
     pub mbps: f64,
     /// xsk: syscalls made to wake the kernel (TX kicks); xdp-live: BPF_PROG_RUN calls.
     pub wakeups: u64,
-    /// CPU time of the sending thread, ns.
+    /// CPU time of the sending threads, ns.
     pub cpu_ns: u64,
     /// TX batches by size bucket ([`crate::stats::batch_bucket`]); all zero with
     /// xdp-live.
@@ -286,20 +441,44 @@ pub struct GenSummary {
     pub xdp_statistics: XdpStatistics,
     /// Per flow: frames sent (its sequence numbers are 0..sent).
     pub sent_per_flow: Vec<u64>,
+    /// Per queue, in queue order: its flows, what it sent and its rates.
+    pub per_queue: Vec<GenQueueSummary>,
 }
 
 fn iface_mtu(iface: &str) -> Option<usize> {
     std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()
 }
 
-/// Runs the generator: the xdp-live engine on the calling thread, the xsk engine on the
-/// pipeline's transmit worker (`xdpipe-tx{queue}`); pinned to `cfg.core` if given.
+/// Runs the generator: one worker per queue of `cfg.queues` (the xsk engine on the
+/// pipeline's transmit workers, `xdpipe-tx{queue}`; the xdp-live engine on threads of its
+/// own), each pinned to its core of `cfg.cores` if given, each sending its share of the
+/// flows ([`plan_flows`], logged before the start).
 pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounters) -> Result<GenSummary, GenError> {
     let (templates, pattern, nsizes) = prepare(cfg)?;
+    let plan = plan_flows(
+        cfg.queues.ids(),
+        cfg.cores.as_ref().map(|c| c.ids()),
+        cfg.flows,
+        (cfg.src_port, cfg.dst_port),
+        cfg.count,
+        cfg.rate.pps(cfg.sizes.mean()),
+    )?;
+    log::info!("flow plan on {}:{}", cfg.iface, describe_plan(&plan, cfg.engine));
     match cfg.engine {
-        Engine::Xsk => generate_xsk(cfg, &templates, &pattern, nsizes, stop, counters),
-        Engine::XdpLive => generate_live(cfg, &templates, stop),
+        Engine::Xsk => generate_xsk(cfg, &plan, &templates, &pattern, nsizes, stop, counters),
+        Engine::XdpLive => generate_live(cfg, &plan, &templates, stop),
     }
+}
+
+/// Per-queue summaries from the plan and each queue's (sent, completed, bytes).
+fn per_queue(plan: &[QueuePlan], sent: &[(u64, u64, u64)], secs: f64) -> Vec<GenQueueSummary> {
+    plan.iter()
+        .zip(sent)
+        .map(|(p, &(sent, completed, bytes))| {
+            let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
+            GenQueueSummary { plan: p.clone(), sent, completed, bytes, pps, mbps }
+        })
+        .collect()
 }
 
 /// Validates the config and builds the frame templates: `templates[flow * nsizes + i]`.
@@ -380,30 +559,111 @@ fn pin(core: Option<u32>) {
 /// the previous one reached to last about this long.
 const LIVE_CALL_SECS: f64 = 0.25;
 
-/// The in-kernel engine: the kernel transmits flow 0's template, stamped per packet by
-/// `xdpipe_gen`, in runs of `repeat` frames; pacing sleeps between runs.
-fn generate_live(cfg: &GenConfig, templates: &[FrameTemplate], stop: Arc<AtomicBool>) -> Result<GenSummary, GenError> {
-    use crate::loader::LiveGen;
+/// The in-kernel engine: one thread per queue of the plan, each with its own instance
+/// of `xdpipe_gen` set to its flows (so each flow's sequence numbers come from one
+/// instance's counter, see the program's `XDPIPE_GEN_COUNT`), pinned to its core if
+/// given. The kernel transmits the thread's first flow's template, stamped and given its
+/// flow's ports per packet by the program, in calls sized to about `LIVE_CALL_SECS`.
+fn generate_live(
+    cfg: &GenConfig,
+    plan: &[QueuePlan],
+    templates: &[FrameTemplate],
+    stop: Arc<AtomicBool>,
+) -> Result<GenSummary, GenError> {
     let ifindex = sys::ifindex(&cfg.iface).ok_or_else(|| GenError::NoSuchInterface(cfg.iface.clone()))?;
-    let mut live = LiveGen::load(xdp_common::GenConfig {
-        flows: cfg.flows as u32,
-        src_port: cfg.src_port,
-        dst_port: cfg.dst_port,
-    })?;
-    pin(cfg.core);
-    let frame = templates[0].bytes().to_vec();
+    let frame_len = templates[0].bytes().len();
     let target_pps = cfg.rate.pps(cfg.sizes.mean());
     log::info!(
-        "ready: generating on {} with the in-kernel engine (BPF_PROG_RUN live frames), {} flow(s), {} B, rate {}",
+        "ready: generating on {} with the in-kernel engine (BPF_PROG_RUN live frames), {} worker(s), {} flow(s), {} B, rate {}",
         cfg.iface,
+        plan.len(),
         cfg.flows,
-        frame.len() + FCS_LEN,
+        frame_len + FCS_LEN,
         target_pps.map_or("max".to_owned(), |p| format!("{p:.0} pps"))
     );
-    let limit = cfg.count.unwrap_or(u64::MAX);
     let start_ns = sys::monotonic_ns();
-    let cpu0 = sys::thread_cpu_ns();
     let deadline_ns = cfg.duration.map(|d| start_ns + d.as_nanos() as u64);
+    let results: Vec<Result<LiveWorker, GenError>> = thread::scope(|scope| {
+        let handles: Vec<_> = plan
+            .iter()
+            .map(|q| {
+                let frame = templates[q.flow_base as usize].bytes();
+                let stop = &stop;
+                scope.spawn(move || live_worker(cfg, q, frame, ifindex, deadline_ns, stop))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| Err(GenError::Worker(crate::pipeline::panic_message(&p)))))
+            .collect()
+    });
+    let secs = (sys::monotonic_ns() - start_ns) as f64 / 1e9;
+    let mut workers = Vec::with_capacity(results.len());
+    for r in results {
+        workers.push(r?);
+    }
+    let sent: u64 = workers.iter().map(|w| w.sent).sum();
+    let bytes = sent * frame_len as u64;
+    let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
+    let mut sent_per_flow = vec![0u64; cfg.flows as usize];
+    for (q, w) in plan.iter().zip(&workers) {
+        // Instance packet k is flow `flow_base + k % flows`: the first `sent % flows` of
+        // its flows sent one more.
+        let n = q.flows as u64;
+        for f in 0..n {
+            sent_per_flow[(q.flow_base as u64 + f) as usize] = w.sent / n + u64::from(f < w.sent % n);
+        }
+    }
+    let per: Vec<(u64, u64, u64)> = workers.iter().map(|w| (w.sent, w.sent, w.sent * frame_len as u64)).collect();
+    Ok(GenSummary {
+        iface: cfg.iface.clone(),
+        queue: plan.first().map_or(0, |q| q.queue),
+        engine: Engine::XdpLive,
+        sizes: cfg.sizes.clone(),
+        flows: cfg.flows,
+        target_pps,
+        sent,
+        completed: sent,
+        bytes,
+        duration_s: secs,
+        pps,
+        mbps,
+        wakeups: workers.iter().map(|w| w.calls).sum(),
+        cpu_ns: workers.iter().map(|w| w.cpu_ns).sum(),
+        batch_hist: [0; crate::stats::BATCH_BUCKETS],
+        xdp_statistics: XdpStatistics::default(),
+        sent_per_flow,
+        per_queue: per_queue(plan, &per, secs),
+    })
+}
+
+/// What one in-kernel engine thread did.
+struct LiveWorker {
+    sent: u64,
+    calls: u64,
+    cpu_ns: u64,
+}
+
+/// One in-kernel engine thread: loads its instance of the program for queue `q`'s flows
+/// and runs it until its count, the deadline or a stop.
+fn live_worker(
+    cfg: &GenConfig,
+    q: &QueuePlan,
+    frame: &[u8],
+    ifindex: u32,
+    deadline_ns: Option<u64>,
+    stop: &AtomicBool,
+) -> Result<LiveWorker, GenError> {
+    use crate::loader::LiveGen;
+    let mut live = LiveGen::load(xdp_common::GenConfig {
+        flows: q.flows as u32,
+        src_port: cfg.src_port,
+        dst_port: cfg.dst_port,
+        flow_base: q.flow_base as u32,
+    })?;
+    pin(q.core);
+    let limit = q.count.unwrap_or(u64::MAX);
+    let cpu0 = sys::thread_cpu_ns();
     let base = live.count()?;
     let (mut sent, mut calls, mut chunk) = (0u64, 0u64, 65536u64);
     while sent < limit && !stop.load(Relaxed) {
@@ -412,7 +672,7 @@ fn generate_live(cfg: &GenConfig, templates: &[FrameTemplate], stop: Arc<AtomicB
             break;
         }
         let repeat = chunk.min(limit - sent).min(u32::MAX as u64) as u32;
-        live.run(&frame, ifindex, repeat, cfg.batch as u32)?;
+        live.run(frame, ifindex, repeat, cfg.batch as u32)?;
         calls += 1;
         let now2 = sys::monotonic_ns();
         let got = live.count()? - base - sent;
@@ -425,33 +685,14 @@ fn generate_live(cfg: &GenConfig, templates: &[FrameTemplate], stop: Arc<AtomicB
         }
         chunk = (next as u64).clamp(1024, 1 << 26);
     }
-    let secs = (sys::monotonic_ns() - start_ns) as f64 / 1e9;
-    let bytes = sent * frame.len() as u64;
-    let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
-    let flows = cfg.flows as u64;
-    Ok(GenSummary {
-        iface: cfg.iface.clone(),
-        queue: 0,
-        engine: Engine::XdpLive,
-        sizes: cfg.sizes.clone(),
-        flows: cfg.flows,
-        target_pps,
-        sent,
-        completed: sent,
-        bytes,
-        duration_s: secs,
-        pps,
-        mbps,
-        wakeups: calls,
-        cpu_ns: sys::thread_cpu_ns() - cpu0,
-        batch_hist: [0; crate::stats::BATCH_BUCKETS],
-        xdp_statistics: XdpStatistics::default(),
-        sent_per_flow: (0..flows).map(|f| sent / flows + u64::from(f < sent % flows)).collect(),
-    })
+    Ok(LiveWorker { sent, calls, cpu_ns: sys::thread_cpu_ns() - cpu0 })
 }
 
-/// The AF_XDP engine's frames: a [`Source`] on the pipeline's transmit worker.
+/// The AF_XDP engine's frames for one queue: a [`Source`] on the pipeline's transmit
+/// worker. It sends flows `flow_base ..` (its `templates` and `seqs` are indexed from
+/// there).
 struct XskGen {
+    flow_base: u16,
     templates: Vec<FrameTemplate>,
     pattern: Vec<usize>,
     nsizes: usize,
@@ -464,7 +705,8 @@ struct XskGen {
 }
 
 impl Source for XskGen {
-    type Summary = Vec<u64>;
+    /// Its first flow and the frames sent per flow from there.
+    type Summary = (u16, Vec<u64>);
 
     #[inline]
     fn on_tx(&mut self, batch: &mut TxBatch<'_>, now_ns: u64) -> SourceStep {
@@ -485,7 +727,7 @@ impl Source for XskGen {
             let flow = (pkt % nflows) as usize;
             let size_idx = self.pattern[(pkt % self.pattern.len() as u64) as usize];
             let t = &self.templates[flow * self.nsizes + size_idx];
-            let stamp = Stamp { flow: flow as u16, seq: self.seqs[flow], tx_ns };
+            let stamp = Stamp { flow: self.flow_base.wrapping_add(flow as u16), seq: self.seqs[flow], tx_ns };
             self.seqs[flow] = self.seqs[flow].wrapping_add(1);
             self.sent_per_flow[flow] += 1;
             batch.push(t.len(), |buf| {
@@ -496,14 +738,15 @@ impl Source for XskGen {
         if self.sent >= self.limit { SourceStep::Done } else { SourceStep::Continue }
     }
 
-    fn finish(self) -> Vec<u64> {
-        self.sent_per_flow
+    fn finish(self) -> (u16, Vec<u64>) {
+        (self.flow_base, self.sent_per_flow)
     }
 }
 
-/// The AF_XDP engine: one transmit worker on the pipeline.
+/// The AF_XDP engine: one transmit worker per queue of the plan on the pipeline.
 fn generate_xsk(
     cfg: &GenConfig,
+    plan: &[QueuePlan],
     templates: &[FrameTemplate],
     pattern: &[usize],
     nsizes: usize,
@@ -512,48 +755,71 @@ fn generate_xsk(
 ) -> Result<GenSummary, GenError> {
     let target_pps = cfg.rate.pps(cfg.sizes.mean());
     log::info!(
-        "generating on {} queue {}, {} flow(s), sizes {:?}, rate {}",
+        "generating on {} queue(s) {:?}, {} flow(s), sizes {:?}, rate {}",
         cfg.iface,
-        cfg.queue,
+        cfg.queues.ids(),
         cfg.flows,
         cfg.sizes,
         target_pps.map_or("max".to_owned(), |p| format!("{p:.0} pps"))
     );
     let mut p = Pipeline::on(cfg.iface.clone())
-        .queues(QueueList::from_ids([cfg.queue])?)
+        .queues(cfg.queues.clone())
         .batch(BatchSize::new(cfg.batch as u32)?)
         .allow_uplink(cfg.allow_uplink);
-    if let Some(core) = cfg.core {
-        p = p.cores(CoreList::from_ids([core])?);
+    if let Some(cores) = &cfg.cores {
+        p = p.cores(cores.clone());
     }
     let mut pc = p.config().clone();
     pc.xsk = cfg.xsk;
-    let (templates, pattern) = (templates.to_vec(), pattern.to_vec());
-    let (flows, limit) = (cfg.flows as usize, cfg.count.unwrap_or(u64::MAX));
-    let source = move |_queue| XskGen {
-        templates: templates.clone(),
-        pattern: pattern.clone(),
-        nsizes,
-        seqs: vec![0; flows],
-        sent_per_flow: vec![0; flows],
-        limit,
-        sent: 0,
-        target_pps,
-        start_ns: None,
+    let (templates, pattern) = (Arc::new(templates.to_vec()), pattern.to_vec());
+    let plan_for_workers = plan.to_vec();
+    let source = move |queue: u32| {
+        // The pipeline asks for the queues of `cfg.queues`, each of which has a plan.
+        let q = plan_for_workers.iter().find(|q| q.queue == queue).unwrap_or(&plan_for_workers[0]);
+        let (lo, n) = (q.flow_base as usize * nsizes, q.flows as usize);
+        XskGen {
+            flow_base: q.flow_base,
+            templates: templates[lo..lo + n * nsizes].to_vec(),
+            pattern: pattern.clone(),
+            nsizes,
+            seqs: vec![0; n],
+            sent_per_flow: vec![0; n],
+            limit: q.count.unwrap_or(u64::MAX),
+            sent: 0,
+            target_pps: q.target_pps,
+            start_ns: None,
+        }
     };
     let s = Pipeline::with_config(pc).source(source).run(&stop, cfg.duration)?;
     if let Some(why) = s.failed {
         return Err(GenError::Worker(why));
     }
     let t = s.totals();
-    let q = s.queues.first().cloned();
-    let snap = q.as_ref().map(|q| q.counters).unwrap_or_default();
+    let mut snap = crate::stats::CounterSnapshot::default();
+    let mut xdp_statistics = XdpStatistics::default();
+    let mut per = Vec::with_capacity(plan.len());
+    for p in plan {
+        match s.queues.iter().find(|q| q.queue == p.queue) {
+            Some(q) => {
+                snap.add(&q.counters);
+                xdp_statistics.add(&q.xdp_statistics);
+                per.push((q.sent, q.completed, q.bytes));
+            }
+            None => per.push((0, 0, 0)),
+        }
+    }
     bump(&counters.tx_packets, snap.tx_packets);
     bump(&counters.tx_completed, snap.tx_completed);
     let (pps, mbps) = crate::stats::rates(t.sent, t.bytes + t.sent * FCS_LEN as u64, s.duration_s);
+    let mut sent_per_flow = vec![0u64; cfg.flows as usize];
+    for (base, counts) in s.stages {
+        for (i, n) in counts.into_iter().enumerate() {
+            sent_per_flow[base as usize + i] = n;
+        }
+    }
     Ok(GenSummary {
         iface: cfg.iface.clone(),
-        queue: cfg.queue,
+        queue: plan.first().map_or(0, |q| q.queue),
         engine: Engine::Xsk,
         sizes: cfg.sizes.clone(),
         flows: cfg.flows,
@@ -567,8 +833,9 @@ fn generate_xsk(
         wakeups: snap.wakeups,
         cpu_ns: snap.cpu_ns,
         batch_hist: snap.batch_hist,
-        xdp_statistics: q.map(|q| q.xdp_statistics).unwrap_or_default(),
-        sent_per_flow: s.stages.into_iter().next().unwrap_or_default(),
+        xdp_statistics,
+        sent_per_flow,
+        per_queue: per_queue(plan, &per, s.duration_s),
     })
 }
 
@@ -600,5 +867,41 @@ mod tests {
         let count = |i| pattern.iter().filter(|&&p| p == i).count();
         assert_eq!((count(0), count(1), count(2)), (7, 4, 1));
         assert_eq!(sizes, vec![64, 570, 1518]);
+    }
+
+    #[test]
+    fn flows_split_into_contiguous_blocks_per_queue() {
+        let plan = plan_flows(&[0, 1, 2], Some(&[4, 5, 6]), 8, (10000, 18000), Some(10), Some(3e5)).unwrap();
+        let blocks: Vec<_> = plan.iter().map(|q| (q.queue, q.core, q.flow_base, q.flows)).collect();
+        // 8 = 3 + 3 + 2: every flow on exactly one queue, in order.
+        assert_eq!(blocks, vec![(0, Some(4), 0, 3), (1, Some(5), 3, 3), (2, Some(6), 6, 2)]);
+        assert_eq!(plan[1].src_ports, (10003, 10005));
+        assert_eq!(plan[2].dst_ports, (18006, 18007));
+        // Counts and rates are totals, split evenly (the remainder to the first queues).
+        assert_eq!(plan.iter().map(|q| q.count.unwrap()).collect::<Vec<_>>(), vec![4, 3, 3]);
+        assert!(plan.iter().all(|q| q.target_pps == Some(1e5)));
+        // One queue: the whole plan is the old single-queue generator.
+        let one = plan_flows(&[3], None, 5, (1, 2), None, None).unwrap();
+        assert_eq!((one[0].queue, one[0].core, one[0].flow_base, one[0].flows, one[0].count), (3, None, 0, 5, None));
+    }
+
+    #[test]
+    fn destination_ports_wrap_within_the_steered_range() {
+        // Flows 256.. reuse destination ports 18000..: a queue with flows 250-299 spans
+        // the whole 256-port range only once it has 256 flows; 50 flows wrap at 18255.
+        let plan = plan_flows(&[0, 1], None, 600, (10000, 18000), None, None).unwrap();
+        assert_eq!((plan[0].flow_base, plan[0].flows, plan[0].dst_ports), (0, 300, (18000, 18255)));
+        let plan = plan_flows(&[0, 1, 2, 3, 4, 5], None, 300, (10000, 18000), None, None).unwrap();
+        assert_eq!((plan[5].flow_base, plan[5].dst_ports), (250, (18250, 18043)));
+    }
+
+    #[test]
+    fn plans_that_cannot_work_are_refused() {
+        let e = plan_flows(&[0, 1], None, 1, (1, 2), None, None).unwrap_err();
+        assert!(matches!(e, GenError::FewFlows { flows: 1, queues: 2 }), "{e}");
+        assert!(e.to_string().contains("--flows 2"), "{e}");
+        let e = plan_flows(&[0, 1], Some(&[0]), 4, (1, 2), None, None).unwrap_err();
+        assert!(e.to_string().contains("one core per queue"), "{e}");
+        assert!(matches!(plan_flows(&[0], None, 0, (1, 2), None, None), Err(GenError::Flows)));
     }
 }

@@ -359,13 +359,12 @@ impl LiveGen {
         }
     }
 
-    /// Frames the program has stamped and returned XDP_TX for, summed over CPUs.
+    /// Frames this instance of the program has stamped and returned XDP_TX for.
     pub fn count(&self) -> Result<u64, LoaderError> {
         let map = self.ebpf.map(GEN_COUNTER_MAP_NAME).ok_or(LoaderError::Missing { what: "the generator counter" })?;
-        let arr: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(map).map_err(|source| LoaderError::Map { map: GEN_COUNTER_MAP_NAME, source })?;
-        let v = arr.get(&0, 0).map_err(|source| LoaderError::Map { map: GEN_COUNTER_MAP_NAME, source })?;
-        Ok(v.iter().sum())
+        let arr: aya::maps::Array<_, u64> =
+            aya::maps::Array::try_from(map).map_err(|source| LoaderError::Map { map: GEN_COUNTER_MAP_NAME, source })?;
+        arr.get(&0, 0).map_err(|source| LoaderError::Map { map: GEN_COUNTER_MAP_NAME, source })
     }
 }
 

@@ -118,7 +118,7 @@ impl QueueCounters {
 }
 
 /// Name of the in-kernel generator program (run with BPF_PROG_RUN, live frames), its
-/// per-CPU packet counter map and its config global.
+/// packet counter map (one instance's count, not per CPU) and its config global.
 pub const GEN_PROGRAM_NAME: &str = "xdpipe_gen";
 pub const GEN_COUNTER_MAP_NAME: &str = "XDPIPE_GEN_COUNT";
 pub const GEN_GLOBAL_NAME: &str = "XDPIPE_GEN";
@@ -135,14 +135,20 @@ pub const GEN_TIME_EVERY: u32 = 64;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GenConfig {
-    /// Flows: packet k belongs to flow k % flows and is its (k / flows)-th packet.
+    /// Flows of this instance: its packet k belongs to flow `flow_base + k % flows` and
+    /// is that flow's (k / flows)-th packet.
     pub flows: u32,
+    /// UDP source port of flow 0; flow f sends from `src_port + f`.
     pub src_port: u16,
+    /// UDP destination port of flow 0; flow f sends to `dst_port + f % 256`.
     pub dst_port: u16,
+    /// First flow of this instance. Userspace loads one instance per sending thread, each
+    /// with its own range of flows, so no two threads send a flow's sequence numbers.
+    pub flow_base: u32,
 }
 
 impl GenConfig {
-    pub const DEFAULT: GenConfig = GenConfig { flows: 1, src_port: 10000, dst_port: BENCH_UDP_PORT_LO };
+    pub const DEFAULT: GenConfig = GenConfig { flows: 1, src_port: 10000, dst_port: BENCH_UDP_PORT_LO, flow_base: 0 };
 }
 
 #[cfg(feature = "user")]

@@ -13,7 +13,7 @@ mod prog {
     use aya_ebpf::{
         bindings::xdp_action,
         macros::{map, xdp},
-        maps::{PerCpuArray, XskMap},
+        maps::{Array, PerCpuArray, XskMap},
         programs::XdpContext,
     };
     use xdp_common::{
@@ -201,8 +201,18 @@ mod prog {
 
     // ---- in-kernel generator (BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES) ----
 
+    /// Frames this program instance has stamped. Not per CPU: userspace loads one
+    /// instance of this program per sending thread, each with its own disjoint range of
+    /// flows (`GenConfig::flow_base`, `flows`) and so its own counter, and BPF_PROG_RUN
+    /// runs an instance only on the thread that called it, one frame after the other.
+    /// So the counter has a single writer at a time (a plain increment, no atomic), and
+    /// flow `flow_base + k % flows`'s sequence `k / flows` is unique per flow even when
+    /// the thread migrates between CPUs or N threads send at once. (A per-CPU counter
+    /// restarted on every CPU: two threads, or one that moved, sent the same flow's
+    /// sequence numbers twice. A per-flow counter advanced with an atomic fetch-add
+    /// would also be correct, but costs a locked add per frame.)
     #[map(name = "XDPIPE_GEN_COUNT")]
-    static XDPIPE_GEN_COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+    static XDPIPE_GEN_COUNT: Array<u64> = Array::with_max_entries(1, 0);
 
     /// Written by the loader before the program is loaded.
     #[unsafe(no_mangle)]
@@ -231,7 +241,7 @@ mod prog {
             return Err(());
         }
         let count = XDPIPE_GEN_COUNT.get_ptr_mut(0).ok_or(())?;
-        // SAFETY: per-CPU value; the test run executes on one CPU at a time.
+        // SAFETY: this instance's only writer is the thread running it (see the map).
         let k = unsafe {
             let k = *count;
             *count = k + 1;
@@ -240,7 +250,7 @@ mod prog {
         // SAFETY: read volatile so the loader's value is used, not the default.
         let cfg = unsafe { core::ptr::read_volatile(&XDPIPE_GEN) };
         let flows = if cfg.flows == 0 { 1 } else { cfg.flows as u64 };
-        let flow = (k % flows) as u16;
+        let flow = cfg.flow_base.wrapping_add((k % flows) as u32) as u16;
         let seq = (k / flows) as u32;
         // Every frame carries flow and sequence (loss and reordering); one in TIME_EVERY
         // also carries its send time. Reading the clock costs about a fifth of this

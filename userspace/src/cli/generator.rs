@@ -3,7 +3,7 @@ use std::{net::Ipv4Addr, process::ExitCode, time::Duration};
 
 use clap::Args;
 use xdpipe::{
-    config::{BatchSize, Engine, FrameSize, RingSize},
+    config::{BatchSize, CoreList, Engine, FrameSize, QueueList, RingSize},
     generator::{GenConfig, Rate, SizeSpec, generate},
     stats::fmt_pps,
     wire::udpgen::FCS_LEN,
@@ -29,12 +29,13 @@ pub struct GenArgs {
     /// Interface to transmit on.
     #[arg(long, short = 'i')]
     pub iface: String,
-    /// TX queue.
-    #[arg(long, short = 'q', default_value_t = 0)]
-    pub queue: u32,
-    /// Core to pin the generator to.
-    #[arg(long, short = 'c')]
-    pub core: Option<u32>,
+    /// TX queues, one worker each (0, 0-3, 0,2): the flows are split across them and the
+    /// plan (flow -> queue, ports) is logged at the start.
+    #[arg(long = "queues", visible_alias = "queue", short = 'q', default_value = "0")]
+    pub queues: QueueList,
+    /// Cores to pin the workers to, one per queue in queue order (default: unpinned).
+    #[arg(long = "cores", visible_alias = "core", short = 'c')]
+    pub cores: Option<CoreList>,
     /// Frame size in bytes including the 4-byte FCS (64 to MTU + 18), or imix (7:4:1 of
     /// 64/570/1518).
     #[arg(long, short = 's', default_value = "64")]
@@ -42,10 +43,11 @@ pub struct GenArgs {
     /// Number of flows (source and destination ports vary per flow).
     #[arg(long, default_value_t = 1)]
     pub flows: u16,
-    /// Target rate: max, packets (500000, 300kpps, 1.5mpps) or bits (200mbit, 1gbit) per second.
+    /// Target rate, in total over the queues (each sends rate / queues): max, packets
+    /// (500000, 300kpps, 1.5mpps) or bits (200mbit, 1gbit) per second.
     #[arg(long, short = 'r', default_value = "max")]
     pub rate: Rate,
-    /// Stop after this many frames.
+    /// Stop after this many frames in total (split evenly over the queues).
     #[arg(long, short = 'n')]
     pub count: Option<u64>,
     /// Stop after this many seconds (default 10 when no --count is given).
@@ -163,10 +165,28 @@ impl GenArgs {
         }
         let engine = Engine::from(self.engine);
         check_gen(&self.size, self.frame_size, engine, self.rate)?;
+        let nq = self.queues.ids().len();
+        if (self.flows as usize) < nq {
+            refuse!(
+                "--flows {} with --queues {} ({nq} queues): each queue sends flows of its own; give --flows {nq} or more, or fewer queues",
+                self.flows,
+                list(self.queues.ids())
+            );
+        }
+        if let Some(c) = &self.cores
+            && c.ids().len() != nq
+        {
+            refuse!(
+                "--cores {} lists {} core(s) for {nq} queue(s) (--queues {}): give one core per queue, in queue order, or leave --cores out",
+                list(c.ids()),
+                c.ids().len(),
+                list(self.queues.ids())
+            );
+        }
         let config = GenConfig {
             iface: self.iface.clone(),
-            queue: self.queue,
-            core: self.core,
+            queues: self.queues.clone(),
+            cores: self.cores.clone(),
             sizes: self.size.clone(),
             flows: self.flows,
             rate: self.rate,
@@ -197,6 +217,11 @@ impl GenArgs {
     }
 }
 
+/// Ids as a flag value: `0,1,3`.
+fn list(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
 pub fn cmd_gen(c: GenCommand) -> anyhow::Result<ExitCode> {
     let stop = super::stop_on_signals()?;
     let counters = xdpipe::stats::WorkerCounters::default();
@@ -204,10 +229,11 @@ pub fn cmd_gen(c: GenCommand) -> anyhow::Result<ExitCode> {
     if c.json {
         print_json(&s)?;
     } else {
+        let queues: Vec<u32> = s.per_queue.iter().map(|q| q.plan.queue).collect();
         println!(
-            "gen on {} queue {}: sent {} completed {} in {:.2} s = {} ({:.1} Mbit/s), {} wakeups",
+            "gen on {} queue(s) {}: sent {} completed {} in {:.2} s = {} ({:.1} Mbit/s), {} wakeups",
             s.iface,
-            s.queue,
+            list(&queues),
             s.sent,
             s.completed,
             s.duration_s,
@@ -215,6 +241,19 @@ pub fn cmd_gen(c: GenCommand) -> anyhow::Result<ExitCode> {
             s.mbps,
             s.wakeups
         );
+        if s.per_queue.len() > 1 {
+            for q in &s.per_queue {
+                println!(
+                    "  queue {}: flows {}-{}, sent {} = {} ({:.1} Mbit/s)",
+                    q.plan.queue,
+                    q.plan.flow_base,
+                    q.plan.flow_base + (q.plan.flows - 1),
+                    q.sent,
+                    fmt_pps(q.pps),
+                    q.mbps
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

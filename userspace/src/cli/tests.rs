@@ -364,3 +364,60 @@ fn bench_quick_refuses_what_would_not_check_the_path() {
     assert_says(&refused(&["bench", "--count-trials", "1", "--count-rate", "max"]), &["--count-rate", "100kpps"]);
     assert_says(&refused(&["bench", "--junit", "j.xml"]), &["--junit j.xml", "add --gate FILE"]);
 }
+
+// ---- multi-queue generator
+
+const GEN: [&str; 7] = ["gen", "-i", "xp-tx", "--src-ip", "10.0.0.1", "--dst-ip", "10.0.0.2"];
+
+fn gen_with(extra: &[&'static str]) -> Vec<&'static str> {
+    GEN.iter().chain(extra).copied().collect()
+}
+
+#[test]
+fn gen_queues_and_cores_pair_up() {
+    let Cmd::Gen(a) = parse(&gen_with(&["--queues", "0-1", "--cores", "1,0", "--flows", "4"])) else { unreachable!() };
+    let c = a.validate().unwrap().config;
+    assert_eq!(c.queues.ids(), &[0, 1]);
+    assert_eq!(c.cores.as_ref().map(|c| c.ids().to_vec()), Some(vec![1, 0]));
+    // The single-queue spellings still work.
+    let Cmd::Gen(a) = parse(&gen_with(&["--queue", "3", "--core", "1"])) else { unreachable!() };
+    let c = a.validate().unwrap().config;
+    assert_eq!((c.queues.ids(), c.cores.map(|c| c.ids().to_vec())), (&[3][..], Some(vec![1])));
+}
+
+#[test]
+fn gen_needs_a_flow_and_a_core_per_queue() {
+    let m = refused(&gen_with(&["--queues", "0-3", "--flows", "2"]));
+    assert_says(&m, &["--flows 2", "--queues 0,1,2,3", "--flows 4 or more"]);
+    let m = refused(&gen_with(&["--queues", "0,1", "--flows", "2", "--cores", "0"]));
+    assert_says(&m, &["--cores 0", "1 core(s) for 2 queue(s)", "one core per queue"]);
+}
+
+#[test]
+fn veth_queues_default_to_shared_cores_and_split_flows() {
+    let Cmd::Veth(a) = parse(&["veth", "--queues", "2"]) else { unreachable!() };
+    let c = a.validate().unwrap().config;
+    assert_eq!(c.queues, 2);
+    assert_eq!(c.gen_cfg.queues.ids(), &[0, 1]);
+    assert_eq!(c.gen_cfg.flows, 2, "one flow per queue by default");
+    assert_eq!(c.gen_cfg.cores.as_ref().map(|c| c.ids().to_vec()), Some(vec![0, 1]));
+    assert_eq!(c.rx.queues.ids(), &[0, 1]);
+    assert_eq!(c.rx.cores.as_ref().map(|c| c.ids().to_vec()), Some(vec![0, 1]));
+    // One queue keeps the old cores: generator 0, receiver 1.
+    let Cmd::Veth(a) = parse(&["veth"]) else { unreachable!() };
+    let c = a.validate().unwrap().config;
+    assert_eq!(
+        (c.gen_cfg.cores.map(|c| c.ids().to_vec()), c.rx.cores.map(|c| c.ids().to_vec())),
+        (Some(vec![0]), Some(vec![1]))
+    );
+}
+
+#[test]
+fn veth_queues_refusals_name_the_flag() {
+    assert_says(&refused(&["veth", "--queues", "0"]), &["--queues 0", "1 to 64"]);
+    assert_says(&refused(&["veth", "--queues", "2", "--flows", "1"]), &["--flows 1 with --queues 2", "--flows 2"]);
+    assert_says(
+        &refused(&["veth", "--queues", "2", "--rx-cores", "1"]),
+        &["--rx-cores 1", "--queues 2", "--rx-cores 0,1"],
+    );
+}

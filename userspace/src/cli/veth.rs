@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use xdpipe::{
-    config::{BatchSize, Engine, FrameSize, ModeKind, PollWait, XdpMode},
+    config::{BatchSize, CoreList, Engine, FrameSize, ModeKind, PollWait, XdpMode},
     generator::GenConfig,
     generator::{Rate, SizeSpec},
     run::RunConfig,
@@ -39,15 +39,22 @@ pub struct VethArgs {
     /// Send this many frames instead of running for --duration.
     #[arg(long, short = 'n')]
     pub count: Option<u64>,
-    /// Number of flows.
+    /// Number of flows (default: one per queue).
+    #[arg(long)]
+    pub flows: Option<u16>,
+    /// Queues on each veth end: N generator workers (TX queues 0..N, the flows split
+    /// across them) and N receiver workers (RX queues 0..N). TX queue i arrives on RX
+    /// queue i.
     #[arg(long, default_value_t = 1)]
-    pub flows: u16,
-    /// Core for the generator.
-    #[arg(long, default_value_t = 0)]
-    pub gen_core: u32,
-    /// Core for the receiver's worker.
-    #[arg(long, default_value_t = 1)]
-    pub rx_core: u32,
+    pub queues: u32,
+    /// Cores for the generator's workers, one per queue (default: 0 with one queue, else
+    /// 0..N, shared with the receiver's workers).
+    #[arg(long = "gen-cores", visible_alias = "gen-core")]
+    pub gen_cores: Option<CoreList>,
+    /// Cores for the receiver's workers, one per queue (default: 1 with one queue, else
+    /// 0..N, shared with the generator's workers).
+    #[arg(long = "rx-cores", visible_alias = "rx-core")]
+    pub rx_cores: Option<CoreList>,
     /// The receiver's worker sleeps until frames arrive instead of busy-polling; with MS,
     /// for at most MS milliseconds. 0: busy-poll.
     #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "forever", default_value = "0")]
@@ -89,8 +96,43 @@ impl VethArgs {
         let (mode, xdp_mode, engine) =
             (ModeKind::from(self.mode), XdpMode::from(self.xdp_mode), Engine::from(self.engine));
         super::duration("--duration", self.duration)?;
-        if self.flows == 0 {
+        if !(1..=64).contains(&self.queues) {
+            refuse!("--queues {}: a veth testbed has 1 to 64 queues", self.queues);
+        }
+        let nq = self.queues;
+        let flows = self.flows.unwrap_or(nq.min(u16::MAX as u32) as u16);
+        if flows == 0 {
             refuse!("--flows 0: give 1 to 65535 flows");
+        }
+        if (flows as u32) < nq {
+            refuse!(
+                "--flows {flows} with --queues {nq}: each generator queue sends flows of its own; give --flows {nq} or more"
+            );
+        }
+        // With several queues both sides default to cores 0..N: on a small machine the
+        // generator's and the receiver's workers then share cores (each pipeline pins one
+        // worker per core; the two pipelines may overlap).
+        let default_cores = |single: u32| -> Result<CoreList, CliError> {
+            let ids: Vec<u32> = if nq == 1 { vec![single] } else { (0..nq).collect() };
+            Ok(CoreList::from_ids(ids)?)
+        };
+        let gen_cores = match &self.gen_cores {
+            Some(c) => c.clone(),
+            None => default_cores(0)?,
+        };
+        let rx_cores = match &self.rx_cores {
+            Some(c) => c.clone(),
+            None => default_cores(1)?,
+        };
+        for (flag, c) in [("--gen-cores", &gen_cores), ("--rx-cores", &rx_cores)] {
+            if c.ids().len() != nq as usize {
+                refuse!(
+                    "{flag} {} lists {} core(s) for --queues {nq}: give one core per queue, e.g. {flag} {}",
+                    join(c.ids()),
+                    c.ids().len(),
+                    join(&(0..nq).collect::<Vec<_>>())
+                );
+            }
         }
         if self.count == Some(0) {
             refuse!("--count 0: give at least one frame, or leave --count out to run for --duration");
@@ -117,9 +159,11 @@ impl VethArgs {
             "--rate".into(),
             rate,
             "--flows".into(),
-            self.flows.to_string(),
-            "--core".into(),
-            self.gen_core.to_string(),
+            flows.to_string(),
+            "--queues".into(),
+            format!("0-{}", nq - 1),
+            "--cores".into(),
+            join(gen_cores.ids()),
             "--batch".into(),
             self.batch.get().to_string(),
             "--engine".into(),
@@ -134,8 +178,10 @@ impl VethArgs {
             mode.to_string(),
             "--xdp-mode".into(),
             xdp_mode.to_string(),
+            "--queues".into(),
+            format!("0-{}", nq - 1),
             "--cores".into(),
-            self.rx_core.to_string(),
+            join(rx_cores.ids()),
             "--poll".into(),
             self.poll.to_string(),
             "--need-wakeup".into(),
@@ -147,7 +193,7 @@ impl VethArgs {
         let config = VethConfig {
             rx,
             gen_cfg,
-            queues: 1,
+            queues: nq,
             fwd: mode == ModeKind::Fwd,
             threaded_napi: self.threaded_napi,
             napi_core: self.napi_core,
@@ -158,6 +204,11 @@ impl VethArgs {
         };
         Ok(VethCommand { config, mode, xdp_mode, json: self.json })
     }
+}
+
+/// Ids as a flag value: `0,1,3`.
+fn join(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// The receiver's and the generator's configs from `xdpipe run` / `xdpipe gen` flags
@@ -202,6 +253,21 @@ pub fn cmd_veth(c: VethCommand) -> anyhow::Result<ExitCode> {
         r.loss_ratio * 100.0
     );
     println!("  generator {}   receiver {}", fmt_pps(r.tx_pps), fmt_pps(r.rx_pps));
+    if r.generator.per_queue.len() > 1 || r.receiver.queues.len() > 1 {
+        for g in &r.generator.per_queue {
+            let rx = r.receiver.queues.iter().find(|q| q.queue == g.plan.queue);
+            println!(
+                "  queue {}: sent {} ({}, flows {}-{})   received {} ({})",
+                g.plan.queue,
+                g.sent,
+                fmt_pps(g.pps),
+                g.plan.flow_base,
+                g.plan.flow_base + (g.plan.flows - 1),
+                rx.map_or(0, |q| q.counters.rx_packets),
+                fmt_pps(rx.map_or(0.0, |q| q.rx_pps)),
+            );
+        }
+    }
     if let Some(l) = r.loss.as_ref().filter(|_| r.lost != 0) {
         println!(
             "  lost: {} dropped by {TX} at transmit (its peer's receive ring full: the receive softirq, on the sender's core, fell behind), {} at the receiver's sockets (RX ring full or no fill frame: the worker fell behind), {} otherwise (the program passed {} frames of any sender, ARP and ND included, to the kernel)",

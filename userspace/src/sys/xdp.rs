@@ -312,6 +312,18 @@ pub struct XdpStatistics {
     pub tx_ring_empty_descs: u64,
 }
 
+impl XdpStatistics {
+    /// Field-wise sum, to fold several sockets together.
+    pub fn add(&mut self, o: &XdpStatistics) {
+        self.rx_dropped += o.rx_dropped;
+        self.rx_invalid_descs += o.rx_invalid_descs;
+        self.tx_invalid_descs += o.tx_invalid_descs;
+        self.rx_ring_full += o.rx_ring_full;
+        self.rx_fill_ring_empty_descs += o.rx_fill_ring_empty_descs;
+        self.tx_ring_empty_descs += o.tx_ring_empty_descs;
+    }
+}
+
 /// Reads XDP_STATISTICS from an AF_XDP socket.
 pub fn xdp_statistics(fd: RawFd) -> Result<XdpStatistics, SysError> {
     const _: () = assert!(mem::size_of::<XdpStatistics>() == mem::size_of::<libc::xdp_statistics>());

@@ -44,8 +44,6 @@ impl Runner for VethRunner {
             rate_arg,
             "--duration".into(),
             secs.to_string(),
-            "--core".into(),
-            "0".into(),
             "--engine".into(),
             sc.engine.to_string(),
         ];
@@ -80,8 +78,16 @@ impl Runner for VethRunner {
                 cores.join(","),
             ]);
             gen_args.extend(["--flows".into(), "64".into()]);
+            if sc.queues > 1 {
+                // As many generator workers as the target has queues (TX queues 0..q, 64
+                // flows split over them), unpinned: the cores are the receiver's.
+                gen_args.extend(["--queues".into(), format!("0-{}", sc.queues - 1)]);
+            } else {
+                gen_args.extend(["--core".into(), "0".into()]);
+            }
         } else {
             run_args.extend(["--cores".into(), "1".into()]);
+            gen_args.extend(["--core".into(), "0".into()]);
         }
         let (rx, gen_cfg) = crate::cli::veth::side_configs(&run_args, &gen_args).map_err(|e| e.0)?;
         let cfg = VethConfig {
