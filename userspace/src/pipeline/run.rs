@@ -369,7 +369,10 @@ impl<T> ReadyRun<T> {
         let elapsed = start.elapsed();
         // Take the queues out of the XSKMAP first: from here on the program passes what
         // it would have redirected, so what the sockets hold no longer grows while the
-        // workers drain their RX rings.
+        // workers drain their RX rings (unbind_all returns once the program runs that
+        // still redirected have flushed their frames to the rings). Then drain (halt),
+        // then, after the joins, read the sockets' and the program's counters: so
+        // `redirected = received + the sockets' drops` holds even under traffic.
         steering.unbind_all();
         halt.store(true, Ordering::Relaxed);
         stop_event.set();
