@@ -102,6 +102,63 @@ fn every_next_hop_of_a_multipath_default_route_is_refused() {
     assert_eq!(uplink_in(ns, "xmp-a"), None);
 }
 
+/// With the kernel's nexthop compat mode off (`net.ipv4.nexthop_compat_mode=0`, set in
+/// the test's own namespace), a route naming a nexthop object carries only RTA_NH_ID: the
+/// devices are found in the nexthop table, for one object and for each member of a group,
+/// IPv4 and IPv6.
+#[test]
+fn default_routes_by_nexthop_object_are_followed_without_compat_mode() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let ns = tb.rx_ns.as_str();
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-w", "net.ipv4.nexthop_compat_mode=0"])
+        .output()
+        .expect("sysctl");
+    assert!(out.status.success(), "sysctl: {}", String::from_utf8_lossy(&out.stderr));
+    // veth pairs (this kernel may have no dummy driver), up on both ends for a carrier
+    // (a nexthop needs one).
+    for (l, addr) in [("xnh-a", "10.81.0.1/24"), ("xnh-b", "10.81.1.1/24")] {
+        let peer = format!("{l}p");
+        ip_ok(&["-n", ns, "link", "add", l, "type", "veth", "peer", "name", &peer]);
+        ip_ok(&["-n", ns, "link", "set", &peer, "up"]);
+        ip_ok(&["-n", ns, "link", "set", l, "up"]);
+        ip_ok(&["-n", ns, "addr", "add", addr, "dev", l]);
+    }
+    assert_eq!(uplink_in(ns, "xnh-a"), None);
+    ip_ok(&["-n", ns, "nexthop", "add", "id", "10", "dev", "xnh-a"]);
+    ip_ok(&["-n", ns, "route", "add", "default", "nhid", "10"]);
+    // Compat mode off: the route as dumped names only the object (no RTA_OIF).
+    let mode = Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-n", "net.ipv4.nexthop_compat_mode"])
+        .output()
+        .expect("sysctl");
+    assert_eq!(String::from_utf8_lossy(&mode.stdout).trim(), "0", "compat mode still on in {ns}");
+    let why = uplink_in(ns, "xnh-a").expect("the nexthop object's device is refused");
+    assert!(why.contains("carries the default route (-4, nexthop 10)"), "{why}");
+    refused(ns, &["run", "-i", "xnh-a", "-d", "1"], "nexthop 10");
+    assert_eq!(uplink_in(ns, "xnh-b"), None, "not the nexthop's device");
+    // A group of two devices: both are refused.
+    ip_ok(&["-n", ns, "route", "del", "default"]);
+    ip_ok(&["-n", ns, "nexthop", "add", "id", "11", "dev", "xnh-b"]);
+    ip_ok(&["-n", ns, "nexthop", "add", "id", "12", "group", "10/11"]);
+    ip_ok(&["-n", ns, "route", "add", "default", "nhid", "12"]);
+    for l in ["xnh-a", "xnh-b"] {
+        let why = uplink_in(ns, l).unwrap_or_else(|| panic!("{l} is refused (nexthop group)"));
+        assert!(why.contains("multipath default route (-4, nexthop 12, over xnh-a, xnh-b)"), "{l}: {why}");
+    }
+    assert_eq!(uplink_in(ns, RX_IFACE), None);
+    // IPv6: a default route by an IPv6 nexthop object.
+    ip_ok(&["-n", ns, "route", "del", "default"]);
+    ip_ok(&["-n", ns, "-6", "nexthop", "add", "id", "13", "dev", "xnh-b"]);
+    ip_ok(&["-n", ns, "-6", "route", "add", "default", "nhid", "13"]);
+    let why = uplink_in(ns, "xnh-b").expect("the IPv6 default's nexthop device is refused");
+    assert!(why.contains("carries the default route (-6, nexthop 13)"), "{why}");
+    assert_eq!(uplink_in(ns, "xnh-a"), None);
+}
+
 #[test]
 fn an_ssh_session_found_without_its_environment_is_refused() {
     if !privileged() {

@@ -148,3 +148,50 @@ fn bad_input_is_refused_with_a_clear_message() {
         assert!(!xdp_attached(&tb.rx_ns, RX_IFACE), "{args:?} left a program attached");
     }
 }
+
+/// The receiver stops while the generator still sends (200 kpps, for longer than the run):
+/// every frame the program redirected to the socket is either received or in one of the
+/// socket's named drop counters. (In copy mode a frame the fill ring had no buffer for
+/// is counted in `rx_dropped` and in `rx_fill_ring_empty_descs` both: the latter is a part
+/// of the former, not a separate drop.)
+fn stop_under_traffic_accounts_for_every_redirect(xdp_mode: &str) {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let x = Xdpipe::start(&tb.rx_ns, &["run", "-i", RX_IFACE, "--xdp-mode", xdp_mode, "-d", "1", "--json"]);
+    let mut g = std::process::Command::new("ip")
+        .args(["netns", "exec", &tb.tx_ns, XDPIPE, "gen", "-i", TX_IFACE, "--rate", "200kpps", "-d", "5"])
+        .args(["--dst-mac", &xdpipe::testbed::fmt_mac(&tb.rx_mac), "--src-ip", TX_IP, "--dst-ip", RX_IP])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting the generator");
+    let s = x.summary(Duration::from_secs(20));
+    // The generator was still sending when the receiver stopped.
+    let still_sending = g.try_wait().expect("try_wait").is_none();
+    let _ = g.kill();
+    let _ = g.wait();
+    assert!(still_sending, "the generator must outlast the receiver; {s}");
+    let st = &s["queues"][0]["xdp_statistics"];
+    let (received, redirected) = (u(&s, "rx_packets"), u(&s, "queues.0.program.redirected"));
+    assert!(received > 10_000, "traffic must flow during the run; {s}");
+    assert!(u(&s, "program.no_socket") > 0, "frames must still arrive after the queue left the XSKMAP; {s}");
+    assert!(u(st, "rx_fill_ring_empty_descs") <= u(st, "rx_dropped"), "{s}");
+    assert_eq!(u(st, "rx_invalid_descs"), 0, "{s}");
+    assert_eq!(
+        redirected,
+        received + u(st, "rx_dropped") + u(st, "rx_ring_full"),
+        "redirected = received + rx_dropped + rx_ring_full at a stop under traffic; {s}"
+    );
+}
+
+#[test]
+fn stop_under_traffic_accounts_for_every_redirect_native() {
+    stop_under_traffic_accounts_for_every_redirect("native");
+}
+
+#[test]
+fn stop_under_traffic_accounts_for_every_redirect_skb() {
+    stop_under_traffic_accounts_for_every_redirect("skb");
+}

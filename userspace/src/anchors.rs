@@ -80,8 +80,10 @@ pub struct Tools {
     pub xdp_trafficgen: Option<PathBuf>,
     /// Places not used, each with why: an `--anchor-dir`, or a directory on PATH holding
     /// one of the tools, that is not root-owned or is writable by group or others (anyone
-    /// who can write there could have xdpipe run their program as root), or a tool file
-    /// there that is.
+    /// who can write there could have xdpipe run their program as root), or has such a
+    /// directory on the way to it from / (an ancestor, or one holding a symbolic link on
+    /// the way; a world-writable sticky one such as /tmp included, see
+    /// `untrusted_on_the_way`), or a tool file there that is.
     pub refused: Vec<String>,
 }
 
@@ -106,14 +108,18 @@ impl Tools {
             if !explicit && present.is_empty() {
                 continue;
             }
+            let what = if explicit { "--anchor-dir" } else { "PATH directory" };
             if let Some(why) = untrusted(dir) {
-                let what = if explicit { "--anchor-dir" } else { "PATH directory" };
                 t.refused.push(format!(
                     "{what} {}: {why}; anchors are run as root, so only a root-owned directory that \
                      group and others cannot write is used (fix it with `chown root {0} && chmod go-w {0}`, \
                      or put the tools elsewhere)",
                     dir.display()
                 ));
+                continue;
+            }
+            if let Some(Untrusted { path, why, sticky }) = untrusted_on_the_way(dir) {
+                t.refused.push(ancestor_refusal(&format!("{what} {}", dir.display()), &path, &why, sticky));
                 continue;
             }
             for name in present {
@@ -124,6 +130,10 @@ impl Tools {
                     _ => &mut t.xdp_trafficgen,
                 };
                 if slot.is_some() {
+                    continue;
+                }
+                if let Some(Untrusted { path, why, sticky }) = untrusted_on_the_way(&file) {
+                    t.refused.push(ancestor_refusal(&file.display().to_string(), &path, &why, sticky));
                     continue;
                 }
                 match untrusted(&file) {
@@ -180,6 +190,136 @@ fn untrusted(p: &Path) -> Option<String> {
         return Some(format!("writable by {who} (mode {:o})", mode & 0o7777));
     }
     None
+}
+
+/// A directory on the way to a tool that root must not trust.
+struct Untrusted {
+    /// The directory (or the symbolic link that could not be read).
+    path: PathBuf,
+    /// Why.
+    why: String,
+    /// World-writable with the sticky bit (like /tmp).
+    sticky: bool,
+}
+
+/// The most symbolic links followed on the way to a tool (the kernel's own limit).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// The first directory a lookup of `p` passes through, from `/` down (every symbolic link
+/// on the way followed, `p` itself too if it is one, and the directories on the way to
+/// each target checked as well), that is not root-owned or is writable by group or
+/// others; what `p` finally names is not looked at (see [`untrusted`]). `p` must be
+/// absolute.
+///
+/// The rule, as OpenSSH's and sudo's checks of a path: whoever can write a directory can
+/// rename or remove any entry in it and put their own in its place, and with it the whole
+/// tree below; so a root-owned, 0755 tool directory is only as safe as every directory
+/// above it, and every directory holding a symbolic link on the way. A world-writable
+/// directory with the sticky bit (/tmp, /var/tmp) is refused too: there, only an entry's
+/// owner may rename it, but the name is safe only while that entry lasts: once it goes
+/// (a tmp cleaner, a reboot for a tmpfs, root's own cleanup), anyone may create it again,
+/// and what root checked before is not what it runs after. Nothing under such a
+/// directory is ever used.
+fn untrusted_on_the_way(p: &Path) -> Option<Untrusted> {
+    use std::{collections::VecDeque, ffi::OsString, os::unix::fs::MetadataExt as _, path::Component};
+    let names = |q: &Path| -> Vec<OsString> {
+        q.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_owned()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let check = |dir: &Path| -> Option<Untrusted> {
+        let m = match dir.symlink_metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                return Some(Untrusted { path: dir.to_owned(), why: format!("cannot be read ({e})"), sticky: false });
+            }
+        };
+        let mode = m.mode();
+        let why = if m.uid() != 0 {
+            format!("owned by uid {}, not root", m.uid())
+        } else if mode & 0o022 != 0 {
+            let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+                (true, true) => "group and others",
+                (true, false) => "its group",
+                _ => "others",
+            };
+            format!("writable by {who} (mode {:o})", mode & 0o7777)
+        } else {
+            return None;
+        };
+        Some(Untrusted { path: dir.to_owned(), why, sticky: mode & 0o1002 == 0o1002 })
+    };
+    let mut pending: VecDeque<OsString> = names(p).into();
+    let mut cur = PathBuf::from("/");
+    if let Some(u) = check(&cur) {
+        return Some(u);
+    }
+    let mut hops = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            // Back to a directory checked on the way down.
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&name);
+        let is_link = next.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            hops += 1;
+            let target = match std::fs::read_link(&next) {
+                Ok(t) if hops <= MAX_SYMLINK_HOPS => t,
+                Ok(_) => {
+                    return Some(Untrusted {
+                        path: next,
+                        why: format!("more than {MAX_SYMLINK_HOPS} symbolic links deep"),
+                        sticky: false,
+                    });
+                }
+                Err(e) => {
+                    return Some(Untrusted { path: next, why: format!("cannot be read ({e})"), sticky: false });
+                }
+            };
+            // `cur`, which holds the link, was checked: the link cannot be replaced.
+            if target.is_absolute() {
+                cur = PathBuf::from("/");
+            }
+            for n in names(&target).into_iter().rev() {
+                pending.push_front(n);
+            }
+            continue;
+        }
+        if pending.is_empty() {
+            // `p` itself (its last link followed): what `untrusted` looks at.
+            return None;
+        }
+        if let Some(u) = check(&next) {
+            return Some(u);
+        }
+        cur = next;
+    }
+    None
+}
+
+/// The refusal of `what` (a directory or a tool) for a directory on the way to it.
+fn ancestor_refusal(what: &str, dir: &Path, why: &str, sticky: bool) -> String {
+    let fix = if sticky {
+        format!(
+            "{0} is world-writable with the sticky bit, as /tmp is: nothing under it is used; put the tools in \
+             a root-owned directory outside it",
+            dir.display()
+        )
+    } else {
+        format!("fix it with `chown root {0} && chmod go-w {0}`, or put the tools elsewhere", dir.display())
+    };
+    format!(
+        "{what}: {} on the way to it is {why}; anchors are run as root, and whoever can write a directory \
+         above the tools can put their own in their place, so every directory from / down to them must be \
+         root-owned and not writable by group or others ({fix})",
+        dir.display()
+    )
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -932,7 +1072,9 @@ Summary                   3677035 rx/s                  0 err/s
             eprintln!("SKIPPED: needs root (chown)");
             return;
         }
-        let dir = crate::sys::private_temp_dir("xdpipe-anchors").unwrap();
+        let Some(base) = trusted_test_dir() else { return };
+        let dir = base.join("tools");
+        std::fs::create_dir(&dir).unwrap();
         let tool = dir.join("xdpsock");
         std::fs::write(&tool, "#!/bin/true\n").unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -967,6 +1109,122 @@ Summary                   3677035 rx/s                  0 err/s
         assert!(t.refused[0].contains("not an absolute path"), "{t:?}");
         // A PATH directory without any tool is not reported.
         assert!(Tools::find_in(&[], &[PathBuf::from("relative-nothing-here")]).refused.is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A new, empty, root-owned 0755 directory, every directory above which is root-owned
+    /// and not writable by group or others (so not under /tmp): under the test binary's
+    /// own directory in the target dir, else under /run. None (the test is skipped) if
+    /// neither is such a place, which fails under CI=true.
+    fn trusted_test_dir() -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+        let name = format!("xdpipe-anchors-{}-{}", std::process::id(), crate::sys::monotonic_ns());
+        for base in exe_dir.into_iter().chain([PathBuf::from("/run")]) {
+            if untrusted(&base).is_some() || untrusted_on_the_way(&base).is_some() {
+                continue;
+            }
+            let dir = base.join(&name);
+            // create_dir fails if the name exists: the directory is new and ours.
+            if std::fs::create_dir(&dir).is_ok() {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+                return Some(dir);
+            }
+        }
+        let why = "no root-owned place above which every directory is root-owned and not group/other-writable \
+                   (the test binary's directory, /run)";
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "CI=true and this test cannot run: {why}");
+        eprintln!("SKIPPED: {why}");
+        None
+    }
+
+    #[test]
+    fn tool_directories_are_refused_when_a_directory_on_the_way_is_unsafe() {
+        use std::os::unix::fs::{PermissionsExt as _, chown, symlink};
+        if !crate::sys::is_root() {
+            assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "CI=true and this test needs root (chown)");
+            eprintln!("SKIPPED: needs root (chown)");
+            return;
+        }
+        let Some(base) = trusted_test_dir() else { return };
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        let tools_in = |parent: &Path| {
+            let d = parent.join("tools");
+            std::fs::create_dir_all(&d).unwrap();
+            mode(&d, 0o755);
+            let tool = d.join("xdpsock");
+            std::fs::write(&tool, "#!/bin/true\n").unwrap();
+            mode(&tool, 0o755);
+            d
+        };
+        let find = |d: &Path| Tools::find_in(&[d.to_path_buf()], &[]);
+        let (ok, open, sticky) = (base.join("ok"), base.join("open"), base.join("sticky"));
+        for d in [&ok, &open, &sticky] {
+            std::fs::create_dir(d).unwrap();
+            mode(d, 0o755);
+        }
+        let good = tools_in(&ok);
+        let t = find(&good);
+        assert_eq!((t.xdpsock, t.refused.len()), (Some(good.join("xdpsock")), 0), "a safe chain is used");
+
+        // A parent others can write: the root-owned 0755 directory below it is refused.
+        let below_open = tools_in(&open);
+        mode(&open, 0o757);
+        let t = find(&below_open);
+        assert_eq!(t.xdpsock, None);
+        let want = format!("{} on the way to it is writable by others (mode 757)", open.display());
+        assert!(t.refused[0].starts_with("--anchor-dir") && t.refused[0].contains(&want), "{t:?}");
+        assert!(t.refused[0].contains(&format!("chmod go-w {}", open.display())), "{t:?}");
+        // The same on PATH.
+        let t = Tools::find_in(&[], std::slice::from_ref(&below_open));
+        assert!(t.xdpsock.is_none() && t.refused[0].starts_with("PATH directory"), "{t:?}");
+        // A grandparent others can write: found at any depth.
+        let deep = tools_in(&below_open.join("a"));
+        let t = find(&deep);
+        assert!(t.xdpsock.is_none() && t.refused[0].contains(&want), "{t:?}");
+        // A parent not owned by root.
+        mode(&open, 0o755);
+        chown(&open, Some(65534), None).unwrap();
+        let t = find(&below_open);
+        assert!(t.xdpsock.is_none() && t.refused[0].contains("owned by uid 65534, not root"), "{t:?}");
+        chown(&open, Some(0), None).unwrap();
+        mode(&open, 0o757);
+
+        // Symbolic links: one held by the unsafe directory is refused even though it
+        // points into the safe one; one in a safe place is followed, into the safe
+        // directory (used) or into the unsafe one (refused); a tool that is a link into
+        // the unsafe directory is refused.
+        symlink(&good, open.join("link")).unwrap();
+        let t = find(&open.join("link"));
+        assert!(t.xdpsock.is_none() && t.refused[0].contains(&want), "{t:?}");
+        symlink("tools", ok.join("rel-link")).unwrap();
+        let t = find(&ok.join("rel-link"));
+        assert_eq!((t.xdpsock, t.refused.len()), (Some(ok.join("rel-link/xdpsock")), 0), "{:?}", t.refused);
+        symlink(&below_open, ok.join("to-open")).unwrap();
+        let t = find(&ok.join("to-open"));
+        assert!(t.xdpsock.is_none() && t.refused[0].contains(&want), "{t:?}");
+        let linked_tool = ok.join("linked");
+        std::fs::create_dir(&linked_tool).unwrap();
+        mode(&linked_tool, 0o755);
+        symlink(below_open.join("xdpsock"), linked_tool.join("xdpsock")).unwrap();
+        let t = find(&linked_tool);
+        assert_eq!(t.xdpsock, None);
+        assert!(t.refused[0].starts_with(&format!("{}: ", linked_tool.join("xdpsock").display())), "{t:?}");
+        assert!(t.refused[0].contains(&want), "{t:?}");
+
+        // World-writable with the sticky bit (as /tmp): refused, with no chmod advice.
+        let below_sticky = tools_in(&sticky);
+        mode(&sticky, 0o1777);
+        let t = find(&below_sticky);
+        assert!(t.xdpsock.is_none(), "{t:?}");
+        assert!(t.refused[0].contains("writable by group and others (mode 1777)"), "{t:?}");
+        assert!(t.refused[0].contains("sticky bit, as /tmp is") && !t.refused[0].contains("chmod"), "{t:?}");
+        // And so is anything under /tmp itself.
+        let tmp = crate::sys::private_temp_dir("xdpipe-anchors").unwrap();
+        let in_tmp = tools_in(&tmp);
+        let t = find(&in_tmp);
+        assert!(t.xdpsock.is_none() && t.refused[0].contains("sticky bit"), "{t:?}");
+        std::fs::remove_dir_all(&tmp).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -192,14 +192,20 @@ impl Steering {
 
     /// Takes every socket out of the XSKMAP: from then on the program passes what it
     /// would have redirected (counted as no-socket), so the sockets' counts stop growing
-    /// while their workers drain. Errors are ignored: the detach that follows ends the
-    /// redirects anyway.
+    /// while their workers drain. Returns once the program runs that still found a socket
+    /// have ended and their frames are on its RX ring ([`crate::sys::wait_for_in_flight_xdp`]):
+    /// a worker that drains its ring after this misses none of them. Errors are ignored:
+    /// the detach that follows ends the redirects anyway.
     pub fn unbind_all(&mut self) {
         let Some(map) = self.ebpf.map_mut(XSK_MAP_NAME) else { return };
         let Ok(mut xsks) = XskMap::try_from(map) else { return };
+        if self.bound.is_empty() {
+            return;
+        }
         for q in self.bound.drain(..) {
             let _ = xsks.unset(q);
         }
+        crate::sys::wait_for_in_flight_xdp();
     }
 
     /// The program's counters for `queue`, summed over CPUs.

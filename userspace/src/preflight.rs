@@ -91,7 +91,8 @@ fn net_err(iface: &str) -> impl FnOnce(NetError) -> PreflightError + '_ {
 }
 
 /// Why `iface` looks like the machine's uplink, if it does: it carries a default route (a
-/// multipath route's next hops included), or is a lower device (bridge or bond port,
+/// multipath route's next hops included, and the devices of the nexthop object a route
+/// names, each member's for a group), or is a lower device (bridge or bond port,
 /// VLAN's or macvlan's parent, at any depth) of an interface that does; or it has the
 /// address of an SSH session, or the route back to its client, whether the session is
 /// named by SSH_CONNECTION or found as an established TCP connection to local port 22
@@ -102,6 +103,11 @@ pub fn uplink_reason(iface: &str) -> Result<Option<String>, PreflightError> {
     let name = |i: u32| links.iter().find(|l| l.index == i).map_or_else(|| format!("ifindex {i}"), |l| l.name.clone());
     for r in net::route::default_routes().map_err(net_err(iface))? {
         let fam = if r.ipv6 { "-6" } else { "-4" };
+        // Named by its nexthop object (`nhid N`): "-4, nexthop 10".
+        let fam = match r.nhid {
+            Some(id) => format!("{fam}, nexthop {id}"),
+            None => fam.to_owned(),
+        };
         if r.oifs.contains(&index) {
             return Ok(Some(if r.oifs.len() > 1 {
                 let hops: Vec<String> = r.oifs.iter().map(|&i| name(i)).collect();

@@ -30,6 +30,8 @@
 //!   in that stack. The features, channels, rings, link-mode and link-state attributes
 //!   used here are written on `netlink-packet-generic`'s framing. Driver info and the RSS
 //!   flow hash have no netlink message at all (ETHTOOL_GDRVINFO / ETHTOOL_GRXFH ioctls).
+//! - Nexthop objects ([`nexthop`]): netlink-packet-route 0.34 has no RTM_*NEXTHOP
+//!   messages; the three attributes the uplink guard reads sit on its framing.
 //! - Named namespaces ([`ns`]): no maintained crate makes iproute2-compatible
 //!   /run/netns entries (`netns-rs` is not maintained and bind-mounts from a forked
 //!   process); the steps are a few syscalls through `libc`.
@@ -44,6 +46,7 @@ pub mod ethtool;
 pub mod genl;
 pub mod link;
 pub mod netdev;
+pub mod nexthop;
 pub mod ns;
 pub mod route;
 pub mod socket;

@@ -1,5 +1,5 @@
 //! Routes over rtnetlink: the output interfaces of the default routes (IPv4 and IPv6,
-//! multipath next hops included) and the interface a route lookup for one address picks
+//! multipath next hops and nexthop objects included) and the interface a route lookup for one address picks
 //! (`ip route get`). Both in the calling thread's network namespace.
 use std::net::IpAddr;
 
@@ -19,8 +19,11 @@ use super::{
 pub struct DefaultRoute {
     /// An IPv6 default route (`::/0`); false: IPv4 (`0.0.0.0/0`).
     pub ipv6: bool,
-    /// The ifindexes it sends through (see [`oifs`]); never 0.
+    /// The ifindexes it sends through (see [`oifs`]), and those of the nexthop object it
+    /// names, if it names one ([`super::nexthop::devices`]); never 0.
     pub oifs: Vec<u32>,
+    /// The nexthop object it names (RTA_NH_ID, `ip route add default nhid N`), if any.
+    pub nhid: Option<u32>,
 }
 
 /// The output interfaces of a route: RTA_OIF, or each RTA_MULTIPATH next hop's.
@@ -43,10 +46,19 @@ pub fn is_default(m: &RouteMessage) -> bool {
     m.header.destination_prefix_length == 0 && m.header.kind == RouteType::Unicast
 }
 
-/// The default routes of both families (`ip -4/-6 route show default`).
+/// The nexthop object a route names (RTA_NH_ID), if it names one.
+pub fn nhid(m: &RouteMessage) -> Option<u32> {
+    m.attributes.iter().find_map(|a| if let RouteAttribute::NhId(id) = a { Some(*id) } else { None })
+}
+
+/// The default routes of both families (`ip -4/-6 route show default`). A route naming a
+/// nexthop object gets that object's devices (a group's: each member's) from the nexthop
+/// table: the kernel lists them in the route itself only in its compat mode
+/// (`net.ipv4.nexthop_compat_mode`, on by default).
 pub fn default_routes() -> Result<Vec<DefaultRoute>, NetError> {
     let mut out = Vec::new();
     let mut nl = Netlink::open(NETLINK_ROUTE)?;
+    let mut nexthops: Option<Vec<super::nexthop::Nexthop>> = None;
     for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
         let mut m = RouteMessage::default();
         m.header.address_family = fam;
@@ -55,7 +67,20 @@ pub fn default_routes() -> Result<Vec<DefaultRoute>, NetError> {
             if let Rt::NewRoute(r) = r
                 && is_default(&r)
             {
-                out.push(DefaultRoute { ipv6: fam == AddressFamily::Inet6, oifs: oifs(&r) });
+                let mut oifs = oifs(&r);
+                let nhid = nhid(&r);
+                if let Some(id) = nhid {
+                    let table = match &nexthops {
+                        Some(t) => t,
+                        None => nexthops.insert(super::nexthop::list()?),
+                    };
+                    for i in super::nexthop::devices(id, table) {
+                        if !oifs.contains(&i) {
+                            oifs.push(i);
+                        }
+                    }
+                }
+                out.push(DefaultRoute { ipv6: fam == AddressFamily::Inet6, oifs, nhid });
             }
         }
     }

@@ -307,9 +307,10 @@ impl<T> ReadyRun<T> {
         duration: Option<Duration>,
         on_tick: &mut dyn FnMut(&super::Tick),
     ) -> Result<RunSummary<T>, PipelineError> {
-        let Some(Running { cfg, mut steering, workers, halt, stop_event, link, zerocopy, fwd, _out_program }) =
-            self.inner.take()
-        else {
+        // The run stays in `self` while it is watched: if `on_tick` panics, the drop of
+        // `self` stops and joins the workers and detaches (taken out before the watch,
+        // the workers would go on spinning in a library user's process).
+        let Some(Running { cfg, workers, link, .. }) = self.inner.as_ref() else {
             unreachable!("a ReadyRun is waited on once (wait takes it by value)");
         };
         let start = Instant::now();
@@ -367,9 +368,17 @@ impl<T> ReadyRun<T> {
             }
         };
         let elapsed = start.elapsed();
+        let Some(Running { cfg, mut steering, workers, halt, stop_event, link: _, zerocopy, fwd, _out_program }) =
+            self.inner.take()
+        else {
+            unreachable!("taken only here");
+        };
         // Take the queues out of the XSKMAP first: from here on the program passes what
         // it would have redirected, so what the sockets hold no longer grows while the
-        // workers drain their RX rings.
+        // workers drain their RX rings (unbind_all returns once the program runs that
+        // still redirected have flushed their frames to the rings). Then drain (halt),
+        // then, after the joins, read the sockets' and the program's counters: so
+        // `redirected = received + the sockets' drops` holds even under traffic.
         steering.unbind_all();
         halt.store(true, Ordering::Relaxed);
         stop_event.set();

@@ -559,6 +559,22 @@ pub fn private_temp_dir(prefix: &str) -> io::Result<std::path::PathBuf> {
     Ok(std::ffi::OsString::from_vec(tmpl).into())
 }
 
+/// Waits until every XDP program run that started before the call has ended, with the
+/// redirects it made flushed to their sockets: an RCU grace period (membarrier
+/// MEMBARRIER_CMD_GLOBAL is synchronize_rcu(), and a driver's NAPI poll, where the
+/// program runs and `xdp_do_flush` publishes the redirected frames on the sockets' RX
+/// rings, is one RCU read-side section). After an XSKMAP entry is removed, this is the
+/// point from which no further frame reaches that socket. Where membarrier refuses
+/// (nohz_full kernels refuse MEMBARRIER_CMD_GLOBAL), it sleeps 20 ms instead, far longer
+/// than a NAPI poll lasts.
+pub fn wait_for_in_flight_xdp() {
+    // SAFETY: membarrier takes two ints and a cpu id and touches no memory of ours.
+    let rc = unsafe { libc::syscall(libc::SYS_membarrier, libc::MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if rc != 0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Effective user id 0?
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
