@@ -16,9 +16,11 @@ fn main() -> ExitCode {
         Cmd::Run(args) => then(args.validate(), cli::run::cmd_run),
         Cmd::Gen(args) => then(args.validate(), cli::generator::cmd_gen),
         Cmd::Veth(args) => then(args.validate(), cli::veth::cmd_veth),
-        Cmd::Bench(args) => {
-            then(args.validate(), |cfg| cli::stop_on_signals().and_then(|stop| cli::bench::cmd_bench(cfg, stop)))
-        }
+        Cmd::Bench(args) => then(
+            args.validate().and_then(|cfg| Ok((args.remote.validate(&cfg.target, cfg.gen_iface.as_deref())?, cfg))),
+            |(remote, cfg)| cli::stop_on_signals().and_then(|stop| cli::bench::cmd_bench(cfg, remote, stop)),
+        ),
+        Cmd::Agent(args) => cli::agent::cmd_agent(&args),
         Cmd::Report(args) => cli::bench::cmd_report(&args),
         Cmd::Testbed { action } => cli::admin::cmd_testbed(action),
         Cmd::Cleanup { all } => cli::admin::cmd_cleanup(all),

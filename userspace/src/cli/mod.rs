@@ -8,6 +8,7 @@
 //! can import it: the library and the bench crate derive no clap and never print. Only
 //! this module prints.
 pub mod admin;
+pub mod agent;
 pub mod bench;
 pub mod generator;
 pub mod run;
@@ -41,9 +42,12 @@ pub enum Cmd {
     Veth(veth::VethArgs),
     /// Benchmark a scenario matrix (max rate, RFC 2544 zero-loss rate, latency) and store
     /// the run under bench/runs/.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Compare stored runs in one HTML page and a markdown summary.
     Report(bench::ReportArgs),
+    /// The traffic host's side of `bench --remote-gen`: typed requests on stdin, replies
+    /// on stdout (started by bench over ssh).
+    Agent(agent::AgentArgs),
     /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
     Testbed {
         #[command(subcommand)]

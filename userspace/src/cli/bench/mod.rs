@@ -36,15 +36,19 @@ use xdpipe_bench::{
 /// The veth testbed's MTU (the kernel's default for a veth pair; `Testbed` leaves it).
 const VETH_MTU: u32 = 1500;
 
-pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+pub fn cmd_bench(
+    cfg: BenchConfig,
+    remote: Option<crate::cli::agent::RemoteGen>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<ExitCode> {
     let ports = match &cfg.target {
         Target::Veth => None,
-        Target::Nic(iface) => {
-            Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().expect("validated: nic has --gen-iface") })
-        }
+        // With --remote-gen the generator's port is on the traffic host (tx unused).
+        Target::Nic(iface) => Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().unwrap_or(iface.clone()) }),
         Target::Vm(kind) => return guest::bench_in_guest(&cfg, *kind, &stop),
     };
     check_devices(&cfg, ports.as_ref())?;
+    let remote = crate::cli::agent::connect(remote)?;
     // Each trial's receiver and generator run in this process: their per-trial setup lines
     // (info) would bury the progress lines, so only warnings show unless RUST_LOG asks.
     if std::env::var_os("RUST_LOG").is_none() {
@@ -80,11 +84,14 @@ pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Exit
         },
         ..Default::default()
     };
+    if let (Some(r), Some(p)) = (&remote, &ports) {
+        crate::cli::agent::describe(r, &p.rx, &mut summary.run.notes, &mut summary.run.env);
+    }
     dir.write_readme(&summary)?;
     dir.write_summary(&summary)?;
     eprintln!("bench: {} scenario(s), results in {}", scenarios.len(), dir.path.display());
     let procedure = cfg.procedure;
-    let mut runner = VethRunner { stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core };
+    let mut runner = VethRunner { stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core, remote };
     let started = Instant::now();
     let mut interrupted = None;
     for (i, sc) in scenarios.iter().enumerate() {

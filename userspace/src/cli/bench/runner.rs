@@ -12,7 +12,7 @@ use std::{
 use xdpipe::veth::{Ports, VethConfig, run_veth};
 use xdpipe_bench::{
     Latency, Rate, Runner, Scenario, Trial,
-    scenario::{Engine, Mode, Offloads, Wait, XdpMode},
+    scenario::{Engine, Mode, Offloads, Size, Wait, XdpMode},
 };
 
 pub struct VethRunner {
@@ -21,6 +21,9 @@ pub struct VethRunner {
     pub ports: Option<Ports>,
     /// Threaded-NAPI scenarios: the core the receive NAPI thread is pinned to.
     pub napi_core: Option<u32>,
+    /// nic target with `--remote-gen`: the generator on the traffic host (`ports.tx`
+    /// unused).
+    pub remote: Option<crate::cli::agent::RemoteRun>,
 }
 
 /// Offloads turned off for `offloads: off` scenarios, by kernel feature name (`ethtool -K`
@@ -102,6 +105,26 @@ impl Runner for VethRunner {
             ),
             _ => None,
         };
+        if let (Some(remote), Some(p)) = (&mut self.remote, &self.ports) {
+            use xdpipe::agent::{FrameSpec, GenEngine, TrialRate};
+            let size = match sc.size {
+                Size::Bytes(n) => FrameSpec::Bytes(n),
+                Size::Imix => FrameSpec::Imix,
+            };
+            let engine = match sc.engine {
+                Engine::Xsk => GenEngine::Xsk,
+                Engine::XdpLive => GenEngine::XdpLive,
+            };
+            let rate = match rate {
+                Rate::Max => TrialRate::Max,
+                Rate::Pps(p) => TrialRate::Pps(p),
+            };
+            let t = crate::cli::agent::remote_trial(remote, &p.rx, cfg.rx, (size, engine, 64), rate, secs, &self.stop)?;
+            if self.stop.load(Ordering::Relaxed) {
+                return Err("interrupted".into());
+            }
+            return Ok(t);
+        }
         let r = run_veth(&cfg, self.stop.clone()).map_err(|e| format!("{e:#}"))?;
         if self.stop.load(Ordering::Relaxed) {
             return Err("interrupted".into());
