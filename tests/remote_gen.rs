@@ -134,24 +134,30 @@ fn start_sshd(tb: &Testbed) -> (Sshd, PathBuf) {
 }
 
 fn bench(tb: &Testbed, dir: &Path, key: &str, known_hosts: &Path, out: &Path) -> (bool, String, String) {
-    let url = format!("ssh://root@{TR_CTL_IP}:{PORT}");
-    let o = Command::new("ip")
-        .args(["netns", "exec", &tb.rx_ns, XDPIPE, "bench", "--target"])
-        .arg(format!("nic:{RX_IFACE}"))
-        .args(["--remote-gen", &url, "--remote-gen-iface", TX_IFACE, "--ssh-identity"])
-        .arg(dir.join(key))
-        .arg("--ssh-known-hosts")
-        .arg(known_hosts)
-        .args(["--remote-xdpipe", XDPIPE])
-        .args(["--sizes", "64", "--xdp-modes", "skb", "--trials", "2", "--trial-secs", "1", "--search-secs", "0.5"])
-        .args(["--latency-fraction", "0", "--anchors", "off", "--out"])
-        .arg(out)
+    let o = bench_command(tb, dir, key, known_hosts, out, &["--trial-secs", "1", "--search-secs", "0.5"])
         .stdin(Stdio::null())
         .output()
         .expect("running xdpipe bench");
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     eprintln!("bench stderr:\n{err}");
     (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), err)
+}
+
+fn bench_command(tb: &Testbed, dir: &Path, key: &str, known_hosts: &Path, out: &Path, extra: &[&str]) -> Command {
+    let url = format!("ssh://root@{TR_CTL_IP}:{PORT}");
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &tb.rx_ns, XDPIPE, "bench", "--target"])
+        .arg(format!("nic:{RX_IFACE}"))
+        .args(["--remote-gen", &url, "--remote-gen-iface", TX_IFACE, "--ssh-identity"])
+        .arg(dir.join(key))
+        .arg("--ssh-known-hosts")
+        .arg(known_hosts)
+        .args(["--remote-xdpipe", XDPIPE])
+        .args(["--sizes", "64", "--xdp-modes", "skb", "--trials", "2"])
+        .args(extra)
+        .args(["--latency-fraction", "0", "--anchors", "off", "--out"])
+        .arg(out);
+    c
 }
 
 #[test]
@@ -212,10 +218,54 @@ fn a_bench_run_with_the_generator_on_another_host_over_ssh() {
     for r in &max {
         assert!(n(r, sent) > 1000 && n(r, received) > 0 && n(r, received) <= n(r, sent), "{csv}");
     }
-    // The search's confirming trial, at a fixed rate: every frame the agent sent arrived.
-    let confirm: Vec<_> = rows.iter().filter(|r| r[kind] == "confirm").collect();
-    assert!(!confirm.is_empty(), "{csv}");
-    assert!(confirm.iter().any(|r| n(r, sent) > 0 && n(r, received) == n(r, sent)), "{csv}");
+    // The search's trials run at fixed rates: at one of them (on a shared machine, not
+    // necessarily the confirming one) every frame the agent sent arrived.
+    let fixed: Vec<_> = rows.iter().filter(|r| r[kind] == "search" || r[kind] == "confirm").collect();
+    assert!(!fixed.is_empty(), "{csv}");
+    assert!(fixed.iter().any(|r| n(r, sent) > 10_000 && n(r, received) == n(r, sent)), "{csv}");
+    assert_nothing_left(sshd_pid);
+
+    // The connection lost mid-trial (the sshd session killed): the run ends with a
+    // message, and the agent, its input closed, stops and exits.
+    let mut b =
+        bench_command(&tb, &dir, "user_key", &known, &dir.join("runs-lost"), &["--no-search", "--trial-secs", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running xdpipe bench");
+    let err = b.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
+        let started = l.contains("scenario 1/1");
+        lines.push(l);
+        if started {
+            break;
+        }
+    }
+    assert!(lines.iter().any(|l| l.contains("scenario 1/1")), "{lines:?}");
+    // Sending for a while now.
+    thread::sleep(Duration::from_secs(2));
+    assert!(!processes_with(&[XDPIPE, "agent", "--stdio"]).is_empty(), "the agent runs during the trial");
+    let t0 = Instant::now();
+    for s in children(sshd_pid) {
+        // SAFETY: kill(2) on a pid this test's sshd started.
+        unsafe { libc::kill(s, libc::SIGKILL) };
+    }
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
+        lines.push(l);
+    }
+    let status = b.wait().unwrap();
+    let all = lines.join("\n");
+    assert!(!status.success(), "{all}");
+    assert!(all.contains("the connection to the agent was lost during a trial"), "{all}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "noticed after {:?}", t0.elapsed());
     assert_nothing_left(sshd_pid);
     drop(sshd);
 }
