@@ -46,6 +46,16 @@ fn keygen(path: &Path) {
     run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-C", "xdpipe-test", "-f", path.to_str().unwrap()]);
 }
 
+/// A child killed on drop (a failed assertion leaves no bench running).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The pids of processes whose command line has every one of `words`.
 fn processes_with(words: &[&str]) -> Vec<i32> {
     let mut out = Vec::new();
@@ -227,14 +237,15 @@ fn a_bench_run_with_the_generator_on_another_host_over_ssh() {
 
     // The connection lost mid-trial (the sshd session killed): the run ends with a
     // message, and the agent, its input closed, stops and exits.
-    let mut b =
+    let mut b = Killed(
         bench_command(&tb, &dir, "user_key", &known, &dir.join("runs-lost"), &["--no-search", "--trial-secs", "30"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("running xdpipe bench");
-    let err = b.stderr.take().unwrap();
+            .expect("running xdpipe bench"),
+    );
+    let err = b.0.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for l in BufReader::new(err).lines().map_while(Result::ok) {
@@ -261,7 +272,7 @@ fn a_bench_run_with_the_generator_on_another_host_over_ssh() {
     while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
         lines.push(l);
     }
-    let status = b.wait().unwrap();
+    let status = b.0.wait().unwrap();
     let all = lines.join("\n");
     assert!(!status.success(), "{all}");
     assert!(all.contains("the connection to the agent was lost during a trial"), "{all}");
