@@ -17,8 +17,11 @@ fi
 # built by rustc + bpf-linker; its AF_XDP layer is plain Rust, no C).
 # libelf/zlib: libbpf (the anchor tools). iproute2/ethtool/bpftool: testbed and inspection.
 # tshark: tests check that generated frames dissect cleanly.
+# openssh-server/-client: tests/remote_gen.rs starts its own sshd inside a test namespace
+# (bench --remote-gen); the package's own service is masked before the install so that
+# no sshd ever listens in this host's namespace.
 pkgs=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make
-      iproute2 ethtool bpftool iputils-ping tshark tcpdump)
+      iproute2 ethtool bpftool iputils-ping tshark tcpdump openssh-client openssh-server)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
@@ -26,8 +29,21 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
+    # Masked first: installing would otherwise start (and enable) an sshd on every address.
+    # An sshd already installed is left alone (it may be how this host is reached).
+    log "masking ssh.service and ssh.socket before installing openssh-server (systemctl unmask to use it)"
+    systemctl mask ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
+  # Without systemd, invoke-rc.d asks policy-rc.d: 101 (do not start) during the install.
+  temp_policy=""
+  if [ ! -d /run/systemd/system ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    temp_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$temp_policy" && chmod 755 "$temp_policy"
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$temp_policy" ]; then rm -f "$temp_policy"; fi
 fi
 
 # The tests call an unversioned `clang`.

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod accounting;
+pub mod agent;
 pub mod anchors;
 pub mod config;
 pub mod generator;

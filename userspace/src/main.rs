@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Cmd::Gen(args) => then(args.validate(), cli::generator::cmd_gen),
         Cmd::Veth(args) => then(args.validate(), cli::veth::cmd_veth),
         Cmd::Bench(args) => cli::bench::cmd_bench_gated(*args),
+        Cmd::Agent(args) => cli::agent::cmd_agent(&args),
         Cmd::Report(args) => cli::bench::cmd_report(&args),
         Cmd::Compare(args) => cli::compare::cmd_compare(&args),
         Cmd::Gate(args) => cli::bench::cmd_gate(&args),

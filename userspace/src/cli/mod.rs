@@ -8,6 +8,7 @@
 //! can import it: the library and the bench crate derive no clap and never print. Only
 //! this module prints.
 pub mod admin;
+pub mod agent;
 pub mod bench;
 pub mod compare;
 pub mod generator;
@@ -51,6 +52,9 @@ pub enum Cmd {
     /// Judge a stored run against a gate file (TOML thresholds): exit 0 pass, 1 fail, 2
     /// could not run; writes junit.xml and verdict.json into the run directory.
     Gate(bench::GateArgs),
+    /// The traffic host's side of `bench --remote-gen`: typed requests on stdin, replies
+    /// on stdout (started by bench over ssh).
+    Agent(agent::AgentArgs),
     /// Create or destroy a veth testbed (two namespaces joined by a veth pair).
     Testbed {
         #[command(subcommand)]

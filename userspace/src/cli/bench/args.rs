@@ -28,6 +28,8 @@ pub struct BenchArgs {
     /// the generator sends from.
     #[arg(long)]
     pub gen_iface: Option<String>,
+    #[command(flatten)]
+    pub remote: crate::cli::agent::RemoteArgs,
     /// Queue counts (RSS; nic and vm targets): 1,4 runs every point on 1 and on 4 queues.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub queues: Vec<u32>,
@@ -227,9 +229,9 @@ impl BenchArgs {
             refuse!("--queues {q}: give queue counts from 1 to {MAX_BENCH_QUEUES}, e.g. 1,4");
         }
         match (&self.target, &self.gen_iface) {
-            (Target::Nic(i), None) => refuse!(
+            (Target::Nic(i), None) if self.remote.remote_gen.is_none() => refuse!(
                 "--target nic:{i}: give --gen-iface PORT, the port of this host cabled to {i} that the generator sends \
-                 from; with the generator on a second host, run `xdpipe run` here and `xdpipe gen` there (README, \"On a lab NIC\")"
+                 from, or --remote-gen ssh://USER@HOST with --remote-gen-iface PORT for a generator on a second host"
             ),
             (Target::Nic(i), Some(g)) if g == i => {
                 refuse!("--gen-iface {g} is the target port itself; give the port cabled to it")

@@ -27,9 +27,10 @@ const COULD_NOT_RUN: u8 = 2;
 /// `xdpipe bench`, with or without `--gate`.
 pub fn cmd_bench_gated(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.validate()?;
+    let remote = args.remote.validate(&cfg.target, cfg.gen_iface.as_deref())?;
     let Some(path) = &args.gate else {
         let stop = crate::cli::stop_on_signals()?;
-        return cmd_bench(cfg, stop);
+        return cmd_bench(cfg, remote, stop);
     };
     let gate = Gate::load(path).map_err(|e| CliError(e.0))?;
     if let Target::Vm(_) = cfg.target {
@@ -46,7 +47,7 @@ pub fn cmd_bench_gated(args: BenchArgs) -> anyhow::Result<ExitCode> {
         junit_dir_exists(j)?;
     }
     let stop = crate::cli::stop_on_signals().map_err(|e| CliError(format!("{e:#}")))?;
-    let done = match run_bench(&cfg, &stop) {
+    let done = match run_bench(&cfg, remote, &stop) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("xdpipe: error: {e:#}");

@@ -39,11 +39,15 @@ use xdpipe_bench::{
 /// The veth testbed's MTU (the kernel's default for a veth pair; `Testbed` leaves it).
 const VETH_MTU: u32 = 1500;
 
-pub fn cmd_bench(cfg: BenchConfig, stop: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+pub fn cmd_bench(
+    cfg: BenchConfig,
+    remote: Option<crate::cli::agent::RemoteGen>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<ExitCode> {
     if let Target::Vm(kind) = &cfg.target {
         return guest::bench_in_guest(&cfg, *kind, &stop);
     }
-    let done = run_bench(&cfg, &stop)?;
+    let done = run_bench(&cfg, remote, &stop)?;
     match done.failure {
         None => {
             eprintln!("bench: done; compare runs with `xdpipe report {}`", done.dir.display());
@@ -74,15 +78,21 @@ const TRIAL_OVERHEAD_S: f64 = 0.5;
 /// Runs the matrix of a veth or nic target into a new run directory. Errors before the
 /// directory exists (or when it cannot be written) are errors; a trial that fails is
 /// `Finished::failure`.
-pub fn run_bench(cfg: &BenchConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<Finished> {
+pub fn run_bench(
+    cfg: &BenchConfig,
+    remote: Option<crate::cli::agent::RemoteGen>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Finished> {
     let ports = match &cfg.target {
         Target::Veth => None,
-        Target::Nic(iface) => {
-            Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().expect("validated: nic has --gen-iface") })
-        }
+        // With --remote-gen the generator's port is on the traffic host (tx unused).
+        Target::Nic(iface) => Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().unwrap_or(iface.clone()) }),
         Target::Vm(_) => anyhow::bail!("vm targets run through the guest (cmd_bench)"),
     };
     check_devices(cfg, ports.as_ref())?;
+    // Connected (and the agent's version checked) before the run directory is made, so a
+    // refused login or host key leaves nothing behind.
+    let remote = crate::cli::agent::connect(remote)?;
     // Each trial's receiver and generator run in this process: their per-trial setup lines
     // (info) would bury the progress lines, so only warnings show unless RUST_LOG asks.
     if std::env::var_os("RUST_LOG").is_none() {
@@ -118,6 +128,9 @@ pub fn run_bench(cfg: &BenchConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<Fi
         },
         ..Default::default()
     };
+    if let (Some(r), Some(p)) = (&remote, &ports) {
+        crate::cli::agent::describe(r, &p.rx, &mut summary.run.notes, &mut summary.run.env);
+    }
     dir.write_readme(&summary)?;
     dir.write_summary(&summary)?;
     let (least, most) = xdpipe_bench::estimate::expected_secs(&cfg.procedure, &scenarios, TRIAL_OVERHEAD_S);
@@ -128,7 +141,7 @@ pub fn run_bench(cfg: &BenchConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<Fi
     };
     eprintln!("bench: {} scenario(s), expected to take {expected}, results in {}", scenarios.len(), dir.path.display());
     let procedure = cfg.procedure;
-    let mut runner = VethRunner { stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core };
+    let mut runner = VethRunner { stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core, remote };
     let started = Instant::now();
     let mut interrupted = None;
     for (i, sc) in scenarios.iter().enumerate() {

@@ -13,7 +13,7 @@ use xdpipe::veth::{Ports, VethConfig, run_veth};
 use xdpipe_bench::{
     Latency, Rate, Runner, Scenario, Trial,
     noise::Noise,
-    scenario::{Engine, Mode, Offloads, Wait, XdpMode},
+    scenario::{Engine, Mode, Offloads, Size, Wait, XdpMode},
 };
 
 pub struct VethRunner {
@@ -22,6 +22,9 @@ pub struct VethRunner {
     pub ports: Option<Ports>,
     /// Threaded-NAPI scenarios: the core the receive NAPI thread is pinned to.
     pub napi_core: Option<u32>,
+    /// nic target with `--remote-gen`: the generator on the traffic host (`ports.tx`
+    /// unused).
+    pub remote: Option<crate::cli::agent::RemoteRun>,
 }
 
 /// Offloads turned off for `offloads: off` scenarios, by kernel feature name (`ethtool -K`
@@ -110,6 +113,29 @@ impl Runner for VethRunner {
             _ => None,
         };
         let probe = xdpipe::noise::NoiseProbe::start().map_err(|e| format!("starting the noise probe: {e}"))?;
+        if let (Some(remote), Some(p)) = (&mut self.remote, &self.ports) {
+            use xdpipe::agent::{FrameSpec, GenEngine, TrialRate};
+            let size = match sc.size {
+                Size::Bytes(n) => FrameSpec::Bytes(n),
+                Size::Imix => FrameSpec::Imix,
+            };
+            let engine = match sc.engine {
+                Engine::Xsk => GenEngine::Xsk,
+                Engine::XdpLive => GenEngine::XdpLive,
+            };
+            let rate = match rate {
+                Rate::Max => TrialRate::Max,
+                Rate::Pps(p) => TrialRate::Pps(p),
+            };
+            let t = crate::cli::agent::remote_trial(remote, &p.rx, cfg.rx, (size, engine, 64), rate, secs, &self.stop);
+            let n = probe.finish();
+            let mut t = t?;
+            if self.stop.load(Ordering::Relaxed) {
+                return Err("interrupted".into());
+            }
+            t.noise = Some(noise_of(&n));
+            return Ok(t);
+        }
         let r = run_veth(&cfg, self.stop.clone());
         let n = probe.finish();
         let r = r.map_err(|e| format!("{e:#}"))?;
@@ -133,16 +159,16 @@ impl Runner for VethRunner {
             duration_s: secs,
             latency,
             rx_cpu_ns_per_pkt: (rx_pkts > 0).then(|| cpu as f64 / rx_pkts as f64),
-            noise: Some(Noise {
-                stalls: n.stalls,
-                longest_stall_us: n.longest_stall.as_secs_f64() * 1e6,
-                steal: n.steal,
-                iowait: n.iowait,
-            }),
+            noise: Some(noise_of(&n)),
             // Counted where the frames end: the sink with fwd, else the receiver.
             duplicates: r.sink.as_ref().unwrap_or(&r.receiver).accounting.as_ref().map(|a| a.duplicates),
         })
     }
+}
+
+/// What the probe saw over a trial, as the run stores it.
+fn noise_of(n: &xdpipe::noise::NoiseReading) -> Noise {
+    Noise { stalls: n.stalls, longest_stall_us: n.longest_stall.as_secs_f64() * 1e6, steal: n.steal, iowait: n.iowait }
 }
 
 /// A file's content, trimmed ("" if unreadable).
