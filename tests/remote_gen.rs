@@ -163,7 +163,7 @@ fn bench_command(tb: &Testbed, dir: &Path, key: &str, known_hosts: &Path, out: &
         .arg("--ssh-known-hosts")
         .arg(known_hosts)
         .args(["--remote-xdpipe", XDPIPE])
-        .args(["--sizes", "64", "--xdp-modes", "skb", "--trials", "2"])
+        .args(["--sizes", "64", "--xdp-modes", "skb", "--trials", "2", "--max-trials", "2"])
         .args(extra)
         .args(["--latency-fraction", "0", "--anchors", "off", "--out"])
         .arg(out);
