@@ -136,17 +136,18 @@ mod tests {
     use super::*;
     use crate::wire::{
         stamp::Stamp,
-        udpgen::{FrameTemplate, UdpFlow},
+        udpgen::{FrameTemplate, UdpFlow, VlanTags},
     };
 
     fn frame(sport: u16) -> Vec<u8> {
         let flow = UdpFlow {
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 2],
-            src_ip: [10, 0, 0, 1],
-            dst_ip: [10, 0, 0, 2],
+            src_ip: [10, 0, 0, 1].into(),
+            dst_ip: [10, 0, 0, 2].into(),
             src_port: sport,
             dst_port: 18000,
+            vlan: VlanTags::NONE,
         };
         let t = FrameTemplate::new(&flow, 60).unwrap();
         let mut b = vec![0u8; 60];
