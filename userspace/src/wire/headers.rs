@@ -32,8 +32,9 @@ pub const IPV6_AH: u8 = 51;
 /// IPv6 destination options header.
 pub const IPV6_DEST_OPTS: u8 = 60;
 /// How many IPv6 extension headers [`parse_frame`] walks before it calls a frame
-/// malformed (RFC 8200 expects at most one of each, and six kinds exist).
-pub const MAX_IPV6_EXT_HEADERS: usize = 8;
+/// malformed (RFC 8200 expects at most one of each, and six kinds exist); the steering
+/// program walks as many.
+pub const MAX_IPV6_EXT_HEADERS: usize = xdp_common::IPV6_EXT_HEADERS_MAX;
 
 /// An Ethernet II frame.
 pub struct EthernetFrame<T: AsRef<[u8]>>(T);
