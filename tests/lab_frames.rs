@@ -38,6 +38,13 @@ fn veth_receives_every_frame(extra: &[&str]) {
     assert_eq!((u(a, "flows"), u(a, "lost_in_sequence"), u(a, "reordered")), (2, 0, 0), "{extra:?}: {a}");
     let (p50, max) = (u(a, "latency_ns.p50"), u(a, "latency_ns.max"));
     assert!(p50 > 0 && p50 <= max && max < 1_000_000_000, "{extra:?}: latency p50 {p50} max {max}");
+    if extra.contains(&"parse") {
+        // The frames reached the receiver with their tags in the packet data (veth does
+        // not strip them into skb metadata ahead of XDP, in either mode).
+        let p = &r["receiver"]["parse"];
+        let tagged = if extra.contains(&"--vlan") { FRAMES } else { 0 };
+        assert_eq!((u(p, "udp"), u(p, "malformed"), u(p, "vlan_tagged")), (FRAMES, 0, tagged), "{extra:?}: {p}");
+    }
 }
 
 #[test]
@@ -51,13 +58,14 @@ fn veth_ipv6_receives_every_frame() {
 fn veth_qinq_receives_every_frame_native() {
     if privileged() {
         veth_receives_every_frame(&["--vlan", "100,200"]);
+        veth_receives_every_frame(&["--vlan", "100,200", "--ipv6", "--mode", "parse"]);
     }
 }
 
 #[test]
 fn veth_vlan_ipv6_receives_every_frame_skb() {
     if privileged() {
-        veth_receives_every_frame(&["--vlan", "100", "--ipv6", "--xdp-mode", "skb"]);
+        veth_receives_every_frame(&["--vlan", "100", "--ipv6", "--xdp-mode", "skb", "--mode", "parse"]);
     }
 }
 
