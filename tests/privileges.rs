@@ -19,7 +19,7 @@ use xdpipe::{
     config::QueueList,
     pipeline::{Pipeline, Source, SourceStep, TxBatch},
     stages::RxDrop,
-    wire::udpgen::{FrameTemplate, UdpFlow},
+    wire::udpgen::{FrameTemplate, UdpFlow, VlanTags},
 };
 
 const FRAMES: u64 = 20_000;
@@ -104,10 +104,11 @@ fn workers_run_unprivileged_and_traffic_still_flows_exactly() {
     let flow = UdpFlow {
         src_mac: tb.tx_mac,
         dst_mac: tb.rx_mac,
-        src_ip: TX_IP.parse::<std::net::Ipv4Addr>().unwrap().octets(),
-        dst_ip: RX_IP.parse::<std::net::Ipv4Addr>().unwrap().octets(),
+        src_ip: TX_IP.parse().unwrap(),
+        dst_ip: RX_IP.parse().unwrap(),
         src_port: 40000,
         dst_port: 18000,
+        vlan: VlanTags::NONE,
     };
     let frame = FrameTemplate::new(&flow, 64).expect("a 64 B frame").bytes().to_vec();
     let sent = Arc::new(AtomicU64::new(0));

@@ -47,6 +47,36 @@ fn ipv6(next: u8, l4: &[u8]) -> Vec<u8> {
     h
 }
 
+/// IPv6 whose payload is the extension headers `ext` (kind, length in bytes; each
+/// chains to the next, the last to `proto`), then `l4`. A fragment header's offset
+/// field is `frag`.
+fn ipv6_ext(ext: &[(u8, usize)], frag: u16, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    for (i, &(kind, len)) in ext.iter().enumerate() {
+        let mut h = vec![0u8; len];
+        h[0] = ext.get(i + 1).map_or(proto, |e| e.0);
+        h[1] = match kind {
+            AH => (len / 4 - 2) as u8,
+            FRAGMENT => 0,
+            _ => (len / 8 - 1) as u8,
+        };
+        if kind == FRAGMENT {
+            h[2..4].copy_from_slice(&frag.to_be_bytes());
+        }
+        payload.extend(h);
+    }
+    payload.extend(l4);
+    let mut p = ipv6(ext.first().map_or(proto, |e| e.0), &payload);
+    p.truncate(40 + payload.len());
+    p
+}
+
+const HOP_BY_HOP: u8 = 0;
+const ROUTING: u8 = 43;
+const FRAGMENT: u8 = 44;
+const AH: u8 = 51;
+const DEST_OPTS: u8 = 60;
+
 /// A UDP (or TCP: the port sits at the same offset) header to `dport`, 18 bytes payload.
 fn l4(dport: u16) -> Vec<u8> {
     let mut u = vec![0u8; 8 + 18];
@@ -68,7 +98,7 @@ const LATER_FRAGMENT: u16 = 185;
 
 fn check(filter: &str, cases: &[(&str, Vec<u8>, bool)]) {
     let f: SteerFilter = filter.parse().unwrap();
-    let mut probe = SteerProbe::load(f).unwrap_or_else(|e| panic!("loading the steering program: {e}"));
+    let mut probe = SteerProbe::load(f).unwrap_or_else(|e| panic!("loading the steering program: {e:?}"));
     let mut wrong = Vec::new();
     for (what, frame, want) in cases {
         let got = probe.matches(frame).unwrap_or_else(|e| panic!("{filter}, {what}: {e}"));
@@ -113,6 +143,49 @@ fn the_default_filter_steers_the_bench_ports_only() {
             ("IPv6 UDP to a bench port", eth(&[], 0x86dd, &ipv6(UDP, &l4(mid))), true),
             ("IPv6 UDP off the range", eth(&[], 0x86dd, &ipv6(UDP, &l4(53))), false),
             ("IPv6 TCP to a bench port", eth(&[], 0x86dd, &ipv6(TCP, &l4(mid))), false),
+            ("802.1Q-tagged IPv6 UDP", eth(&[(DOT1Q, 100)], 0x86dd, &ipv6(UDP, &l4(mid))), true),
+            ("QinQ-tagged IPv6 UDP", eth(&[(DOT1AD, 100), (DOT1Q, 200)], 0x86dd, &ipv6(UDP, &l4(mid))), true),
+            ("QinQ-tagged IPv6 UDP off the range", eth(&[(DOT1AD, 1), (DOT1Q, 2)], 0x86dd, &ipv6(UDP, &l4(53))), false),
+            (
+                "IPv6 UDP behind hop-by-hop, routing, fragment (first), AH, destination options",
+                eth(
+                    &[],
+                    0x86dd,
+                    &ipv6_ext(
+                        &[(HOP_BY_HOP, 8), (ROUTING, 24), (FRAGMENT, 8), (AH, 24), (DEST_OPTS, 16)],
+                        1,
+                        UDP,
+                        &l4(mid),
+                    ),
+                ),
+                true,
+            ),
+            (
+                "the same, off the range",
+                eth(&[], 0x86dd, &ipv6_ext(&[(HOP_BY_HOP, 8), (AH, 12), (DEST_OPTS, 16)], 0, UDP, &l4(53))),
+                false,
+            ),
+            (
+                "IPv6 later fragment (offset 1480)",
+                eth(&[], 0x86dd, &ipv6_ext(&[(FRAGMENT, 8)], 185 << 3, UDP, &l4(mid))),
+                false,
+            ),
+            (
+                "8 destination options headers, then UDP",
+                eth(&[], 0x86dd, &ipv6_ext(&[(DEST_OPTS, 8); 8], 0, UDP, &l4(mid))),
+                true,
+            ),
+            (
+                "9 extension headers: past the bound",
+                eth(&[], 0x86dd, &ipv6_ext(&[(DEST_OPTS, 8); 9], 0, UDP, &l4(mid))),
+                false,
+            ),
+            ("IPv6 TCP behind hop-by-hop", eth(&[], 0x86dd, &ipv6_ext(&[(HOP_BY_HOP, 8)], 0, TCP, &l4(mid))), false),
+            (
+                "IPv6 extension header cut short",
+                eth(&[], 0x86dd, &ipv6_ext(&[(HOP_BY_HOP, 8)], 0, UDP, &[])[..42]),
+                false,
+            ),
             ("EtherType IPv4, version 6 header", eth(&[], 0x0800, &ipv6(UDP, &l4(mid))), false),
             ("ARP", eth(&[], 0x0806, &[0u8; 28]), false),
             ("Ethernet header only", eth(&[], 0x0800, &[]), false),
@@ -145,6 +218,8 @@ fn the_other_filter_kinds_steer_what_they_name() {
         &[
             ("IPv4 TCP", eth(&[], 0x0800, &ipv4(5, 0, TCP, &l4(80))), true),
             ("IPv6 TCP", eth(&[], 0x86dd, &ipv6(TCP, &l4(80))), true),
+            ("IPv6 TCP behind a routing header", eth(&[], 0x86dd, &ipv6_ext(&[(ROUTING, 24)], 0, TCP, &l4(80))), true),
+            ("IPv6 UDP behind a routing header", eth(&[], 0x86dd, &ipv6_ext(&[(ROUTING, 24)], 0, UDP, &l4(80))), false),
             ("IPv4 UDP", udp4(80), false),
         ],
     );

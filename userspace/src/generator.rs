@@ -1,8 +1,9 @@
 //! `xdpipe gen` (module `generator`; `gen` is a reserved word): a traffic generator.
-//! The AF_XDP engine is a [`Source`] on the pipeline's transmit workers. Builds UDP/IPv4 frames from per-(flow, size)
-//! templates, stamps each with flow id, sequence number and monotonic TX time, paces them
+//! The AF_XDP engine is a [`Source`] on the pipeline's transmit workers. Builds UDP frames
+//! (IPv4 or IPv6, untagged, 802.1Q or QinQ) from per-(flow, size) templates, stamps each with flow id, sequence number and monotonic TX time, paces them
 //! evenly at a target rate (or as fast as the TX ring drains), for a count or a duration.
 use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering::Relaxed},
@@ -20,7 +21,7 @@ use crate::{
     sys::{self, XdpStatistics},
     wire::{
         stamp::Stamp,
-        udpgen::{FCS_LEN, FrameTemplate, MIN_FRAME_LEN, UdpFlow},
+        udpgen::{FCS_LEN, FrameTemplate, MIN_FRAME_LEN, UdpFlow, VlanTags},
     },
     xsk::{XskConfig, XskError},
 };
@@ -152,10 +153,12 @@ pub struct GenConfig {
     pub src_mac: Option<[u8; 6]>,
     /// Destination MAC.
     pub dst_mac: [u8; 6],
-    /// Source IPv4 address, the same for every flow.
-    pub src_ip: [u8; 4],
-    /// Destination IPv4 address, the same for every flow.
-    pub dst_ip: [u8; 4],
+    /// Source address, the same for every flow; IPv4 or IPv6, the family of `dst_ip`.
+    pub src_ip: IpAddr,
+    /// Destination address, the same for every flow.
+    pub dst_ip: IpAddr,
+    /// VLAN tags on every frame (none: untagged).
+    pub vlan: VlanTags,
     /// UDP source port of flow 0; flow i sends from `src_port + i` (wrapping).
     pub src_port: u16,
     /// UDP destination port of flow 0; flow i sends to `dst_port + i % 256` (wrapping), so
@@ -171,6 +174,19 @@ pub struct GenConfig {
     /// Send even on an interface that looks like the machine's uplink.
     pub allow_uplink: bool,
 }
+
+/// The default source address of IPv4 frames. The defaults come from the ranges set
+/// aside for benchmarking, so they never collide with a real network: RFC 2544 (appendix
+/// C.2.2, 198.18.0.0/15) puts the tester's sending side in 198.18.0.0/16 and its
+/// receiving side in 198.19.0.0/16; RFC 5180 gives IPv6 2001:2::/48, split here into
+/// one /64 per side the same way.
+pub const DEFAULT_SRC_IPV4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The default destination address of IPv4 frames (see [`DEFAULT_SRC_IPV4`]).
+pub const DEFAULT_DST_IPV4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// The default source address of IPv6 frames, 2001:2:0:1::1 (see [`DEFAULT_SRC_IPV4`]).
+pub const DEFAULT_SRC_IPV6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 1);
+/// The default destination address of IPv6 frames, 2001:2:0:2::1.
+pub const DEFAULT_DST_IPV6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 2, 0, 0, 0, 1);
 
 /// How frames are transmitted (a plain config enum, in `config`).
 pub use crate::config::Engine;
@@ -188,6 +204,35 @@ pub enum GenError {
          it cannot pace evenly; use --engine xsk for a target rate"
     )]
     LivePaced,
+    /// IPv6 or VLAN tags asked of the xdp-live engine, whose program stamps untagged
+    /// IPv4 frames at fixed offsets.
+    #[error(
+        "the xdp-live engine sends untagged IPv4 frames only (its in-kernel program stamps at fixed IPv4 \
+         offsets); use --engine xsk for IPv6 or VLAN tags"
+    )]
+    LiveHeaders,
+    /// A frame size below the smallest frame the headers and the stamp need.
+    #[error(
+        "packet size {size} B is too small for these headers: {what} with the 16-byte stamp need at least {min} B with FCS; raise --size"
+    )]
+    TooSmall {
+        /// The frame size asked for, bytes with FCS.
+        size: usize,
+        /// The headers, e.g. "Ethernet, 2 VLAN tags, IPv6, UDP".
+        what: String,
+        /// The smallest size that fits, bytes with FCS.
+        min: usize,
+    },
+    /// Source and destination addresses of different families.
+    #[error(
+        "--src-ip {src} and --dst-ip {dst}: give both addresses of one family (both IPv4, or both IPv6 with --ipv6)"
+    )]
+    MixedFamilies {
+        /// The source address.
+        src: IpAddr,
+        /// The destination address.
+        dst: IpAddr,
+    },
     /// Loading or running the in-kernel generator program (xdp-live) failed.
     #[error(transparent)]
     Loader(#[from] crate::loader::LoaderError),
@@ -497,16 +542,37 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
     {
         return Err(crate::preflight::PreflightError::Uplink { iface: cfg.iface.clone(), why }.into());
     }
+    if cfg.engine == Engine::XdpLive && (cfg.src_ip.is_ipv6() || !cfg.vlan.ids().is_empty()) {
+        return Err(GenError::LiveHeaders);
+    }
+    if cfg.src_ip.is_ipv6() != cfg.dst_ip.is_ipv6() {
+        return Err(GenError::MixedFamilies { src: cfg.src_ip, dst: cfg.dst_ip });
+    }
     let (sizes, pattern) = cfg.sizes.plan();
     let frame = cfg.xsk.frame_size.get();
+    let shape = UdpFlow {
+        src_mac: [0; 6],
+        dst_mac: cfg.dst_mac,
+        src_ip: cfg.src_ip,
+        dst_ip: cfg.dst_ip,
+        src_port: 0,
+        dst_port: 0,
+        vlan: cfg.vlan,
+    };
     let have = frame as usize - 256;
     for &size in &sizes {
         let need = size - FCS_LEN;
+        if need < shape.min_frame_len() {
+            return Err(GenError::TooSmall { size, what: headers_name(&shape), min: shape.min_frame_len() + FCS_LEN });
+        }
         if need > have {
             return Err(GenError::TooBig { size, need, have, frame });
         }
+        // The kernel forwards frames of the MTU plus the Ethernet header, and 4 bytes more
+        // for a VLAN tag (is_skb_forwardable).
+        let vlan_allowance = if cfg.vlan.ids().is_empty() { 0 } else { 4 };
         if let Some(mtu) = iface_mtu(&cfg.iface)
-            && need > mtu + 14
+            && need > mtu + 14 + vlan_allowance
         {
             return Err(GenError::AboveMtu { size, iface: cfg.iface.clone(), mtu, max: mtu + 18 });
         }
@@ -520,13 +586,11 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
     for f in 0..cfg.flows {
         let flow = UdpFlow {
             src_mac,
-            dst_mac: cfg.dst_mac,
-            src_ip: cfg.src_ip,
-            dst_ip: cfg.dst_ip,
             // Ports vary per flow so RSS spreads flows over queues; the destination stays
             // in the steered range (256 ports).
             src_port: cfg.src_port.wrapping_add(f),
             dst_port: cfg.dst_port.wrapping_add(f % 256),
+            ..shape
         };
         for &size in &sizes {
             templates.push(FrameTemplate::new(&flow, size - FCS_LEN).map_err(|_| GenError::TooBig {
@@ -544,6 +608,16 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
         return Err(GenError::LivePaced);
     }
     Ok((templates, pattern, sizes.len()))
+}
+
+/// The headers of `flow`'s frames, for messages: "Ethernet, 1 VLAN tag, IPv6, UDP".
+fn headers_name(flow: &UdpFlow) -> String {
+    let tags = match flow.vlan.ids().len() {
+        0 => String::new(),
+        1 => " with a VLAN tag".into(),
+        n => format!(" with {n} VLAN tags"),
+    };
+    format!("Ethernet{tags}, {}, UDP headers", if flow.src_ip.is_ipv6() { "IPv6" } else { "IPv4" })
 }
 
 fn pin(core: Option<u32>) {
@@ -755,9 +829,12 @@ fn generate_xsk(
 ) -> Result<GenSummary, GenError> {
     let target_pps = cfg.rate.pps(cfg.sizes.mean());
     log::info!(
-        "generating on {} queue(s) {:?}, {} flow(s), sizes {:?}, rate {}",
+        "generating on {} queue(s) {:?}, {} -> {}{}, {} flow(s), sizes {:?}, rate {}",
         cfg.iface,
         cfg.queues.ids(),
+        cfg.src_ip,
+        cfg.dst_ip,
+        if cfg.vlan.ids().is_empty() { String::new() } else { format!(" VLAN {}", cfg.vlan) },
         cfg.flows,
         cfg.sizes,
         target_pps.map_or("max".to_owned(), |p| format!("{p:.0} pps"))

@@ -37,6 +37,10 @@ pub const SINK_IFACE: &str = "xp-sink";
 pub const RX_IP: &str = "10.77.0.1";
 /// The IPv4 address of [`TX_IFACE`] (/24).
 pub const TX_IP: &str = "10.77.0.2";
+/// The IPv6 address of [`RX_IFACE`] (/64, in RFC 5180's benchmarking range 2001:2::/48).
+pub const RX_IP6: &str = "2001:2:0:77::1";
+/// The IPv6 address of [`TX_IFACE`] (/64).
+pub const TX_IP6: &str = "2001:2:0:77::2";
 
 /// Why a testbed could not be built or removed.
 #[derive(Debug, thiserror::Error)]
@@ -313,17 +317,25 @@ impl Testbed {
         net::ns::create(&tb.rx_ns)?;
         net::ns::create(&tb.tx_ns)?;
         veth_between(RX_IFACE, &tb.rx_ns, TX_IFACE, &tb.tx_ns, queues)?;
-        for (ns, ifc, addr) in [(&tb.rx_ns, RX_IFACE, RX_IP), (&tb.tx_ns, TX_IFACE, TX_IP)] {
+        for (ns, ifc, addr, addr6) in [(&tb.rx_ns, RX_IFACE, RX_IP, RX_IP6), (&tb.tx_ns, TX_IFACE, TX_IP, TX_IP6)] {
             with_netns(ns, || {
                 net::link::set_up("lo", true)?;
                 net::link::add_ipv4(ifc, ip4(addr), 24)?;
+                net::link::add_ipv6(ifc, addr6.parse().expect("testbed addresses are valid"), 64)?;
                 net::link::set_up(ifc, true)
             })?;
         }
         tb.rx_mac = read_mac(&tb.rx_ns, RX_IFACE)?;
         tb.tx_mac = read_mac(&tb.tx_ns, TX_IFACE)?;
-        with_netns(&tb.rx_ns, || net::link::add_permanent_neighbour(RX_IFACE, ip4(TX_IP), tb.tx_mac))?;
-        with_netns(&tb.tx_ns, || net::link::add_permanent_neighbour(TX_IFACE, ip4(RX_IP), tb.rx_mac))?;
+        let ip6 = |s: &str| s.parse::<std::net::Ipv6Addr>().expect("testbed addresses are valid");
+        with_netns(&tb.rx_ns, || {
+            net::link::add_permanent_neighbour(RX_IFACE, ip4(TX_IP), tb.tx_mac)?;
+            net::link::add_permanent_neighbour(RX_IFACE, ip6(TX_IP6), tb.tx_mac)
+        })?;
+        with_netns(&tb.tx_ns, || {
+            net::link::add_permanent_neighbour(TX_IFACE, ip4(RX_IP), tb.rx_mac)?;
+            net::link::add_permanent_neighbour(TX_IFACE, ip6(RX_IP6), tb.rx_mac)
+        })?;
         Ok(tb)
     }
 

@@ -316,13 +316,8 @@ pub fn run_veth(cfg: &VethConfig, stop: Arc<AtomicBool>) -> Result<VethReport, V
     };
     let receiver = Receiver::start("receiver", Some(&tb.rx_ns), rx)?;
     let napi_threads = if cfg.threaded_napi { threaded_napi(&tb.rx_ns, cfg.napi_core)? } else { Vec::new() };
-    let gen_cfg = GenConfig {
-        iface: TX_IFACE.into(),
-        dst_mac: tb.rx_mac,
-        src_ip: ip4(TX_IP),
-        dst_ip: ip4(RX_IP),
-        ..cfg.gen_cfg.clone()
-    };
+    let (src_ip, dst_ip) = testbed_ips(cfg.gen_cfg.src_ip.is_ipv6());
+    let gen_cfg = GenConfig { iface: TX_IFACE.into(), dst_mac: tb.rx_mac, src_ip, dst_ip, ..cfg.gen_cfg.clone() };
     let sender = (Some(tb.tx_ns.as_str()), TX_IFACE);
     let dropped0 = tx_dropped(sender.0, sender.1);
     let generator = start_generator(Some(&tb.tx_ns), gen_cfg, stop.clone())?;
@@ -344,9 +339,19 @@ fn sink_config(rx: &RunConfig) -> RunConfig {
     s
 }
 
-/// An IPv4 address as octets (the testbed's constants; unparsable: 0.0.0.0).
-pub(crate) fn ip4(s: &str) -> [u8; 4] {
-    s.parse::<std::net::Ipv4Addr>().map(|a| a.octets()).unwrap_or_default()
+/// An IPv4 address (the testbed's constants; unparsable: 0.0.0.0).
+pub(crate) fn ip4(s: &str) -> std::net::IpAddr {
+    s.parse::<std::net::Ipv4Addr>().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).into()
+}
+
+/// The testbed's generator and receiver addresses of one family: (source, destination).
+pub(crate) fn testbed_ips(ipv6: bool) -> (std::net::IpAddr, std::net::IpAddr) {
+    if ipv6 {
+        let ip6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap_or(std::net::Ipv6Addr::UNSPECIFIED).into();
+        (ip6(crate::testbed::TX_IP6), ip6(crate::testbed::RX_IP6))
+    } else {
+        (ip4(TX_IP), ip4(RX_IP))
+    }
 }
 
 /// Moves xp-rx's receive NAPI into kernel threads (/sys/class/net/xp-rx/threaded) and,
@@ -408,8 +413,8 @@ fn run_ports(cfg: &VethConfig, p: &Ports, stop: Arc<AtomicBool>) -> Result<VethR
     })?;
     let rx = RunConfig { iface: p.rx.clone(), stamps: true, ..cfg.rx.clone() };
     let receiver = Receiver::start("receiver", None, rx)?;
-    let gen_cfg =
-        GenConfig { iface: p.tx.clone(), dst_mac: mac, src_ip: ip4(TX_IP), dst_ip: ip4(RX_IP), ..cfg.gen_cfg.clone() };
+    let (src_ip, dst_ip) = testbed_ips(cfg.gen_cfg.src_ip.is_ipv6());
+    let gen_cfg = GenConfig { iface: p.tx.clone(), dst_mac: mac, src_ip, dst_ip, ..cfg.gen_cfg.clone() };
     let dropped0 = tx_dropped(None, &p.tx);
     let generator = start_generator(None, gen_cfg, stop)?;
     finish(&format!("{} -> {}", p.tx, p.rx), cfg, receiver, generator, None, (None, &p.tx), dropped0)

@@ -30,7 +30,7 @@ pub struct SteerConfig {
     pub kind: u32,
     /// EtherType for `MATCH_ETHERTYPE`, host byte order (looked up after VLAN tags).
     pub ethertype: u16,
-    /// IP protocol / IPv6 next header for `MATCH_IP_PROTO`.
+    /// IP protocol (IPv6: the transport after extension headers) for `MATCH_IP_PROTO`.
     pub ip_proto: u8,
     pub _pad: u8,
     /// Inclusive UDP destination port range for `MATCH_UDP_DPORT`, host byte order.
@@ -38,13 +38,20 @@ pub struct SteerConfig {
     pub port_hi: u16,
 }
 
+/// IPv6 extension headers (hop-by-hop, routing, fragment, destination options, AH) the
+/// steering program and userspace's parser walk to reach the transport header; a frame
+/// with more is not matched (RFC 8200 expects at most one of each, and there are six).
+pub const IPV6_EXT_HEADERS_MAX: usize = 8;
+
 /// Redirect every frame.
 pub const MATCH_ALL: u32 = 0;
 /// Redirect frames whose (inner, after up to two VLAN tags) EtherType equals `ethertype`.
 pub const MATCH_ETHERTYPE: u32 = 1;
-/// Redirect IPv4 / IPv6 frames whose protocol equals `ip_proto`.
+/// Redirect IPv4 / IPv6 frames whose protocol (IPv6: after extension headers) equals
+/// `ip_proto`.
 pub const MATCH_IP_PROTO: u32 = 2;
-/// Redirect IPv4 / IPv6 UDP frames whose destination port is in `port_lo..=port_hi`.
+/// Redirect IPv4 / IPv6 UDP frames (untagged, 802.1Q or QinQ; IPv6 after extension
+/// headers) whose destination port is in `port_lo..=port_hi`.
 pub const MATCH_UDP_DPORT: u32 = 3;
 
 impl SteerConfig {

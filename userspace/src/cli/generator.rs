@@ -1,12 +1,17 @@
 //! `xdpipe gen`: flags, their validation into a `GenConfig`, the summary line.
-use std::{net::Ipv4Addr, process::ExitCode, time::Duration};
+use std::{net::IpAddr, process::ExitCode, time::Duration};
 
 use clap::Args;
 use xdpipe::{
     config::{BatchSize, CoreList, Engine, FrameSize, QueueList, RingSize},
-    generator::{GenConfig, Rate, SizeSpec, generate},
+    generator::{
+        DEFAULT_DST_IPV4, DEFAULT_DST_IPV6, DEFAULT_SRC_IPV4, DEFAULT_SRC_IPV6, GenConfig, Rate, SizeSpec, generate,
+    },
     stats::fmt_pps,
-    wire::udpgen::FCS_LEN,
+    wire::{
+        stamp::STAMP_LEN,
+        udpgen::{FCS_LEN, VlanTags, headers_len},
+    },
     xsk::XskConfig,
 };
 
@@ -37,9 +42,10 @@ pub struct GenArgs {
     #[arg(long = "cores", visible_alias = "core", short = 'c')]
     pub cores: Option<CoreList>,
     /// Frame size in bytes including the 4-byte FCS (64 to MTU + 18), or imix (7:4:1 of
-    /// 64/570/1518).
-    #[arg(long, short = 's', default_value = "64")]
-    pub size: SizeSpec,
+    /// 64/570/1518). Default: 64, or the smallest frame the headers allow if larger (82
+    /// with --ipv6, 86 with --ipv6 and two VLAN tags).
+    #[arg(long, short = 's')]
+    pub size: Option<SizeSpec>,
     /// Number of flows (source and destination ports vary per flow).
     #[arg(long, default_value_t = 1)]
     pub flows: u16,
@@ -59,12 +65,20 @@ pub struct GenArgs {
     /// Source MAC (default: the interface's).
     #[arg(long)]
     pub src_mac: Option<String>,
-    /// Source IPv4 address.
+    /// Source IP address (default 198.18.0.1, or 2001:2:0:1::1 with --ipv6: the
+    /// benchmarking ranges of RFC 2544 and RFC 5180).
     #[arg(long)]
-    pub src_ip: Ipv4Addr,
-    /// Destination IPv4 address.
+    pub src_ip: Option<IpAddr>,
+    /// Destination IP address (default 198.19.0.1, or 2001:2:0:2::1 with --ipv6).
     #[arg(long)]
-    pub dst_ip: Ipv4Addr,
+    pub dst_ip: Option<IpAddr>,
+    /// Send IPv6/UDP frames (IPv6 --src-ip/--dst-ip imply it).
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Tag every frame: one 802.1Q tag (ID), or QinQ (OUTER,INNER: an 802.1ad tag, TPID
+    /// 0x88a8, outside an 802.1Q one). IDs 1 to 4094.
+    #[arg(long, value_name = "ID[,ID]")]
+    pub vlan: Option<VlanTags>,
     /// First source port (flow i uses this + i).
     #[arg(long, default_value_t = 10000)]
     pub src_port: u16,
@@ -119,9 +133,70 @@ fn parse_mac(flag: &str, s: &str) -> Result<[u8; 6], CliError> {
         .ok_or_else(|| CliError(format!("{flag} {s:?}: write a MAC as six hex bytes, e.g. 02:00:00:00:00:01")))
 }
 
-/// The generator's checks between size, frame size, engine and rate (shared with
-/// `xdpipe veth`, which hands the same flags to its generator).
-pub(crate) fn check_gen(size: &SizeSpec, frame: FrameSize, engine: Engine, rate: Rate) -> Result<(), CliError> {
+/// The frame size: `size` if given, else 64 B or the smallest frame of these headers.
+/// A given size must hold the headers and the stamp.
+pub(crate) fn frame_size(size: Option<&SizeSpec>, ipv6: bool, vlan: VlanTags) -> Result<SizeSpec, CliError> {
+    let min = headers_len(ipv6, vlan) + STAMP_LEN + FCS_LEN;
+    let what = || {
+        let tags = match vlan.ids().len() {
+            0 => String::new(),
+            1 => " with a VLAN tag".to_owned(),
+            _ => " with two VLAN tags".to_owned(),
+        };
+        format!("{}/UDP{tags}", if ipv6 { "IPv6" } else { "IPv4" })
+    };
+    match size {
+        None => Ok(SizeSpec::Fixed(min.max(64))),
+        Some(SizeSpec::Fixed(n)) if *n < min => {
+            refuse!(
+                "--size {n}: frames of {} need at least {min} B with FCS (headers and the 16-byte stamp); give --size {min} or more",
+                what()
+            )
+        }
+        Some(SizeSpec::Imix) if min > 64 => refuse!(
+            "--size imix: its 64 B frames cannot hold the headers of {} and the stamp ({min} B with FCS); give a fixed --size of {min} or more",
+            what()
+        ),
+        Some(s) => Ok(s.clone()),
+    }
+}
+
+/// The generator's source and destination addresses: the given ones, else the
+/// benchmarking defaults of the family (IPv6 if --ipv6 or either address is IPv6).
+pub(crate) fn addresses(src: Option<IpAddr>, dst: Option<IpAddr>, ipv6: bool) -> Result<(IpAddr, IpAddr), CliError> {
+    let v6 = ipv6 || src.is_some_and(|a| a.is_ipv6()) || dst.is_some_and(|a| a.is_ipv6());
+    let (dsrc, ddst): (IpAddr, IpAddr) = if v6 {
+        (DEFAULT_SRC_IPV6.into(), DEFAULT_DST_IPV6.into())
+    } else {
+        (DEFAULT_SRC_IPV4.into(), DEFAULT_DST_IPV4.into())
+    };
+    let (s, d) = (src.unwrap_or(dsrc), dst.unwrap_or(ddst));
+    for (flag, a) in [("--src-ip", s), ("--dst-ip", d)] {
+        if a.is_ipv6() != v6 {
+            refuse!(
+                "{flag} {a}: an IPv4 address for IPv6 frames (--ipv6, or the other address is IPv6); give both addresses of one family"
+            );
+        }
+    }
+    Ok((s, d))
+}
+
+/// The generator's checks between size, frame size, engine, rate and headers (shared
+/// with `xdpipe veth`, which hands the same flags to its generator).
+pub(crate) fn check_gen(
+    size: &SizeSpec,
+    frame: FrameSize,
+    engine: Engine,
+    rate: Rate,
+    ipv6: bool,
+    vlan: VlanTags,
+) -> Result<(), CliError> {
+    if engine == Engine::XdpLive && (ipv6 || !vlan.ids().is_empty()) {
+        let flag = if ipv6 { "--ipv6".to_owned() } else { format!("--vlan {vlan}") };
+        refuse!(
+            "{flag} with --engine xdp-live: its in-kernel program stamps untagged IPv4 frames at fixed offsets; use --engine xsk (the default) for IPv6 or VLAN-tagged frames"
+        );
+    }
     let max = max_frame_len(frame);
     let largest = match size {
         SizeSpec::Fixed(n) => *n,
@@ -164,7 +239,10 @@ impl GenArgs {
             refuse!("--count 0: give at least one frame, or leave --count out to run for --duration");
         }
         let engine = Engine::from(self.engine);
-        check_gen(&self.size, self.frame_size, engine, self.rate)?;
+        let (src_ip, dst_ip) = addresses(self.src_ip, self.dst_ip, self.ipv6)?;
+        let vlan = self.vlan.unwrap_or_default();
+        let size = frame_size(self.size.as_ref(), src_ip.is_ipv6(), vlan)?;
+        check_gen(&size, self.frame_size, engine, self.rate, src_ip.is_ipv6(), vlan)?;
         let nq = self.queues.ids().len();
         if (self.flows as usize) < nq {
             refuse!(
@@ -187,15 +265,16 @@ impl GenArgs {
             iface: self.iface.clone(),
             queues: self.queues.clone(),
             cores: self.cores.clone(),
-            sizes: self.size.clone(),
+            sizes: size,
             flows: self.flows,
             rate: self.rate,
             count: self.count,
             duration,
             src_mac: self.src_mac.as_deref().map(|m| parse_mac("--src-mac", m)).transpose()?,
             dst_mac: parse_mac("--dst-mac", &self.dst_mac)?,
-            src_ip: self.src_ip.octets(),
-            dst_ip: self.dst_ip.octets(),
+            src_ip,
+            dst_ip,
+            vlan,
             src_port: self.src_port,
             dst_port: self.dst_port,
             batch: self.batch.get(),

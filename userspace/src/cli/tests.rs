@@ -6,6 +6,7 @@ use super::{Cli, CliError, Cmd};
 use xdpipe::{
     config::{Engine, ModeKind, PollWait, XdpMode},
     generator::{Rate, SizeSpec},
+    wire::udpgen::VlanTags,
 };
 
 fn parse(args: &[&str]) -> Cmd {
@@ -167,7 +168,72 @@ fn gen_size_below_headers_refused_by_clap() {
     clap_refuses(&gen_args(&["--rate", "fast"]), "rate \"fast\"");
 }
 
+#[test]
+fn gen_addresses_default_to_the_benchmarking_ranges() {
+    let Cmd::Gen(a) = parse(&["gen", "-i", "xp-tx"]) else { unreachable!() };
+    let c = a.validate().unwrap().config;
+    assert_eq!((c.src_ip.to_string(), c.dst_ip.to_string()), ("198.18.0.1".into(), "198.19.0.1".into()));
+    assert_eq!((c.sizes, c.vlan), (SizeSpec::Fixed(64), VlanTags::NONE));
+    let Cmd::Gen(a) = parse(&["gen", "-i", "xp-tx", "--ipv6", "--vlan", "100,200"]) else { unreachable!() };
+    let c = a.validate().unwrap().config;
+    assert_eq!((c.src_ip.to_string(), c.dst_ip.to_string()), ("2001:2:0:1::1".into(), "2001:2:0:2::1".into()));
+    // The smallest frame of IPv6 with two tags: 14 + 8 + 40 + 8 + 16 + 4 FCS.
+    assert_eq!((c.sizes, c.vlan.ids()), (SizeSpec::Fixed(90), &[100, 200][..]));
+    // An IPv6 address implies --ipv6.
+    let Cmd::Gen(a) = parse(&["gen", "-i", "xp-tx", "--dst-ip", "2001:db8::1"]) else { unreachable!() };
+    assert_eq!(a.validate().unwrap().config.src_ip.to_string(), "2001:2:0:1::1");
+}
+
+#[test]
+fn gen_address_families_must_agree() {
+    let m = refused(&gen_args(&["--ipv6"]));
+    assert_says(&m, &["--src-ip 10.0.0.1", "IPv6 frames", "one family"]);
+    let m = refused(&["gen", "-i", "xp-tx", "--src-ip", "10.0.0.1", "--dst-ip", "2001:db8::1"]);
+    assert_says(&m, &["--src-ip 10.0.0.1", "one family"]);
+}
+
+#[test]
+fn gen_size_must_hold_ipv6_and_vlan_headers() {
+    let m = refused(&["gen", "-i", "xp-tx", "--ipv6", "--size", "64"]);
+    assert_says(&m, &["--size 64", "IPv6", "at least 82 B", "give --size 82 or more"]);
+    let m = refused(&gen_args(&["--vlan", "5,6", "--size", "64"]));
+    assert_says(&m, &["--size 64", "IPv4/UDP with two VLAN tags", "at least 70 B"]);
+    let m = refused(&["gen", "-i", "xp-tx", "--ipv6", "--size", "imix"]);
+    assert_says(&m, &["--size imix", "fixed --size of 82"]);
+    let m = refused(&gen_args(&["--vlan", "7", "--size", "imix"]));
+    assert_says(&m, &["--size imix", "IPv4/UDP with a VLAN tag", "66 B"]);
+}
+
+#[test]
+fn gen_vlan_ids_are_refused_by_clap() {
+    clap_refuses(&gen_args(&["--vlan", "4095"]), "1 to 4094");
+    clap_refuses(&gen_args(&["--vlan", "0"]), "1 to 4094");
+    clap_refuses(&gen_args(&["--vlan", "1,2,3"]), "at most two");
+    clap_refuses(&gen_args(&["--vlan", "ten"]), "a number from 1 to 4094");
+}
+
+#[test]
+fn gen_xdp_live_sends_untagged_ipv4_only() {
+    let m = refused(&["gen", "-i", "xp-tx", "--engine", "xdp-live", "--ipv6", "--size", "82"]);
+    assert_says(&m, &["--ipv6 with --engine xdp-live", "untagged IPv4 frames at fixed offsets", "use --engine xsk"]);
+    let m = refused(&gen_args(&["--engine", "xdp-live", "--vlan", "100"]));
+    assert_says(&m, &["--vlan 100 with --engine xdp-live", "use --engine xsk"]);
+}
+
 // ---- veth
+
+#[test]
+fn veth_passes_ipv6_and_vlan_to_its_generator() {
+    let Cmd::Veth(a) = parse(&["veth", "--ipv6", "--vlan", "100,200"]) else { unreachable!() };
+    let g = a.validate().unwrap().config.gen_cfg;
+    assert_eq!((g.src_ip.to_string(), g.dst_ip.to_string()), ("2001:2:0:77::2".into(), "2001:2:0:77::1".into()));
+    assert_eq!((g.vlan.ids(), g.sizes), (&[100, 200][..], SizeSpec::Fixed(90)));
+    let Cmd::Veth(a) = parse(&["veth"]) else { unreachable!() };
+    let g = a.validate().unwrap().config.gen_cfg;
+    assert_eq!((g.src_ip.to_string(), g.vlan, g.sizes), ("10.77.0.2".into(), VlanTags::NONE, SizeSpec::Fixed(64)));
+    assert_says(&refused(&["veth", "--ipv6", "--engine", "xdp-live"]), &["--ipv6 with --engine xdp-live"]);
+    assert_says(&refused(&["veth", "--ipv6", "--size", "78"]), &["--size 78", "at least 82 B"]);
+}
 
 #[test]
 fn veth_flags_validate_into_typed_side_configs() {

@@ -10,8 +10,9 @@ use xdpipe::{
     generator::{Rate, SizeSpec},
     run::RunConfig,
     stats::fmt_pps,
-    testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP},
+    testbed::{RX_IFACE, RX_IP, RX_IP6, TX_IFACE, TX_IP, TX_IP6},
     veth::{VethConfig, run_veth},
+    wire::udpgen::VlanTags,
 };
 
 use super::{
@@ -27,9 +28,18 @@ pub struct VethArgs {
     /// XDP mode of the receiver.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Native)]
     pub xdp_mode: XdpModeArg,
-    /// Frame size with FCS, or imix.
-    #[arg(long, short = 's', default_value = "64")]
-    pub size: SizeSpec,
+    /// Frame size with FCS, or imix (default: 64, or the smallest frame the headers allow
+    /// if larger, as with `xdpipe gen`).
+    #[arg(long, short = 's')]
+    pub size: Option<SizeSpec>,
+    /// The generator sends IPv6/UDP (between the testbed's 2001:2:0:77::2 and ::1).
+    #[arg(long)]
+    pub ipv6: bool,
+    /// The generator tags every frame: one 802.1Q tag (ID) or QinQ (OUTER,INNER), IDs 1
+    /// to 4094. The receiver's XDP program sees the tags in both XDP modes (veth does no
+    /// VLAN offload on receive).
+    #[arg(long, value_name = "ID[,ID]")]
+    pub vlan: Option<VlanTags>,
     /// Generator rate (max, 500kpps, 1gbit...).
     #[arg(long, short = 'r', default_value = "max")]
     pub rate: Rate,
@@ -143,8 +153,10 @@ impl VethArgs {
             );
         }
         // The generator runs with its default 4096 B UMEM frames.
-        super::generator::check_gen(&self.size, FrameSize::new(4096)?, engine, self.rate)?;
-        let size = match self.size {
+        let vlan = self.vlan.unwrap_or_default();
+        let size = super::generator::frame_size(self.size.as_ref(), self.ipv6, vlan)?;
+        super::generator::check_gen(&size, FrameSize::new(4096)?, engine, self.rate, self.ipv6, vlan)?;
+        let size = match size {
             SizeSpec::Fixed(n) => n.to_string(),
             SizeSpec::Imix => "imix".into(),
         };
@@ -169,6 +181,12 @@ impl VethArgs {
             "--engine".into(),
             engine.to_string(),
         ];
+        if self.ipv6 {
+            gen_args.push("--ipv6".into());
+        }
+        if !vlan.ids().is_empty() {
+            gen_args.extend(["--vlan".into(), vlan.to_string()]);
+        }
         match self.count {
             Some(n) => gen_args.extend(["--count".into(), n.to_string()]),
             None => gen_args.extend(["--duration".into(), self.duration.to_string()]),
@@ -224,8 +242,9 @@ pub fn side_configs(run_args: &[String], gen_args: &[String]) -> Result<(RunConf
     if run_args.windows(2).any(|w| w[0] == "--mode" && w[1] == "fwd") {
         r.extend(["--out-iface".into(), xdpipe::testbed::FWD_IFACE.into()]);
     }
+    let (src, dst) = if gen_args.iter().any(|a| a == "--ipv6") { (TX_IP6, RX_IP6) } else { (TX_IP, RX_IP) };
     let mut g: Vec<String> =
-        ["xdpipe", "gen", "-i", TX_IFACE, "--dst-mac", "02:00:00:00:00:00", "--src-ip", TX_IP, "--dst-ip", RX_IP]
+        ["xdpipe", "gen", "-i", TX_IFACE, "--dst-mac", "02:00:00:00:00:00", "--src-ip", src, "--dst-ip", dst]
             .map(String::from)
             .to_vec();
     g.extend(gen_args.iter().cloned());

@@ -4,14 +4,14 @@
 //! and a permanent neighbour. All act in the calling thread's network namespace (the
 //! namespace fds of [`VethPair`] excepted).
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd as _, BorrowedFd},
 };
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage as Rt,
-    address::{AddressAttribute, AddressMessage},
+    address::{AddressAttribute, AddressFlags, AddressMessage},
     link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp, XdpAttached},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState},
 };
@@ -298,6 +298,21 @@ pub fn add_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), NetError> 
     Ok(())
 }
 
+/// Adds `addr/prefix` to `name` (`ip -6 addr add ADDR/PREFIX dev NAME nodad`): no
+/// duplicate address detection, so the address is usable at once (a testbed's link has
+/// nothing else on it).
+pub fn add_ipv6(name: &str, addr: Ipv6Addr, prefix: u8) -> Result<(), NetError> {
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet6;
+    m.header.prefix_len = prefix;
+    m.header.index = index(name)?;
+    m.attributes.push(AddressAttribute::Address(IpAddr::V6(addr)));
+    m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    let what = format!("{addr}/{prefix} on {name}");
+    route_socket()?.request(Rt::NewAddress(m), NLM_F_CREATE | NLM_F_EXCL, "adding address", &what)?;
+    Ok(())
+}
+
 /// Addresses on the link with `index` (both families).
 pub fn addresses(index: u32) -> Result<Vec<IpAddr>, NetError> {
     let m = AddressMessage::default();
@@ -314,13 +329,19 @@ pub fn addresses(index: u32) -> Result<Vec<IpAddr>, NetError> {
         .collect())
 }
 
-/// Adds (or replaces) a permanent neighbour entry `ip lladdr mac dev name nud permanent`.
-pub fn add_permanent_neighbour(name: &str, ip: Ipv4Addr, mac: [u8; 6]) -> Result<(), NetError> {
+/// Adds (or replaces) a permanent neighbour entry `ip lladdr mac dev name nud permanent`
+/// (ARP for IPv4, NDP for IPv6).
+pub fn add_permanent_neighbour(name: &str, ip: impl Into<IpAddr>, mac: [u8; 6]) -> Result<(), NetError> {
+    let ip = ip.into();
     let mut m = NeighbourMessage::default();
-    m.header.family = AddressFamily::Inet;
+    let (family, dest) = match ip {
+        IpAddr::V4(a) => (AddressFamily::Inet, NeighbourAddress::Inet(a)),
+        IpAddr::V6(a) => (AddressFamily::Inet6, NeighbourAddress::Inet6(a)),
+    };
+    m.header.family = family;
     m.header.ifindex = index(name)?;
     m.header.state = NeighbourState::Permanent;
-    m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+    m.attributes.push(NeighbourAttribute::Destination(dest));
     m.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     let what = format!("{ip} on {name}");
     route_socket()?.request(Rt::NewNeighbour(m), NLM_F_CREATE | NLM_F_REPLACE, "adding neighbour", &what)?;

@@ -136,17 +136,18 @@ mod tests {
     use super::*;
     use crate::wire::{
         stamp::Stamp,
-        udpgen::{FrameTemplate, UdpFlow},
+        udpgen::{FrameTemplate, UdpFlow, VlanTags},
     };
 
     fn frame(sport: u16) -> Vec<u8> {
         let flow = UdpFlow {
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 2],
-            src_ip: [10, 0, 0, 1],
-            dst_ip: [10, 0, 0, 2],
+            src_ip: [10, 0, 0, 1].into(),
+            dst_ip: [10, 0, 0, 2].into(),
             src_port: sport,
             dst_port: 18000,
+            vlan: VlanTags::NONE,
         };
         let t = FrameTemplate::new(&flow, 60).unwrap();
         let mut b = vec![0u8; 60];
@@ -168,5 +169,31 @@ mod tests {
         p.observe(&truncated);
         let s = p.summary();
         assert_eq!((s.frames, s.udp, s.flows, s.malformed, s.top_flow_packets), (7, 5, 3, 2, 3));
+    }
+
+    #[test]
+    fn counts_ipv6_and_tagged_frames_as_udp_flows() {
+        let mut p = Parse::default();
+        for (vlan, ip6) in [(&[][..], false), (&[100][..], true), (&[100, 200][..], true), (&[7, 8][..], false)] {
+            let (src_ip, dst_ip) = if ip6 {
+                ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap())
+            } else {
+                ([10, 0, 0, 1].into(), [10, 0, 0, 2].into())
+            };
+            let flow = UdpFlow {
+                src_mac: [2, 0, 0, 0, 0, 1],
+                dst_mac: [2, 0, 0, 0, 0, 2],
+                src_ip,
+                dst_ip,
+                src_port: 1,
+                dst_port: 18000,
+                vlan: VlanTags::new(vlan).unwrap(),
+            };
+            let t = FrameTemplate::new(&flow, 128).unwrap();
+            p.observe(t.bytes());
+        }
+        let s = p.summary();
+        // IPv4 with and without tags is one 5-tuple; IPv6 another.
+        assert_eq!((s.frames, s.udp, s.vlan_tagged, s.malformed, s.other, s.flows), (4, 4, 3, 0, 0, 2));
     }
 }

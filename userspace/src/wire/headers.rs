@@ -21,6 +21,20 @@ pub const ETHERTYPE_QINQ: u16 = 0x88a8;
 pub const IPPROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
+/// IPv6 hop-by-hop options header.
+pub const IPV6_HOP_BY_HOP: u8 = 0;
+/// IPv6 routing header.
+pub const IPV6_ROUTING: u8 = 43;
+/// IPv6 fragment header.
+pub const IPV6_FRAGMENT: u8 = 44;
+/// Authentication header (IPsec AH): its length counts 4-octet units, less 2.
+pub const IPV6_AH: u8 = 51;
+/// IPv6 destination options header.
+pub const IPV6_DEST_OPTS: u8 = 60;
+/// How many IPv6 extension headers [`parse_frame`] walks before it calls a frame
+/// malformed (RFC 8200 expects at most one of each, and six kinds exist); the steering
+/// program walks as many.
+pub const MAX_IPV6_EXT_HEADERS: usize = xdp_common::IPV6_EXT_HEADERS_MAX;
 
 /// An Ethernet II frame.
 pub struct EthernetFrame<T: AsRef<[u8]>>(T);
@@ -135,7 +149,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
-/// An IPv6 packet (fixed header only; extension headers are not walked).
+/// An IPv6 packet's fixed header (extension headers: [`Ipv6ExtHeader`]).
 pub struct Ipv6Packet<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
@@ -171,6 +185,76 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         let b = self.0.as_ref();
         &b[40..40 + be16(b, 4) as usize]
     }
+}
+
+/// One IPv6 extension header of a kind that chains on to a next header: hop-by-hop,
+/// routing, fragment, destination options (length in 8-octet units past the first 8)
+/// and AH (in 4-octet units past the first 8).
+pub struct Ipv6ExtHeader<T: AsRef<[u8]>> {
+    buf: T,
+    kind: u8,
+}
+
+impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
+    /// True for the header kinds this view walks.
+    pub fn is_ext_header(kind: u8) -> bool {
+        matches!(kind, IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_FRAGMENT | IPV6_AH | IPV6_DEST_OPTS)
+    }
+
+    /// Wraps `buf`, which starts with an extension header of `kind`, if that kind is one
+    /// [`Self::is_ext_header`] names and the whole header fits.
+    pub fn new_checked(buf: T, kind: u8) -> Result<Self, Malformed> {
+        if !Self::is_ext_header(kind) {
+            return Err(Malformed::BadField);
+        }
+        let b = buf.as_ref();
+        if b.len() < 8 {
+            return Err(Malformed::Truncated);
+        }
+        let h = Self { buf, kind };
+        if h.header_len() > h.buf.as_ref().len() {
+            return Err(Malformed::Truncated);
+        }
+        Ok(h)
+    }
+    /// The next header field: the protocol or extension header that follows.
+    pub fn next_header(&self) -> u8 {
+        self.buf.as_ref()[0]
+    }
+    /// This header's length in bytes.
+    pub fn header_len(&self) -> usize {
+        let n = self.buf.as_ref()[1] as usize;
+        match self.kind {
+            IPV6_FRAGMENT => 8,
+            IPV6_AH => (n + 2) * 4,
+            _ => (n + 1) * 8,
+        }
+    }
+    /// For a fragment header, the fragment offset in 8-byte units (non-zero: no transport
+    /// header in this packet); 0 for other kinds.
+    pub fn frag_offset(&self) -> u16 {
+        if self.kind == IPV6_FRAGMENT { be16(self.buf.as_ref(), 2) >> 3 } else { 0 }
+    }
+}
+
+/// Walks the extension headers at the start of an IPv6 payload whose first header is
+/// `next` (the fixed header's next header). Returns the transport protocol and its offset
+/// into `payload`, or `None` for a non-first fragment (no transport header). More than
+/// [`MAX_IPV6_EXT_HEADERS`] extension headers are `Malformed::BadField`.
+pub fn ipv6_transport(payload: &[u8], mut next: u8) -> Result<Option<(u8, usize)>, Malformed> {
+    let mut off = 0;
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        if !Ipv6ExtHeader::<&[u8]>::is_ext_header(next) {
+            return Ok(Some((next, off)));
+        }
+        let h = Ipv6ExtHeader::new_checked(&payload[off..], next)?;
+        if h.frag_offset() != 0 {
+            return Ok(None);
+        }
+        next = h.next_header();
+        off += h.header_len();
+    }
+    if Ipv6ExtHeader::<&[u8]>::is_ext_header(next) { Err(Malformed::BadField) } else { Ok(Some((next, off))) }
 }
 
 /// A UDP datagram whose length field fits the buffer.
@@ -304,7 +388,8 @@ pub struct FrameInfo {
     pub udp_payload: Option<(usize, usize)>,
 }
 
-/// Walks Ethernet → up to two VLAN tags → IPv4/IPv6 → UDP/TCP. Frames of other
+/// Walks Ethernet → up to two VLAN tags → IPv4/IPv6 (and up to
+/// [`MAX_IPV6_EXT_HEADERS`] IPv6 extension headers) → UDP/TCP. Frames of other
 /// EtherTypes or protocols parse fine with no flow; truncated or contradictory headers
 /// of the kinds it knows are `Malformed`.
 pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, Malformed> {
@@ -337,7 +422,11 @@ pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, Malformed> {
         }
         ETHERTYPE_IPV6 => {
             let ip = Ipv6Packet::new_checked(l3)?;
-            (ip.src(), ip.dst(), ip.next_header(), &l3[40..40 + ip.payload().len()], off + 40)
+            let payload = &l3[40..40 + ip.payload().len()];
+            let Some((proto, at)) = ipv6_transport(payload, ip.next_header())? else {
+                return Ok(info);
+            };
+            (ip.src(), ip.dst(), proto, &payload[at..], off + 40 + at)
         }
         _ => return Ok(info),
     };
@@ -385,6 +474,186 @@ mod tests {
         let f = info.flow.unwrap();
         assert_eq!((f.sport, f.dport, f.proto), (1234, 18000, 17));
         assert_eq!(info.udp_payload, Some((42, 18)));
+    }
+
+    /// IPv6/UDP 2001:2::2:1234 -> 2001:2::1:18000 behind four extension headers:
+    /// hop-by-hop (8 B) → fragment (8 B, offset 0, more fragments) → AH (12 B, length
+    /// field 1) → destination options (16 B, length field 1) → UDP with a 4-byte payload.
+    const UDP6_EXT: [u8; 110] = [
+        0x02,
+        0,
+        0,
+        0,
+        0,
+        2,
+        0x02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0x86,
+        0xdd, // ethernet
+        0x60,
+        0,
+        0,
+        0,
+        0,
+        56,
+        IPV6_HOP_BY_HOP,
+        64, // ipv6: payload 56, next hop-by-hop
+        0x20,
+        0x01,
+        0,
+        0x02,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0x02, // src 2001:2::2
+        0x20,
+        0x01,
+        0,
+        0x02,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0x01, // dst 2001:2::1
+        IPV6_FRAGMENT,
+        0,
+        1,
+        4,
+        0,
+        0,
+        0,
+        0, // hop-by-hop: PadN of 4
+        IPV6_AH,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        7, // fragment: offset 0, M set, id 7
+        IPV6_DEST_OPTS,
+        1,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        1, // AH: (1 + 2) * 4 = 12 B
+        IPPROTO_UDP,
+        1,
+        1,
+        12,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0, // dest opts: 16 B
+        0x04,
+        0xd2,
+        0x46,
+        0x50,
+        0,
+        12,
+        0,
+        0, // udp
+        0xde,
+        0xad,
+        0xbe,
+        0xef,
+    ];
+
+    #[test]
+    fn ipv6_extension_headers_are_walked_to_udp() {
+        let eth = EthernetFrame::new_checked(&UDP6_EXT[..]).unwrap();
+        assert_eq!(eth.ethertype(), ETHERTYPE_IPV6);
+        let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!(ip.next_header(), IPV6_HOP_BY_HOP);
+        let hbh = Ipv6ExtHeader::new_checked(ip.payload(), IPV6_HOP_BY_HOP).unwrap();
+        assert_eq!((hbh.next_header(), hbh.header_len()), (IPV6_FRAGMENT, 8));
+        let ah = Ipv6ExtHeader::new_checked(&ip.payload()[16..], IPV6_AH).unwrap();
+        assert_eq!((ah.next_header(), ah.header_len()), (IPV6_DEST_OPTS, 12));
+        assert_eq!(ipv6_transport(ip.payload(), ip.next_header()), Ok(Some((IPPROTO_UDP, 44))));
+        let info = parse_frame(&UDP6_EXT).unwrap();
+        let f = info.flow.unwrap();
+        assert_eq!((f.sport, f.dport, f.proto), (1234, 18000, IPPROTO_UDP));
+        assert_eq!(f.src[15], 2);
+        assert_eq!(info.udp_payload, Some((106, 4)));
+        assert_eq!(&UDP6_EXT[106..], &[0xde, 0xad, 0xbe, 0xef]);
+    }
+
+    #[test]
+    fn ipv6_later_fragments_too_many_headers_and_truncations() {
+        // A non-first fragment (offset 1) carries no UDP header.
+        let mut later = UDP6_EXT;
+        later[14 + 40 + 8 + 3] = 1 << 3;
+        let info = parse_frame(&later).unwrap();
+        assert_eq!((info.ethertype, info.flow), (ETHERTYPE_IPV6, None));
+        // A chain of n destination options headers (8 B each) before an empty UDP
+        // datagram: MAX_IPV6_EXT_HEADERS are walked, one more is malformed.
+        let chain = |n: usize| {
+            let mut f = UDP6_EXT[..54].to_vec();
+            f[14 + 4..14 + 6].copy_from_slice(&((n * 8 + 8) as u16).to_be_bytes());
+            f[14 + 6] = IPV6_DEST_OPTS;
+            for i in 0..n {
+                f.extend_from_slice(&[if i + 1 == n { IPPROTO_UDP } else { IPV6_DEST_OPTS }, 0, 1, 4, 0, 0, 0, 0]);
+            }
+            f.extend_from_slice(&[0, 1, 0x46, 0x50, 0, 8, 0, 0]);
+            f
+        };
+        let walked = parse_frame(&chain(MAX_IPV6_EXT_HEADERS)).unwrap();
+        assert_eq!(walked.udp_payload, Some((54 + 8 * MAX_IPV6_EXT_HEADERS + 8, 0)));
+        assert_eq!(parse_frame(&chain(MAX_IPV6_EXT_HEADERS + 1)), Err(Malformed::BadField));
+        // An extension header running past the payload length, and every cut of the frame.
+        let mut long = UDP6_EXT;
+        long[14 + 40 + 8 + 8 + 12 + 1] = 9; // destination options: 80 B
+        assert_eq!(parse_frame(&long), Err(Malformed::Truncated));
+        for n in 0..UDP6_EXT.len() {
+            assert!(parse_frame(&UDP6_EXT[..n]).is_err(), "a cut at {n} is malformed");
+        }
+        // ESP (50): the transport is encrypted, so no flow.
+        let mut esp = UDP6_EXT;
+        esp[14 + 6] = 50;
+        assert_eq!(parse_frame(&esp).unwrap().flow, None);
+    }
+
+    #[test]
+    fn ipv6_behind_two_vlan_tags() {
+        let mut f = UDP6_EXT[..12].to_vec();
+        f.extend_from_slice(&[0x88, 0xa8, 0, 100, 0x81, 0x00, 0, 200]);
+        f.extend_from_slice(&UDP6_EXT[12..]);
+        let info = parse_frame(&f).unwrap();
+        assert_eq!((info.vlan_tags, info.ethertype), (2, ETHERTYPE_IPV6));
+        assert_eq!(info.udp_payload, Some((114, 4)));
     }
 
     #[test]
