@@ -110,7 +110,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
         return String::new();
     }
     let mut md = String::from("\n## Host devices\n\n");
-    md += "Each device run's first scenario (AF_XDP, max-rate trials: median [min–max]) beside the kernel-stack baselines on the same device in the same run. Kernel UDP: xdpipe's generator, one kernel socket read with recvmmsg by one pinned thread, no XDP program. Kernel TCP: the kernel's own sender and receiver.\n\n";
+    md += "Each device run's first scenario (AF_XDP, max-rate trials: median [min–max]) beside the kernel-stack baselines on the same device in the same run. Kernel UDP: xdpipe's generator, one kernel socket read with recvmmsg by one pinned thread, no XDP program. Kernel TCP: the kernel's own sender and receiver. CPU ns/frame of kernel UDP is the receiving thread's only (the softirq work runs on the sender's core).\n\n";
     md += "| run | device | receives on | XDP mode available | XDP mode used | zero-copy | queues | offloads on | AF_XDP Mpps | kernel UDP Mpps (offloads on) | kernel UDP Mpps (off) | kernel TCP Gbit/s (on) | kernel TCP Gbit/s (off) | CPU ns/frame AF_XDP | CPU ns/frame kernel UDP |\n";
     md += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (r, s) in &dev {
@@ -150,8 +150,9 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     match waterfall(runs) {
         None => md += "- no veth run in this report: no waterfall (add a `--target veth` run).\n",
         Some(steps) => {
-            for st in &steps {
-                let _ = writeln!(md, "- {}: {:.3} Mpps, factor {}", st.name, st.mpps, ci(st.factor));
+            for (i, st) in steps.iter().enumerate() {
+                let f = if i == 0 { "1 (the reference)".to_owned() } else { ci(st.factor) };
+                let _ = writeln!(md, "- {}: {:.3} Mpps, factor {f}", st.name, st.mpps);
             }
         }
     }

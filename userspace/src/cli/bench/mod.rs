@@ -136,6 +136,14 @@ pub fn run_bench(
     if cfg.target.is_testbed() {
         summary.device = Some(devices::device_info(device));
     }
+    if let Target::Dev(d) = &cfg.target
+        && cfg.anchors.is_some()
+    {
+        summary
+            .run
+            .notes
+            .push(format!("anchors not run: they run on the plain veth testbed only, not through {}", d.name()));
+    }
     dir.write_readme(&summary)?;
     dir.write_summary(&summary)?;
     let (least, most) = xdpipe_bench::estimate::expected_secs(&cfg.procedure, &scenarios, TRIAL_OVERHEAD_S);
