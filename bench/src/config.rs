@@ -23,6 +23,9 @@ pub struct BenchConfig {
     pub out: PathBuf,
     /// The anchor phase; `None`: off.
     pub anchors: Option<AnchorConfig>,
+    /// Testbed targets: measure the kernel-stack baselines (UDP socket, TCP stream, each
+    /// with offloads on and off) after the scenarios.
+    pub kernel_baselines: bool,
 }
 
 impl BenchConfig {

@@ -135,6 +135,12 @@ pub struct BenchArgs {
     /// With --gate: also write the JUnit report here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Testbed targets (veth, bridge, macvlan, vxlan, tap): after the scenarios, measure
+    /// the kernel-stack baselines on the same device (UDP through a kernel socket with
+    /// recvmmsg, a kernel TCP stream), each with the path's offloads on and off, --trials
+    /// trials of --trial-secs each.
+    #[arg(long)]
+    pub kernel_baselines: bool,
     /// The flags given on the command line (clap ids), which --quick leaves as given.
     #[arg(skip)]
     pub given: Vec<String>,
@@ -241,7 +247,8 @@ impl BenchArgs {
                 refuse!("--gen-iface {g}: only --target nic:IFACE takes a generator port (the target is {t})")
             }
         }
-        if self.target == Target::Veth
+        super::devices::check_args(self)?;
+        if self.target.is_testbed()
             && (self.queues != [1] || self.binds != [Bind::Copy] || self.offloads != [Offloads::Default])
         {
             refuse!(
@@ -357,6 +364,7 @@ impl BenchArgs {
             napi_core: self.napi_core,
             out: self.out.clone(),
             anchors,
+            kernel_baselines: self.kernel_baselines,
         })
     }
 }

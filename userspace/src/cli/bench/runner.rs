@@ -25,6 +25,8 @@ pub struct VethRunner {
     /// nic target with `--remote-gen`: the generator on the traffic host (`ports.tx`
     /// unused).
     pub remote: Option<crate::cli::agent::RemoteRun>,
+    /// The receiving device of a testbed target (veth, bridge, macvlan, vxlan, tap).
+    pub device: xdpipe::topology::Device,
 }
 
 /// Offloads turned off for `offloads: off` scenarios, by kernel feature name (`ethtool -K`
@@ -102,6 +104,7 @@ impl Runner for VethRunner {
             threaded_napi: sc.threaded_napi,
             napi_core: self.napi_core,
             ports: self.ports.clone(),
+            device: self.device,
         };
         // Read first, only what is on goes off; dropped at the end of the trial (or on
         // a second signal), it restores exactly what changed.
