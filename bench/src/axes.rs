@@ -91,8 +91,9 @@ axis!(
     Engine, "engine" { Xsk = "xsk", XdpLive = "xdp-live" }
 );
 axis!(
-    /// The receiver's wait policy: need_wakeup with busy polling, or sleeping in poll().
-    Wait, "wait policy" { Busy = "busy", Poll = "poll" }
+    /// The receiver's wait policy: need_wakeup with busy polling (spinning on the ring),
+    /// sleeping in poll(), or kernel busy polling (`run --poll busy-poll`).
+    Wait, "wait policy" { Busy = "busy", Poll = "poll", BusyPoll = "busy-poll" }
 );
 axis!(
     /// Receive-port offloads: as the driver set them, or every one `ethtool -K` could

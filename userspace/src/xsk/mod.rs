@@ -411,6 +411,13 @@ impl Xsk {
         fill_from(&mut self.fill, &mut self.free, max)
     }
 
+    /// Frames waiting on the RX ring (the kernel's producer index read afresh); 0 without
+    /// an RX ring.
+    #[inline]
+    pub fn rx_ready(&mut self) -> u32 {
+        self.rx.as_mut().map_or(0, |rx| rx.ready())
+    }
+
     /// Consumes up to `out.len()` received frames; userspace owns them afterwards. Each
     /// descriptor is checked to lie inside one UMEM chunk: one that does not is taken out
     /// of `out` and counted ([`Xsk::bad_descs`]), its chunk kept if it is one of ours.

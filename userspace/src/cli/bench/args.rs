@@ -56,7 +56,9 @@ pub struct BenchArgs {
     /// Generator engines (xdp-live: max rate only, one frame size, so no imix).
     #[arg(long, value_delimiter = ',', default_value = "xsk", value_parser = axis::<Engine>())]
     pub engines: Vec<Engine>,
-    /// Receiver wait policy: busy (need_wakeup, busy polling) and/or poll (sleep until frames arrive, `run --poll`).
+    /// Receiver wait policy: busy (need_wakeup, spinning on the ring), poll (sleep until
+    /// frames arrive, `run --poll`) and/or busy-poll (kernel busy polling, `run --poll
+    /// busy-poll`; native XDP on veth).
     #[arg(long, value_delimiter = ',', default_value = "busy", value_parser = axis::<Wait>())]
     pub waits: Vec<Wait>,
     /// Threaded NAPI on the receiving veth (labelled in the results); native XDP mode
@@ -67,6 +69,15 @@ pub struct BenchArgs {
     /// scheduler's choice).
     #[arg(long)]
     pub napi_core: Option<u32>,
+    /// `--waits poll` scenarios: after each wakeup the receiver lets frames gather for up
+    /// to US microseconds (`run --coalesce-us`). One value per run: compare settings
+    /// across runs with `xdpipe compare` or `xdpipe report RUN RUN`.
+    #[arg(long, value_name = "US")]
+    pub coalesce_us: Option<u32>,
+    /// `--waits poll` scenarios: frames to gather after each wakeup (`run
+    /// --coalesce-frames`).
+    #[arg(long, value_name = "FRAMES")]
+    pub coalesce_frames: Option<u32>,
     /// Trials per point (median and spread over them).
     #[arg(long, default_value_t = 5)]
     pub trials: usize,
@@ -282,6 +293,23 @@ impl BenchArgs {
         {
             refuse!("--napi-core {c}: only threaded-NAPI scenarios have a NAPI thread to pin; add --threaded-napi on");
         }
+        if self.waits.contains(&Wait::BusyPoll) && self.target == Target::Veth && self.xdp_modes.contains(&XdpMode::Skb)
+        {
+            refuse!(
+                "--waits busy-poll: a veth in skb mode has no NAPI to busy-poll (it has one only with a native program); \
+                 use --xdp-modes native"
+            );
+        }
+        if let Some(flag) =
+            self.coalesce_us.map(|_| "--coalesce-us").or(self.coalesce_frames.map(|_| "--coalesce-frames"))
+        {
+            if !self.waits.contains(&Wait::Poll) {
+                refuse!(
+                    "{flag} moderates the sleeping wait, and --waits has no poll; add poll to --waits or drop {flag}"
+                );
+            }
+            xdpipe::config::Coalesce::new(self.coalesce_us, self.coalesce_frames, 64)?;
+        }
         if self.engines.contains(&Engine::XdpLive) && sizes.contains(&Size::Imix) {
             refuse!(
                 "--engines xdp-live sends one frame size per run, and --sizes has imix (the default sizes do); \
@@ -362,6 +390,7 @@ impl BenchArgs {
                 count,
             },
             napi_core: self.napi_core,
+            coalesce: (self.coalesce_us, self.coalesce_frames),
             out: self.out.clone(),
             anchors,
             kernel_baselines: self.kernel_baselines,

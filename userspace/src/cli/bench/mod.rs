@@ -154,7 +154,14 @@ pub fn run_bench(
     };
     eprintln!("bench: {} scenario(s), expected to take {expected}, results in {}", scenarios.len(), dir.path.display());
     let procedure = cfg.procedure;
-    let mut runner = VethRunner { stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core, remote, device };
+    let mut runner = VethRunner {
+        stop: stop.clone(),
+        ports: ports.clone(),
+        napi_core: cfg.napi_core,
+        coalesce: cfg.coalesce,
+        remote,
+        device,
+    };
     let started = Instant::now();
     let mut interrupted = None;
     for (i, sc) in scenarios.iter().enumerate() {

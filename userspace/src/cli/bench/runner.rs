@@ -22,6 +22,8 @@ pub struct VethRunner {
     pub ports: Option<Ports>,
     /// Threaded-NAPI scenarios: the core the receive NAPI thread is pinned to.
     pub napi_core: Option<u32>,
+    /// `poll` scenarios: `--coalesce-us`, `--coalesce-frames`.
+    pub coalesce: (Option<u32>, Option<u32>),
     /// nic target with `--remote-gen`: the generator on the traffic host (`ports.tx`
     /// unused).
     pub remote: Option<crate::cli::agent::RemoteRun>,
@@ -55,6 +57,7 @@ impl Runner for VethRunner {
         let poll = match sc.wait {
             Wait::Poll => "forever",
             Wait::Busy => "0",
+            Wait::BusyPoll => "busy-poll",
         };
         let mut run_args: Vec<String> = vec![
             "--mode".into(),
@@ -66,6 +69,11 @@ impl Runner for VethRunner {
             "--poll".into(),
             poll.into(),
         ];
+        if sc.wait == Wait::Poll {
+            let (us, frames) = self.coalesce;
+            run_args.extend(us.into_iter().flat_map(|v| ["--coalesce-us".to_owned(), v.to_string()]));
+            run_args.extend(frames.into_iter().flat_map(|v| ["--coalesce-frames".to_owned(), v.to_string()]));
+        }
         let mut gen_args = gen_args;
         if self.ports.is_some() {
             // Queues 0..q, workers on cores 1.. (wrapping, core 0 left to the generator
