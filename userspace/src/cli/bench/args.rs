@@ -19,9 +19,11 @@ use crate::cli::{
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Where to run: veth (a testbed xdpipe builds and removes per trial); nic:IFACE (a
-    /// NIC port, with --gen-iface the port cabled to it); vm:igb or vm:virtio (the QEMU
-    /// guest of scripts/vm, emulated NICs, results labelled emulated).
+    /// Where to run: veth (a testbed xdpipe builds and removes per trial); bridge, macvlan,
+    /// vxlan or tap (the same testbed with that device in the path, the receiver on it);
+    /// nic:IFACE (a NIC port, with --gen-iface the port cabled to it, or --remote-gen for a
+    /// generator on a second host); vm:igb or vm:virtio (the QEMU guest of scripts/vm,
+    /// emulated NICs, results labelled emulated).
     #[arg(long, default_value = "veth")]
     pub target: Target,
     /// With --target nic:IFACE: the port of this host cabled back to back to IFACE, which
