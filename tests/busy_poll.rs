@@ -113,6 +113,32 @@ fn busy_poll_knobs_are_restored_after_sigint() {
 }
 
 #[test]
+fn busy_poll_knobs_left_by_sigkill_are_restored_by_cleanup() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    prepare(&tb);
+    let args: Vec<&str> = ARGS.iter().copied().chain(["-d", "60"]).collect();
+    let x = Xdpipe::start(&tb.rx_ns, &args);
+    assert!(napis(&tb.rx_ns).iter().all(|n| (n.1, n.2) == (3, 150000)));
+    x.signal(libc::SIGKILL);
+    let (code, _, _) = x.finish(Duration::from_secs(10));
+    assert_eq!(code, None, "killed by a signal");
+    // Nothing in the process ran: the knobs are as the run set them...
+    let left = napis(&tb.rx_ns);
+    assert!(left.iter().all(|n| (n.1, n.2) == (3, 150000)), "SIGKILL cannot restore: {left:?}");
+    // ... until cleanup finds the knob record of an owner that is gone.
+    let (code, _, err) = xdpipe_once(&["cleanup"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("restored the NAPI settings of xp-rx"), "{err}");
+    let after = napis(&tb.rx_ns);
+    assert!(after.iter().all(|n| (n.1, n.2) == (1, 7000)), "not restored by cleanup: {after:?}");
+    let (_, _, again) = xdpipe_once(&["cleanup"]);
+    assert!(!again.contains("NAPI settings of xp-rx"), "the record is gone once restored: {again}");
+}
+
+#[test]
 fn busy_poll_flags_without_busy_poll_and_coalescing_without_a_sleep_are_refused() {
     for (args, needle) in [
         (&["run", "-i", "lo", "--defer-hard-irqs", "2"][..], "--defer-hard-irqs is a setting of --poll busy-poll"),

@@ -16,6 +16,7 @@ pub mod config;
 pub mod generator;
 pub mod guest;
 pub mod kbase;
+pub mod knobs;
 pub mod loader;
 pub mod modes;
 pub mod net;

@@ -5,12 +5,11 @@
 //! is registered in [`crate::teardown`] before it is changed, so the normal end, an
 //! error, a panic and the second signal all restore it.
 //!
-//! After SIGKILL nothing runs. What is left: per-NAPI values on NAPIs that outlive the
-//! run (a NIC's; on veth the NAPIs exist only while the XDP program is attached, and the
-//! kernel detaches that program when the killed process's BPF link closes, so they go
-//! with it), or the sysfs values on the device (on a testbed veth, removed with its
-//! namespace by `xdpipe cleanup`). The summary's `busy_poll` says what was changed, so a
-//! NIC's values can be put back by hand.
+//! After SIGKILL nothing runs in the process, so the old values are also written to a
+//! knob record ([`crate::knobs`]) before they change, and `xdpipe cleanup` restores them
+//! once the owner is gone (on veth the NAPIs exist only while the XDP program is
+//! attached, and the kernel detaches it when the killed process's BPF link closes, so
+//! there they mostly go by themselves).
 use serde::Serialize;
 
 use crate::{
@@ -137,6 +136,18 @@ fn set_per_napi(nd: &mut Netdev, iface: &str, napis: &[NapiConfig], s: &BusyPoll
     let previous =
         old.iter().map(|n| (n.id, n.defer_hard_irqs.unwrap_or(0), n.gro_flush_timeout_ns.unwrap_or(0))).collect();
     let iface2 = iface.to_owned();
+    // Recorded first, so `xdpipe cleanup` puts them back after a SIGKILL.
+    let record = crate::knobs::record(
+        &format!("the NAPI settings of {iface}"),
+        old.iter()
+            .map(|n| crate::knobs::Restore::Napi {
+                id: n.id,
+                defer_hard_irqs: n.defer_hard_irqs,
+                gro_flush_timeout_ns: n.gro_flush_timeout_ns,
+            })
+            .collect(),
+    )
+    .map_err(|e| NetError::io("writing the knob record for", format!("the NAPI settings of {iface}"), e))?;
     let undo = teardown::register(format!("restoring the NAPI settings of {iface}"), move || {
         let mut nd = restore_nd.lock().unwrap_or_else(|p| p.into_inner());
         for n in &old {
@@ -147,6 +158,7 @@ fn set_per_napi(nd: &mut Netdev, iface: &str, napis: &[NapiConfig], s: &BusyPoll
                 Err(e) => log::warn!("restoring napi {} of {iface2}: {e}", n.id),
             }
         }
+        drop(record);
     });
     for n in napis {
         nd.set(&NapiConfig {
@@ -172,12 +184,21 @@ fn set_sysfs(iface: &str, s: &BusyPollSettings) -> Result<Changed, NetError> {
     let (defer, gro) = (read(DEFER)?, read(GRO)?);
     let ns2 = ns.try_clone().map_err(|e| NetError::io("duplicating", "the netns fd", e))?;
     let iface2 = iface.to_owned();
+    let record = crate::knobs::record(
+        &format!("{DEFER} and {GRO} of {iface}"),
+        [(DEFER, defer), (GRO, gro)]
+            .iter()
+            .map(|(knob, v)| crate::knobs::Restore::Sysfs { rel: format!("{iface}/{knob}"), value: v.to_string() })
+            .collect(),
+    )
+    .map_err(|e| NetError::io("writing the knob record for", format!("{DEFER} and {GRO} of {iface}"), e))?;
     let undo = teardown::register(format!("restoring {DEFER} and {GRO} of {iface}"), move || {
         for (knob, v) in [(DEFER, defer), (GRO, gro)] {
             if let Err(e) = sysfs::write_net_in(&ns2, label, &format!("{iface2}/{knob}"), &v.to_string()) {
                 log::warn!("restoring {iface2}/{knob} to {v}: {e}");
             }
         }
+        drop(record);
     });
     sysfs::write_net_in(&ns, label, &format!("{iface}/{DEFER}"), &s.defer_hard_irqs.to_string())?;
     sysfs::write_net_in(&ns, label, &format!("{iface}/{GRO}"), &s.gro_flush_timeout_ns.to_string())?;
