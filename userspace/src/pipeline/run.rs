@@ -220,7 +220,7 @@ where
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
         // Allocated here, before the worker starts: the loop itself never allocates.
-        let mut acct = cfg.stamps.then(Accounting::new);
+        let mut acct = cfg.stamps.then(|| Accounting::for_queue(q));
         let confined_tx = confined_tx.clone();
         let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
