@@ -25,6 +25,7 @@ fn native_veth_frames_carry_the_drivers_rx_hash_and_timestamp_answer() {
         return;
     }
     let s = veth_run("native");
+    assert_eq!(s["receiver"]["xdp_rx_metadata"], true, "veth lists the kfuncs: the program runs bound");
     let a = &s["receiver"]["accounting"];
     let received = u(&s, "received");
     assert!(received >= N * 9 / 10, "too few frames arrived to judge: {s}");
@@ -62,6 +63,7 @@ fn skb_mode_frames_carry_the_area_without_values() {
         return;
     }
     let s = veth_run("skb");
+    assert_eq!(s["receiver"]["xdp_rx_metadata"], false, "a program in skb mode is not bound");
     let a = &s["receiver"]["accounting"];
     let received = u(&s, "received");
     assert!(received > 0, "{s}");
@@ -85,4 +87,39 @@ fn features_prints_the_rx_metadata_and_xsk_features() {
     assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(&format!("{RX_IFACE}: xdp-rx-metadata-features: timestamp hash vlan-tag")), "{text}");
     assert!(text.contains(&format!("{RX_IFACE}: xsk-features: none")), "{text}");
+}
+
+/// Deletes the namespace on drop.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A tap device has native XDP but none of the metadata kfuncs: the program is not
+/// bound there (it would only get the kernel's -EOPNOTSUPP defaults) and runs as before.
+#[test]
+fn a_device_without_the_kfuncs_runs_the_unbound_program_natively() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns(xdpipe::testbed::unique_name("m"));
+    let ip = |args: &[&str]| {
+        let st = std::process::Command::new("ip").args(args).status().expect("ip");
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &ns.0]);
+    ip(&["-n", &ns.0, "tuntap", "add", "dev", "xpmtap", "mode", "tap"]);
+    ip(&["-n", &ns.0, "link", "set", "xpmtap", "up"]);
+    let f = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.0, XDPIPE, "features", "-i", "xpmtap"])
+        .output()
+        .expect("xdpipe features");
+    assert!(String::from_utf8_lossy(&f.stdout).contains("xdp-rx-metadata-features: none"));
+    let x = Xdpipe::start(&ns.0, &["run", "-i", "xpmtap", "--xdp-mode", "native", "--poll", "-d", "1", "--json"]);
+    let s = x.summary(std::time::Duration::from_secs(20));
+    assert_eq!(s["xdp_mode"], "native", "{s}");
+    assert_eq!(s["xdp_rx_metadata"], false, "{s}");
 }

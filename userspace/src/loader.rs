@@ -238,6 +238,12 @@ impl Steering {
     /// failed (the caller falls back to the unbound program, without metadata).
     fn attach_dev_bound(iface: &str, ifindex: u32, filter: SteerFilter) -> Result<Option<Self>, LoaderError> {
         let Some(object) = kfunc_object() else { return Ok(None) };
+        // A device that implements none of the kfuncs would get the kernel's defaults
+        // (-EOPNOTSUPP) bound or not: keep aya's program. Unknown (no netdev family):
+        // try, the kernel decides.
+        if crate::netdev::xdp_features(ifindex).is_ok_and(|f| f.rx_metadata.is_empty()) {
+            return Ok(None);
+        }
         let ebpf = EbpfLoader::new()
             .override_global(STEER_GLOBAL_NAME, &filter.config(), true)
             .load(stub_object()?)

@@ -421,6 +421,7 @@ impl<T> ReadyRun<T> {
         }
         drop(open_sockets);
         let xdp_mode = steering.mode();
+        let xdp_rx_metadata = steering.rx_metadata();
         steering.detach();
 
         let mut total = CounterSnapshot::default();
@@ -437,6 +438,7 @@ impl<T> ReadyRun<T> {
         Ok(RunSummary {
             iface: cfg.iface.clone(),
             xdp_mode,
+            xdp_rx_metadata,
             bind: if zerocopy { BindMode::ZeroCopy } else { BindMode::Copy },
             need_wakeup: cfg.xsk.need_wakeup,
             filter: cfg.filter.to_string(),
