@@ -13,6 +13,7 @@ pub mod accounting;
 pub mod agent;
 pub mod anchors;
 pub mod config;
+pub mod devbound;
 pub mod generator;
 pub mod guest;
 pub mod kbase;

@@ -78,6 +78,8 @@ pub struct RunSummary {
     pub mode: ModeKind,
     /// The XDP mode the program ran in (skb or native).
     pub xdp_mode: XdpMode,
+    /// True if the program ran bound to the device, with the driver's XDP RX metadata.
+    pub xdp_rx_metadata: bool,
     /// The bind mode the kernel chose (copy or zero-copy).
     pub bind: BindMode,
     /// Whether the sockets were bound with need_wakeup.
@@ -217,6 +219,7 @@ fn summary<T>(
         iface: s.iface,
         mode,
         xdp_mode: s.xdp_mode,
+        xdp_rx_metadata: s.xdp_rx_metadata,
         bind: s.bind,
         need_wakeup: s.need_wakeup,
         wait: s.wait,

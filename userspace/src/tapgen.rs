@@ -133,5 +133,11 @@ pub fn write_tap(
         xdp_statistics: XdpStatistics::default(),
         sent_per_flow: per_flow,
         per_queue: vec![GenQueueSummary { plan: plan[0].clone(), sent, completed: sent, bytes, pps, mbps }],
+        tx_offload: crate::generator::TxOffloadReport {
+            xsk_features: None,
+            checksum: "software",
+            tx_timestamps: "none",
+            why: "the tap writer writes each frame to /dev/net/tun: no AF_XDP TX ring, so no TX metadata".into(),
+        },
     })
 }

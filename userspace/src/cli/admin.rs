@@ -30,6 +30,8 @@ pub fn cmd_features(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
         super::print_json(&f)?;
     } else {
         println!("{iface}: {}", f.describe());
+        println!("{iface}: {}", f.describe_rx_metadata());
+        println!("{iface}: {}", f.describe_xsk());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -364,7 +364,33 @@ pub fn cmd_veth(c: VethCommand) -> anyhow::Result<ExitCode> {
             us(l.p999 as f64),
             us(l.max as f64)
         );
+        println!("    clock: {}", xdpipe::accounting::LATENCY_CLOCK);
     }
+    if let Some(m) = r.receiver.accounting.as_ref().and_then(|a| a.rx_metadata.as_ref()) {
+        println!(
+            "  XDP RX metadata: {} frames, {} with an RX hash ({} changed within a flow, {} of a flow's hash on another queue), {} with a device RX timestamp ({} not on CLOCK_MONOTONIC, {} answered 0: none), {} with a VLAN tag",
+            m.frames,
+            m.hashes,
+            m.hash_changed_in_flow,
+            m.hash_on_other_queue,
+            m.timestamps,
+            m.timestamps_other_clock,
+            m.timestamps_zero,
+            m.vlan_tags
+        );
+        match &m.device_latency_ns {
+            Some(l) => println!(
+                "  device latency (us, sender to device RX): p50 {:.1}  p99 {:.1}  max {:.1}\n    clock: {}",
+                l.p50 as f64 / 1e3,
+                l.p99 as f64 / 1e3,
+                l.max as f64 / 1e3,
+                m.device_latency_clock
+            ),
+            None => println!("  device latency: none (no device RX timestamp on CLOCK_MONOTONIC)"),
+        }
+    }
+    let t = &r.generator.tx_offload;
+    println!("  TX checksums: {}; TX completion timestamps: {} ({})", t.checksum, t.tx_timestamps, t.why);
     Ok(ExitCode::SUCCESS)
 }
 

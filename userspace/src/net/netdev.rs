@@ -15,6 +15,7 @@ const NETDEV_CMD_DEV_GET: u8 = 1;
 const NETDEV_A_DEV_IFINDEX: u16 = 1;
 const NETDEV_A_DEV_XDP_FEATURES: u16 = 3;
 const NETDEV_A_DEV_XDP_ZC_MAX_SEGS: u16 = 4;
+const NETDEV_A_DEV_XDP_RX_METADATA_FEATURES: u16 = 5;
 const NETDEV_A_DEV_XSK_FEATURES: u16 = 6;
 const NETDEV_CMD_NAPI_GET: u8 = 11;
 const NETDEV_CMD_NAPI_SET: u8 = 14;
@@ -34,6 +35,8 @@ const XDP_ACT: [(u64, &str); 7] = [
     (32, "rx-sg"),
     (64, "ndo-xmit-sg"),
 ];
+/// `enum netdev_xdp_rx_metadata` bits: the XDP RX metadata kfuncs the driver implements.
+const RX_METADATA: [(u64, &str); 3] = [(1, "timestamp"), (2, "hash"), (4, "vlan-tag")];
 /// `enum netdev_xsk_flags` bits.
 const XSK_FLAGS: [(u64, &str); 3] = [(1, "tx-timestamp"), (2, "tx-checksum"), (4, "tx-launch-time-fifo")];
 
@@ -47,11 +50,33 @@ pub struct XdpFeatures {
     pub xdp: Vec<&'static str>,
     /// Fragments a zero-copy frame may span (1: no multi-buffer in zero-copy).
     pub zc_max_segs: Option<u32>,
-    /// AF_XDP TX metadata the driver supports.
+    /// AF_XDP TX metadata the driver supports (`xsk-features`): tx-timestamp (a TX
+    /// completion timestamp), tx-checksum (checksum offload), tx-launch-time-fifo.
     pub xsk: Vec<&'static str>,
+    /// The XDP RX metadata kfuncs the driver implements (`xdp-rx-metadata-features`):
+    /// timestamp, hash, vlan-tag. Empty: each returns -EOPNOTSUPP.
+    pub rx_metadata: Vec<&'static str>,
 }
 
 impl XdpFeatures {
+    /// `xdp-rx-metadata-features: timestamp hash ...` (or `none`), as `ynl` names it.
+    pub fn describe_rx_metadata(&self) -> String {
+        let names = if self.rx_metadata.is_empty() { "none".to_owned() } else { self.rx_metadata.join(" ") };
+        format!("xdp-rx-metadata-features: {names}")
+    }
+
+    /// `xsk-features: tx-timestamp tx-checksum ...` (or `none`), as `ynl` names it.
+    pub fn describe_xsk(&self) -> String {
+        let names = if self.xsk.is_empty() { "none".to_owned() } else { self.xsk.join(" ") };
+        format!("xsk-features: {names}")
+    }
+
+    /// Whether AF_XDP TX metadata can ask the device for `feature` (tx-checksum,
+    /// tx-timestamp); otherwise that work is software's.
+    pub fn xsk_has(&self, feature: &str) -> bool {
+        self.xsk.contains(&feature)
+    }
+
     /// One line: `basic redirect xsk-zerocopy ...; zc-max-segs N; xsk: ...`.
     pub fn describe(&self) -> String {
         let mut s = if self.xdp.is_empty() { "none".to_owned() } else { self.xdp.join(" ") };
@@ -86,6 +111,7 @@ fn parse_dev(reply: &[u8]) -> Result<XdpFeatures, NetError> {
             }
             NETDEV_A_DEV_XDP_ZC_MAX_SEGS => f.zc_max_segs = uint(p).map(|v| v as u32),
             NETDEV_A_DEV_XSK_FEATURES => f.xsk = names(uint(p).unwrap_or(0), &XSK_FLAGS),
+            NETDEV_A_DEV_XDP_RX_METADATA_FEATURES => f.rx_metadata = names(uint(p).unwrap_or(0), &RX_METADATA),
             _ => {}
         }
     }
@@ -187,9 +213,14 @@ mod tests {
             .bytes(NETDEV_A_DEV_XDP_FEATURES, &(1u64 | 2 | 8 | 32).to_ne_bytes())
             .u32(NETDEV_A_DEV_XDP_ZC_MAX_SEGS, 1)
             .bytes(NETDEV_A_DEV_XSK_FEATURES, &2u64.to_ne_bytes())
+            .bytes(NETDEV_A_DEV_XDP_RX_METADATA_FEATURES, &(1u64 | 2).to_ne_bytes())
             .0;
         let f = parse_dev(&r).unwrap();
         assert_eq!(f.xdp, ["basic", "redirect", "xsk-zerocopy", "rx-sg"]);
+        assert_eq!(f.rx_metadata, ["timestamp", "hash"]);
+        assert_eq!(f.describe_rx_metadata(), "xdp-rx-metadata-features: timestamp hash");
+        assert_eq!(f.describe_xsk(), "xsk-features: tx-checksum");
+        assert!(f.xsk_has("tx-checksum") && !f.xsk_has("tx-timestamp"));
         assert_eq!(f.describe(), "basic redirect xsk-zerocopy rx-sg; zc-max-segs 1; xsk: tx-checksum");
         for cut in 0..r.len() {
             let _ = parse_dev(&r[..cut]);

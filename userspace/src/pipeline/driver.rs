@@ -339,7 +339,10 @@ fn account_rx(xsk: &Xsk, rx: &[Desc], acct: Option<&mut Accounting>, counters: &
         for d in rx {
             // SAFETY: `rx` was just consumed from the RX ring; the frames go back to the
             // fill ring only after this returns.
-            a.observe(unsafe { xsk.frame(d) }, now);
+            let frame = unsafe { xsk.frame(d) };
+            // SAFETY: as above; the metadata lies in the same chunk, before the frame.
+            let meta = unsafe { xsk.frame_meta(d) };
+            a.observe_rx(frame, meta, now);
         }
     }
 }

@@ -217,6 +217,10 @@ pub struct RunSummary<T> {
     pub iface: String,
     /// The XDP mode the program ran in (skb or native).
     pub xdp_mode: XdpMode,
+    /// True if the program ran bound to the device, so the driver's XDP RX metadata
+    /// kfuncs filled each frame's metadata area (false: skb mode, or a device that lists
+    /// no xdp-rx-metadata-features).
+    pub xdp_rx_metadata: bool,
     /// The bind mode the kernel chose (copy or zero-copy).
     pub bind: BindMode,
     /// Whether the sockets were bound with need_wakeup.

@@ -257,7 +257,7 @@ where
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
         // Allocated here, before the worker starts: the loop itself never allocates.
-        let mut acct = cfg.stamps.then(Accounting::new);
+        let mut acct = cfg.stamps.then(|| Accounting::for_queue(q));
         let confined_tx = confined_tx.clone();
         let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
@@ -465,6 +465,7 @@ impl<T> ReadyRun<T> {
             info
         });
         let xdp_mode = steering.mode();
+        let xdp_rx_metadata = steering.rx_metadata();
         steering.detach();
 
         let mut total = CounterSnapshot::default();
@@ -481,6 +482,7 @@ impl<T> ReadyRun<T> {
         Ok(RunSummary {
             iface: cfg.iface.clone(),
             xdp_mode,
+            xdp_rx_metadata,
             bind: if zerocopy { BindMode::ZeroCopy } else { BindMode::Copy },
             need_wakeup: cfg.xsk.need_wakeup,
             wait: cfg.wait.to_string(),

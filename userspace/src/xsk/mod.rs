@@ -549,6 +549,24 @@ impl Xsk {
         }
     }
 
+    /// The XDP metadata the steering program wrote in front of `desc`'s frame (see
+    /// [`xdp_common::RxMeta`]), if it is there: read from the bytes between the start of
+    /// the frame's chunk and its data.
+    ///
+    /// # Safety
+    /// As [`Xsk::frame`].
+    #[inline]
+    pub unsafe fn frame_meta(&self, desc: &Desc) -> Option<xdp_common::RxMeta> {
+        let fs = self.umem.frame_size as u64;
+        let head = desc.addr & (fs - 1);
+        let len = (head as usize).min(xdp_common::RxMeta::LEN);
+        let p = self.umem.range(desc.addr - len as u64, len)?;
+        // SAFETY: `len` bytes before the frame, inside its chunk and the UMEM (range);
+        // userspace owns the chunk (the caller's guarantee).
+        let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+        xdp_common::RxMeta::read(bytes, desc.len as usize)
+    }
+
     /// Copies `src`'s frame (of socket `from`, which may share this socket's UMEM) into
     /// the free frame `dst` of this socket and sets `dst`'s length; bytes past the
     /// chunk's room are cut off.
