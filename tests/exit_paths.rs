@@ -256,9 +256,15 @@ fn bench_vm_igb_ctrl_c_leaves_no_qemu_and_no_namespace() {
         if let Some(st) = b.try_wait().unwrap() {
             panic!("xdpipe bench ended ({st}) before the guest's namespace appeared");
         }
+        // Ours is the new guest namespace whose owner record names this bench (another
+        // guest may be starting on the machine at the same time).
+        let ours = |n: &String| {
+            std::fs::read_to_string(format!("/run/xdpipe/vms/{n}"))
+                .is_ok_and(|r| r.split_whitespace().next() == Some(pid.to_string().as_str()))
+        };
         let now: Vec<String> = xdpipe::testbed::xdpipe_namespaces()
             .into_iter()
-            .filter(|n| n.starts_with("xdpipe-vm-") && !before.contains(n))
+            .filter(|n| n.starts_with("xdpipe-vm-") && !before.contains(n) && ours(n))
             .collect();
         if let Some(n) = now.into_iter().next() {
             break n;
