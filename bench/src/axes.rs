@@ -114,6 +114,8 @@ pub enum Size {
 impl Size {
     /// IMIX's largest frame.
     pub const IMIX_MAX: u32 = 1518;
+    /// `jumbo`: a 9000 B MTU's largest frame with FCS (9000 + 14 + 4).
+    pub const JUMBO: u32 = 9018;
 
     /// The largest frame this size sends.
     pub fn max_bytes(self) -> u32 {
@@ -147,10 +149,13 @@ impl FromStr for Size {
         if s == "imix" {
             return Ok(Size::Imix);
         }
+        if s == "jumbo" {
+            return Ok(Size::Bytes(Size::JUMBO));
+        }
         s.parse().map(Size::Bytes).map_err(|_| AxisError {
             axis: "frame size",
             value: s.to_owned(),
-            why: "write a number of bytes with FCS (e.g. 64) or imix".into(),
+            why: "write a number of bytes with FCS (e.g. 64), jumbo (9018) or imix".into(),
         })
     }
 }

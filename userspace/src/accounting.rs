@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::wire::{headers::parse_frame, stamp::Stamp};
+use crate::wire::{headers::parse_frame_within, stamp::Stamp};
 
 /// Flow ids are u16: one slot each, allocated once.
 const FLOW_SLOTS: usize = 1 << 16;
@@ -137,10 +137,17 @@ impl Accounting {
     /// Looks for a stamp in `frame`; `now_ns` is the batch's receive time.
     #[inline]
     pub fn observe(&mut self, frame: &[u8], now_ns: u64) {
-        let stamp = parse_frame(frame)
+        self.observe_within(frame, frame.len(), now_ns);
+    }
+
+    /// As [`Accounting::observe`], for a frame of `frame_len` bytes of which `head` is the
+    /// first segment (a multi-buffer frame): the headers and the stamp must lie in `head`.
+    #[inline]
+    pub fn observe_within(&mut self, head: &[u8], frame_len: usize, now_ns: u64) {
+        let stamp = parse_frame_within(head, frame_len)
             .ok()
             .and_then(|i| i.udp_payload)
-            .and_then(|(off, len)| frame.get(off..off + len))
+            .and_then(|(off, len)| head.get(off..(off + len).min(head.len())))
             .and_then(Stamp::parse);
         match stamp {
             Some(s) => self.record(&s, now_ns),

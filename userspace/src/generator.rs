@@ -15,7 +15,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    config::{BatchSize, CoreList, QueueList},
+    config::{BatchSize, BindMode, CoreList, QueueList},
     pipeline::{Pipeline, Source, SourceStep, TxBatch},
     stats::{WorkerCounters, bump},
     sys::{self, XdpStatistics},
@@ -62,8 +62,9 @@ impl std::str::FromStr for SizeSpec {
         if s.eq_ignore_ascii_case("imix") {
             return Ok(SizeSpec::Imix);
         }
-        let n: usize =
-            s.parse().map_err(|_| format!("packet size {s:?}: a number of bytes (64 to the MTU + 18) or imix"))?;
+        let n: usize = s
+            .parse()
+            .map_err(|_| format!("packet size {s:?}: a number of bytes (64 to the MTU + 18, at most 9018) or imix"))?;
         if n < MIN_FRAME_LEN + FCS_LEN {
             return Err(format!(
                 "packet size {n}: at least {} bytes (headers plus the 16-byte stamp, with FCS)",
@@ -560,13 +561,16 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
         vlan: cfg.vlan,
     };
     let have = frame as usize - 256;
+    // The AF_XDP engine sends frames past one UMEM frame's room as chains of descriptors
+    // (multi-buffer); the in-kernel engine's frames fit one.
+    let max_segs = if cfg.engine == Engine::Xsk { crate::xsk::MAX_SEGS } else { 1 };
     for &size in &sizes {
         let need = size - FCS_LEN;
         if need < shape.min_frame_len() {
             return Err(GenError::TooSmall { size, what: headers_name(&shape), min: shape.min_frame_len() + FCS_LEN });
         }
-        if need > have {
-            return Err(GenError::TooBig { size, need, have, frame });
+        if need > have * max_segs {
+            return Err(GenError::TooBig { size, need, have: have * max_segs, frame });
         }
         // The kernel forwards frames of the MTU plus the Ethernet header, and 4 bytes more
         // for a VLAN tag (is_skb_forwardable).
@@ -575,6 +579,16 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
             && need > mtu + 14 + vlan_allowance
         {
             return Err(GenError::AboveMtu { size, iface: cfg.iface.clone(), mtu, max: mtu + 18 });
+        }
+        if need > have && cfg.xsk.bind == BindMode::ZeroCopy {
+            crate::preflight::check_multi_buffer(
+                &cfg.iface,
+                need as u32,
+                need.div_ceil(have) as u32,
+                have as u32,
+                false,
+                true,
+            )?;
         }
     }
     let src_mac = match cfg.src_mac {
@@ -804,9 +818,22 @@ impl Source for XskGen {
             let stamp = Stamp { flow: self.flow_base.wrapping_add(flow as u16), seq: self.seqs[flow], tx_ns };
             self.seqs[flow] = self.seqs[flow].wrapping_add(1);
             self.sent_per_flow[flow] += 1;
-            batch.push(t.len(), |buf| {
-                t.write(buf, &stamp);
-            });
+            // A frame past one UMEM frame's room goes out as a chain: the headers and the
+            // stamp in its first segment, the rest of the template after.
+            if !batch.push_frame(t.len(), |off, buf| {
+                if off == 0 {
+                    t.write_head(buf, &stamp);
+                } else {
+                    t.write_tail(off, buf);
+                }
+            }) {
+                // Too few free descriptors left for this frame in this call: the next
+                // call sends it (its sequence number is not spent).
+                self.seqs[flow] = self.seqs[flow].wrapping_sub(1);
+                self.sent_per_flow[flow] -= 1;
+                self.sent += i;
+                return SourceStep::Continue;
+            }
         }
         self.sent += want as u64;
         if self.sent >= self.limit { SourceStep::Done } else { SourceStep::Continue }
@@ -848,6 +875,9 @@ fn generate_xsk(
     }
     let mut pc = p.config().clone();
     pc.xsk = cfg.xsk;
+    // Frames past one UMEM frame's room go out as chains of descriptors.
+    let room = cfg.xsk.frame_size.get() as usize - 256;
+    pc.xsk.sg = templates.iter().any(|t| t.len() > room);
     let (templates, pattern) = (Arc::new(templates.to_vec()), pattern.to_vec());
     let plan_for_workers = plan.to_vec();
     let source = move |queue: u32| {

@@ -16,7 +16,7 @@ use crate::{
     accounting::Accounting,
     stats::{WorkerCounters, batch_bucket, bump},
     sys,
-    xsk::{Desc, FrameAddr, Verdict, Xsk},
+    xsk::{Desc, FrameAddr, MAX_SEGS, Verdict, XDP_PKT_CONTD, Xsk},
 };
 
 /// How a worker waits when its RX ring is empty.
@@ -50,9 +50,33 @@ const fn unsendable(v: Verdict, transmits: bool, has_out: bool) -> bool {
     }
 }
 
+/// Descriptors in the chain `descs[0]` starts (1 for a single-buffer frame): up to and
+/// including the first without XDP_PKT_CONTD, never past the slice.
+#[inline(always)]
+fn chain_len(descs: &[Desc]) -> usize {
+    match descs.first() {
+        Some(d) if d.options & XDP_PKT_CONTD == 0 => 1,
+        Some(_) => descs.iter().position(|d| d.options & XDP_PKT_CONTD == 0).map_or(descs.len(), |i| i + 1),
+        None => 0,
+    }
+}
+
+/// Packets in `descs`: descriptors that end one (no XDP_PKT_CONTD).
+#[inline]
+fn packets(descs: &[Desc]) -> usize {
+    descs.iter().filter(|d| d.options & XDP_PKT_CONTD == 0).count()
+}
+
 /// The receive loop: consume a batch, run the stage, then recycle, transmit or redirect
 /// each frame by its verdict. Returns when `stop` is set, after counting (and reading the
 /// stamps of) what is still on the RX ring.
+///
+/// Multi-buffer frames (a socket bound with XDP_USE_SG): `Xsk::rx_consume` hands over
+/// whole chains; a chain whose end is not on the ring yet waits at the front of the
+/// descriptor array for the next consume. A chain is recycled or sent whole (its
+/// descriptors keep their XDP_PKT_CONTD flags on the TX ring, and only whole chains go
+/// there). Redirecting one to another port is counted `unsendable`: the out socket is not
+/// bound for multi-buffer frames. `tx_completed` counts completed descriptors.
 #[allow(clippy::too_many_arguments)]
 pub fn rx_loop<S: Stage>(
     xsk: &mut Xsk,
@@ -64,13 +88,15 @@ pub fn rx_loop<S: Stage>(
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
-    let mut rx = vec![Desc::default(); batch];
-    let mut verdicts = vec![Verdict::Drop; batch];
+    // A batch, after the start of an unfinished chain (`pending` descriptors).
+    let mut rx = vec![Desc::default(); batch + MAX_SEGS];
+    let mut verdicts = vec![Verdict::Drop; batch + MAX_SEGS];
+    let mut pending = 0usize;
     let mut comp = vec![0u64; batch];
     // Frames waiting for room on this socket's / the out socket's TX ring.
-    let mut tx_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
-    let mut out_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
-    let mut recycle: Vec<Desc> = Vec::with_capacity(batch);
+    let mut tx_backlog: Vec<Desc> = Vec::with_capacity(batch * 2 + MAX_SEGS);
+    let mut out_backlog: Vec<Desc> = Vec::with_capacity(batch * 2 + MAX_SEGS);
+    let mut recycle: Vec<Desc> = Vec::with_capacity(batch + MAX_SEGS);
     let (mut tx_outstanding, mut out_outstanding) = (0usize, 0usize);
     let mut pace = Pace::default();
     let has_out = out.is_some();
@@ -134,34 +160,47 @@ pub fn rx_loop<S: Stage>(
         // The free list is topped onto the fill ring by recycle_frames, after a batch came
         // back: not here, where an idle loop would read the ring's consumer index (a line
         // the kernel writes) on every turn.
-        let n = xsk.rx_consume(&mut rx[..room]);
+        let taken = xsk.rx_consume(&mut rx[..pending + room], pending);
+        let (n, frames) = (taken.complete, taken.frames);
         if n == 0 {
-            idle(xsk, wait, &mut pace, counters);
+            if taken.end == pending {
+                idle(xsk, wait, &mut pace, counters);
+            }
+            // Only the start of a chain so far: it waits at the front for its end.
+            pending = taken.end;
             continue;
         }
-        pace.batch(n);
-        account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
+        pace.batch(frames);
+        account_rx(xsk, &rx[..n], frames, acct.as_deref_mut(), counters);
         verdicts[..n].fill(Verdict::Drop);
         let keeps_any = {
-            // SAFETY: rx[..n] were just consumed from this socket's RX ring and go to no
-            // ring before the batch is dropped at the end of this block.
-            let mut b = unsafe { xsk.batch(&mut rx[..n], &mut verdicts[..n]) };
+            // SAFETY: rx[..n] were just consumed from this socket's RX ring (whole
+            // frames, `frames` of them) and go to no ring before the batch is dropped at
+            // the end of this block.
+            let mut b = unsafe { xsk.batch(&mut rx[..n], &mut verdicts[..n], frames) };
             stage.on_batch(&mut b);
             b.keeps_any()
         };
         if !keeps_any {
             recycle_frames(xsk, &rx[..n]);
+            rx.copy_within(n..taken.end, 0);
+            pending = taken.end - n;
             continue;
         }
-        for (d, v) in rx[..n].iter().zip(&verdicts[..n]) {
-            if unsendable(*v, S::TRANSMITS, has_out) {
+        let mut i = 0;
+        while i < n {
+            let k = chain_len(&rx[i..n]);
+            let (chain, v) = (&rx[i..i + k], verdicts[i]);
+            i += k;
+            if unsendable(v, S::TRANSMITS, has_out) || (k > 1 && matches!(v, Verdict::Redirect(_))) {
                 bump(&counters.unsendable, 1);
-                recycle.push(*d);
+                recycle.extend_from_slice(chain);
                 continue;
             }
-            match (*v, out.as_deref_mut()) {
-                (Verdict::Drop, _) => recycle.push(*d),
-                (Verdict::Tx, _) => tx_backlog.push(*d),
+            let d = &chain[0];
+            match (v, out.as_deref_mut()) {
+                (Verdict::Drop, _) => recycle.extend_from_slice(chain),
+                (Verdict::Tx, _) => tx_backlog.extend_from_slice(chain),
                 (Verdict::Redirect(_), Some(o)) if o.shared => out_backlog.push(*d),
                 (Verdict::Redirect(_), Some(o)) => {
                     // `room` above kept a free frame of out's for every frame taken.
@@ -177,6 +216,8 @@ pub fn rx_loop<S: Stage>(
                 (Verdict::Redirect(_), None) => recycle.push(*d),
             }
         }
+        rx.copy_within(n..taken.end, 0);
+        pending = taken.end - n;
         if !recycle.is_empty() {
             recycle_frames(xsk, &recycle);
             recycle.clear();
@@ -190,22 +231,33 @@ pub fn rx_loop<S: Stage>(
             flush_tx(&mut o.xsk, &mut out_backlog, &mut out_outstanding, wait, counters);
         }
     }
-    drain_rx(xsk, &mut rx, acct, counters);
+    drain_rx(xsk, &mut rx, pending, acct, counters);
     // Frames a full TX ring still held back at the stop were never sent: count them.
-    bump(&counters.tx_unsent, (tx_backlog.len() + out_backlog.len()) as u64);
+    bump(&counters.tx_unsent, (packets(&tx_backlog) + packets(&out_backlog)) as u64);
     bump(&counters.bad_descs, xsk.bad_descs() + out.map_or(0, |o| o.xsk.bad_descs()));
 }
 
 /// At stop: count (and read the stamps of) what is still on the RX ring, so frames the
 /// kernel delivered are never missing from the summary. They are not processed further.
-fn drain_rx(xsk: &mut Xsk, rx: &mut [Desc], mut acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+/// `rx[..pending]` is the start of a chain still waiting for its end.
+fn drain_rx(
+    xsk: &mut Xsk,
+    rx: &mut [Desc],
+    mut pending: usize,
+    mut acct: Option<&mut Accounting>,
+    counters: &WorkerCounters,
+) {
     loop {
-        let n = xsk.rx_consume(rx);
-        if n == 0 {
+        let t = xsk.rx_consume(rx, pending);
+        if t.end == pending && t.complete == 0 {
+            // A chain that never ended goes back unused.
+            recycle_frames(xsk, &rx[..pending]);
             return;
         }
-        account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
-        recycle_frames(xsk, &rx[..n]);
+        account_rx(xsk, &rx[..t.complete], t.frames, acct.as_deref_mut(), counters);
+        recycle_frames(xsk, &rx[..t.complete]);
+        rx.copy_within(t.complete..t.end, 0);
+        pending = t.end - t.complete;
     }
 }
 
@@ -289,20 +341,32 @@ impl Pace {
     }
 }
 
-/// Counts a received batch and, with accounting on, reads its stamps (one receive
-/// timestamp per batch).
+/// Counts a received batch of `frames` whole frames (every segment's bytes) and, with
+/// accounting on, reads their stamps from their first segments (one receive timestamp
+/// per batch).
 #[inline]
-fn account_rx(xsk: &Xsk, rx: &[Desc], acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+fn account_rx(xsk: &Xsk, rx: &[Desc], frames: usize, acct: Option<&mut Accounting>, counters: &WorkerCounters) {
     let bytes: u64 = rx.iter().map(|d| d.len as u64).sum();
-    bump(&counters.rx_packets, rx.len() as u64);
+    bump(&counters.rx_packets, frames as u64);
     bump(&counters.rx_bytes, bytes);
-    bump(&counters.batch_hist[batch_bucket(rx.len())], 1);
+    bump(&counters.batch_hist[batch_bucket(frames)], 1);
     if let Some(a) = acct {
         let now = sys::monotonic_ns();
-        for d in rx {
-            // SAFETY: `rx` was just consumed from the RX ring; the frames go back to the
-            // fill ring only after this returns.
-            a.observe(unsafe { xsk.frame(d) }, now);
+        if frames == rx.len() {
+            for d in rx {
+                // SAFETY: `rx` was just consumed from the RX ring; the frames go back to
+                // the fill ring only after this returns.
+                a.observe(unsafe { xsk.frame(d) }, now);
+            }
+        } else {
+            let mut i = 0;
+            while i < rx.len() {
+                let k = chain_len(&rx[i..]);
+                let len: usize = rx[i..i + k].iter().map(|d| d.len as usize).sum();
+                // SAFETY: as above.
+                a.observe_within(unsafe { xsk.frame(&rx[i]) }, len, now);
+                i += k;
+            }
         }
     }
 }
@@ -321,16 +385,21 @@ fn recycle_frames<A: FrameAddr>(xsk: &mut Xsk, descs: &[A]) {
 }
 
 /// Puts as much of `backlog` on the TX ring as fits, counts it, and kicks the kernel;
-/// what does not fit stays in `backlog`.
+/// what does not fit stays in `backlog`. Only whole chains of a multi-buffer frame go on
+/// the ring.
 #[inline]
 fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<Desc>, outstanding: &mut usize, wait: &WaitPolicy, c: &WorkerCounters) {
-    let n = xsk.tx_produce(backlog);
+    let mut take = xsk.tx_room(backlog.len());
+    while take > 0 && backlog[take - 1].options & XDP_PKT_CONTD != 0 {
+        take -= 1;
+    }
+    let n = xsk.tx_produce(&backlog[..take]);
     if n == 0 {
         return;
     }
     *outstanding += n;
     let bytes: u64 = backlog[..n].iter().map(|d| d.len as u64).sum();
-    bump(&c.tx_packets, n as u64);
+    bump(&c.tx_packets, packets(&backlog[..n]) as u64);
     bump(&c.tx_bytes, bytes);
     backlog.drain(..n);
     kick(xsk, wait, c);
@@ -366,12 +435,27 @@ fn kick_until_taken(xsk: &mut Xsk, counters: &WorkerCounters) {
     }
 }
 
+/// Notes which chunks of `sent` hold a frame's last segment (see `tx_loop`); the first
+/// call sizes `ends` to the UMEM (once per run).
+#[cold]
+fn mark_frame_ends(xsk: &Xsk, ends: &mut Vec<bool>, sent: &[Desc]) {
+    if ends.is_empty() {
+        ends.resize(xsk.umem_chunks(), false);
+    }
+    for d in sent {
+        if let Some(e) = ends.get_mut(xsk.chunk_of(d.addr)) {
+            *e = d.options & XDP_PKT_CONTD == 0;
+        }
+    }
+}
+
 /// What a transmit worker did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxTotals {
-    /// Frames put on the TX ring.
+    /// Frames put on the TX ring (a multi-buffer frame counts once).
     pub sent: u64,
-    /// Frames the kernel reported sent (completion ring).
+    /// Frames the kernel reported sent (completion ring: a multi-buffer frame counts
+    /// once, when the completion of its last descriptor's chunk comes back).
     pub completed: u64,
     /// Bytes of the frames sent.
     pub bytes: u64,
@@ -400,19 +484,30 @@ pub fn tx_loop<S: Source>(
     // otherwise every batch is kicked. A short batch (pacing, a full ring) is kicked at once.
     let kick_every = xsk.tx_budget().map_or(batch, |b| (b as usize).max(batch));
     let mut unkicked = 0usize;
+    // Descriptors sent and completed; with multi-buffer frames more than the frames.
+    let (mut sent_descs, mut completed_descs) = (0u64, 0u64);
+    // Once a multi-buffer frame was sent: which chunks hold the last segment of a frame
+    // in flight (a completion of one of those completes a frame). Made once, then.
+    let mut ends: Vec<bool> = Vec::new();
 
     loop {
         let n = xsk.comp_consume(&mut comp);
         if n > 0 {
-            t.completed += n as u64;
-            bump(&counters.tx_completed, n as u64);
+            completed_descs += n as u64;
+            let done = if ends.is_empty() {
+                n
+            } else {
+                comp[..n].iter().filter(|&&a| ends.get(xsk.chunk_of(a)).copied().unwrap_or(false)).count()
+            };
+            t.completed += done as u64;
+            bump(&counters.tx_completed, done as u64);
             xsk.give_free(&comp[..n]);
         }
         let now = sys::monotonic_ns();
         if source_done || deadline_ns.is_some_and(|d| now >= d) || stop.load(Relaxed) {
             // Wait (briefly) for the kernel to finish what is on the TX ring.
             let until = *drain_until.get_or_insert(now + 1_000_000_000);
-            if t.completed >= t.sent || now >= until {
+            if completed_descs >= sent_descs || now >= until {
                 break;
             }
             sys::kick_tx(xsk.fd());
@@ -444,11 +539,16 @@ pub fn tx_loop<S: Source>(
             let produced = xsk.tx_produce(&descs[..filled]);
             debug_assert_eq!(produced, filled, "tx_room reserved the space");
             let bytes: u64 = descs[..produced].iter().map(|d| d.len as u64).sum();
-            t.sent += produced as u64;
+            let frames = packets(&descs[..produced]);
+            if frames < produced || !ends.is_empty() {
+                mark_frame_ends(xsk, &mut ends, &descs[..produced]);
+            }
+            sent_descs += produced as u64;
+            t.sent += frames as u64;
             t.bytes += bytes;
-            bump(&counters.tx_packets, produced as u64);
+            bump(&counters.tx_packets, frames as u64);
             bump(&counters.tx_bytes, bytes);
-            bump(&counters.batch_hist[batch_bucket(produced)], 1);
+            bump(&counters.batch_hist[batch_bucket(frames)], 1);
             unkicked += produced;
             if (unkicked >= kick_every || produced < batch) && (!wait.need_wakeup || xsk.tx_needs_wakeup()) {
                 if xsk.is_zerocopy() {

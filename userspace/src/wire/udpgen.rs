@@ -241,6 +241,39 @@ impl FrameTemplate {
         }
     }
 
+    /// Writes the first `out.len()` bytes of the frame with `stamp` (the first segment of
+    /// a multi-buffer frame; it must hold the headers and the stamp, else nothing is
+    /// written). Returns the length written.
+    #[inline]
+    pub fn write_head(&self, out: &mut [u8], stamp: &Stamp) -> usize {
+        if out.len() >= self.bytes.len() {
+            return self.write(out, stamp);
+        }
+        let n = out.len();
+        let at = self.stamp_offset;
+        if n < at + STAMP_LEN {
+            return 0;
+        }
+        out.copy_from_slice(&self.bytes[..n]);
+        let mut s = [0u8; STAMP_LEN];
+        stamp.emit(&mut s);
+        out[at..at + STAMP_LEN].copy_from_slice(&s);
+        let sum = self.checksum_for(&s);
+        out[at - 2..at].copy_from_slice(&sum.to_be_bytes());
+        n
+    }
+
+    /// Writes the frame's bytes from `offset` into `out` (a later segment of a
+    /// multi-buffer frame: payload only, the stamp is in the first), as many as fit.
+    /// Returns the length written.
+    #[inline]
+    pub fn write_tail(&self, offset: usize, out: &mut [u8]) -> usize {
+        let src = self.bytes.get(offset..).unwrap_or(&[]);
+        let n = src.len().min(out.len());
+        out[..n].copy_from_slice(&src[..n]);
+        n
+    }
+
     /// Writes the frame with `stamp` into `out[..self.len()]`; `out` must be at least that
     /// long. Returns the length written.
     #[inline]

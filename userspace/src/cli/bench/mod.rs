@@ -38,6 +38,8 @@ use xdpipe_bench::{
 
 /// The veth testbed's MTU (the kernel's default for a veth pair; `Testbed` leaves it).
 const VETH_MTU: u32 = 1500;
+/// The MTU of a jumbo veth testbed (made for sizes past 1518 B).
+const VETH_JUMBO_MTU: u32 = 9000;
 
 pub fn cmd_bench(
     cfg: BenchConfig,
@@ -220,7 +222,11 @@ fn check_devices(cfg: &BenchConfig, ports: Option<&Ports>) -> anyhow::Result<()>
     }
     let largest = cfg.matrix.sizes.iter().map(|s| s.max_bytes()).max().unwrap_or(0);
     let mtus: Vec<(String, u32)> = match ports {
-        None => vec![(format!("the veth testbed ({})", xdpipe::testbed::RX_IFACE), VETH_MTU)],
+        // The runner makes a jumbo testbed (MTU 9000) for a size past 1518 B.
+        None => vec![(
+            format!("the veth testbed ({})", xdpipe::testbed::RX_IFACE),
+            if largest > VETH_MTU + 18 { VETH_JUMBO_MTU } else { VETH_MTU },
+        )],
         Some(p) => {
             let mut m = Vec::new();
             for i in [&p.rx, &p.tx] {
