@@ -906,4 +906,288 @@ mod tests {
         assert!(log.iter().enumerate().all(|(i, f)| f.len() == 64 && f.iter().all(|&b| b == i as u8)));
         assert_eq!(xsk.free_frames(), 8, "every frame came back");
     }
+
+    /// A 9014 B frame (a 9000 B MTU's largest without FCS) from the generator's
+    /// template, stamped, as the kernel would split it over UMEM chunks at their headroom:
+    /// 3840, 3840 and 1334 bytes.
+    fn jumbo_chain(k: &fake::Kernel, chunks: &[u64], seq: u32) -> Vec<Desc> {
+        use crate::wire::{
+            stamp::Stamp,
+            udpgen::{FrameTemplate, UdpFlow},
+        };
+        let flow = UdpFlow {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: "10.0.0.1".parse().unwrap(),
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            src_port: 10000,
+            dst_port: 18000,
+            vlan: Default::default(),
+        };
+        let t = FrameTemplate::new(&flow, 9014).unwrap();
+        let mut frame = vec![0u8; 9014];
+        t.write(&mut frame, &Stamp { flow: 0, seq, tx_ns: 1 });
+        let mut descs = Vec::new();
+        for (i, seg) in frame.chunks(4096 - 256).enumerate() {
+            let addr = chunks[i] + 256;
+            k.write(addr, seg);
+            descs.push(Desc { addr, len: seg.len() as u32, options: XDP_PKT_CONTD });
+        }
+        descs.last_mut().unwrap().options = 0;
+        descs
+    }
+
+    /// Records each frame's (length, segment lengths, first byte of each segment), sends
+    /// multi-buffer frames back out (Tx) and stops the run after `frames` frames.
+    struct Segs<'s> {
+        stop: &'s AtomicBool,
+        frames: usize,
+        seen: Vec<(usize, Vec<usize>, Vec<u8>)>,
+        batches: Vec<usize>,
+    }
+
+    impl Stage for Segs<'_> {
+        type Summary = ();
+        const TRANSMITS: bool = true;
+        fn on_batch(&mut self, batch: &mut Batch<'_>) {
+            self.batches.push(batch.len());
+            assert_eq!(batch.frames().len(), batch.len());
+            for mut f in batch.frames() {
+                let lens: Vec<usize> = f.segments().map(<[u8]>::len).collect();
+                assert_eq!(lens.len(), f.segment_count());
+                assert_eq!(lens[0], f.bytes().len(), "bytes() is the first segment");
+                self.seen.push((f.len(), lens, f.segments().map(|s| s[0]).collect()));
+                if f.segment_count() > 1 {
+                    assert!(f.set_len(f.len() - 1).is_err(), "a multi-buffer frame keeps its length");
+                    assert!(f.set_len(f.len()).is_ok());
+                    assert_eq!(f.room(), f.len());
+                    f.set_verdict(Verdict::Tx);
+                }
+            }
+            if self.seen.len() >= self.frames {
+                self.stop.store(true, Relaxed);
+            }
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn a_chain_is_one_frame_across_batches_and_is_sent_and_recycled_whole() {
+        let (mut xsk, k) = fake::socket(16, 4096, 16, true, true);
+        let fd = xsk.fd();
+        let k = Rc::new(k);
+        let fill = k.take_fill();
+        let (k2, sent) = (k.clone(), Rc::new(RefCell::new(Vec::new())));
+        let sent2 = sent.clone();
+        let _guard = override_hot_calls(move |c| {
+            assert_eq!(c, HotCall::KickTx { fd });
+            let d = k2.take_tx();
+            k2.complete(&d.iter().map(|x| x.addr).collect::<Vec<_>>());
+            sent2.borrow_mut().extend(d);
+        });
+        let chain = jumbo_chain(&k, &fill[..3], 7);
+        let single = Desc { addr: fill[3] + 256, len: 60, options: 0 };
+        k.write(single.addr, &[9; 60]);
+        let mut ring: Vec<Desc> = chain.clone();
+        ring.push(single);
+        assert_eq!(k.receive(&ring), 4);
+        let stop = AtomicBool::new(false);
+        let mut stage = Segs { stop: &stop, frames: 2, seen: Vec::new(), batches: Vec::new() };
+        let counters = WorkerCounters::default();
+        // Batches of 2 descriptors: the first consume takes the chain's first two
+        // segments only, which wait for the third.
+        rx_loop(&mut xsk, None, &mut stage, None, 2, &busy(), &counters, &stop);
+        assert_eq!(stage.batches, vec![2], "one batch: the chain and the single frame");
+        assert_eq!(stage.seen[0].0, 9014);
+        assert_eq!(stage.seen[0].1, vec![3840, 3840, 1334]);
+        assert_eq!(stage.seen[0].2[0], 2, "the Ethernet header (destination MAC) leads");
+        assert_eq!(stage.seen[1], (60, vec![60], vec![9]));
+        assert_eq!(*sent.borrow(), chain, "the chain went out whole, XDP_PKT_CONTD on all but its last");
+        assert_eq!(k.take_fill(), vec![fill[3]], "the single frame went back to the fill ring");
+        let mut done = [0u64; 8];
+        assert_eq!(xsk.comp_consume(&mut done), 3, "the chain's three chunks complete one by one");
+        let s = counters.snapshot();
+        assert_eq!((s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes), (2, 9014 + 60, 1, 9014));
+        assert_eq!((s.tx_completed, s.bad_descs), (0, 0), "the completions were still on their ring at the stop");
+    }
+
+    /// Counts frames and their segment lengths; stops after one batch.
+    struct SeeAll<'s>(&'s AtomicBool, Vec<Vec<usize>>);
+
+    impl Stage for SeeAll<'_> {
+        type Summary = ();
+        fn on_batch(&mut self, batch: &mut Batch<'_>) {
+            for f in batch.frames() {
+                self.1.push(f.segments().map(<[u8]>::len).collect());
+            }
+            self.0.store(true, Relaxed);
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn hostile_chains_are_dropped_whole_counted_and_their_chunks_recycled() {
+        let (mut xsk, k) = fake::socket(64, 4096, 64, true, false);
+        let fill = k.take_fill();
+        assert_eq!(fill.len(), 64);
+        let d = |i: usize, len: u32, contd: bool| Desc {
+            addr: fill[i] + 256,
+            len,
+            options: if contd { XDP_PKT_CONTD } else { 0 },
+        };
+        let mut ring = Vec::new();
+        // 1. A continuation outside the UMEM: the whole chain (3) goes.
+        ring.extend([d(0, 3840, true), Desc { addr: 1 << 40, len: 100, options: XDP_PKT_CONTD }, d(1, 10, false)]);
+        // 2. A chain that does not end within MAX_SEGS: dropped at its 18th descriptor,
+        //    and what follows of it up to its end (20 in all).
+        ring.extend((2..21).map(|i| d(i, 100, true)));
+        ring.push(d(21, 100, false));
+        // 3. A chain of exactly MAX_SEGS descriptors: a frame.
+        ring.extend((22..39).map(|i| d(i, 100, true)));
+        ring.push(d(39, 100, false));
+        // 4. A segment that runs past its chunk ends its chain's use (2).
+        ring.extend([d(40, 100, true), Desc { addr: fill[41] + 4000, len: 200, options: 0 }]);
+        // 5. A good single frame, with an option bit that means nothing on RX.
+        ring.push(Desc { options: 0x80, ..d(42, 60, false) });
+        assert_eq!(ring.len(), 44);
+        assert_eq!(k.receive(&ring), 44);
+        let stop = AtomicBool::new(false);
+        let mut stage = SeeAll(&stop, Vec::new());
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut stage, None, 64, &busy(), &counters, &stop);
+        assert_eq!(stage.1, vec![vec![100; MAX_SEGS], vec![60]], "only the good frames reach the stage");
+        let s = counters.snapshot();
+        assert_eq!((s.rx_packets, s.rx_bytes), (2, 100 * MAX_SEGS as u64 + 60));
+        assert_eq!(s.bad_descs, 3 + 20 + 2, "every descriptor of a dropped chain is counted");
+        // Every chunk of ours the kernel handed over (43: all but the address outside the
+        // UMEM) is back on the fill ring or on the free list (topped onto the fill ring
+        // after the next batch), once.
+        let mut back = k.take_fill();
+        back.sort();
+        back.dedup();
+        assert!(back.iter().all(|a| fill[..43].contains(a)));
+        assert_eq!(back.len() + xsk.free_frames(), 43, "no chunk lost, none twice");
+    }
+
+    #[test]
+    fn a_chain_cut_off_at_the_stop_goes_back_unused() {
+        let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
+        let fill = k.take_fill();
+        // Never ends: two segments with XDP_PKT_CONTD, then nothing.
+        let ring = [
+            Desc { addr: fill[0] + 256, len: 3840, options: XDP_PKT_CONTD },
+            Desc { addr: fill[1] + 256, len: 3840, options: XDP_PKT_CONTD },
+        ];
+        assert_eq!(k.receive(&ring), 2);
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let (_calls, _guard) = record_calls();
+        let mut stage = SeeAll(&STOP, Vec::new());
+        let counters = WorkerCounters::default();
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                STOP.store(true, Relaxed);
+            });
+            rx_loop(&mut xsk, None, &mut stage, None, 64, &busy(), &counters, &STOP);
+        });
+        assert!(stage.1.is_empty(), "no frame reached the stage");
+        assert_eq!(counters.snapshot().rx_packets, 0);
+        let mut back = k.take_fill();
+        back.sort();
+        let mut want = vec![fill[0], fill[1]];
+        want.sort();
+        assert_eq!(back, want, "the chunks went back to the fill ring");
+    }
+
+    /// Parses (and stops the run after) every batch.
+    struct ParseOnce<'s>(&'s AtomicBool, crate::stages::Parse);
+
+    impl Stage for ParseOnce<'_> {
+        type Summary = ();
+        fn on_batch(&mut self, batch: &mut Batch<'_>) {
+            self.1.on_batch(batch);
+            self.0.store(true, Relaxed);
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn parse_and_the_stamp_reader_see_a_multi_buffer_frame_whole() {
+        let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
+        let fill = k.take_fill();
+        assert_eq!(k.receive(&jumbo_chain(&k, &fill[..3], 41)), 3);
+        let stop = AtomicBool::new(false);
+        let mut stage = ParseOnce(&stop, crate::stages::Parse::default());
+        let mut acct = Accounting::new();
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut stage, Some(&mut acct), 64, &busy(), &counters, &stop);
+        let p = stage.1.summary();
+        assert_eq!((p.frames, p.udp, p.malformed, p.flows), (1, 1, 0, 1), "{p:?}");
+        let a = acct.summary();
+        assert_eq!((a.stamped, a.unstamped), (1, 0), "the stamp is read from the first segment");
+    }
+
+    /// Sends `left` frames of `len` bytes (each byte its offset mod 251), as many per
+    /// call as fit.
+    struct Jumbo {
+        left: u32,
+        len: usize,
+        refused: u32,
+    }
+
+    impl Source for Jumbo {
+        type Summary = ();
+        fn on_tx(&mut self, b: &mut TxBatch<'_>, _now: u64) -> SourceStep {
+            while self.left > 0 {
+                let ok = b.push_frame(self.len, |off, buf| {
+                    for (i, x) in buf.iter_mut().enumerate() {
+                        *x = ((off + i) % 251) as u8;
+                    }
+                });
+                if !ok {
+                    self.refused += 1;
+                    break;
+                }
+                self.left -= 1;
+            }
+            if self.left == 0 { SourceStep::Done } else { SourceStep::Continue }
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn a_source_sends_multi_buffer_frames_as_whole_chains_counted_once() {
+        let (xsk, k) = fake::socket(8, 4096, 8, false, true);
+        let k = Rc::new(k);
+        let k2 = k.clone();
+        let frames = Rc::new(RefCell::new(Vec::<Vec<u8>>::new()));
+        let (f2, open) = (frames.clone(), Rc::new(RefCell::new(Vec::new())));
+        let _guard = override_hot_calls(move |c| {
+            if let HotCall::KickTx { .. } = c {
+                let d = k2.take_tx();
+                for x in &d {
+                    open.borrow_mut().extend(k2.read(x.addr, x.len as usize));
+                    if x.options & XDP_PKT_CONTD == 0 {
+                        f2.borrow_mut().push(std::mem::take(&mut *open.borrow_mut()));
+                    }
+                }
+                k2.complete(&d.iter().map(|x| x.addr).collect::<Vec<_>>());
+            }
+        });
+        let mut xsk = xsk;
+        let counters = WorkerCounters::default();
+        let stop = AtomicBool::new(false);
+        // 8 chunks, batches of 4 descriptors: one 3-segment frame per call fits, a second
+        // does not.
+        let mut src = Jumbo { left: 5, len: 9014, refused: 0 };
+        let t = tx_loop(&mut xsk, &mut src, 4, &busy(), &counters, &stop, None);
+        assert_eq!((t.sent, t.completed, t.bytes), (5, 5, 5 * 9014));
+        assert!(src.refused > 0, "a frame that does not fit the batch's descriptors waits");
+        let frames = frames.borrow();
+        assert_eq!(frames.len(), 5);
+        assert!(frames.iter().all(|f| f.len() == 9014 && f.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8)));
+        let s = counters.snapshot();
+        assert_eq!((s.tx_packets, s.tx_completed, s.tx_bytes), (5, 5, 5 * 9014));
+        assert_eq!(xsk.free_frames(), 8, "every chunk came back");
+    }
 }
