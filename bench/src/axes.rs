@@ -215,5 +215,9 @@ mod tests {
         assert_eq!(e.to_string(), "XDP mode \"auto\": use skb, native");
         assert!("vm:e1000".parse::<Target>().unwrap_err().why.contains("vm:igb"));
         assert!("ten".parse::<Size>().is_err());
+        // jumbo: a 9000 B MTU's largest frame with FCS; stored as its number.
+        assert_eq!("jumbo".parse::<Size>().unwrap(), Size::Bytes(9018));
+        assert_eq!(Size::Bytes(Size::JUMBO).to_string(), "9018");
+        assert!("ten".parse::<Size>().unwrap_err().why.contains("jumbo"));
     }
 }

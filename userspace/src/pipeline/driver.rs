@@ -1190,4 +1190,50 @@ mod tests {
         assert_eq!((s.tx_packets, s.tx_completed, s.tx_bytes), (5, 5, 5 * 9014));
         assert_eq!(xsk.free_frames(), 8, "every chunk came back");
     }
+
+    #[test]
+    fn only_whole_chains_go_on_the_tx_ring() {
+        // A 4-entry TX ring the fake kernel never empties: the first chain (3) fits, the
+        // second finds 1 slot and must wait whole rather than go out cut.
+        let (mut xsk, k) = fake::socket(16, 4096, 4, true, true);
+        let k = Rc::new(k);
+        let fill = k.take_fill();
+        assert_eq!(fill.len(), 4);
+        let others: Vec<u64> = (0..16u64).map(|i| i * 4096).filter(|a| !fill.contains(a)).collect();
+        let chain = |c: &[u64]| -> Vec<Desc> {
+            c.iter()
+                .enumerate()
+                .map(|(i, &a)| Desc { addr: a + 256, len: 100, options: if i < 2 { XDP_PKT_CONTD } else { 0 } })
+                .collect()
+        };
+        let (a, b) = (chain(&fill[..3]), chain(&others[..3]));
+        assert_eq!(k.receive(&a), 3);
+        let (k2, second, b2) = (k.clone(), std::cell::Cell::new(false), b.clone());
+        let _guard = override_hot_calls(move |c| {
+            if let HotCall::KickTx { .. } = c
+                && !second.replace(true)
+            {
+                assert_eq!(k2.receive(&b2), 3);
+            }
+        });
+        static STOP: AtomicBool = AtomicBool::new(false);
+        struct TxAll(u32);
+        impl Stage for TxAll {
+            type Summary = ();
+            const TRANSMITS: bool = true;
+            fn on_batch(&mut self, b: &mut Batch<'_>) {
+                b.set_all(Verdict::Tx);
+                self.0 += 1;
+                if self.0 == 2 {
+                    STOP.store(true, Relaxed);
+                }
+            }
+            fn finish(self) {}
+        }
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut TxAll(0), None, 64, &busy(), &counters, &STOP);
+        assert_eq!(k.take_tx(), a, "the first chain alone is on the ring");
+        let c = counters.snapshot();
+        assert_eq!((c.rx_packets, c.tx_packets, c.tx_unsent), (2, 1, 1), "{c:?}");
+    }
 }
