@@ -246,22 +246,26 @@ pub enum GenError {
     /// No interface of this name (the payload) in this network namespace.
     #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
     NoSuchInterface(String),
-    /// A frame size does not fit a UMEM frame.
+    /// A frame size does not fit the UMEM frames one frame may use (one for the
+    /// in-kernel engine, up to `xsk::MAX_SEGS` multi-buffer for the AF_XDP engine).
     #[error(
-        "packet size {size} B needs {need} bytes in a UMEM frame, more than the {have} a {frame} B frame holds; lower --size or raise --frame-size"
+        "packet size {size} B needs {need} bytes of UMEM, more than the {have} one frame may use with {frame} B UMEM frames; lower --size or raise --frame-size"
     )]
     TooBig {
         /// The frame size asked for, bytes with FCS.
         size: usize,
-        /// Bytes it needs in a UMEM frame.
+        /// Bytes it needs in UMEM frames.
         need: usize,
-        /// Bytes a UMEM frame holds after its 256 bytes of headroom.
+        /// Bytes the UMEM frames one frame may span hold, after 256 bytes of headroom
+        /// each.
         have: usize,
         /// UMEM frame size, bytes.
         frame: u32,
     },
     /// A frame size exceeds the interface's MTU (from /sys/class/net/IFACE/mtu).
-    #[error("packet size {size} B exceeds the MTU of {iface} ({mtu} B, so at most {max} B per frame with FCS)")]
+    #[error(
+        "packet size {size} B exceeds the MTU of {iface} ({mtu} B, so at most {max} B per frame with FCS); lower --size or raise the MTU (`ip link set dev {iface} mtu N`, up to 9000 for --size 9018)"
+    )]
     AboveMtu {
         /// The frame size asked for, bytes with FCS.
         size: usize,
