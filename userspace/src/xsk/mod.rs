@@ -189,6 +189,16 @@ pub enum XskError {
         #[source]
         source: SysError,
     },
+    /// A bind with XDP_USE_SG (multi-buffer frames) was refused with EINVAL.
+    #[error(
+        "{iface} queue {queue}: the bind for multi-buffer frames (XDP_USE_SG) was refused (EINVAL): this kernel has no multi-buffer AF_XDP (Linux 6.6+); lower the MTU or --size to fit one UMEM frame (--frame-size less 256 B)"
+    )]
+    NoMultiBuffer {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+    },
     /// The kernel refused the copy-mode TX budget (XDP_MAX_TX_SKB_BUDGET).
     #[error(
         "{iface} queue {queue}: --tx-budget {budget} refused: {detail} (it must be 32 to the TX ring size, or 0 for the kernel's default)"
@@ -357,7 +367,14 @@ impl Xsk {
         if cfg.sg {
             flags |= libc::XDP_USE_SG;
         }
-        sys::bind_xdp(&fd, ifindex, queue, flags, None).map_err(|e| bind_error(e, iface, queue, cfg.bind))?;
+        sys::bind_xdp(&fd, ifindex, queue, flags, None).map_err(|e| match bind_error(e, iface, queue, cfg.bind) {
+            // Kernels before 6.6 know no XDP_USE_SG; a zero-copy driver without
+            // multi-buffer support refuses it (EOPNOTSUPP, taken as ZeroCopyUnsupported).
+            XskError::Socket { source, .. } if cfg.sg && source.errno() == Some(libc::EINVAL) => {
+                XskError::NoMultiBuffer { iface: iface.into(), queue }
+            }
+            other => other,
+        })?;
         let umem = Arc::new(Umem { area, frame_size: fs });
         Self::finish(fd, rings, umem, free, iface, queue, cfg)
     }
