@@ -250,6 +250,8 @@ fn veth_mtu_is_jumbo_for_jumbo_sizes_and_checked_against_the_size() {
     assert_says(&m, &["--size 4000 with --mtu 3000", "at most the MTU + 18 B (3018 B)", "raise --mtu to 3982"]);
     assert_says(&refused(&["veth", "--mtu", "9001"]), &["--mtu 9001", "68", "9000"]);
     assert_says(&refused(&["veth", "--size", "9019"]), &["--size 9019", "9018"]);
+    let m = refused(&["veth", "--mode", "fwd", "--size", "3845"]);
+    assert_says(&m, &["--mode fwd with --size 3845", "multi-buffer", "--mode l2fwd", "--size 3844 or less"]);
 }
 
 #[test]
@@ -325,6 +327,8 @@ fn bench_sizes_in_range() {
     assert_eq!(c.matrix.sizes.iter().map(|s| s.max_bytes()).collect::<Vec<_>>(), vec![64, 4000, 9018]);
     let m = refused(&["bench", "--sizes", "jumbo", "--engines", "xsk,xdp-live"]);
     assert_says(&m, &["--sizes 9018 with --engines xdp-live", "at most 3844 B", "drop xdp-live"]);
+    let m = refused(&["bench", "--sizes", "4000", "--modes", "rxdrop,fwd"]);
+    assert_says(&m, &["--sizes 4000 with --modes fwd", "multi-buffer", "drop fwd"]);
 }
 
 #[test]

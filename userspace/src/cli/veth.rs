@@ -166,6 +166,12 @@ impl VethArgs {
             SizeSpec::Imix => 1518,
         };
         let mtu = veth_mtu(self.mtu, largest, vlan)?;
+        let one_frame = super::generator::max_frame_len(FrameSize::new(4096)?);
+        if mode == ModeKind::Fwd && largest > one_frame {
+            refuse!(
+                "--mode fwd with --size {largest}: frames past {one_frame} B arrive as multi-buffer frames, which fwd cannot pass to another port yet (they are counted unsendable); use --mode l2fwd (sends them back out of xp-rx) or --size {one_frame} or less"
+            );
+        }
         let size = match size {
             SizeSpec::Fixed(n) => n.to_string(),
             SizeSpec::Imix => "imix".into(),

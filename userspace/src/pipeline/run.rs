@@ -156,6 +156,15 @@ where
     // Frames the MTU allows that span several UMEM frames arrive as chains (XDP_USE_SG).
     let (frame_len, segs) = crate::preflight::check_mtu(&cfg.iface, cfg.xsk.frame_size.get())?;
     cfg.xsk.sg = segs > 1;
+    if let Some(o) = &cfg.out_iface
+        && segs > 1
+    {
+        log::warn!(
+            "{}: frames past {} B arrive as multi-buffer frames, which are not forwarded to {o} (counted unsendable)",
+            cfg.iface,
+            cfg.xsk.frame_size.get() - 256
+        );
+    }
     crate::preflight::check_no_foreign_program(&cfg.iface, cfg.force)?;
 
     let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter)?;

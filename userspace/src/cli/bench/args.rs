@@ -230,6 +230,14 @@ impl BenchArgs {
             }
             if let Size::Bytes(n) = *s
                 && n as usize > one_frame
+                && self.modes.contains(&Mode::Fwd)
+            {
+                refuse!(
+                    "--sizes {n} with --modes fwd: frames past {one_frame} B arrive as multi-buffer frames, which fwd cannot pass to another port yet; drop fwd from --modes for jumbo sizes (l2fwd sends them back out)"
+                );
+            }
+            if let Size::Bytes(n) = *s
+                && n as usize > one_frame
                 && self.engines.contains(&Engine::XdpLive)
             {
                 refuse!(
