@@ -91,8 +91,9 @@ axis!(
     Engine, "engine" { Xsk = "xsk", XdpLive = "xdp-live" }
 );
 axis!(
-    /// The receiver's wait policy: need_wakeup with busy polling, or sleeping in poll().
-    Wait, "wait policy" { Busy = "busy", Poll = "poll" }
+    /// The receiver's wait policy: need_wakeup with busy polling (spinning on the ring),
+    /// sleeping in poll(), or kernel busy polling (`run --poll busy-poll`).
+    Wait, "wait policy" { Busy = "busy", Poll = "poll", BusyPoll = "busy-poll" }
 );
 axis!(
     /// Receive-port offloads: as the driver set them, or every one `ethtool -K` could
@@ -166,6 +167,9 @@ string_serde!(Size);
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
     Veth,
+    /// A host device in front of the receiver, built on a veth testbed: `bridge`,
+    /// `macvlan`, `vxlan` or `tap` (see `xdpipe::topology`).
+    Dev(HostDevice),
     Nic(String),
     Vm(VmKind),
 }
@@ -174,6 +178,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Veth => f.write_str("veth"),
+            Target::Dev(d) => f.write_str(d.name()),
             Target::Nic(i) => write!(f, "nic:{i}"),
             Target::Vm(k) => write!(f, "vm:{k}"),
         }
@@ -184,16 +189,69 @@ impl FromStr for Target {
     type Err = AxisError;
     fn from_str(s: &str) -> Result<Self, AxisError> {
         let bad = |why: &str| AxisError { axis: "target", value: s.to_owned(), why: why.to_owned() };
+        if let Some(d) = HostDevice::from_name(s) {
+            return Ok(Target::Dev(d));
+        }
         match s.split_once(':') {
             None if s == "veth" => Ok(Target::Veth),
             Some(("nic", "")) => Err(bad("name the port: nic:IFACE, e.g. nic:eth1")),
             Some(("nic", i)) => Ok(Target::Nic(i.to_owned())),
             Some(("vm", k)) => k.parse().map(Target::Vm).map_err(|_| bad("use vm:igb or vm:virtio")),
-            _ => Err(bad("use veth, nic:IFACE, vm:igb or vm:virtio")),
+            _ => Err(bad("use veth, bridge, macvlan, vxlan, tap, nic:IFACE, vm:igb or vm:virtio")),
         }
     }
 }
 string_serde!(Target);
+
+/// The host devices a testbed target can put in front of the receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostDevice {
+    /// Through a Linux bridge, received on the veth behind it.
+    Bridge,
+    /// A macvlan in bridge mode on the veth.
+    Macvlan,
+    /// A VXLAN tunnel over the veth.
+    Vxlan,
+    /// A tap written through /dev/net/tun.
+    Tap,
+}
+
+impl HostDevice {
+    /// Every host device, in the waterfall's order.
+    pub const ALL: [HostDevice; 4] = [HostDevice::Bridge, HostDevice::Macvlan, HostDevice::Vxlan, HostDevice::Tap];
+
+    /// Its target name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostDevice::Bridge => "bridge",
+            HostDevice::Macvlan => "macvlan",
+            HostDevice::Vxlan => "vxlan",
+            HostDevice::Tap => "tap",
+        }
+    }
+
+    /// The device of a target name.
+    pub fn from_name(s: &str) -> Option<HostDevice> {
+        HostDevice::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+impl Target {
+    /// True for the targets xdpipe builds per trial on a veth testbed (veth and the host
+    /// devices).
+    pub fn is_testbed(&self) -> bool {
+        matches!(self, Target::Veth | Target::Dev(_))
+    }
+
+    /// The testbed device name (`veth`, `bridge`, ...), None for nic and vm targets.
+    pub fn device_name(&self) -> Option<&'static str> {
+        match self {
+            Target::Veth => Some("veth"),
+            Target::Dev(d) => Some(d.name()),
+            _ => None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -204,7 +262,7 @@ mod tests {
         for s in ["skb", "native"] {
             assert_eq!(s.parse::<XdpMode>().unwrap().to_string(), s);
         }
-        for s in ["veth", "nic:igb1", "vm:igb", "vm:virtio"] {
+        for s in ["veth", "bridge", "macvlan", "vxlan", "tap", "nic:igb1", "vm:igb", "vm:virtio"] {
             let t: Target = s.parse().unwrap();
             assert_eq!(t.to_string(), s);
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{s}\""));

@@ -19,10 +19,16 @@ pub struct BenchConfig {
     pub procedure: Procedure,
     /// Threaded-NAPI scenarios: the core the receive NAPI thread is pinned to.
     pub napi_core: Option<u32>,
+    /// `poll` scenarios: `run --coalesce-us` and `--coalesce-frames` (interrupt
+    /// moderation of the sleeping wait); the run's command records them.
+    pub coalesce: (Option<u32>, Option<u32>),
     /// Directory the run directory goes under.
     pub out: PathBuf,
     /// The anchor phase; `None`: off.
     pub anchors: Option<AnchorConfig>,
+    /// Testbed targets: measure the kernel-stack baselines (UDP socket, TCP stream, each
+    /// with offloads on and off) after the scenarios.
+    pub kernel_baselines: bool,
 }
 
 impl BenchConfig {

@@ -21,6 +21,7 @@ pub mod axes;
 pub mod compare;
 pub mod config;
 pub mod count;
+pub mod devices;
 pub mod estimate;
 pub mod gate;
 pub mod junit;

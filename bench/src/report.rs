@@ -552,6 +552,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
             }
         }
     }
+    md += &crate::devices::markdown(runs);
     md
 }
 
@@ -683,6 +684,7 @@ pub fn html(runs: &[NamedRun]) -> String {
             &["p50", "p90", "p99", "p99.9"],
         );
     }
+    charts += &crate::devices::waterfall_svg(runs);
     let md = markdown(runs);
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>xdpipe comparison report</title>\n\

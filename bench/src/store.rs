@@ -138,6 +138,12 @@ pub struct RunSummary {
     pub run: RunInfo,
     pub scenarios: Vec<ScenarioSummary>,
     pub anchors: Vec<Anchor>,
+    /// Testbed targets: what the receiving device offers (`None`: not read, or an older run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::devices::DeviceInfo>,
+    /// The kernel-stack baselines measured on the same device (`--kernel-baselines`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel: Vec<crate::devices::KernelBaseline>,
 }
 
 pub struct RunDir {

@@ -2,8 +2,17 @@
 //! sequence numbers, one-way latency into an HDR histogram (sender and receiver share
 //! CLOCK_MONOTONIC when both run on one host). All memory is allocated up front; `observe`
 //! does no allocation, syscall or logging.
+//!
+//! With the XDP RX metadata the steering program writes in front of each frame
+//! ([`xdp_common::RxMeta`]), also: latency from the device's own receive timestamp, and
+//! the receive hash checked per flow: one flow keeps one hash, and one (flow, hash) stays
+//! on one queue. That second check is what RSS promises on a NIC (the queue is a
+//! function of the hash, whatever the indirection table); on veth, where the queue is the
+//! sender's TX queue and not chosen by hash, it checks that each flow came in on one
+//! queue. Mismatches are counted, never fatal.
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use xdp_common::{RX_META_TIMESTAMP, RxMeta};
 
 use crate::wire::{headers::parse_frame_within, stamp::Stamp};
 
@@ -26,6 +35,10 @@ struct FlowSeq {
     /// Bit i: sequence `next - 1 - i` arrived.
     window: u64,
     seen: bool,
+    /// The flow's first RX hash, and the queue it came in on.
+    hash: u32,
+    hash_queue: u32,
+    hashed: bool,
 }
 
 impl FlowSeq {
@@ -67,8 +80,53 @@ impl FlowSeq {
 pub struct Accounting {
     flows: Vec<FlowSeq>,
     latency: Histogram<u64>,
+    device_latency: Histogram<u64>,
     stamped: u64,
     unstamped: u64,
+    /// The RX queue this worker receives on (for the hash check).
+    queue: u32,
+    meta: RxMetaSummary,
+}
+
+/// What the clock of [`AccountingSummary::latency_ns`] is.
+pub const LATENCY_CLOCK: &str =
+    "CLOCK_MONOTONIC: the worker's clock read for each RX batch minus the sender's CLOCK_MONOTONIC stamp";
+
+/// What the clock of [`RxMetaSummary::device_latency_ns`] is.
+pub const DEVICE_LATENCY_CLOCK: &str = "the device's RX timestamp (XDP RX metadata) minus the sender's \
+     CLOCK_MONOTONIC stamp; only timestamps that fall between the send and the worker's read on CLOCK_MONOTONIC \
+     are used (others are counted in timestamps_other_clock)";
+
+/// A device RX timestamp further than this before the worker's read is taken for
+/// another clock (a NIC's PHC, say), not CLOCK_MONOTONIC.
+pub const DEVICE_CLOCK_WINDOW_NS: u64 = 10_000_000_000;
+
+/// The XDP RX metadata of the frames received (with stamps or not).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct RxMetaSummary {
+    /// Frames that carried the steering program's metadata area.
+    pub frames: u64,
+    /// Of those, frames with a device RX timestamp (non-zero).
+    pub timestamps: u64,
+    /// Timestamps not on CLOCK_MONOTONIC (after the worker's read, or more than
+    /// [`DEVICE_CLOCK_WINDOW_NS`] before it): not used for latency.
+    pub timestamps_other_clock: u64,
+    /// Frames whose driver answered the timestamp kfunc with 0: no timestamp (veth
+    /// returns the skb's hardware timestamp, which nothing sets on a veth).
+    pub timestamps_zero: u64,
+    /// Frames with an RX hash.
+    pub hashes: u64,
+    /// Frames with a stripped VLAN tag.
+    pub vlan_tags: u64,
+    /// Stamped frames whose hash differed from their flow's first hash.
+    pub hash_changed_in_flow: u64,
+    /// Stamped frames with their flow's hash that came in on another queue than the
+    /// flow's first frame (RSS would have put them on the same queue).
+    pub hash_on_other_queue: u64,
+    /// Sender to device receive, ns, from timed frames with a CLOCK_MONOTONIC timestamp.
+    pub device_latency_ns: Option<LatencySummary>,
+    /// [`DEVICE_LATENCY_CLOCK`].
+    pub device_latency_clock: &'static str,
 }
 
 /// Loss, order and latency over a run.
@@ -92,6 +150,11 @@ pub struct AccountingSummary {
     /// One-way latency, receive time minus the stamp's `tx_ns`, ns; None if no timed frame
     /// arrived.
     pub latency_ns: Option<LatencySummary>,
+    /// [`LATENCY_CLOCK`]: which clocks `latency_ns` subtracts.
+    pub latency_clock: &'static str,
+    /// The frames' XDP RX metadata; None if no frame carried any (skb mode, or a program
+    /// not bound to the device still writes the area, with no values).
+    pub rx_metadata: Option<RxMetaSummary>,
 }
 
 /// A latency distribution in nanoseconds (HDR histogram, 3 significant digits).
@@ -123,35 +186,90 @@ impl Default for Accounting {
 
 impl Accounting {
     /// Empty accounting, all memory allocated now: a slot for each of the 65536 flow ids and
-    /// a histogram of 1 ns to 100 s.
+    /// histograms of 1 ns to 100 s.
     pub fn new() -> Self {
+        Self::for_queue(0)
+    }
+
+    /// As [`Accounting::new`], for a worker receiving on RX queue `queue`.
+    pub fn for_queue(queue: u32) -> Self {
+        // 1 ns to 100 s at 3 significant digits.
+        let histogram = || Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("static histogram bounds");
         Self {
             flows: vec![FlowSeq::default(); FLOW_SLOTS],
-            // 1 ns to 100 s at 3 significant digits.
-            latency: Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("static histogram bounds"),
+            latency: histogram(),
+            device_latency: histogram(),
             stamped: 0,
             unstamped: 0,
+            queue,
+            meta: RxMetaSummary::default(),
         }
     }
 
     /// Looks for a stamp in `frame`; `now_ns` is the batch's receive time.
     #[inline]
     pub fn observe(&mut self, frame: &[u8], now_ns: u64) {
-        self.observe_within(frame, frame.len(), now_ns);
+        self.observe_rx(frame, frame.len(), None, now_ns)
     }
 
     /// As [`Accounting::observe`], for a frame of `frame_len` bytes of which `head` is the
     /// first segment (a multi-buffer frame): the headers and the stamp must lie in `head`.
     #[inline]
     pub fn observe_within(&mut self, head: &[u8], frame_len: usize, now_ns: u64) {
+        self.observe_rx(head, frame_len, None, now_ns)
+    }
+
+    /// As [`Accounting::observe_within`], with the frame's XDP RX metadata, if it had any.
+    #[inline]
+    pub fn observe_rx(&mut self, head: &[u8], frame_len: usize, meta: Option<RxMeta>, now_ns: u64) {
         let stamp = parse_frame_within(head, frame_len)
             .ok()
             .and_then(|i| i.udp_payload)
             .and_then(|(off, len)| head.get(off..(off + len).min(head.len())))
             .and_then(Stamp::parse);
+        if let Some(m) = &meta {
+            self.meta.frames += 1;
+            self.meta.hashes += m.hash().is_some() as u64;
+            self.meta.vlan_tags += m.vlan().is_some() as u64;
+            self.meta.timestamps_zero += (m.flags & RX_META_TIMESTAMP != 0 && m.rx_timestamp == 0) as u64;
+        }
         match stamp {
-            Some(s) => self.record(&s, now_ns),
-            None => self.unstamped += 1,
+            Some(s) => {
+                self.record(&s, now_ns);
+                if let Some(m) = &meta {
+                    self.record_meta(&s, m, now_ns);
+                }
+            }
+            None => {
+                self.unstamped += 1;
+                if let Some(ts) = meta.as_ref().and_then(RxMeta::timestamp) {
+                    self.meta.timestamps += 1;
+                    self.meta.timestamps_other_clock += !on_monotonic(ts, now_ns) as u64;
+                }
+            }
+        }
+    }
+
+    /// The metadata part of a stamped frame: its device latency and its hash check.
+    #[inline]
+    fn record_meta(&mut self, s: &Stamp, m: &RxMeta, now_ns: u64) {
+        if let Some(ts) = m.timestamp() {
+            self.meta.timestamps += 1;
+            if !on_monotonic(ts, now_ns) {
+                self.meta.timestamps_other_clock += 1;
+            } else if s.tx_ns != 0 && ts >= s.tx_ns {
+                self.device_latency.saturating_record(ts - s.tx_ns);
+            }
+        }
+        if let Some((hash, _)) = m.hash() {
+            let f = &mut self.flows[s.flow as usize];
+            if !f.hashed {
+                (f.hash, f.hash_queue, f.hashed) = (hash, self.queue, true);
+            } else if f.hash != hash {
+                self.meta.hash_changed_in_flow += 1;
+            } else if f.hash_queue != self.queue {
+                self.meta.hash_on_other_queue += 1;
+            }
         }
     }
 
@@ -174,7 +292,26 @@ impl Accounting {
     pub fn merge(&mut self, other: &Accounting) {
         self.stamped += other.stamped;
         self.unstamped += other.unstamped;
+        let m = &mut self.meta;
+        let o = &other.meta;
+        m.frames += o.frames;
+        m.timestamps += o.timestamps;
+        m.timestamps_other_clock += o.timestamps_other_clock;
+        m.timestamps_zero += o.timestamps_zero;
+        m.hashes += o.hashes;
+        m.vlan_tags += o.vlan_tags;
+        m.hash_changed_in_flow += o.hash_changed_in_flow;
+        m.hash_on_other_queue += o.hash_on_other_queue;
         for (a, b) in self.flows.iter_mut().zip(&other.flows) {
+            if b.hashed {
+                if !a.hashed {
+                    (a.hash, a.hash_queue, a.hashed) = (b.hash, b.hash_queue, true);
+                } else if a.hash != b.hash {
+                    m.hash_changed_in_flow += 1;
+                } else if a.hash_queue != b.hash_queue {
+                    m.hash_on_other_queue += 1;
+                }
+            }
             if !b.seen {
                 continue;
             }
@@ -197,32 +334,53 @@ impl Accounting {
             a.duplicates += b.duplicates;
         }
         let _ = self.latency.add(&other.latency);
+        let _ = self.device_latency.add(&other.device_latency);
     }
 
     /// Loss, order and latency over everything recorded or merged so far.
     pub fn summary(&self) -> AccountingSummary {
-        let mut s = AccountingSummary { stamped: self.stamped, unstamped: self.unstamped, ..Default::default() };
+        let mut s = AccountingSummary {
+            stamped: self.stamped,
+            unstamped: self.unstamped,
+            latency_clock: LATENCY_CLOCK,
+            ..Default::default()
+        };
         for f in self.flows.iter().filter(|f| f.seen) {
             s.flows += 1;
             s.lost_in_sequence += f.next.saturating_sub(f.received);
             s.reordered += f.reordered;
             s.duplicates += f.duplicates;
         }
-        let h = &self.latency;
-        if !h.is_empty() {
-            s.latency_ns = Some(LatencySummary {
-                min: h.min(),
-                mean: h.mean(),
-                p50: h.value_at_quantile(0.5),
-                p90: h.value_at_quantile(0.9),
-                p99: h.value_at_quantile(0.99),
-                p999: h.value_at_quantile(0.999),
-                max: h.max(),
-                samples: h.len(),
+        s.latency_ns = latency_summary(&self.latency);
+        if self.meta.frames > 0 {
+            s.rx_metadata = Some(RxMetaSummary {
+                device_latency_ns: latency_summary(&self.device_latency),
+                device_latency_clock: DEVICE_LATENCY_CLOCK,
+                ..self.meta.clone()
             });
         }
         s
     }
+}
+
+/// True if a device timestamp `ts` reads as CLOCK_MONOTONIC: not after the worker's read
+/// `now_ns`, and at most [`DEVICE_CLOCK_WINDOW_NS`] before it.
+#[inline]
+fn on_monotonic(ts: u64, now_ns: u64) -> bool {
+    ts <= now_ns && now_ns - ts <= DEVICE_CLOCK_WINDOW_NS
+}
+
+fn latency_summary(h: &Histogram<u64>) -> Option<LatencySummary> {
+    (!h.is_empty()).then(|| LatencySummary {
+        min: h.min(),
+        mean: h.mean(),
+        p50: h.value_at_quantile(0.5),
+        p90: h.value_at_quantile(0.9),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        samples: h.len(),
+    })
 }
 
 #[cfg(test)]
@@ -328,6 +486,73 @@ mod tests {
         let l = s.latency_ns.unwrap();
         assert_eq!(l.samples, 1, "{l:?}");
         assert!(l.max >= 299 && l.max <= 301, "{l:?}");
+    }
+
+    fn meta(ts: u64, hash: Option<u32>) -> RxMeta {
+        let mut flags = xdp_common::RX_META_TIMESTAMP;
+        if hash.is_some() {
+            flags |= xdp_common::RX_META_HASH;
+        }
+        RxMeta {
+            rx_timestamp: ts,
+            rx_hash: hash.unwrap_or(0),
+            flags,
+            magic: xdp_common::RX_META_MAGIC,
+            ..RxMeta::default()
+        }
+    }
+
+    #[test]
+    fn device_timestamps_on_monotonic_give_device_latency_others_are_counted() {
+        let mut a = Accounting::new();
+        let now = 50_000_000_000;
+        // Sent at now - 3000, received by the device at now - 1000: 2000 ns.
+        a.record(&st(0, 0, now - 3000), now);
+        a.record_meta(&st(0, 0, now - 3000), &meta(now - 1000, None), now);
+        // A PHC-like clock (after the worker's read) and one far in the past.
+        a.record_meta(&st(0, 1, now - 3000), &meta(now + 5, None), now);
+        a.record_meta(&st(0, 2, now - 3000), &meta(now - DEVICE_CLOCK_WINDOW_NS - 1, None), now);
+        a.meta.frames += 3;
+        let m = a.summary().rx_metadata.unwrap();
+        assert_eq!((m.timestamps, m.timestamps_other_clock), (3, 2));
+        let l = m.device_latency_ns.unwrap();
+        assert_eq!(l.samples, 1);
+        assert!((1999..=2001).contains(&l.max), "{l:?}");
+        assert_eq!(m.device_latency_clock, DEVICE_LATENCY_CLOCK);
+        assert_eq!(a.summary().latency_clock, LATENCY_CLOCK);
+    }
+
+    #[test]
+    fn a_zero_timestamp_is_none_and_no_metadata_means_no_section() {
+        let mut a = Accounting::new();
+        a.observe_rx(&[0u8; 10], 10, Some(meta(0, Some(9))), 100);
+        let m = a.summary().rx_metadata.unwrap();
+        assert_eq!((m.frames, m.timestamps, m.timestamps_zero, m.hashes), (1, 0, 1, 1));
+        let mut b = Accounting::new();
+        b.observe_rx(&[0u8; 10], 10, None, 100);
+        assert_eq!(b.summary().rx_metadata, None);
+    }
+
+    #[test]
+    fn rx_hash_is_checked_per_flow_and_queue_across_workers() {
+        let mut q0 = Accounting::for_queue(0);
+        let mut q1 = Accounting::for_queue(1);
+        for seq in 0..4 {
+            q0.record_meta(&st(1, seq, 0), &meta(0, Some(0xaaaa)), 1);
+        }
+        // Flow 1 changes hash once on queue 0.
+        q0.record_meta(&st(1, 4, 0), &meta(0, Some(0xbbbb)), 1);
+        // Flow 2 on queue 1, its own hash: fine. Flow 1 with its hash on queue 1: RSS
+        // would not have done that.
+        q1.record_meta(&st(2, 0, 0), &meta(0, Some(0xcccc)), 1);
+        q1.record_meta(&st(2, 1, 0), &meta(0, Some(0xcccc)), 1);
+        let mut other = Accounting::for_queue(1);
+        other.record_meta(&st(1, 9, 0), &meta(0, Some(0xaaaa)), 1);
+        q0.meta.frames += 1;
+        q0.merge(&q1);
+        q0.merge(&other);
+        let m = q0.summary().rx_metadata.unwrap();
+        assert_eq!((m.hash_changed_in_flow, m.hash_on_other_queue), (1, 1));
     }
 
     #[test]

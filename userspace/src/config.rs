@@ -125,11 +125,16 @@ impl FromStr for BatchSize {
 }
 
 /// How a worker waits when its RX ring is empty (`--poll`): spin (busy-poll), or sleep
-/// until the kernel signals frames, with or without a timeout.
+/// until the kernel signals frames, with or without a timeout, or drive the device's NAPI
+/// from the worker (kernel busy polling).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollWait {
     /// Spin on the ring (`--poll 0`, and the default without `--poll`).
     Busy,
+    /// Kernel busy polling (`--poll busy-poll`): the sockets get SO_PREFER_BUSY_POLL,
+    /// SO_BUSY_POLL and SO_BUSY_POLL_BUDGET, the device's NAPIs napi_defer_hard_irqs and
+    /// gro_flush_timeout, and the worker runs NAPI itself with a recvfrom per batch.
+    BusyPoll,
     /// Sleep in epoll_wait until the kernel signals frames.
     Sleep {
         /// Wake up after at most this many ms, frames or not (up to [`PollWait::MAX_MS`]);
@@ -145,7 +150,7 @@ impl PollWait {
     /// The epoll_wait timeout (-1: none), or None for busy-polling.
     pub fn timeout_arg(self) -> Option<i32> {
         match self {
-            Self::Busy => None,
+            Self::Busy | Self::BusyPoll => None,
             Self::Sleep { timeout_ms } => Some(timeout_ms.map_or(-1, |t| t as i32)),
         }
     }
@@ -156,12 +161,14 @@ impl FromStr for PollWait {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let why = || {
             format!(
-                "write forever (or leave the value out), a timeout in milliseconds up to {}, or 0 to busy-poll",
+                "write forever (or leave the value out), a timeout in milliseconds up to {}, 0 to spin, \
+                 or busy-poll for kernel busy polling",
                 Self::MAX_MS
             )
         };
         match s.trim() {
             "forever" => Ok(Self::Sleep { timeout_ms: None }),
+            "busy-poll" => Ok(Self::BusyPoll),
             t => match t.parse::<u32>() {
                 Ok(0) => Ok(Self::Busy),
                 Ok(n) if n <= Self::MAX_MS => Ok(Self::Sleep { timeout_ms: Some(n) }),
@@ -175,9 +182,98 @@ impl fmt::Display for PollWait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Busy => f.write_str("0"),
+            Self::BusyPoll => f.write_str("busy-poll"),
             Self::Sleep { timeout_ms: None } => f.write_str("forever"),
             Self::Sleep { timeout_ms: Some(t) } => write!(f, "{t}"),
         }
+    }
+}
+
+/// The kernel busy-polling settings of [`PollWait::BusyPoll`] (the AF_XDP recipe:
+/// Documentation/networking/af_xdp.rst and xdpsock's `-B`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BusyPollSettings {
+    /// SO_BUSY_POLL: how long one recvfrom may poll the NAPI, us (1 to 1000).
+    pub usecs: u32,
+    /// SO_BUSY_POLL_BUDGET: frames one busy poll may process (1 to 65535; the kernel's
+    /// default is 8, xdpsock uses the batch size).
+    pub budget: u16,
+    /// napi_defer_hard_irqs of each of the device's NAPIs: how many empty polls the device's
+    /// interrupt stays off for (0 to 2^31 - 1).
+    pub defer_hard_irqs: u32,
+    /// gro_flush_timeout of each NAPI, ns: the timer that runs NAPI while its interrupt is
+    /// deferred (a safety net when the worker stops polling).
+    pub gro_flush_timeout_ns: u64,
+}
+
+impl BusyPollSettings {
+    /// The recipe's values: 20 us, 64 frames, 2 deferrals, 200 us.
+    pub const DEFAULT: Self = Self { usecs: 20, budget: 64, defer_hard_irqs: 2, gro_flush_timeout_ns: 200_000 };
+
+    /// Checks each value's range; the error names the flag.
+    pub fn new(usecs: u32, budget: u32, defer_hard_irqs: u32, gro_flush_timeout_ns: u64) -> Result<Self, ConfigError> {
+        if !(1..=1000).contains(&usecs) {
+            return Err(err("--busy-poll-usecs", usecs.to_string(), "must be 1 to 1000 (us a recvfrom polls NAPI)"));
+        }
+        let budget = u16::try_from(budget)
+            .ok()
+            .filter(|b| *b > 0)
+            .ok_or_else(|| err("--busy-poll-budget", budget.to_string(), "must be 1 to 65535 frames per busy poll"))?;
+        if defer_hard_irqs > i32::MAX as u32 {
+            return Err(err("--defer-hard-irqs", defer_hard_irqs.to_string(), "must be 0 to 2147483647"));
+        }
+        if gro_flush_timeout_ns > 1_000_000_000 {
+            return Err(err(
+                "--gro-flush-timeout",
+                gro_flush_timeout_ns.to_string(),
+                "must be 0 to 1000000000 ns (a second); the recipe uses 200000",
+            ));
+        }
+        Ok(Self { usecs, budget, defer_hard_irqs, gro_flush_timeout_ns })
+    }
+}
+
+impl Default for BusyPollSettings {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Interrupt moderation for a sleeping wait (`--coalesce-us`, `--coalesce-frames`): after
+/// a wakeup, the worker lets frames gather on the RX ring, without sleeping, until
+/// `frames` are there or `us` has passed, then takes the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Coalesce {
+    /// Longest wait for the count after a wakeup, us (1 to 10000).
+    pub us: u32,
+    /// Frames to wait for (1 to 65536; more than the batch still takes batches).
+    pub frames: u32,
+}
+
+impl Coalesce {
+    /// Both settings, checked; `None` for both unset. One without the other takes the
+    /// other's default (50 us, or the batch size in frames).
+    pub fn new(us: Option<u32>, frames: Option<u32>, batch: u32) -> Result<Option<Self>, ConfigError> {
+        if us.is_none() && frames.is_none() {
+            return Ok(None);
+        }
+        let us = us.unwrap_or(50);
+        let frames = frames.unwrap_or(batch);
+        if !(1..=10_000).contains(&us) {
+            return Err(err(
+                "--coalesce-us",
+                us.to_string(),
+                "must be 1 to 10000 (us to let frames gather after a wakeup); leave both coalesce flags out for none",
+            ));
+        }
+        if !(1..=65_536).contains(&frames) {
+            return Err(err(
+                "--coalesce-frames",
+                frames.to_string(),
+                "must be 1 to 65536 frames to gather after a wakeup",
+            ));
+        }
+        Ok(Some(Self { us, frames }))
     }
 }
 
@@ -470,6 +566,21 @@ mod tests {
     }
 
     #[test]
+    fn busy_poll_and_coalesce_settings_are_range_checked_by_flag() {
+        assert_eq!(BusyPollSettings::new(20, 64, 2, 200_000).unwrap(), BusyPollSettings::DEFAULT);
+        assert_eq!(BusyPollSettings::new(0, 64, 2, 0).unwrap_err().what, "--busy-poll-usecs");
+        assert_eq!(BusyPollSettings::new(20, 70_000, 2, 0).unwrap_err().what, "--busy-poll-budget");
+        assert_eq!(BusyPollSettings::new(20, 0, 2, 0).unwrap_err().what, "--busy-poll-budget");
+        assert_eq!(BusyPollSettings::new(20, 8, 1 << 31, 0).unwrap_err().what, "--defer-hard-irqs");
+        assert_eq!(BusyPollSettings::new(20, 8, 2, 2_000_000_000).unwrap_err().what, "--gro-flush-timeout");
+        assert_eq!(Coalesce::new(None, None, 64), Ok(None));
+        assert_eq!(Coalesce::new(Some(30), None, 64), Ok(Some(Coalesce { us: 30, frames: 64 })));
+        assert_eq!(Coalesce::new(None, Some(8), 64), Ok(Some(Coalesce { us: 50, frames: 8 })));
+        assert_eq!(Coalesce::new(Some(0), None, 64).unwrap_err().what, "--coalesce-us");
+        assert_eq!(Coalesce::new(Some(5), Some(0), 64).unwrap_err().what, "--coalesce-frames");
+    }
+
+    #[test]
     fn batch_size_range() {
         assert!(BatchSize::new(0).is_err());
         assert_eq!(BatchSize::new(64).unwrap().get(), 64);
@@ -482,6 +593,7 @@ mod tests {
             ("0", PollWait::Busy, None),
             ("forever", PollWait::Sleep { timeout_ms: None }, Some(-1)),
             ("250", PollWait::Sleep { timeout_ms: Some(250) }, Some(250)),
+            ("busy-poll", PollWait::BusyPoll, None),
         ] {
             let p: PollWait = text.parse().unwrap();
             assert_eq!(p, want);

@@ -493,6 +493,53 @@ pub struct GenSummary {
     pub sent_per_flow: Vec<u64>,
     /// Per queue, in queue order: its flows, what it sent and its rates.
     pub per_queue: Vec<GenQueueSummary>,
+    /// Who computed the checksums and whether the device timestamped the frames.
+    pub tx_offload: TxOffloadReport,
+}
+
+/// AF_XDP TX metadata (XDP_UMEM_TX_METADATA_LEN) against what the generator did: the
+/// device's `xsk-features`, and whether checksums and TX completion timestamps came from
+/// the device or from software.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TxOffloadReport {
+    /// The device's `xsk-features` (None: not readable, kernels before 6.8).
+    pub xsk_features: Option<Vec<&'static str>>,
+    /// Always "software": the frame templates carry their IPv4 and UDP checksums, and
+    /// each stamp updates the UDP checksum (RFC 1624), in userspace or in the program.
+    pub checksum: &'static str,
+    /// Always "none": no TX completion timestamps were taken.
+    pub tx_timestamps: &'static str,
+    /// Why, in words (what the device offers, and what xdpipe does not request).
+    pub why: String,
+}
+
+impl TxOffloadReport {
+    /// The report for `engine` transmitting on `features`' device.
+    pub fn new(engine: Engine, features: Option<&crate::netdev::XdpFeatures>) -> Self {
+        let xsk_features = features.map(|f| f.xsk.clone());
+        let why = match (engine, features) {
+            (Engine::XdpLive, _) => {
+                "the xdp-live engine transmits with XDP_TX from a BPF program: AF_XDP TX metadata does not apply"
+                    .to_owned()
+            }
+            (Engine::Xsk, None) => "the device's xsk-features could not be read (netdev family, Linux 6.8+)".to_owned(),
+            (Engine::Xsk, Some(f)) if !f.xsk_has("tx-checksum") && !f.xsk_has("tx-timestamp") => {
+                "the device lists neither tx-checksum nor tx-timestamp in xsk-features".to_owned()
+            }
+            (Engine::Xsk, Some(f)) => format!(
+                "the device lists {} in xsk-features, but xdpipe does not request AF_XDP TX metadata \
+                 (XDP_UMEM_TX_METADATA_LEN) yet: it was never tested on a device that has it",
+                f.xsk.join(" ")
+            ),
+        };
+        Self { xsk_features, checksum: "software", tx_timestamps: "none", why }
+    }
+
+    /// For `engine` on `iface`, reading the device's features (once per run, not per frame).
+    pub fn for_iface(engine: Engine, iface: &str) -> Self {
+        let features = sys::ifindex(iface).and_then(|i| crate::netdev::xdp_features(i).ok());
+        Self::new(engine, features.as_ref())
+    }
 }
 
 fn iface_mtu(iface: &str) -> Option<usize> {
@@ -708,6 +755,7 @@ fn generate_live(
     }
     let per: Vec<(u64, u64, u64)> = workers.iter().map(|w| (w.sent, w.sent, w.sent * frame_len as u64)).collect();
     Ok(GenSummary {
+        tx_offload: TxOffloadReport::for_iface(Engine::XdpLive, &cfg.iface),
         iface: cfg.iface.clone(),
         queue: plan.first().map_or(0, |q| q.queue),
         engine: Engine::XdpLive,
@@ -929,6 +977,7 @@ fn generate_xsk(
         }
     }
     Ok(GenSummary {
+        tx_offload: TxOffloadReport::for_iface(Engine::Xsk, &cfg.iface),
         iface: cfg.iface.clone(),
         queue: plan.first().map_or(0, |q| q.queue),
         engine: Engine::Xsk,

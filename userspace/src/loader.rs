@@ -16,10 +16,43 @@ use xdp_common::{
     ProgCounters, QueueCounters, STEER_GLOBAL_NAME, XSK_MAP_NAME,
 };
 
-use crate::config::{SteerFilter, XdpMode};
+use crate::{
+    config::{SteerFilter, XdpMode},
+    devbound,
+};
 
-/// The XDP object built from `xdp-ebpf` by build.rs.
+/// The XDP object built from `xdp-ebpf` by build.rs. Its XDP RX metadata kfunc calls
+/// are unresolved: aya is given [`stub_object`] or, bound to a device, [`kfunc_object`].
 static STEER_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpipe-steer"));
+
+/// The object with its kfunc calls replaced by `r0 = -EOPNOTSUPP` (the kernel refuses
+/// them in a program not bound to a device): what aya loads.
+fn stub_object() -> Result<&'static [u8], LoaderError> {
+    static OBJ: std::sync::OnceLock<Result<devbound::ObjectBytes, String>> = std::sync::OnceLock::new();
+    OBJ.get_or_init(|| devbound::patch_kfunc_calls(STEER_OBJECT, None).map(|(o, _)| o).map_err(|e| e.to_string()))
+        .as_ref()
+        .map(|o| o.bytes())
+        .map_err(|e| LoaderError::Patch(e.clone()))
+}
+
+/// The object with its kfunc calls resolved against the running kernel's BTF, if it has
+/// at least one of them: for a program bound to a device.
+fn kfunc_object() -> Option<&'static [u8]> {
+    static OBJ: std::sync::OnceLock<Option<devbound::ObjectBytes>> = std::sync::OnceLock::new();
+    OBJ.get_or_init(|| {
+        let ids = devbound::kernel_kfunc_ids()?;
+        match devbound::patch_kfunc_calls(STEER_OBJECT, Some(ids)) {
+            Ok((o, n)) if n > 0 => Some(o),
+            Ok(_) => None,
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        }
+    })
+    .as_ref()
+    .map(|o| o.bytes())
+}
 
 /// Why loading, attaching or running one of xdpipe's XDP programs failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +145,9 @@ pub enum LoaderError {
         /// How many times its `seen` counter grew for the frame.
         counted: u64,
     },
+    /// The embedded object's kfunc calls could not be rewritten.
+    #[error("{0}")]
+    Patch(String),
     /// A queue id at or above `MAX_QUEUES`, the size of the XSKMAP and counters map.
     #[error("queue {queue} is beyond the program's {MAX_QUEUES} queue slots")]
     QueueOutOfRange {
@@ -125,9 +161,18 @@ pub struct Steering {
     ebpf: Ebpf,
     iface: String,
     mode: XdpMode,
-    link: Option<XdpLinkId>,
+    link: Option<Attachment>,
     /// Queues with a socket in the XSKMAP.
     bound: Vec<u32>,
+}
+
+/// How the steering program is attached.
+enum Attachment {
+    /// aya loaded and attached it (not bound to the device: no RX metadata).
+    Aya(XdpLinkId),
+    /// Loaded bound to the device with its metadata kfuncs ([`devbound`]); closing the
+    /// link detaches it.
+    Bound { _prog: std::os::fd::OwnedFd, _link: std::os::fd::OwnedFd },
 }
 
 impl Steering {
@@ -140,6 +185,20 @@ impl Steering {
         let ifindex =
             crate::sys::ifindex(iface).ok_or_else(|| LoaderError::NoSuchInterface { iface: iface.to_owned() })?;
         let had_carrier = crate::sys::iface_up_running(iface) == Some((true, true));
+        if mode != XdpMode::Skb {
+            match Self::attach_dev_bound(iface, ifindex, filter) {
+                Ok(Some(s)) => {
+                    if had_carrier {
+                        crate::sys::wait_for_carrier(iface, std::time::Duration::from_secs(10));
+                    }
+                    return Ok(s);
+                }
+                Ok(None) => {}
+                Err(e @ LoaderError::AlreadyAttached { .. }) => return Err(e),
+                Err(e @ LoaderError::NativeUnsupported { .. }) if mode == XdpMode::Native => return Err(e),
+                Err(e) => log::info!("{iface}: {e}; attaching without XDP RX metadata"),
+            }
+        }
         let mut ebpf = load_program(STEER_GLOBAL_NAME, &filter.config(), PROGRAM_NAME)?;
         let prog = xdp_program(&mut ebpf, PROGRAM_NAME)?;
 
@@ -157,7 +216,13 @@ impl Steering {
                     if had_carrier {
                         crate::sys::wait_for_carrier(iface, std::time::Duration::from_secs(10));
                     }
-                    return Ok(Self { ebpf, iface: iface.to_owned(), mode: m, link: Some(link), bound: Vec::new() });
+                    return Ok(Self {
+                        ebpf,
+                        iface: iface.to_owned(),
+                        mode: m,
+                        link: Some(Attachment::Aya(link)),
+                        bound: Vec::new(),
+                    });
                 }
                 Err(e) => last = Some(classify_attach_error(iface, m, e)),
             }
@@ -166,6 +231,51 @@ impl Steering {
             }
         }
         Err(last.expect("at least one mode tried"))
+    }
+
+    /// Native mode, bound to the device so the metadata kfuncs reach the driver. Ok(None)
+    /// if the kernel has none of them (nothing to gain); an error if loading or attaching
+    /// failed (the caller falls back to the unbound program, without metadata).
+    fn attach_dev_bound(iface: &str, ifindex: u32, filter: SteerFilter) -> Result<Option<Self>, LoaderError> {
+        let Some(object) = kfunc_object() else { return Ok(None) };
+        // A device that implements none of the kfuncs would get the kernel's defaults
+        // (-EOPNOTSUPP) bound or not: keep aya's program. Unknown (no netdev family):
+        // try, the kernel decides.
+        if crate::netdev::xdp_features(ifindex).is_ok_and(|f| f.rx_metadata.is_empty()) {
+            return Ok(None);
+        }
+        let ebpf = EbpfLoader::new()
+            .override_global(STEER_GLOBAL_NAME, &filter.config(), true)
+            .load(stub_object()?)
+            .map_err(LoaderError::Load)?;
+        let prog = devbound::load_dev_bound(&ebpf, object, PROGRAM_NAME, ifindex)
+            .map_err(|e| LoaderError::Patch(e.to_string()))?;
+        const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+        let link =
+            devbound::attach_link(std::os::fd::AsFd::as_fd(&prog), ifindex, XDP_FLAGS_DRV_MODE).map_err(|e| match e
+                .raw_os_error()
+            {
+                Some(libc::EBUSY) | Some(libc::EEXIST) => LoaderError::AlreadyAttached { iface: iface.to_owned() },
+                Some(libc::EOPNOTSUPP) => LoaderError::NativeUnsupported { iface: iface.to_owned(), source: e },
+                _ => LoaderError::Patch(format!("attaching the device-bound program to {iface}: {e}")),
+            })?;
+        log::info!(
+            "attached {PROGRAM_NAME} to {iface} in Native mode, bound to the device (RX metadata), filter {filter}"
+        );
+        Ok(Some(Self {
+            ebpf,
+            iface: iface.to_owned(),
+            mode: XdpMode::Native,
+            link: Some(Attachment::Bound { _prog: prog, _link: link }),
+            bound: Vec::new(),
+        }))
+    }
+
+    /// True if the program was loaded bound to the device, so the driver's XDP RX
+    /// metadata kfuncs run (frames then carry an `RxMeta` with the values the driver has).
+    /// False: every frame's `RxMeta` says "no values" (skb mode, or no kfuncs).
+    pub fn rx_metadata(&self) -> bool {
+        matches!(self.link, Some(Attachment::Bound { .. }))
     }
 
     /// The interface the program is attached to.
@@ -218,12 +328,19 @@ impl Steering {
 
     /// Detaches now (also done on drop).
     pub fn detach(&mut self) {
-        if let Some(link) = self.link.take() {
-            let prog: Option<&mut Xdp> = self.ebpf.program_mut(PROGRAM_NAME).and_then(|p| p.try_into().ok());
-            match prog.map(|p| p.detach(link)) {
-                Some(Ok(())) => log::info!("detached {PROGRAM_NAME} from {}", self.iface),
-                Some(Err(e)) => log::warn!("detaching from {}: {e}", self.iface),
-                None => {}
+        match self.link.take() {
+            None => {}
+            Some(Attachment::Bound { .. }) => {
+                // Dropping the link's fd (here) detached it.
+                log::info!("detached {PROGRAM_NAME} from {}", self.iface);
+            }
+            Some(Attachment::Aya(link)) => {
+                let prog: Option<&mut Xdp> = self.ebpf.program_mut(PROGRAM_NAME).and_then(|p| p.try_into().ok());
+                match prog.map(|p| p.detach(link)) {
+                    Some(Ok(())) => log::info!("detached {PROGRAM_NAME} from {}", self.iface),
+                    Some(Err(e)) => log::warn!("detaching from {}: {e}", self.iface),
+                    None => {}
+                }
             }
         }
     }
@@ -252,7 +369,7 @@ fn read_counters(ebpf: &Ebpf, queue: u32) -> Result<QueueCounters, LoaderError> 
 /// program `program` loaded into the kernel (verified, attached nowhere).
 fn load_program<T: aya::Pod>(global: &str, value: &T, program: &'static str) -> Result<Ebpf, LoaderError> {
     let mut ebpf =
-        EbpfLoader::new().override_global(global, value, true).load(STEER_OBJECT).map_err(LoaderError::Load)?;
+        EbpfLoader::new().override_global(global, value, true).load(stub_object()?).map_err(LoaderError::Load)?;
     xdp_program(&mut ebpf, program)?.load().map_err(|e| LoaderError::Load(aya::EbpfError::ProgramError(e)))?;
     Ok(ebpf)
 }

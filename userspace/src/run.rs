@@ -38,6 +38,10 @@ pub struct RunConfig {
     pub poll: crate::config::PollWait,
     /// Busy-polling: ns to wait after finding the RX ring empty.
     pub idle_backoff_ns: u64,
+    /// `--poll busy-poll`'s socket options and device knobs.
+    pub busy_poll: crate::config::BusyPollSettings,
+    /// A sleeping wait's interrupt moderation (`--coalesce-us`, `--coalesce-frames`).
+    pub coalesce: Option<crate::config::Coalesce>,
     /// How long to run; None: until `stop` is set (a signal).
     pub duration: Option<Duration>,
     /// The built-in stage to run.
@@ -74,10 +78,19 @@ pub struct RunSummary {
     pub mode: ModeKind,
     /// The XDP mode the program ran in (skb or native).
     pub xdp_mode: XdpMode,
+    /// True if the program ran bound to the device, with the driver's XDP RX metadata.
+    pub xdp_rx_metadata: bool,
     /// The bind mode the kernel chose (copy or zero-copy).
     pub bind: BindMode,
     /// Whether the sockets were bound with need_wakeup.
     pub need_wakeup: bool,
+    /// The wait policy (`--poll`): `0` (spin), `forever`, a timeout in ms, or `busy-poll`.
+    pub wait: String,
+    /// With `--poll busy-poll`: the settings applied, and the mechanism that set the
+    /// device's knobs (`napi-set` or `sysfs`), with the values restored at the end.
+    pub busy_poll: Option<crate::pipeline::BusyPollInfo>,
+    /// The sleeping wait's interrupt moderation, when set.
+    pub coalesce: Option<crate::config::Coalesce>,
     /// The steering filter, as displayed.
     pub filter: String,
     /// Seconds from the workers' start to the stop.
@@ -134,6 +147,8 @@ impl RunConfig {
             batch: self.batch,
             wait: self.poll,
             idle_backoff_ns: self.idle_backoff_ns,
+            busy_poll: self.busy_poll,
+            coalesce: self.coalesce,
             filter: self.filter,
             stamps: self.stamps,
             out_iface: if self.mode == ModeKind::Fwd { self.out_iface.clone() } else { None },
@@ -204,8 +219,12 @@ fn summary<T>(
         iface: s.iface,
         mode,
         xdp_mode: s.xdp_mode,
+        xdp_rx_metadata: s.xdp_rx_metadata,
         bind: s.bind,
         need_wakeup: s.need_wakeup,
+        wait: s.wait,
+        busy_poll: s.busy_poll,
+        coalesce: s.coalesce,
         filter: s.filter,
         duration_s: s.duration_s,
         rx_packets: s.rx_packets,

@@ -56,6 +56,9 @@ pub struct VethConfig {
     /// MTU of every veth end of the testbed (None: the default 1500). Not applied to
     /// `ports`.
     pub mtu: Option<u32>,
+    /// The receiving device built on the testbed ([`crate::topology`]): the veth itself,
+    /// or a bridge, macvlan, VXLAN or tap in front of the receiver.
+    pub device: crate::topology::Device,
 }
 
 /// Two cabled ports of this host.
@@ -114,6 +117,9 @@ pub enum VethError {
         #[source]
         source: std::io::Error,
     },
+    /// The device target cannot run this job.
+    #[error("{0}")]
+    Device(String),
     /// Threaded NAPI is not possible here.
     #[error("threaded NAPI on {iface}: {detail}")]
     ThreadedNapi {
@@ -297,8 +303,20 @@ pub fn run_veth(cfg: &VethConfig, stop: Arc<AtomicBool>) -> Result<VethReport, V
     if let Some(p) = &cfg.ports {
         return run_ports(cfg, p, stop);
     }
+    if cfg.device != crate::topology::Device::Veth && (cfg.gen_cfg.src_ip.is_ipv6() || cfg.queues > 1) {
+        return Err(VethError::Device(format!(
+            "the {} target runs IPv4 on one queue; drop --ipv6 and --queues, or use the veth target",
+            cfg.device.name()
+        )));
+    }
     let mut tb = Testbed::create(&unique_name("v"), cfg.queues)?;
     if cfg.fwd {
+        if cfg.device != crate::topology::Device::Veth {
+            return Err(VethError::Device(format!(
+                "mode fwd runs on the veth target only, not {}; use --mode rxdrop",
+                cfg.device.name()
+            )));
+        }
         tb.add_fwd_pair()?;
     }
     if cfg.gro {
@@ -307,7 +325,8 @@ pub fn run_veth(cfg: &VethConfig, stop: Arc<AtomicBool>) -> Result<VethReport, V
     if let Some(mtu) = cfg.mtu {
         tb.set_mtu(mtu)?;
     }
-    let mut rx = RunConfig { iface: RX_IFACE.into(), stamps: true, ..cfg.rx.clone() };
+    let topo = crate::topology::build(&tb, cfg.device)?;
+    let mut rx = RunConfig { iface: topo.rx_iface.into(), stamps: true, ..cfg.rx.clone() };
     if cfg.fwd {
         rx.out_iface = Some(FWD_IFACE.into());
     }
@@ -322,14 +341,46 @@ pub fn run_veth(cfg: &VethConfig, stop: Arc<AtomicBool>) -> Result<VethReport, V
     };
     let receiver = Receiver::start("receiver", Some(&tb.rx_ns), rx)?;
     let napi_threads = if cfg.threaded_napi { threaded_napi(&tb.rx_ns, cfg.napi_core)? } else { Vec::new() };
-    let (src_ip, dst_ip) = testbed_ips(cfg.gen_cfg.src_ip.is_ipv6());
-    let gen_cfg = GenConfig { iface: TX_IFACE.into(), dst_mac: tb.rx_mac, src_ip, dst_ip, ..cfg.gen_cfg.clone() };
-    let sender = (Some(tb.tx_ns.as_str()), TX_IFACE);
-    let dropped0 = tx_dropped(sender.0, sender.1);
-    let generator = start_generator(Some(&tb.tx_ns), gen_cfg, stop.clone())?;
+    // IPv6 runs on the plain veth pair only (the other topologies address IPv4).
+    let (src_ip, dst_ip) =
+        if cfg.gen_cfg.src_ip.is_ipv6() { testbed_ips(true) } else { (topo.tx_ip.into(), topo.rx_ip.into()) };
+    let gen_cfg = GenConfig {
+        iface: topo.tx_iface.unwrap_or(topo.rx_iface).into(),
+        dst_mac: topo.rx_mac,
+        src_ip,
+        dst_ip,
+        ..cfg.gen_cfg.clone()
+    };
+    let (generator, sender, dropped0) = match (&topo.tap, topo.tx_iface) {
+        (Some(fd), _) => {
+            let fd = fd.try_clone().map_err(|source| VethError::Spawn { what: "tap writer", source })?;
+            (start_tap_writer(fd, gen_cfg, topo.tx_mac, stop.clone())?, (None, TX_IFACE), None)
+        }
+        (None, tx_iface) => {
+            let sender = (Some(tb.tx_ns.as_str()), tx_iface.unwrap_or(TX_IFACE));
+            let dropped0 = tx_dropped(sender.0, sender.1);
+            (start_generator(Some(&tb.tx_ns), gen_cfg, stop.clone())?, sender, dropped0)
+        }
+    };
     let mut report = finish(&tb.name, cfg, receiver, generator, sink, sender, dropped0)?;
     report.napi_threads = napi_threads;
+    drop(topo);
     Ok(report)
+}
+
+/// Runs the tap writer ([`crate::tapgen`]) in a thread of its own.
+fn start_tap_writer(
+    fd: std::os::fd::OwnedFd,
+    cfg: GenConfig,
+    src_mac: [u8; 6],
+    stop: Arc<AtomicBool>,
+) -> Result<thread::JoinHandle<Result<GenSummary, VethError>>, VethError> {
+    thread::Builder::new()
+        .name("xdpipe-tapgen".into())
+        .spawn(move || {
+            crate::tapgen::write_tap(&fd, &cfg, src_mac, stop).map_err(|e| VethError::Generator(Box::new(e)))
+        })
+        .map_err(|source| VethError::Spawn { what: "tap writer", source })
 }
 
 /// The fwd sink's receiver: rxdrop with stamps, asleep between frames, default cores.

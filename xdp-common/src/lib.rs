@@ -124,6 +124,95 @@ impl QueueCounters {
     }
 }
 
+/// What the steering program writes in front of every frame it redirects (the XDP
+/// metadata area, `bpf_xdp_adjust_meta`): the values the driver's XDP RX metadata kfuncs
+/// returned. For AF_XDP the area lands in the UMEM chunk right before the frame's data,
+/// `size_of::<RxMeta>()` bytes ending at the descriptor's address.
+///
+/// `magic` and `flags` come last, next to the frame: a reader checks `magic` first, and
+/// trusts a value only if its `RX_META_*` bit is set in `flags`. A kfunc the driver does
+/// not implement (or a program not bound to the device) returns an error: its bit stays
+/// clear and its field 0. `frame_len` is the frame's length as the program saw it; a
+/// reader compares it with the descriptor's length, which rejects most stale bytes left
+/// in a chunk by an earlier frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// `bpf_xdp_metadata_rx_timestamp`: the device's receive time in ns (valid with
+    /// `RX_META_TIMESTAMP`; which clock depends on the driver).
+    pub rx_timestamp: u64,
+    /// `bpf_xdp_metadata_rx_hash`: the receive hash (valid with `RX_META_HASH`).
+    pub rx_hash: u32,
+    /// `bpf_xdp_metadata_rx_hash`: the kernel's `enum xdp_rss_hash_type` for `rx_hash`.
+    pub rss_type: u32,
+    /// `bpf_xdp_metadata_rx_vlan_tag`: the stripped tag's protocol, host order (valid
+    /// with `RX_META_VLAN`).
+    pub vlan_proto: u16,
+    /// `bpf_xdp_metadata_rx_vlan_tag`: the stripped tag's TCI, host order.
+    pub vlan_tci: u16,
+    /// The frame's length (data to data_end) when the program wrote this, truncated to 16 bits.
+    pub frame_len: u16,
+    /// `RX_META_*` bits: which values above are valid.
+    pub flags: u8,
+    /// `RX_META_MAGIC`: the program wrote this area.
+    pub magic: u8,
+}
+
+impl RxMeta {
+    /// Bytes of the area in front of the frame.
+    pub const LEN: usize = core::mem::size_of::<RxMeta>();
+
+    /// Decodes the area in front of a frame of `frame_len` bytes; `head` is what lies
+    /// between the start of the frame's buffer and its first byte (the area is its last
+    /// [`RxMeta::LEN`] bytes). None unless the magic, the flags and the length all say the
+    /// steering program wrote it for this frame: any bytes are safe to pass.
+    pub fn read(head: &[u8], frame_len: usize) -> Option<RxMeta> {
+        let at = head.len().checked_sub(Self::LEN)?;
+        let b = head.get(at..)?;
+        let u16_at = |o: usize| u16::from_ne_bytes([b[o], b[o + 1]]);
+        let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let meta = RxMeta {
+            rx_timestamp: u32_at(0) as u64 | (u32_at(4) as u64) << 32,
+            rx_hash: u32_at(8),
+            rss_type: u32_at(12),
+            vlan_proto: u16_at(16),
+            vlan_tci: u16_at(18),
+            frame_len: u16_at(20),
+            flags: b[22],
+            magic: b[23],
+        };
+        let ok = meta.magic == RX_META_MAGIC && meta.flags & !RX_META_ALL == 0 && meta.frame_len == frame_len as u16;
+        ok.then_some(meta)
+    }
+
+    /// The device's receive timestamp, if it gave one (a driver that returns 0, such as
+    /// veth for an skb without a hardware timestamp, gave none).
+    pub fn timestamp(&self) -> Option<u64> {
+        (self.flags & RX_META_TIMESTAMP != 0 && self.rx_timestamp != 0).then_some(self.rx_timestamp)
+    }
+
+    /// The receive hash and its `xdp_rss_hash_type`, if the device gave one.
+    pub fn hash(&self) -> Option<(u32, u32)> {
+        (self.flags & RX_META_HASH != 0).then_some((self.rx_hash, self.rss_type))
+    }
+
+    /// The stripped VLAN tag (protocol, TCI), if the device stripped one.
+    pub fn vlan(&self) -> Option<(u16, u16)> {
+        (self.flags & RX_META_VLAN != 0).then_some((self.vlan_proto, self.vlan_tci))
+    }
+}
+
+/// `RxMeta::magic` of an area the steering program wrote (format version 1).
+pub const RX_META_MAGIC: u8 = 0xa1;
+/// `RxMeta::rx_timestamp` is valid.
+pub const RX_META_TIMESTAMP: u8 = 1;
+/// `RxMeta::rx_hash` and `rss_type` are valid.
+pub const RX_META_HASH: u8 = 2;
+/// `RxMeta::vlan_proto` and `vlan_tci` are valid.
+pub const RX_META_VLAN: u8 = 4;
+/// Every `RX_META_*` bit a version-1 writer may set.
+pub const RX_META_ALL: u8 = RX_META_TIMESTAMP | RX_META_HASH | RX_META_VLAN;
+
 /// Name of the in-kernel generator program (run with BPF_PROG_RUN, live frames), its
 /// packet counter map (one instance's count, not per CPU) and its config global.
 pub const GEN_PROGRAM_NAME: &str = "xdpipe_gen";
@@ -167,6 +256,8 @@ mod user {
     unsafe impl aya::Pod for super::ProgCounters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::GenConfig {}
+    // SAFETY: as above (no padding: 8 + 4 + 4 + 2 + 2 + 2 + 1 + 1 = 24 bytes).
+    unsafe impl aya::Pod for super::RxMeta {}
 }
 
 #[cfg(test)]
@@ -180,5 +271,56 @@ mod tests {
         q.add_prog(&ProgCounters { redirected: 1, no_socket: 0, unmatched: 1 });
         assert_eq!(q, QueueCounters { seen: 14, matched: 10, redirected: 8, passed: 6, no_socket: 2 });
         assert_eq!(q.seen, q.redirected + q.passed);
+    }
+
+    fn area(m: &RxMeta) -> [u8; RxMeta::LEN] {
+        let mut b = [0u8; RxMeta::LEN];
+        b[0..8].copy_from_slice(&m.rx_timestamp.to_ne_bytes());
+        b[8..12].copy_from_slice(&m.rx_hash.to_ne_bytes());
+        b[12..16].copy_from_slice(&m.rss_type.to_ne_bytes());
+        b[16..18].copy_from_slice(&m.vlan_proto.to_ne_bytes());
+        b[18..20].copy_from_slice(&m.vlan_tci.to_ne_bytes());
+        b[20..22].copy_from_slice(&m.frame_len.to_ne_bytes());
+        b[22] = m.flags;
+        b[23] = m.magic;
+        b
+    }
+
+    #[test]
+    fn rx_meta_layout_is_the_programs() {
+        assert_eq!(RxMeta::LEN, 24);
+        assert_eq!(core::mem::offset_of!(RxMeta, frame_len), 20);
+        assert_eq!(core::mem::offset_of!(RxMeta, flags), 22);
+        assert_eq!(core::mem::offset_of!(RxMeta, magic), 23);
+    }
+
+    #[test]
+    fn rx_meta_reads_only_what_the_program_wrote() {
+        let m = RxMeta {
+            rx_timestamp: 0x1122_3344_5566_7788,
+            rx_hash: 0xdead_beef,
+            rss_type: 3,
+            vlan_proto: 0x8100,
+            vlan_tci: 5,
+            frame_len: 60,
+            flags: RX_META_TIMESTAMP | RX_META_HASH,
+            magic: RX_META_MAGIC,
+        };
+        // The area ends where the frame starts; more headroom before it is ignored.
+        let mut head = [0xffu8; 40];
+        head[16..].copy_from_slice(&area(&m));
+        let got = RxMeta::read(&head, 60).unwrap();
+        assert_eq!(got, m);
+        assert_eq!(got.timestamp(), Some(0x1122_3344_5566_7788));
+        assert_eq!(got.hash(), Some((0xdead_beef, 3)));
+        assert_eq!(got.vlan(), None, "the VLAN flag is clear");
+        // Another frame's length (stale bytes), unknown flags, a wrong magic, short head.
+        assert_eq!(RxMeta::read(&head, 61), None);
+        assert_eq!(RxMeta::read(&area(&RxMeta { flags: 0x80, ..m }), 60), None);
+        assert_eq!(RxMeta::read(&area(&RxMeta { magic: 0, ..m }), 60), None);
+        assert_eq!(RxMeta::read(&head[17..], 60), None);
+        assert_eq!(RxMeta::read(&[], 60), None);
+        // A zero timestamp is no timestamp, even with its flag.
+        assert_eq!(RxMeta { rx_timestamp: 0, ..m }.timestamp(), None);
     }
 }

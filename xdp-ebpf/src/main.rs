@@ -11,14 +11,14 @@
 #[cfg(target_arch = "bpf")]
 mod prog {
     use aya_ebpf::{
-        bindings::xdp_action,
+        bindings::{xdp_action, xdp_md},
         macros::{map, xdp},
         maps::{Array, PerCpuArray, XskMap},
         programs::XdpContext,
     };
     use xdp_common::{
         GenConfig, IPV6_EXT_HEADERS_MAX, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES,
-        ProgCounters, SteerConfig,
+        ProgCounters, RX_META_HASH, RX_META_MAGIC, RX_META_TIMESTAMP, RX_META_VLAN, RxMeta, SteerConfig,
     };
 
     #[map(name = "XDPIPE_XSKS")]
@@ -69,11 +69,94 @@ mod prog {
                 Verdict::Pass => c.unmatched += 1,
             }
         }
+        if let Verdict::Redirected = action {
+            // The redirect happens after the program returns, so the area written now
+            // travels with the frame to the socket.
+            write_rx_meta(&ctx);
+        }
         match action {
             Verdict::Redirected => xdp_action::XDP_REDIRECT,
             Verdict::NoSocket | Verdict::Pass => xdp_action::XDP_PASS,
         }
     }
+
+    // The XDP RX metadata kfuncs (net/core/xdp.c). The kernel resolves each call to the
+    // driver's implementation when the program was loaded bound to the device
+    // (BPF_F_XDP_DEV_BOUND_ONLY); otherwise, or when the driver has none, the call
+    // returns -EOPNOTSUPP (or -ENODATA for a frame without the value). The loader turns
+    // each call into a kfunc call (src_reg BPF_PSEUDO_KFUNC_CALL, imm the kernel's BTF id)
+    // before aya sees the object, or into `r0 = -EOPNOTSUPP` where the kernel lacks it.
+    unsafe extern "C" {
+        fn bpf_xdp_metadata_rx_timestamp(ctx: *const xdp_md, timestamp: *mut u64) -> i32;
+        fn bpf_xdp_metadata_rx_hash(ctx: *const xdp_md, hash: *mut u32, rss_type: *mut u32) -> i32;
+        fn bpf_xdp_metadata_rx_vlan_tag(ctx: *const xdp_md, vlan_proto: *mut u16, vlan_tci: *mut u16) -> i32;
+    }
+
+    const RX_META_LEN: usize = core::mem::size_of::<RxMeta>();
+
+    /// Asks the driver for the frame's RX timestamp, hash and VLAN tag and writes them,
+    /// with flags saying which it had, into the metadata area in front of the frame. A
+    /// failing kfunc means "no value", never a drop; a driver without metadata support
+    /// (adjust_meta fails) leaves the frame as it is.
+    #[inline(always)]
+    fn write_rx_meta(ctx: &XdpContext) {
+        let md = ctx.ctx as *const xdp_md;
+        let mut flags: u8 = 0;
+        let mut ts: u64 = 0;
+        let mut hash: u32 = 0;
+        let mut rss_type: u32 = 0;
+        let mut proto: u16 = 0;
+        let mut tci: u16 = 0;
+        // SAFETY: the kfuncs read the context and write the pointed-to stack values,
+        // whose sizes match the kernel's prototypes (u64; u32 and a 4-byte enum; two u16).
+        unsafe {
+            if bpf_xdp_metadata_rx_timestamp(md, &mut ts) == 0 {
+                flags |= RX_META_TIMESTAMP;
+            } else {
+                ts = 0;
+            }
+            if bpf_xdp_metadata_rx_hash(md, &mut hash, &mut rss_type) == 0 {
+                flags |= RX_META_HASH;
+            } else {
+                hash = 0;
+                rss_type = 0;
+            }
+            if bpf_xdp_metadata_rx_vlan_tag(md, &mut proto, &mut tci) == 0 {
+                flags |= RX_META_VLAN;
+                // The kfunc returns the protocol in network order, the TCI in host order.
+                proto = u16::from_be(proto);
+            } else {
+                proto = 0;
+                tci = 0;
+            }
+        }
+        let frame_len = (ctx.data_end() - ctx.data()) as u16;
+        // SAFETY: the helper only moves data_meta; the context is the program's own.
+        if unsafe { aya_ebpf::helpers::bpf_xdp_adjust_meta(ctx.ctx, -(RX_META_LEN as i32)) } != 0 {
+            return;
+        }
+        let start = ctx.metadata();
+        if start + RX_META_LEN > ctx.metadata_end() {
+            return;
+        }
+        let p = start as *mut u8;
+        // SAFETY: [start, start + RX_META_LEN) lies inside the metadata area, checked
+        // against its end (data) above; the offsets are RxMeta's repr(C) field offsets
+        // (asserted below), written field by field so no memcpy is emitted.
+        unsafe {
+            core::ptr::write_unaligned(p.add(core::mem::offset_of!(RxMeta, rx_timestamp)) as *mut u64, ts);
+            core::ptr::write_unaligned(p.add(core::mem::offset_of!(RxMeta, rx_hash)) as *mut u32, hash);
+            core::ptr::write_unaligned(p.add(core::mem::offset_of!(RxMeta, rss_type)) as *mut u32, rss_type);
+            core::ptr::write_unaligned(p.add(core::mem::offset_of!(RxMeta, vlan_proto)) as *mut u16, proto);
+            core::ptr::write_unaligned(p.add(core::mem::offset_of!(RxMeta, vlan_tci)) as *mut u16, tci);
+            core::ptr::write_unaligned(p.add(core::mem::offset_of!(RxMeta, frame_len)) as *mut u16, frame_len);
+            *p.add(core::mem::offset_of!(RxMeta, flags)) = flags;
+            *p.add(core::mem::offset_of!(RxMeta, magic)) = RX_META_MAGIC;
+        }
+    }
+
+    // The metadata area must be a multiple of 4 bytes and at most 32 (xdp_metalen_invalid).
+    const _: () = assert!(RX_META_LEN % 4 == 0 && RX_META_LEN <= 32);
 
     enum Verdict {
         Redirected,

@@ -58,7 +58,7 @@ fn measured() -> ScenarioSummary {
 }
 
 fn run_of(s: ScenarioSummary) -> RunSummary {
-    RunSummary { run: RunInfo { complete: true, ..Default::default() }, scenarios: vec![s], anchors: vec![] }
+    RunSummary { run: RunInfo { complete: true, ..Default::default() }, scenarios: vec![s], ..Default::default() }
 }
 
 fn quick_procedure() -> Procedure {

@@ -30,6 +30,8 @@ pub fn cmd_features(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
         super::print_json(&f)?;
     } else {
         println!("{iface}: {}", f.describe());
+        println!("{iface}: {}", f.describe_rx_metadata());
+        println!("{iface}: {}", f.describe_xsk());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -71,6 +73,11 @@ pub fn cmd_testbed(action: TestbedAction) -> anyhow::Result<ExitCode> {
 pub fn cmd_cleanup(all: bool) -> anyhow::Result<ExitCode> {
     use xdpipe::testbed::{Owner, delete_namespace, forget_owner, testbed_of, testbed_owner, xdpipe_namespaces};
     let mut removed = 0;
+    // Knobs first: a record may name a namespace removed below.
+    for line in xdpipe::knobs::restore_orphans() {
+        eprintln!("cleanup: {line}");
+        removed += 1;
+    }
     // A testbed's two namespaces share one record: judge it once, forget it after both.
     let mut testbeds: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for ns in xdpipe_namespaces() {

@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use xdpipe::{
-    config::{BatchSize, CoreList, FrameSize, ModeKind, PollWait, QueueList, RingSize, SteerFilter},
+    config::{
+        BatchSize, BusyPollSettings, Coalesce, CoreList, FrameSize, ModeKind, PollWait, QueueList, RingSize,
+        SteerFilter,
+    },
     run::{DEFAULT_IDLE_BACKOFF_NS, EndReason, RunConfig, RunSummary, Tick},
     stats::{fmt_pps, rates},
     xsk::XskConfig,
@@ -38,8 +41,32 @@ pub struct RunArgs {
     pub need_wakeup: OnOff,
     /// Instead of busy-polling an empty RX ring, sleep until frames arrive (epoll); with
     /// MS, wake up after at most MS milliseconds as well. 0: busy-poll.
+    /// `busy-poll`: kernel busy polling (SO_PREFER_BUSY_POLL, SO_BUSY_POLL and
+    /// SO_BUSY_POLL_BUDGET on the sockets; napi_defer_hard_irqs and gro_flush_timeout on the
+    /// device's NAPIs, restored at the end); the worker runs NAPI with a recvfrom per batch.
     #[arg(long, value_name = "MS", num_args = 0..=1, default_missing_value = "forever", default_value = "0")]
     pub poll: PollWait,
+    /// --poll busy-poll: SO_BUSY_POLL, us one recvfrom polls NAPI (default 20).
+    #[arg(long, value_name = "US")]
+    pub busy_poll_usecs: Option<u32>,
+    /// --poll busy-poll: SO_BUSY_POLL_BUDGET, frames per busy poll (default: --batch).
+    #[arg(long, value_name = "FRAMES")]
+    pub busy_poll_budget: Option<u32>,
+    /// --poll busy-poll: napi_defer_hard_irqs set on the device's NAPIs (default 2).
+    #[arg(long, value_name = "N")]
+    pub defer_hard_irqs: Option<u32>,
+    /// --poll busy-poll: gro_flush_timeout set on the device's NAPIs, ns (default 200000).
+    #[arg(long, value_name = "NS")]
+    pub gro_flush_timeout: Option<u64>,
+    /// Sleeping wait (--poll): after a wakeup, let frames gather for up to US
+    /// microseconds (polling the ring, not sleeping) before taking them (default with
+    /// --coalesce-frames: 50).
+    #[arg(long, value_name = "US")]
+    pub coalesce_us: Option<u32>,
+    /// Sleeping wait (--poll): after a wakeup, wait for this many frames (or
+    /// --coalesce-us) before taking them (default with --coalesce-us: --batch).
+    #[arg(long, value_name = "FRAMES")]
+    pub coalesce_frames: Option<u32>,
     /// Busy-polling: after finding the RX ring empty, wait NS nanoseconds before looking
     /// again (spinning, no syscall), so frames gather into batches and the ring's
     /// producer index is not pulled from the kernel's core on every frame. 0: look again
@@ -164,6 +191,14 @@ impl RunArgs {
                 refuse!("--out-iface {o} is for --mode fwd, but the mode is {m}; drop --out-iface or use --mode fwd")
             }
         }
+        let (busy_poll, coalesce) = wait_settings(
+            self.poll,
+            self.batch,
+            [self.busy_poll_usecs, self.busy_poll_budget, self.defer_hard_irqs],
+            self.gro_flush_timeout,
+            self.coalesce_us,
+            self.coalesce_frames,
+        )?;
         let config = RunConfig {
             iface: self.iface.clone(),
             queues: self.queues.clone(),
@@ -186,6 +221,8 @@ impl RunArgs {
             batch: self.batch,
             poll: self.poll,
             idle_backoff_ns: self.idle_backoff,
+            busy_poll,
+            coalesce,
             duration,
             mode,
             filter: self.filter,
@@ -196,6 +233,46 @@ impl RunArgs {
         };
         Ok(RunCommand { config, per_queue: self.per_queue, json: self.json })
     }
+}
+
+/// The busy-poll settings and the coalescing of a wait policy, from their flags: each
+/// checked, and refused where the policy does not use it. `busy` is
+/// `[--busy-poll-usecs, --busy-poll-budget, --defer-hard-irqs]`.
+pub(crate) fn wait_settings(
+    poll: PollWait,
+    batch: BatchSize,
+    busy: [Option<u32>; 3],
+    gro_flush_timeout: Option<u64>,
+    coalesce_us: Option<u32>,
+    coalesce_frames: Option<u32>,
+) -> Result<(BusyPollSettings, Option<Coalesce>), CliError> {
+    let names = ["--busy-poll-usecs", "--busy-poll-budget", "--defer-hard-irqs"];
+    if poll != PollWait::BusyPoll {
+        let given = names.iter().zip(busy).find(|(_, v)| v.is_some()).map(|(n, _)| *n);
+        if let Some(flag) = given.or(gro_flush_timeout.map(|_| "--gro-flush-timeout")) {
+            refuse!(
+                "{flag} is a setting of --poll busy-poll, but the wait is --poll {poll}; add --poll busy-poll or drop {flag}"
+            );
+        }
+    }
+    if poll.timeout_arg().is_none()
+        && let Some(flag) = coalesce_us.map(|_| "--coalesce-us").or(coalesce_frames.map(|_| "--coalesce-frames"))
+    {
+        refuse!(
+            "{flag} moderates a sleeping wait, but the wait is --poll {poll}, which never sleeps; add --poll (or --poll MS) or drop {flag}"
+        );
+    }
+    let d = BusyPollSettings::DEFAULT;
+    let busy_poll = BusyPollSettings::new(
+        busy[0].unwrap_or(d.usecs),
+        busy[1].unwrap_or(batch.get() as u32),
+        busy[2].unwrap_or(d.defer_hard_irqs),
+        gro_flush_timeout.unwrap_or(d.gro_flush_timeout_ns),
+    )
+    .map_err(|e| CliError(e.to_string()))?;
+    let coalesce =
+        Coalesce::new(coalesce_us, coalesce_frames, batch.get() as u32).map_err(|e| CliError(e.to_string()))?;
+    Ok((busy_poll, coalesce))
 }
 
 pub fn cmd_run(c: RunCommand) -> anyhow::Result<ExitCode> {
@@ -252,6 +329,21 @@ fn print_summary(s: &RunSummary) {
         fmt_pps(s.rx_pps),
         s.rx_mbps
     );
+    if let Some(b) = &s.busy_poll {
+        println!(
+            "  busy-poll: {} us, budget {}; defer_hard_irqs {}, gro_flush_timeout {} ns by {} (napi {:?}), restored to {:?}",
+            b.settings.usecs,
+            b.settings.budget,
+            b.settings.defer_hard_irqs,
+            b.settings.gro_flush_timeout_ns,
+            b.mechanism,
+            b.napi_ids,
+            b.previous
+        );
+    }
+    if let Some(c) = &s.coalesce {
+        println!("  coalescing: up to {} us or {} frames after each wakeup", c.us, c.frames);
+    }
     for q in &s.queues {
         let st = &q.xdp_statistics;
         println!(

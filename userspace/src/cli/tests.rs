@@ -342,9 +342,39 @@ fn bench_axes_not_empty_or_repeated() {
 fn bench_unknown_axis_values_refused_by_clap() {
     clap_refuses(&["bench", "--xdp-modes", "auto"], "possible values: skb, native");
     clap_refuses(&["bench", "--engines", "pktgen"], "possible values: xsk, xdp-live");
-    clap_refuses(&["bench", "--waits", "sleep"], "possible values: busy, poll");
+    clap_refuses(&["bench", "--waits", "sleep"], "possible values: busy, poll, busy-poll");
     clap_refuses(&["bench", "--target", "vm:e1000"], "vm:igb or vm:virtio");
     clap_refuses(&["bench", "--threaded-napi", "maybe"], "possible values");
+}
+
+#[test]
+fn bench_busy_poll_needs_native_and_coalescing_needs_poll() {
+    let m = refused(&["bench", "--waits", "busy,busy-poll"]);
+    assert_says(&m, &["--waits busy-poll", "skb mode has no NAPI", "--xdp-modes native"]);
+    let Cmd::Bench(b) = parse(&["bench", "--waits", "busy-poll,poll", "--xdp-modes", "native", "--coalesce-us", "20"])
+    else {
+        panic!("not a bench")
+    };
+    let c = b.validate().unwrap_or_else(|e| panic!("{}", e.0));
+    assert_eq!(c.coalesce, (Some(20), None));
+    let m = refused(&["bench", "--xdp-modes", "native", "--coalesce-us", "20"]);
+    assert_says(&m, &["--coalesce-us moderates the sleeping wait", "add poll to --waits"]);
+    let m = refused(&["bench", "--waits", "poll", "--coalesce-frames", "0"]);
+    assert_says(&m, &["--coalesce-frames \"0\""]);
+}
+
+#[test]
+fn run_busy_poll_flags_parse_and_default_the_budget_to_the_batch() {
+    let Cmd::Run(r) = parse(&["run", "-i", "x", "--poll", "busy-poll", "--batch", "32", "--busy-poll-usecs", "50"])
+    else {
+        panic!("not a run")
+    };
+    let c = r.validate().unwrap().config;
+    assert_eq!(c.poll, PollWait::BusyPoll);
+    assert_eq!((c.busy_poll.usecs, c.busy_poll.budget, c.busy_poll.defer_hard_irqs), (50, 32, 2));
+    assert_eq!(c.coalesce, None);
+    let Cmd::Run(r) = parse(&["run", "-i", "x", "--poll", "--coalesce-us", "30"]) else { panic!("not a run") };
+    assert_eq!(r.validate().unwrap().config.coalesce, Some(xdpipe::config::Coalesce { us: 30, frames: 64 }));
 }
 
 #[test]

@@ -95,6 +95,21 @@ pub struct VethArgs {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The receiving device: veth (the pair itself), bridge (through a Linux bridge, to
+    /// the veth behind it), macvlan (bridge mode, on the veth), vxlan (a tunnel over the
+    /// veth), tap (written through /dev/net/tun as QEMU does).
+    #[arg(long, default_value = "veth")]
+    pub device: DeviceArg,
+    /// Who receives: xsk (AF_XDP behind xdpipe's XDP program) or kernel-udp (no XDP
+    /// program: a kernel UDP socket read with recvmmsg by one thread on the first
+    /// --rx-cores core; one flow).
+    #[arg(long, default_value = "xsk", value_parser = ["xsk", "kernel-udp"])]
+    pub receiver: String,
+    /// With --receiver kernel-udp: the path's offloads (GRO, GSO/TSO, scatter-gather,
+    /// checksum) as the devices have them (on) or turned off for the run (off; restored
+    /// after, and the kernel then verifies every UDP checksum).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub offloads: OnOff,
 }
 
 /// A validated `xdpipe veth`: the library's config and what the report line names.
@@ -104,6 +119,8 @@ pub struct VethCommand {
     pub mode: ModeKind,
     pub xdp_mode: XdpMode,
     pub json: bool,
+    /// `--receiver kernel-udp`: (its core, offloads off).
+    pub kernel_udp: Option<(u32, bool)>,
 }
 
 impl VethArgs {
@@ -233,11 +250,22 @@ impl VethArgs {
             napi_core: self.napi_core,
             ports: None,
             mtu,
+            device: self.device.0,
             // Frames injected by XDP_TX into a veth vanish unless its peer runs XDP in native
             // mode or has GRO on (skb mode receivers get GRO).
             gro: engine == Engine::XdpLive && xdp_mode == XdpMode::Skb,
         };
-        Ok(VethCommand { config, mode, xdp_mode, json: self.json })
+        let kernel_udp = self.receiver == "kernel-udp";
+        if kernel_udp && flows != 1 {
+            refuse!(
+                "--receiver kernel-udp with --flows {flows}: the kernel socket listens on one port; give --flows 1"
+            );
+        }
+        if !kernel_udp && !self.offloads.on() {
+            refuse!("--offloads off: only with --receiver kernel-udp (AF_XDP runs before the stack's offloads)");
+        }
+        let kernel_udp = kernel_udp.then(|| (rx_cores.ids()[0], !self.offloads.on()));
+        Ok(VethCommand { config, mode, xdp_mode, json: self.json, kernel_udp })
     }
 }
 
@@ -293,13 +321,33 @@ pub fn side_configs(run_args: &[String], gen_args: &[String]) -> Result<(RunConf
 
 pub fn cmd_veth(c: VethCommand) -> anyhow::Result<ExitCode> {
     let stop = super::stop_on_signals()?;
+    if let Some((core, off)) = c.kernel_udp {
+        let d = c.config.device;
+        let t = xdpipe::kbase::udp_trial(d, &c.config.gen_cfg, Some(core), off, stop)?;
+        if c.json {
+            print_json(&t)?;
+        } else {
+            println!(
+                "{} testbed, kernel UDP socket (offloads {}): sent {} received {} lost {}; generator {}   receiver {}",
+                d.name(),
+                if off { "off" } else { "on" },
+                t.sent,
+                t.received,
+                t.sent as i64 - t.received as i64,
+                fmt_pps(t.tx_pps),
+                fmt_pps(t.rx_pps)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let r = run_veth(&c.config, stop)?;
     if c.json {
         print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "veth testbed ({} XDP, mode {:?}{}): sent {} received {} lost {} ({:.4}%)",
+        "{} testbed ({} XDP, mode {:?}{}): sent {} received {} lost {} ({:.4}%)",
+        c.config.device.name(),
         c.xdp_mode,
         c.mode,
         if c.config.threaded_napi { ", threaded NAPI" } else { "" },
@@ -353,6 +401,45 @@ pub fn cmd_veth(c: VethCommand) -> anyhow::Result<ExitCode> {
             us(l.p999 as f64),
             us(l.max as f64)
         );
+        println!("    clock: {}", xdpipe::accounting::LATENCY_CLOCK);
     }
+    if let Some(m) = r.receiver.accounting.as_ref().and_then(|a| a.rx_metadata.as_ref()) {
+        println!(
+            "  XDP RX metadata: {} frames, {} with an RX hash ({} changed within a flow, {} of a flow's hash on another queue), {} with a device RX timestamp ({} not on CLOCK_MONOTONIC, {} answered 0: none), {} with a VLAN tag",
+            m.frames,
+            m.hashes,
+            m.hash_changed_in_flow,
+            m.hash_on_other_queue,
+            m.timestamps,
+            m.timestamps_other_clock,
+            m.timestamps_zero,
+            m.vlan_tags
+        );
+        match &m.device_latency_ns {
+            Some(l) => println!(
+                "  device latency (us, sender to device RX): p50 {:.1}  p99 {:.1}  max {:.1}\n    clock: {}",
+                l.p50 as f64 / 1e3,
+                l.p99 as f64 / 1e3,
+                l.max as f64 / 1e3,
+                m.device_latency_clock
+            ),
+            None => println!("  device latency: none (no device RX timestamp on CLOCK_MONOTONIC)"),
+        }
+    }
+    let t = &r.generator.tx_offload;
+    println!("  TX checksums: {}; TX completion timestamps: {} ({})", t.checksum, t.tx_timestamps, t.why);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--device`: a host device of [`xdpipe::topology`].
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceArg(pub xdpipe::topology::Device);
+
+impl std::str::FromStr for DeviceArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        xdpipe::topology::Device::from_name(s)
+            .map(DeviceArg)
+            .ok_or_else(|| format!("device {s:?}: use veth, bridge, macvlan, vxlan or tap"))
+    }
 }

@@ -196,6 +196,16 @@ impl OffloadGuard {
             return Ok(OffloadGuard { restore: Restore::default(), undo: None });
         }
         let plan: Vec<&str> = plan.iter().map(String::as_str).collect();
+        // Recorded first, so `xdpipe cleanup` turns them back on after a SIGKILL.
+        let record = crate::knobs::record(
+            &format!("offloads of {iface}"),
+            vec![crate::knobs::Restore::Features {
+                iface: iface.to_owned(),
+                on: plan.iter().map(|n| (*n).to_owned()).collect(),
+                off: Vec::new(),
+            }],
+        )
+        .map_err(|e| NetError::io("writing the knob record for", format!("the offloads of {iface}"), e))?;
         let set = set_features(iface, &plan, false);
         // Unreadable afterwards: restore what was meant to go off (all of it was on).
         let restore = features(iface)
@@ -206,6 +216,7 @@ impl OffloadGuard {
             if let Err(e) = apply_restore(&i, &r) {
                 log::warn!("restoring the offloads of {i}: {e}");
             }
+            drop(record);
         });
         let guard = OffloadGuard { restore, undo: Some(undo) };
         set.map(|_| guard)

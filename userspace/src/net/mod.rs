@@ -42,6 +42,7 @@
 //!   namespace with its own sysfs mount, as `ip netns exec` does for a program.
 #![allow(unsafe_code)]
 
+pub mod devices;
 pub mod ethtool;
 pub mod genl;
 pub mod link;

@@ -1,4 +1,4 @@
-//! Writes to /sys/class/net of another network namespace. sysfs shows the interfaces of
+//! Reads and writes /sys/class/net of another network namespace. sysfs shows the interfaces of
 //! the namespace that mounted it, so the write runs in a short-lived thread that enters
 //! the namespace, unshares its mount namespace (made a slave of ours, so nothing leaks
 //! back) and mounts a sysfs of its own there, as `ip netns exec` does for a program.
@@ -12,7 +12,37 @@ pub fn write_net(netns: Option<&str>, rel: &str, value: &str) -> Result<(), NetE
     let Some(name) = netns else {
         return std::fs::write(&path, value).map_err(|e| NetError::io("writing", path, e));
     };
-    let fd = ns::open(name)?;
+    in_ns_sysfs(&ns::open(name)?, name, rel, "writing", |path| std::fs::write(path, value))
+}
+
+/// The calling thread's network namespace, for [`read_net_in`] and [`write_net_in`]: a
+/// thread that entered a namespace by setns still sees the sysfs of its mount namespace,
+/// which shows another namespace's devices.
+pub fn current_netns() -> Result<std::fs::File, NetError> {
+    std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("opening", "/proc/thread-self/ns/net", e))
+}
+
+/// Reads `/sys/class/net/<rel>` (trimmed) in a sysfs of namespace `ns` (from
+/// [`current_netns`] or [`ns::open`]); `label` names it in messages.
+pub fn read_net_in(ns: &std::fs::File, label: &str, rel: &str) -> Result<String, NetError> {
+    in_ns_sysfs(ns, label, rel, "reading", |path| std::fs::read_to_string(path).map(|s| s.trim().to_owned()))
+}
+
+/// Writes `value` to `/sys/class/net/<rel>` in a sysfs of namespace `ns`.
+pub fn write_net_in(ns: &std::fs::File, label: &str, rel: &str, value: &str) -> Result<(), NetError> {
+    in_ns_sysfs(ns, label, rel, "writing", |path| std::fs::write(path, value))
+}
+
+/// Runs `f` on the path of `/sys/class/net/<rel>` in a sysfs of namespace `fd`, on a
+/// short-lived thread.
+fn in_ns_sysfs<R: Send>(
+    fd: &std::fs::File,
+    name: &str,
+    rel: &str,
+    op: &'static str,
+    f: impl FnOnce(&str) -> std::io::Result<R> + Send,
+) -> Result<R, NetError> {
+    let path = format!("/sys/class/net/{rel}");
     std::thread::scope(|s| {
         s.spawn(|| {
             let fail = |op| Err(NetError::last(op, format!("{path} (netns {name})")));
@@ -35,11 +65,9 @@ pub fn write_net(netns: Option<&str>, rel: &str, value: &str) -> Result<(), NetE
                     return fail("mounting a namespace's sysfs for");
                 }
             }
-            std::fs::write(&path, value).map_err(|e| NetError::io("writing", format!("{path} (netns {name})"), e))
+            f(&path).map_err(|e| NetError::io(op, format!("{path} (netns {name})"), e))
         })
         .join()
-        .unwrap_or_else(|_| {
-            Err(NetError::Decode { op: "writing", what: path.clone(), detail: "thread panicked".into() })
-        })
+        .unwrap_or_else(|_| Err(NetError::Decode { op, what: path.clone(), detail: "thread panicked".into() }))
     })
 }

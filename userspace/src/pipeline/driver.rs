@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use super::stage::{Source, SourceStep, Stage};
 use crate::{
     accounting::Accounting,
+    config::Coalesce,
     stats::{WorkerCounters, batch_bucket, bump},
     sys,
     xsk::{Desc, FrameAddr, MAX_SEGS, Verdict, XDP_PKT_CONTD, Xsk},
@@ -30,6 +31,12 @@ pub struct WaitPolicy {
     /// the CPU's pause hint, reading only the clock) before looking again. 0: look again
     /// at once.
     pub idle_backoff_ns: u64,
+    /// Kernel busy polling (the socket has SO_PREFER_BUSY_POLL): one recvfrom per turn
+    /// of the loop (per batch, or per empty look) runs the device's NAPI, and TX is
+    /// kicked whatever need_wakeup says. No sleep, no backoff.
+    pub busy_poll: bool,
+    /// Sleeping wait only: after a wakeup, let frames gather before taking them.
+    pub coalesce: Option<Coalesce>,
 }
 
 /// A second socket frames can leave by (`Verdict::Redirect(OutPort(0))`).
@@ -102,6 +109,12 @@ pub fn rx_loop<S: Stage>(
     let has_out = out.is_some();
 
     while !stop.load(Relaxed) {
+        if wait.busy_poll {
+            // Runs the NAPI of the queue (SO_PREFER_BUSY_POLL): once per batch or empty
+            // look, never per frame.
+            sys::wakeup_rx(xsk.fd());
+            bump(&counters.wakeups, 1);
+        }
         // Frames the kernel sent: back to the fill ring.
         if tx_outstanding > 0 {
             let bad = xsk.bad_descs();
@@ -164,7 +177,7 @@ pub fn rx_loop<S: Stage>(
         let (n, frames) = (taken.complete, taken.frames);
         if n == 0 {
             if taken.end == pending {
-                idle(xsk, wait, &mut pace, counters);
+                idle(xsk, wait, &mut pace, counters, stop);
             }
             // Only the start of a chain so far: it waits at the front for its end.
             pending = taken.end;
@@ -264,8 +277,10 @@ fn drain_rx(
 /// The RX ring is empty: wake the kernel if it asked (need_wakeup), or sleep until it is
 /// readable if the policy says so; otherwise return at once (busy polling).
 #[inline]
-fn idle(xsk: &Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters) {
-    if wait.need_wakeup && xsk.fill_needs_wakeup() {
+fn idle(xsk: &mut Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters, stop: &AtomicBool) {
+    if wait.busy_poll {
+        // The loop's recvfrom did the work (and is the wakeup need_wakeup asks for).
+    } else if wait.need_wakeup && xsk.fill_needs_wakeup() {
         sys::wakeup_rx(xsk.fd());
         bump(&counters.wakeups, 1);
     } else if let Some((waiter, timeout_ms)) = &wait.sleep {
@@ -275,6 +290,11 @@ fn idle(xsk: &Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters
         // sleep is bounded, so the flag is looked at again soon.
         waiter.wait(sleep_timeout(*timeout_ms, wait.need_wakeup));
         bump(&counters.wakeups, 1);
+        if let Some(c) = wait.coalesce {
+            // Interrupt moderation: a wakeup for a frame or two would be followed by
+            // another sleep and wakeup; spinning a while instead lets a batch gather.
+            gather(c, || xsk.rx_ready(), sys::monotonic_ns, stop);
+        }
     } else if let Some(until) = pace.backoff_until(wait.idle_backoff_ns) {
         // Every look at the ring reads its producer index, a cache line the kernel's
         // receive path (on veth: the sender's core) writes per frame: looked at
@@ -284,6 +304,23 @@ fn idle(xsk: &Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters
             for _ in 0..16 {
                 std::hint::spin_loop();
             }
+        }
+    }
+}
+
+/// Polls `ready` (the RX ring's fill level) without sleeping until it reaches
+/// `c.frames`, `c.us` have passed on `now` (ns), or the run stops. Returns the last fill
+/// level seen. The clock is read only here, after a wakeup: not per frame.
+#[inline]
+fn gather(c: Coalesce, mut ready: impl FnMut() -> u32, mut now: impl FnMut() -> u64, stop: &AtomicBool) -> u32 {
+    let until = now() + c.us as u64 * 1000;
+    loop {
+        let r = ready();
+        if r >= c.frames || stop.load(Relaxed) || now() >= until {
+            return r;
+        }
+        for _ in 0..16 {
+            std::hint::spin_loop();
         }
     }
 }
@@ -356,15 +393,19 @@ fn account_rx(xsk: &Xsk, rx: &[Desc], frames: usize, acct: Option<&mut Accountin
             for d in rx {
                 // SAFETY: `rx` was just consumed from the RX ring; the frames go back to
                 // the fill ring only after this returns.
-                a.observe(unsafe { xsk.frame(d) }, now);
+                let frame = unsafe { xsk.frame(d) };
+                // SAFETY: as above; the metadata lies in the same chunk, before the frame.
+                let meta = unsafe { xsk.frame_meta(d) };
+                a.observe_rx(frame, frame.len(), meta, now);
             }
         } else {
             let mut i = 0;
             while i < rx.len() {
                 let k = chain_len(&rx[i..]);
                 let len: usize = rx[i..i + k].iter().map(|d| d.len as usize).sum();
-                // SAFETY: as above.
-                a.observe_within(unsafe { xsk.frame(&rx[i]) }, len, now);
+                // SAFETY: as above; a chain's metadata lies before its first segment.
+                let (head, meta) = unsafe { (xsk.frame(&rx[i]), xsk.frame_meta(&rx[i])) };
+                a.observe_rx(head, len, meta, now);
                 i += k;
             }
         }
@@ -408,7 +449,7 @@ fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<Desc>, outstanding: &mut usize, wai
 /// Copy mode transmits only when kicked; with need_wakeup, only when the kernel asks.
 #[inline]
 fn kick(xsk: &Xsk, wait: &WaitPolicy, counters: &WorkerCounters) {
-    if !wait.need_wakeup || xsk.tx_needs_wakeup() {
+    if wait.busy_poll || !wait.need_wakeup || xsk.tx_needs_wakeup() {
         sys::kick_tx(xsk.fd());
         bump(&counters.wakeups, 1);
     }
@@ -634,7 +675,7 @@ mod tests {
     }
 
     fn busy() -> WaitPolicy {
-        WaitPolicy { need_wakeup: false, sleep: None, idle_backoff_ns: 0 }
+        WaitPolicy { need_wakeup: false, sleep: None, idle_backoff_ns: 0, busy_poll: false, coalesce: None }
     }
 
     fn record_calls() -> (Rc<RefCell<Vec<HotCall>>>, sys::testing::Guard) {
@@ -733,7 +774,13 @@ mod tests {
         let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
         let stop_event = sys::StopEvent::new().unwrap();
         let waiter = sys::ReadableWaiter::new(xsk.fd(), &stop_event).unwrap();
-        let wait = WaitPolicy { need_wakeup: true, sleep: Some((waiter, 5)), idle_backoff_ns: 0 };
+        let wait = WaitPolicy {
+            need_wakeup: true,
+            sleep: Some((waiter, 5)),
+            idle_backoff_ns: 0,
+            busy_poll: false,
+            coalesce: None,
+        };
         let counters = WorkerCounters::default();
         let stop = AtomicBool::new(false);
         struct Count;
@@ -775,7 +822,13 @@ mod tests {
         let k = Rc::new(k);
         let stop_event = sys::StopEvent::new().unwrap();
         let waiter = sys::ReadableWaiter::new(xsk.fd(), &stop_event).unwrap();
-        let wait = WaitPolicy { need_wakeup: true, sleep: Some((waiter, -1)), idle_backoff_ns: 0 };
+        let wait = WaitPolicy {
+            need_wakeup: true,
+            sleep: Some((waiter, -1)),
+            idle_backoff_ns: 0,
+            busy_poll: false,
+            coalesce: None,
+        };
         let counters = WorkerCounters::default();
         static STOP: AtomicBool = AtomicBool::new(false);
         let calls = Rc::new(RefCell::new(Vec::new()));
@@ -850,6 +903,150 @@ mod tests {
         let c = counters.snapshot();
         assert_eq!((c.rx_packets, c.tx_packets, c.tx_unsent), (16, 8, 8), "{c:?}");
         assert_eq!(k.take_tx().len(), 8, "the first batch is on the TX ring");
+    }
+
+    /// Counts the batches it sees, and stops the run after `stop_after` of them.
+    struct Batches {
+        sizes: Vec<usize>,
+        stop_after: usize,
+        stop: &'static AtomicBool,
+    }
+
+    impl Stage for Batches {
+        type Summary = ();
+        fn on_batch(&mut self, b: &mut Batch<'_>) {
+            self.sizes.push(b.len());
+            if self.sizes.len() == self.stop_after {
+                self.stop.store(true, Relaxed);
+            }
+        }
+        fn finish(self) {}
+    }
+
+    /// Puts `n` 60-byte frames on the fake RX ring, taking their chunks from the fill
+    /// ring (topping `pool` up from it first).
+    fn deliver(k: &fake::Kernel, pool: &mut Vec<u64>, n: usize) -> usize {
+        pool.extend(k.take_fill());
+        let d: Vec<Desc> =
+            pool.drain(..n.min(pool.len())).map(|a| Desc { addr: a + 256, len: 60, options: 0 }).collect();
+        k.receive(&d)
+    }
+
+    /// The fake kernel, handed to a thread standing in for the NIC.
+    struct NicThread(fake::Kernel);
+    // SAFETY: the fake kernel's ring accesses are the atomics of the AF_XDP protocol (a
+    // real kernel writes the same rings from another core); the test's Xsk, which owns
+    // the memory, outlives the scope the thread runs in, and one thread at a time holds
+    // the kernel (a mutex).
+    unsafe impl Send for NicThread {}
+
+    #[test]
+    fn busy_poll_drives_napi_with_one_recvfrom_per_turn_and_never_sleeps() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let (mut xsk, k) = fake::socket(64, 4096, 64, true, false);
+        let k = Rc::new(k);
+        let fd = xsk.fd();
+        // Each recvfrom (a busy poll) makes the fake NAPI deliver 8 frames.
+        let (calls, k2) = (Rc::new(RefCell::new(Vec::new())), k.clone());
+        let c2 = calls.clone();
+        let mut pool = Vec::new();
+        let _guard = override_hot_calls(move |c| {
+            c2.borrow_mut().push(c);
+            if c == (HotCall::WakeupRx { fd }) {
+                deliver(&k2, &mut pool, 8);
+            }
+        });
+        let wait = WaitPolicy { need_wakeup: true, sleep: None, idle_backoff_ns: 0, busy_poll: true, coalesce: None };
+        let mut stage = Batches { sizes: Vec::new(), stop_after: 5, stop: &STOP };
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut stage, None, 64, &wait, &counters, &STOP);
+        let calls = calls.borrow();
+        assert!(calls.iter().all(|c| *c == HotCall::WakeupRx { fd }), "only recvfrom: {calls:?}");
+        assert_eq!(stage.sizes, vec![8; 5], "each busy poll's frames are the next batch");
+        assert_eq!(calls.len(), 5, "one recvfrom per batch");
+    }
+
+    #[test]
+    fn gather_stops_at_the_count_or_the_deadline_on_a_fake_clock() {
+        let stop = AtomicBool::new(false);
+        let c = Coalesce { us: 10, frames: 32 };
+        // Frames arrive at 4 per us of fake time: 32 are there at 8 us, before the 10 us.
+        let clock = std::cell::Cell::new(0u64);
+        let now = || {
+            clock.set(clock.get() + 250);
+            clock.get()
+        };
+        let got = gather(c, || (clock.get() / 250) as u32, now, &stop);
+        assert_eq!(got, 32);
+        assert!(clock.get() < 10_000, "returned at the count, {} ns in", clock.get());
+        // One frame per us: the deadline comes first, with about 10 there.
+        clock.set(0);
+        let got = gather(c, || (clock.get() / 1000) as u32, now, &stop);
+        assert!((9..=11).contains(&got), "{got}");
+        assert!((10_000..10_600).contains(&clock.get()), "{}", clock.get());
+        // Enough already: no wait at all.
+        clock.set(0);
+        assert_eq!(gather(c, || 40, now, &stop), 40);
+        assert!(clock.get() <= 500);
+        // The stop ends it.
+        stop.store(true, Relaxed);
+        clock.set(0);
+        assert_eq!(gather(c, || 0, now, &stop), 0);
+        assert!(clock.get() <= 500);
+    }
+
+    #[test]
+    fn after_a_wakeup_frames_gather_into_one_batch_when_coalescing() {
+        // Frames that arrive while the worker polls the ring can only come from another
+        // thread: 4 at the wakeup (from the hot-call seam), then 4 every 200 us from a
+        // thread standing in for the NIC, 16 in all.
+        fn run(coalesce: Option<Coalesce>) -> Vec<usize> {
+            static STOP: AtomicBool = AtomicBool::new(false);
+            STOP.store(false, Relaxed);
+            let (mut xsk, k) = fake::socket(64, 4096, 64, true, false);
+            let k = std::sync::Arc::new(std::sync::Mutex::new((NicThread(k), Vec::new())));
+            let stop_event = sys::StopEvent::new().unwrap();
+            let waiter = sys::ReadableWaiter::new(xsk.fd(), &stop_event).unwrap();
+            let wait = WaitPolicy {
+                need_wakeup: false,
+                sleep: Some((waiter, 1)),
+                idle_backoff_ns: 0,
+                busy_poll: false,
+                coalesce,
+            };
+            let (k2, woke) = (k.clone(), std::sync::Arc::new(AtomicBool::new(false)));
+            let woke2 = woke.clone();
+            let _guard = override_hot_calls(move |c| {
+                if let HotCall::Wait { .. } = c
+                    && !woke2.swap(true, Relaxed)
+                {
+                    let (k, pool) = &mut *k2.lock().unwrap();
+                    deliver(&k.0, pool, 4);
+                }
+            });
+            let mut stage = Batches { sizes: Vec::new(), stop_after: usize::MAX, stop: &STOP };
+            let counters = WorkerCounters::default();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    while !woke.load(Relaxed) {
+                        std::thread::yield_now();
+                    }
+                    for _ in 0..3 {
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        let (k, pool) = &mut *k.lock().unwrap();
+                        deliver(&k.0, pool, 4);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                    STOP.store(true, Relaxed);
+                });
+                rx_loop(&mut xsk, None, &mut stage, None, 64, &wait, &counters, &STOP);
+            });
+            stage.sizes
+        }
+        assert_eq!(run(Some(Coalesce { us: 20_000, frames: 16 })), vec![16], "one batch of all 16");
+        let plain = run(None);
+        assert_eq!(plain.iter().sum::<usize>(), 16);
+        assert!(plain.len() > 1, "without coalescing the first frames go alone: {plain:?}");
     }
 
     /// Sends `left` frames of 64 bytes numbered from 0, `per_call` at most per call.

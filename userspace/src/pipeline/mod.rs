@@ -28,6 +28,7 @@
 //! worker per queue until its duration ends or its stop flag is set, then detaches and
 //! returns the summary. Every exit path (end, stop, worker error or panic, setup error)
 //! drops the sockets and the program's link before returning.
+mod busy;
 mod driver;
 mod run;
 mod stage;
@@ -40,13 +41,17 @@ use xdp_common::QueueCounters;
 
 pub(crate) use self::run::panic_message;
 pub use self::{
+    busy::BusyPollInfo,
     run::{ReadyRun, Tick},
     stage::{Source, SourceStep, Stage},
     transmit::{SourcePipeline, TxQueueSummary, TxSummary},
 };
 pub use crate::xsk::{Batch, Frame, FrameLenError, Frames, OutPort, TxBatch, Verdict};
 use crate::{
-    config::{BatchSize, BindMode, CoreList, FrameSize, PollWait, QueueList, RingSize, SteerFilter, XdpMode},
+    config::{
+        BatchSize, BindMode, BusyPollSettings, Coalesce, CoreList, FrameSize, PollWait, QueueList, RingSize,
+        SteerFilter, XdpMode,
+    },
     stats::CounterSnapshot,
     sys::{self, XdpStatistics},
     xsk::XskConfig,
@@ -80,6 +85,18 @@ pub enum PipelineError {
     /// The sleeping wait could not be set up.
     #[error("setting up the workers' sleep on an empty RX ring (--poll): {0}")]
     Wait(#[source] sys::SysError),
+    /// The sockets' busy-poll options were refused.
+    #[error("--poll busy-poll: setting the socket's busy-poll options: {0}")]
+    BusyPollSocket(#[source] sys::SysError),
+    /// The device's busy-poll knobs could not be read or set (nothing was left changed).
+    #[error("--poll busy-poll: setting napi_defer_hard_irqs / gro_flush_timeout of {iface}: {source}")]
+    BusyPollDevice {
+        /// The interface.
+        iface: String,
+        /// Why.
+        #[source]
+        source: crate::net::NetError,
+    },
     /// The link-state watch could not be opened.
     #[error("opening a socket to watch the link state of {iface}: {source}")]
     LinkWatch {
@@ -200,10 +217,20 @@ pub struct RunSummary<T> {
     pub iface: String,
     /// The XDP mode the program ran in (skb or native).
     pub xdp_mode: XdpMode,
+    /// True if the program ran bound to the device, so the driver's XDP RX metadata
+    /// kfuncs filled each frame's metadata area (false: skb mode, or a device that lists
+    /// no xdp-rx-metadata-features).
+    pub xdp_rx_metadata: bool,
     /// The bind mode the kernel chose (copy or zero-copy).
     pub bind: BindMode,
     /// Whether the sockets were bound with need_wakeup.
     pub need_wakeup: bool,
+    /// The wait policy (`--poll`): `0` (spin), `forever`, a timeout in ms, or `busy-poll`.
+    pub wait: String,
+    /// With busy-poll: the settings and how the device's knobs were set (and restored).
+    pub busy_poll: Option<BusyPollInfo>,
+    /// The sleeping wait's interrupt moderation, when set.
+    pub coalesce: Option<Coalesce>,
     /// The steering filter.
     pub filter: String,
     /// Seconds from the workers' start to the stop.
@@ -267,6 +294,10 @@ pub struct PipelineConfig {
     pub wait: PollWait,
     /// Busy waiting: ns to wait after finding the RX ring empty.
     pub idle_backoff_ns: u64,
+    /// [`PollWait::BusyPoll`]'s settings (ignored by the other waits).
+    pub busy_poll: BusyPollSettings,
+    /// A sleeping wait's interrupt moderation (ignored by the other waits).
+    pub coalesce: Option<Coalesce>,
     /// Which frames the program steers to the sockets.
     pub filter: SteerFilter,
     /// Read the generator's stamps: loss, reordering and latency.
@@ -313,6 +344,8 @@ impl Pipeline {
                 batch: BatchSize::new(64).expect("64 is a valid batch size"),
                 wait: PollWait::Busy,
                 idle_backoff_ns: DEFAULT_IDLE_BACKOFF_NS,
+                busy_poll: BusyPollSettings::DEFAULT,
+                coalesce: None,
                 filter: SteerFilter::default(),
                 stamps: false,
                 out_iface: None,
@@ -395,6 +428,19 @@ impl Pipeline {
     /// fast (0: look again at once).
     pub fn idle_backoff(mut self, backoff: Duration) -> Self {
         self.cfg.idle_backoff_ns = backoff.as_nanos().min(u64::MAX as u128) as u64;
+        self
+    }
+
+    /// [`PollWait::BusyPoll`]'s socket options and device knobs.
+    pub fn busy_poll(mut self, settings: BusyPollSettings) -> Self {
+        self.cfg.busy_poll = settings;
+        self
+    }
+
+    /// A sleeping wait's interrupt moderation: after a wakeup, poll the RX ring without
+    /// sleeping until `c.frames` are there or `c.us` passed (None: take what is there).
+    pub fn coalesce(mut self, c: Option<Coalesce>) -> Self {
+        self.cfg.coalesce = c;
         self
     }
 

@@ -14,12 +14,13 @@ use xdp_common::QueueCounters;
 
 use super::{
     EndReason, OutPortInfo, PipelineConfig, PipelineError, QueueSummary, RunSummary,
+    busy::BusyPollDevice,
     driver::{OutSocket, WaitPolicy, rx_loop},
     stage::Stage,
 };
 use crate::{
     accounting::Accounting,
-    config::BindMode,
+    config::{BindMode, PollWait},
     loader::Steering,
     stats::{CounterSnapshot, SharedCounters, WorkerCounters, rates},
     sys::{self, XdpStatistics},
@@ -69,6 +70,8 @@ struct Running<T> {
     link: sys::LinkWatch,
     zerocopy: bool,
     fwd: Option<(String, bool, Option<String>)>,
+    /// Busy-poll's device knobs, restored before the program detaches.
+    busy: Option<BusyPollDevice>,
     // Keeps the zero-copy TX program on the out port while the run lasts.
     _out_program: Option<Steering>,
 }
@@ -219,6 +222,32 @@ where
         .and_then(|o| crate::loader::keep_zero_copy_tx_program(o, early_out_program, out_zerocopy));
     let zerocopy = sockets.iter().all(|(_, x, _)| x.is_zerocopy());
 
+    // Busy polling: the sockets' options, then the device's NAPI knobs (after the attach:
+    // a veth has NAPIs only with a native program). Dropped on an error below, the
+    // device's values are restored.
+    let busy = if cfg.wait == PollWait::BusyPoll {
+        for (_, xsk, _) in &sockets {
+            sys::set_busy_poll(xsk.fd(), cfg.busy_poll.usecs, cfg.busy_poll.budget)
+                .map_err(PipelineError::BusyPollSocket)?;
+        }
+        let ifindex = sys::ifindex(&cfg.iface).ok_or_else(|| PipelineError::NoSuchInterface(cfg.iface.clone()))?;
+        let d = super::busy::apply(&cfg.iface, ifindex, &cfg.busy_poll)
+            .map_err(|source| PipelineError::BusyPollDevice { iface: cfg.iface.clone(), source })?;
+        log::info!(
+            "busy-poll on {}: {} (napi {:?}), defer_hard_irqs {}, gro_flush_timeout {} ns, SO_BUSY_POLL {} us, budget {}",
+            cfg.iface,
+            d.info.mechanism,
+            d.info.napi_ids,
+            cfg.busy_poll.defer_hard_irqs,
+            cfg.busy_poll.gro_flush_timeout_ns,
+            cfg.busy_poll.usecs,
+            cfg.busy_poll.budget
+        );
+        Some(d)
+    } else {
+        None
+    };
+
     // Opened before any worker starts, so failing here leaves nothing running.
     let link = sys::LinkWatch::new(&cfg.iface)
         .map_err(|e| PipelineError::LinkWatch { iface: cfg.iface.clone(), source: e })?;
@@ -231,7 +260,15 @@ where
             Some(t) => Some((sys::ReadableWaiter::new(xsk.fd(), &stop_event).map_err(PipelineError::Wait)?, t)),
             None => None,
         };
-        waits.push(WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, sleep, idle_backoff_ns: cfg.idle_backoff_ns });
+        let busy_poll = cfg.wait == PollWait::BusyPoll;
+        let coalesce = if sleep.is_some() { cfg.coalesce } else { None };
+        waits.push(WaitPolicy {
+            need_wakeup: cfg.xsk.need_wakeup,
+            sleep,
+            idle_backoff_ns: if busy_poll { 0 } else { cfg.idle_backoff_ns },
+            busy_poll,
+            coalesce,
+        });
     }
     let factory = Arc::new(factory);
     let mut workers = Vec::with_capacity(sockets.len());
@@ -240,7 +277,7 @@ where
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
         // Allocated here, before the worker starts: the loop itself never allocates.
-        let mut acct = cfg.stamps.then(Accounting::new);
+        let mut acct = cfg.stamps.then(|| Accounting::for_queue(q));
         let confined_tx = confined_tx.clone();
         let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
@@ -312,6 +349,7 @@ where
             link,
             zerocopy,
             fwd,
+            busy,
             _out_program: out_program,
         }),
     })
@@ -388,7 +426,7 @@ impl<T> ReadyRun<T> {
             }
         };
         let elapsed = start.elapsed();
-        let Some(Running { cfg, mut steering, workers, halt, stop_event, link: _, zerocopy, fwd, _out_program }) =
+        let Some(Running { cfg, mut steering, workers, halt, stop_event, link: _, zerocopy, fwd, busy, _out_program }) =
             self.inner.take()
         else {
             unreachable!("taken only here");
@@ -440,7 +478,14 @@ impl<T> ReadyRun<T> {
             queues.push(QueueSummary { queue: w.queue, core: w.core, counters, rx_pps, xdp_statistics, program });
         }
         drop(open_sockets);
+        // Before the detach: a veth's NAPIs (and their settings) go with the program.
+        let busy_poll = busy.map(|b| {
+            let info = b.info.clone();
+            b.restore();
+            info
+        });
         let xdp_mode = steering.mode();
+        let xdp_rx_metadata = steering.rx_metadata();
         steering.detach();
 
         let mut total = CounterSnapshot::default();
@@ -457,8 +502,12 @@ impl<T> ReadyRun<T> {
         Ok(RunSummary {
             iface: cfg.iface.clone(),
             xdp_mode,
+            xdp_rx_metadata,
             bind: if zerocopy { BindMode::ZeroCopy } else { BindMode::Copy },
             need_wakeup: cfg.xsk.need_wakeup,
+            wait: cfg.wait.to_string(),
+            busy_poll,
+            coalesce: if cfg.wait.timeout_arg().is_some() { cfg.coalesce } else { None },
             filter: cfg.filter.to_string(),
             duration_s: secs,
             rx_packets: total.rx_packets,
@@ -495,6 +544,9 @@ impl<T> Drop for ReadyRun<T> {
             r.stop_event.set();
             for w in r.workers.drain(..) {
                 let _ = w.handle.join();
+            }
+            if let Some(b) = r.busy.take() {
+                b.restore();
             }
             // The sockets went with the workers' results; the program detaches on drop.
         }

@@ -149,7 +149,13 @@ where
         let confined_tx = confined_tx.clone();
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
-        let wait = WaitPolicy { need_wakeup: cfg.xsk.need_wakeup, sleep: None, idle_backoff_ns: 0 };
+        let wait = WaitPolicy {
+            need_wakeup: cfg.xsk.need_wakeup,
+            sleep: None,
+            idle_backoff_ns: 0,
+            busy_poll: false,
+            coalesce: None,
+        };
         let spawned = thread::Builder::new().name(format!("xdpipe-tx{q}")).spawn(move || {
             if let Some(core) = core
                 && !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize })

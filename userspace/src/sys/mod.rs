@@ -101,7 +101,9 @@ pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
                 entries.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count();
             if n > 0 { Ok(n as u32) } else { Err(err) }
         }
-        Err(_) => Err(err),
+        // No sysfs entry here (the device is in another namespace than the sysfs mount):
+        // rtnetlink knows the count.
+        Err(_) => crate::net::devices::num_rx_queues(iface).map_err(|_| err),
     }
 }
 

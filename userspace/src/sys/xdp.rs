@@ -137,6 +137,37 @@ fn set_opt<T>(fd: RawFd, opt: libc::c_int, val: &T, call: &'static str) -> Resul
     Ok(())
 }
 
+// asm-generic/socket.h (x86-64 and arm64).
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+/// Kernel busy polling on an AF_XDP socket: SO_PREFER_BUSY_POLL 1, SO_BUSY_POLL `usecs`,
+/// SO_BUSY_POLL_BUDGET `budget` (the last two above the sysctls need CAP_NET_ADMIN).
+/// They belong to the socket and go with it: nothing to restore.
+pub fn set_busy_poll(fd: RawFd, usecs: u32, budget: u16) -> Result<(), SysError> {
+    for (opt, val, call) in [
+        (SO_PREFER_BUSY_POLL, 1, "setsockopt(SO_PREFER_BUSY_POLL)"),
+        (SO_BUSY_POLL, usecs as libc::c_int, "setsockopt(SO_BUSY_POLL)"),
+        (SO_BUSY_POLL_BUDGET, budget as libc::c_int, "setsockopt(SO_BUSY_POLL_BUDGET)"),
+    ] {
+        // SAFETY: the buffer and its length describe `val`, which outlives the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&val as *const libc::c_int).cast(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(SysError::last(call, format!("AF_XDP socket fd {fd}")));
+        }
+    }
+    Ok(())
+}
+
 fn get_opt<T: Default>(fd: RawFd, opt: libc::c_int, call: &'static str) -> Result<T, SysError> {
     let mut val = T::default();
     let mut len = mem::size_of::<T>() as libc::socklen_t;

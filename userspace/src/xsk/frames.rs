@@ -159,6 +159,7 @@ impl<'b> Iterator for Frames<'b> {
         self.left = self.left.saturating_sub(1);
         let (desc, rest) = chain.split_first_mut()?;
         let room = ((desc.addr & self.frame_mask) + self.frame_size - desc.addr) as u32;
+        let head = (desc.addr & !self.frame_mask) as u32;
         // SAFETY: the descriptor lies inside the UMEM (Batch::new's contract), so the
         // offset stays inside the mapping.
         let data = unsafe { self.base.add(desc.addr as usize) };
@@ -166,6 +167,7 @@ impl<'b> Iterator for Frames<'b> {
             data,
             len: &mut desc.len,
             room,
+            head,
             rest,
             base: self.base,
             verdict: &mut verdict[0],
@@ -190,6 +192,8 @@ pub struct Frame<'b> {
     /// A multi-buffer frame's further segments (empty for a single-buffer frame).
     rest: &'b [Desc],
     base: *mut u8,
+    /// Bytes of the chunk before `data` (where the XDP metadata lands).
+    head: u32,
     verdict: &'b mut Verdict,
     kept: &'b Cell<u32>,
     _bytes: PhantomData<&'b mut [u8]>,
@@ -204,6 +208,20 @@ impl Frame<'_> {
         // descriptor was consumed, and `set_len` keeps len <= room); userspace owns the
         // chunk for the batch's lifetime and no other Frame names it (Batch::new).
         unsafe { std::slice::from_raw_parts(self.data, *self.len as usize) }
+    }
+
+    /// The XDP RX metadata the steering program put in front of the frame (device RX
+    /// timestamp, hash, VLAN tag, each with a flag saying whether the driver gave it), or
+    /// None if the bytes there are not such an area (any bytes are checked, never
+    /// trusted). Valid until the frame's length changes: the area records the length.
+    #[inline]
+    pub fn metadata(&self) -> Option<xdp_common::RxMeta> {
+        let len = (self.head as usize).min(xdp_common::RxMeta::LEN);
+        // SAFETY: the `len` <= `head` bytes before `data` are in the same chunk, which
+        // userspace owns for the batch's lifetime (Batch::new); `&self` excludes a
+        // mutable view of the frame (and the area is outside it anyway).
+        let area = unsafe { std::slice::from_raw_parts(self.data.sub(len), len) };
+        xdp_common::RxMeta::read(area, *self.len as usize)
     }
 
     /// The frame's bytes (of a multi-buffer frame, its first segment), writable in place.
@@ -411,5 +429,45 @@ impl<'a> TxBatch<'a> {
         }
         self.filled += k;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use xdp_common::{RX_META_HASH, RX_META_MAGIC, RxMeta};
+
+    use super::*;
+
+    /// A UMEM of two 2048-byte chunks: chunk 0 has a metadata area before its frame at
+    /// 256, chunk 1's frame starts 8 bytes into it (no room for an area).
+    #[test]
+    fn frame_metadata_reads_the_area_before_the_data_and_never_outside_the_chunk() {
+        let mut umem = vec![0u8; 4096];
+        let len = 60u32;
+        let area = 256 - RxMeta::LEN;
+        umem[area + 8..area + 12].copy_from_slice(&0x1234_5678u32.to_ne_bytes());
+        umem[area + 20..area + 22].copy_from_slice(&(len as u16).to_ne_bytes());
+        umem[area + 22] = RX_META_HASH;
+        umem[area + 23] = RX_META_MAGIC;
+        // The 24 bytes before chunk 1's frame end like an area, but 16 of them are chunk
+        // 0's: a read that ignored the chunk boundary would take them.
+        umem[2048 + 4..2048 + 6].copy_from_slice(&(len as u16).to_ne_bytes());
+        umem[2048 + 6] = RX_META_HASH;
+        umem[2048 + 7] = RX_META_MAGIC;
+        let mut descs = [Desc { addr: 256, len, options: 0 }, Desc { addr: 2048 + 8, len, options: 0 }];
+        let mut verdicts = [Verdict::Drop; 2];
+        // SAFETY: both descriptors lie inside their own chunk of `umem`, which this test
+        // owns for the batch's lifetime; verdicts are all Drop.
+        let mut batch = unsafe { Batch::new(umem.as_mut_ptr(), &mut descs, &mut verdicts, 2048, 2) };
+        let mut frames = batch.frames();
+        let mut f0 = frames.next().unwrap();
+        let m = f0.metadata().expect("chunk 0's area");
+        assert_eq!(m.hash(), Some((0x1234_5678, 0)));
+        assert_eq!(m.timestamp(), None);
+        // The area records the length: after a change it no longer describes the frame.
+        f0.set_len(61).unwrap();
+        assert_eq!(f0.metadata(), None);
+        let f1 = frames.next().unwrap();
+        assert_eq!(f1.metadata(), None, "8 bytes of headroom hold no area");
     }
 }

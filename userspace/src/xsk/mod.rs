@@ -471,6 +471,13 @@ impl Xsk {
         fill_from(&mut self.fill, &mut self.free, max)
     }
 
+    /// Frames waiting on the RX ring (the kernel's producer index read afresh); 0 without
+    /// an RX ring.
+    #[inline]
+    pub fn rx_ready(&mut self) -> u32 {
+        self.rx.as_mut().map_or(0, |rx| rx.ready())
+    }
+
     /// Consumes received descriptors into `out[pending..]`; userspace owns them
     /// afterwards. `out[..pending]` is the unfinished chain the previous call returned
     /// (`RxTaken::complete..end`, moved to the front), or nothing.
@@ -628,6 +635,24 @@ impl Xsk {
             Some(p) => unsafe { std::slice::from_raw_parts(p, desc.len as usize) },
             None => &[],
         }
+    }
+
+    /// The XDP metadata the steering program wrote in front of `desc`'s frame (see
+    /// [`xdp_common::RxMeta`]), if it is there: read from the bytes between the start of
+    /// the frame's chunk and its data.
+    ///
+    /// # Safety
+    /// As [`Xsk::frame`].
+    #[inline]
+    pub unsafe fn frame_meta(&self, desc: &Desc) -> Option<xdp_common::RxMeta> {
+        let fs = self.umem.frame_size as u64;
+        let head = desc.addr & (fs - 1);
+        let len = (head as usize).min(xdp_common::RxMeta::LEN);
+        let p = self.umem.range(desc.addr - len as u64, len)?;
+        // SAFETY: `len` bytes before the frame, inside its chunk and the UMEM (range);
+        // userspace owns the chunk (the caller's guarantee).
+        let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+        xdp_common::RxMeta::read(bytes, desc.len as usize)
     }
 
     /// Copies `src`'s frame (of socket `from`, which may share this socket's UMEM) into

@@ -198,6 +198,14 @@ impl<T: Copy> ConsRing<T> {
         Self { ring, cons, avail }
     }
 
+    /// How many entries are ready, reading the kernel's producer index afresh.
+    #[inline]
+    pub fn ready(&mut self) -> u32 {
+        // Acquire pairs with the kernel's release of the producer index.
+        self.avail = self.ring.producer().load(Ordering::Acquire);
+        self.avail.wrapping_sub(self.cons)
+    }
+
     /// Copies up to `out.len()` ready entries into `out` and hands their slots back to the
     /// kernel in one release. Reads the kernel's producer index only when the cached one
     /// shows nothing ready.

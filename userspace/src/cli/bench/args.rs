@@ -19,9 +19,11 @@ use crate::cli::{
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Where to run: veth (a testbed xdpipe builds and removes per trial); nic:IFACE (a
-    /// NIC port, with --gen-iface the port cabled to it); vm:igb or vm:virtio (the QEMU
-    /// guest of scripts/vm, emulated NICs, results labelled emulated).
+    /// Where to run: veth (a testbed xdpipe builds and removes per trial); bridge, macvlan,
+    /// vxlan or tap (the same testbed with that device in the path, the receiver on it);
+    /// nic:IFACE (a NIC port, with --gen-iface the port cabled to it, or --remote-gen for a
+    /// generator on a second host); vm:igb or vm:virtio (the QEMU guest of scripts/vm,
+    /// emulated NICs, results labelled emulated).
     #[arg(long, default_value = "veth")]
     pub target: Target,
     /// With --target nic:IFACE: the port of this host cabled back to back to IFACE, which
@@ -57,7 +59,9 @@ pub struct BenchArgs {
     /// Generator engines (xdp-live: max rate only, one frame size, so no imix).
     #[arg(long, value_delimiter = ',', default_value = "xsk", value_parser = axis::<Engine>())]
     pub engines: Vec<Engine>,
-    /// Receiver wait policy: busy (need_wakeup, busy polling) and/or poll (sleep until frames arrive, `run --poll`).
+    /// Receiver wait policy: busy (need_wakeup, spinning on the ring), poll (sleep until
+    /// frames arrive, `run --poll`) and/or busy-poll (kernel busy polling, `run --poll
+    /// busy-poll`; native XDP on veth).
     #[arg(long, value_delimiter = ',', default_value = "busy", value_parser = axis::<Wait>())]
     pub waits: Vec<Wait>,
     /// Threaded NAPI on the receiving veth (labelled in the results); native XDP mode
@@ -68,6 +72,15 @@ pub struct BenchArgs {
     /// scheduler's choice).
     #[arg(long)]
     pub napi_core: Option<u32>,
+    /// `--waits poll` scenarios: after each wakeup the receiver lets frames gather for up
+    /// to US microseconds (`run --coalesce-us`). One value per run: compare settings
+    /// across runs with `xdpipe compare` or `xdpipe report RUN RUN`.
+    #[arg(long, value_name = "US")]
+    pub coalesce_us: Option<u32>,
+    /// `--waits poll` scenarios: frames to gather after each wakeup (`run
+    /// --coalesce-frames`).
+    #[arg(long, value_name = "FRAMES")]
+    pub coalesce_frames: Option<u32>,
     /// Trials per point (median and spread over them).
     #[arg(long, default_value_t = 5)]
     pub trials: usize,
@@ -136,6 +149,12 @@ pub struct BenchArgs {
     /// With --gate: also write the JUnit report here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Testbed targets (veth, bridge, macvlan, vxlan, tap): after the scenarios, measure
+    /// the kernel-stack baselines on the same device (UDP through a kernel socket with
+    /// recvmmsg, a kernel TCP stream), each with the path's offloads on and off, --trials
+    /// trials of --trial-secs each.
+    #[arg(long)]
+    pub kernel_baselines: bool,
     /// The flags given on the command line (clap ids), which --quick leaves as given.
     #[arg(skip)]
     pub given: Vec<String>,
@@ -261,7 +280,8 @@ impl BenchArgs {
                 refuse!("--gen-iface {g}: only --target nic:IFACE takes a generator port (the target is {t})")
             }
         }
-        if self.target == Target::Veth
+        super::devices::check_args(self)?;
+        if self.target.is_testbed()
             && (self.queues != [1] || self.binds != [Bind::Copy] || self.offloads != [Offloads::Default])
         {
             refuse!(
@@ -294,6 +314,23 @@ impl BenchArgs {
             && !threaded.contains(&true)
         {
             refuse!("--napi-core {c}: only threaded-NAPI scenarios have a NAPI thread to pin; add --threaded-napi on");
+        }
+        if self.waits.contains(&Wait::BusyPoll) && self.target == Target::Veth && self.xdp_modes.contains(&XdpMode::Skb)
+        {
+            refuse!(
+                "--waits busy-poll: a veth in skb mode has no NAPI to busy-poll (it has one only with a native program); \
+                 use --xdp-modes native"
+            );
+        }
+        if let Some(flag) =
+            self.coalesce_us.map(|_| "--coalesce-us").or(self.coalesce_frames.map(|_| "--coalesce-frames"))
+        {
+            if !self.waits.contains(&Wait::Poll) {
+                refuse!(
+                    "{flag} moderates the sleeping wait, and --waits has no poll; add poll to --waits or drop {flag}"
+                );
+            }
+            xdpipe::config::Coalesce::new(self.coalesce_us, self.coalesce_frames, 64)?;
         }
         if self.engines.contains(&Engine::XdpLive) && sizes.contains(&Size::Imix) {
             refuse!(
@@ -375,8 +412,10 @@ impl BenchArgs {
                 count,
             },
             napi_core: self.napi_core,
+            coalesce: (self.coalesce_us, self.coalesce_frames),
             out: self.out.clone(),
             anchors,
+            kernel_baselines: self.kernel_baselines,
         })
     }
 }

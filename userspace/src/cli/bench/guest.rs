@@ -97,6 +97,12 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
     if !a.zero_loss {
         args.push("--no-search".into());
     }
+    if let Some(us) = cfg.coalesce.0 {
+        args.extend(["--coalesce-us".into(), us.to_string()]);
+    }
+    if let Some(n) = cfg.coalesce.1 {
+        args.extend(["--coalesce-frames".into(), n.to_string()]);
+    }
     if let Some(c) = &a.count {
         args.extend([
             "--count-trials".into(),

@@ -2,6 +2,7 @@
 //! testbeds (or cabled ports) through `xdpipe::veth`; the scenario logic, search, storage
 //! and report are in the `xdpipe-bench` crate.
 mod args;
+mod devices;
 mod gated;
 mod guest;
 mod precision;
@@ -86,12 +87,13 @@ pub fn run_bench(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Finished> {
     let ports = match &cfg.target {
-        Target::Veth => None,
+        Target::Veth | Target::Dev(_) => None,
         // With --remote-gen the generator's port is on the traffic host (tx unused).
         Target::Nic(iface) => Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().unwrap_or(iface.clone()) }),
         Target::Vm(_) => anyhow::bail!("vm targets run through the guest (cmd_bench)"),
     };
     check_devices(cfg, ports.as_ref())?;
+    let device = cfg.target.device_name().and_then(xdpipe::topology::Device::from_name).unwrap_or_default();
     // Connected (and the agent's version checked) before the run directory is made, so a
     // refused login or host key leaves nothing behind.
     let remote = crate::cli::agent::connect(remote)?;
@@ -133,6 +135,17 @@ pub fn run_bench(
     if let (Some(r), Some(p)) = (&remote, &ports) {
         crate::cli::agent::describe(r, &p.rx, &mut summary.run.notes, &mut summary.run.env);
     }
+    if cfg.target.is_testbed() {
+        summary.device = Some(devices::device_info(device));
+    }
+    if let Target::Dev(d) = &cfg.target
+        && cfg.anchors.is_some()
+    {
+        summary
+            .run
+            .notes
+            .push(format!("anchors not run: they run on the plain veth testbed only, not through {}", d.name()));
+    }
     dir.write_readme(&summary)?;
     dir.write_summary(&summary)?;
     let (least, most) = xdpipe_bench::estimate::expected_secs(&cfg.procedure, &scenarios, TRIAL_OVERHEAD_S);
@@ -143,7 +156,14 @@ pub fn run_bench(
     };
     eprintln!("bench: {} scenario(s), expected to take {expected}, results in {}", scenarios.len(), dir.path.display());
     let procedure = cfg.procedure;
-    let mut runner = VethRunner { stop: stop.clone(), ports: ports.clone(), napi_core: cfg.napi_core, remote };
+    let mut runner = VethRunner {
+        stop: stop.clone(),
+        ports: ports.clone(),
+        napi_core: cfg.napi_core,
+        coalesce: cfg.coalesce,
+        remote,
+        device,
+    };
     let started = Instant::now();
     let mut interrupted = None;
     for (i, sc) in scenarios.iter().enumerate() {
@@ -200,7 +220,14 @@ pub fn run_bench(
         }
     }
     if interrupted.is_none()
-        && ports.is_none()
+        && cfg.target.is_testbed()
+        && cfg.kernel_baselines
+        && let Err(e) = devices::run_baselines(cfg, device, &mut dir, &mut summary, stop)
+    {
+        interrupted = Some(e);
+    }
+    if interrupted.is_none()
+        && cfg.target == Target::Veth
         && let Some(anchors) = &cfg.anchors
         && let Err(e) = run_anchors(cfg, anchors, &mut dir, &mut summary, stop)
     {
@@ -222,11 +249,16 @@ fn check_devices(cfg: &BenchConfig, ports: Option<&Ports>) -> anyhow::Result<()>
     }
     let largest = cfg.matrix.sizes.iter().map(|s| s.max_bytes()).max().unwrap_or(0);
     let mtus: Vec<(String, u32)> = match ports {
-        // The runner makes a jumbo testbed (MTU 9000) for a size past 1518 B.
-        None => vec![(
-            format!("the veth testbed ({})", xdpipe::testbed::RX_IFACE),
-            if largest > VETH_MTU + 18 { VETH_JUMBO_MTU } else { VETH_MTU },
-        )],
+        None => match cfg.target.device_name().and_then(xdpipe::topology::Device::from_name) {
+            Some(d) if d != xdpipe::topology::Device::Veth => {
+                vec![(format!("the {} target's receiving device", d.name()), d.mtu())]
+            }
+            // The runner makes a jumbo testbed (MTU 9000) for a size past 1518 B.
+            _ => vec![(
+                format!("the veth testbed ({})", xdpipe::testbed::RX_IFACE),
+                if largest > VETH_MTU + 18 { VETH_JUMBO_MTU } else { VETH_MTU },
+            )],
+        },
         Some(p) => {
             let mut m = Vec::new();
             for i in [&p.rx, &p.tx] {

@@ -22,9 +22,13 @@ pub struct VethRunner {
     pub ports: Option<Ports>,
     /// Threaded-NAPI scenarios: the core the receive NAPI thread is pinned to.
     pub napi_core: Option<u32>,
+    /// `poll` scenarios: `--coalesce-us`, `--coalesce-frames`.
+    pub coalesce: (Option<u32>, Option<u32>),
     /// nic target with `--remote-gen`: the generator on the traffic host (`ports.tx`
     /// unused).
     pub remote: Option<crate::cli::agent::RemoteRun>,
+    /// The receiving device of a testbed target (veth, bridge, macvlan, vxlan, tap).
+    pub device: xdpipe::topology::Device,
 }
 
 /// Offloads turned off for `offloads: off` scenarios, by kernel feature name (`ethtool -K`
@@ -53,6 +57,7 @@ impl Runner for VethRunner {
         let poll = match sc.wait {
             Wait::Poll => "forever",
             Wait::Busy => "0",
+            Wait::BusyPoll => "busy-poll",
         };
         let mut run_args: Vec<String> = vec![
             "--mode".into(),
@@ -64,6 +69,11 @@ impl Runner for VethRunner {
             "--poll".into(),
             poll.into(),
         ];
+        if sc.wait == Wait::Poll {
+            let (us, frames) = self.coalesce;
+            run_args.extend(us.into_iter().flat_map(|v| ["--coalesce-us".to_owned(), v.to_string()]));
+            run_args.extend(frames.into_iter().flat_map(|v| ["--coalesce-frames".to_owned(), v.to_string()]));
+        }
         let mut gen_args = gen_args;
         if self.ports.is_some() {
             // Queues 0..q, workers on cores 1.. (wrapping, core 0 left to the generator
@@ -104,6 +114,7 @@ impl Runner for VethRunner {
             ports: self.ports.clone(),
             // A jumbo size gets a jumbo testbed (both veth ends at MTU 9000).
             mtu: (sc.size.max_bytes() > 1518).then_some(9000),
+            device: self.device,
         };
         // Read first, only what is on goes off; dropped at the end of the trial (or on
         // a second signal), it restores exactly what changed.

@@ -1,0 +1,166 @@
+//! The virtual devices of the host-device bench targets, over rtnetlink: a Linux bridge
+//! and its ports, a macvlan in bridge mode, a VXLAN tunnel, an IPv4 address removed, and
+//! a tap device made through /dev/net/tun (an ioctl, as QEMU makes its taps). All act in
+//! the calling thread's network namespace.
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    os::fd::{FromRawFd as _, OwnedFd},
+};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::{
+    AddressFamily, RouteNetlinkMessage as Rt,
+    address::{AddressAttribute, AddressMessage},
+    link::{InfoData, InfoKind, InfoMacVlan, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage, MacVlanMode},
+};
+
+use super::{
+    NetError,
+    link::index,
+    socket::{NETLINK_ROUTE, Netlink},
+};
+
+fn new_link(name: &str, info: Vec<LinkInfo>, extra: Vec<LinkAttribute>, what: &'static str) -> Result<(), NetError> {
+    super::check_ifname(name)?;
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    m.attributes.extend(extra);
+    m.attributes.push(LinkAttribute::LinkInfo(info));
+    Netlink::open(NETLINK_ROUTE)?.request(Rt::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, what, name)?;
+    Ok(())
+}
+
+/// Creates a Linux bridge `name` (`ip link add NAME type bridge`; STP off, the kernel's
+/// default, so its ports forward at once).
+pub fn add_bridge(name: &str) -> Result<(), NetError> {
+    new_link(name, vec![LinkInfo::Kind(InfoKind::Bridge)], Vec::new(), "creating bridge")
+}
+
+/// Makes `port` a port of bridge `bridge` (`ip link set PORT master BRIDGE`).
+pub fn set_master(port: &str, bridge: &str) -> Result<(), NetError> {
+    let mut m = LinkMessage::default();
+    m.header.index = index(port)?;
+    m.attributes.push(LinkAttribute::Controller(index(bridge)?));
+    Netlink::open(NETLINK_ROUTE)?.request(
+        Rt::SetLink(m),
+        0,
+        "enslaving to a bridge",
+        &format!("{port} -> {bridge}"),
+    )?;
+    Ok(())
+}
+
+/// Creates macvlan `name` on `lower` in bridge mode (`ip link add NAME link LOWER type
+/// macvlan mode bridge`).
+pub fn add_macvlan_bridge(name: &str, lower: &str) -> Result<(), NetError> {
+    new_link(
+        name,
+        vec![
+            LinkInfo::Kind(InfoKind::MacVlan),
+            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
+        ],
+        vec![LinkAttribute::Link(index(lower)?)],
+        "creating macvlan",
+    )
+}
+
+/// A point-to-point VXLAN tunnel to create.
+pub struct Vxlan<'a> {
+    /// The device name.
+    pub name: &'a str,
+    /// The VNI.
+    pub vni: u32,
+    /// The underlay address of this end.
+    pub local: Ipv4Addr,
+    /// The underlay address of the other end (the default FDB entry's destination).
+    pub remote: Ipv4Addr,
+    /// The UDP destination port (4789 is IANA's).
+    pub port: u16,
+    /// The underlay device.
+    pub lower: &'a str,
+}
+
+/// Creates a VXLAN device (`ip link add NAME type vxlan id VNI local L remote R dstport P
+/// dev LOWER`).
+pub fn add_vxlan(v: &Vxlan<'_>) -> Result<(), NetError> {
+    new_link(
+        v.name,
+        vec![
+            LinkInfo::Kind(InfoKind::Vxlan),
+            LinkInfo::Data(InfoData::Vxlan(vec![
+                InfoVxlan::Id(v.vni),
+                InfoVxlan::Local(v.local),
+                InfoVxlan::Group(v.remote),
+                InfoVxlan::Port(v.port),
+                InfoVxlan::Link(index(v.lower)?),
+            ])),
+        ],
+        Vec::new(),
+        "creating vxlan",
+    )
+}
+
+/// Removes `addr/prefix` from `name` (`ip addr del`).
+pub fn del_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet;
+    m.header.prefix_len = prefix;
+    m.header.index = index(name)?;
+    m.attributes.push(AddressAttribute::Local(IpAddr::V4(addr)));
+    m.attributes.push(AddressAttribute::Address(IpAddr::V4(addr)));
+    let what = format!("{addr}/{prefix} on {name}");
+    Netlink::open(NETLINK_ROUTE)?.request(Rt::DelAddress(m), 0, "removing address", &what)?;
+    Ok(())
+}
+
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+/// _IOW('T', 202, int)
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+
+/// Opens /dev/net/tun and makes tap device `name` on it (IFF_TAP | IFF_NO_PI, not
+/// persistent: the device exists while the returned fd is open, so a killed process
+/// leaves none). The fd is non-blocking: the tun driver then builds the skb around the
+/// written frame and runs a native XDP program on it (`tun_build_skb`), as it does for
+/// frames vhost-net hands it.
+pub fn open_tap(name: &str) -> Result<OwnedFd, NetError> {
+    super::check_ifname(name)?;
+    let io = |op, source| NetError::Io { op, what: name.to_owned(), source, hint: "" };
+    // SAFETY: a NUL-terminated constant path; open has no other preconditions.
+    let fd = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io("opening /dev/net/tun for", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // struct ifreq: 16 bytes of name, then the flags (a short) in a 24-byte union.
+    let mut req = [0u8; 40];
+    req[..name.len()].copy_from_slice(name.as_bytes());
+    req[16..18].copy_from_slice(&(IFF_TAP | IFF_NO_PI).to_ne_bytes());
+    // SAFETY: TUNSETIFF reads and writes a struct ifreq (40 bytes on Linux), which `req`
+    // is, and lives for the call.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&fd), TUNSETIFF, req.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io("creating tap device (TUNSETIFF)", std::io::Error::last_os_error()));
+    }
+    Ok(fd)
+}
+
+/// The RX queue count of `name` from rtnetlink (IFLA_NUM_RX_QUEUES): for devices without
+/// ethtool channels (macvlan, vxlan, bridge) in a namespace whose sysfs is not mounted
+/// here.
+pub fn num_rx_queues(name: &str) -> Result<u32, NetError> {
+    super::check_ifname(name)?;
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    let r = Netlink::open(NETLINK_ROUTE)?.request(Rt::GetLink(m), 0, "reading link", name)?;
+    r.into_iter()
+        .filter_map(|m| if let Rt::NewLink(m) = m { Some(m) } else { None })
+        .flat_map(|m| m.attributes)
+        .find_map(|a| if let LinkAttribute::NumRxQueues(n) = a { Some(n) } else { None })
+        .ok_or_else(|| NetError::Decode {
+            op: "reading link",
+            what: name.into(),
+            detail: "no IFLA_NUM_RX_QUEUES".into(),
+        })
+}

@@ -1,0 +1,240 @@
+//! The receiving device of each host-device target, built inside a veth testbed's two
+//! namespaces ([`crate::testbed`]): every device lives in `xdpipe-N-rx` / `xdpipe-N-tx`,
+//! so the testbed's owner record covers it, its names are unique with the namespaces, and
+//! removing the namespaces (normal end, error, signal, or `xdpipe cleanup` after a
+//! SIGKILL) removes it with them. The tap exists only while its fd is open, so it also
+//! goes when the process dies.
+//!
+//! Topologies (the receiver, AF_XDP or the kernel baselines, always runs on `rx_iface`):
+//! - `veth`: xp-tx (tx ns) -> xp-rx (rx ns, 10.77.0.1). Receiver on xp-rx.
+//! - `bridge`: xp-tx -> xp-rx, a port of bridge xp-br (rx ns) -> xp-brp, another port of
+//!   xp-br and one end of a second veth pair -> xp-rcv (rx ns, 10.77.0.1). Receiver on
+//!   xp-rcv, the device the frames arrive on after the bridge hop: the hop costs the
+//!   bridge's forwarding plus one more veth crossing. The bridge has no FDB entry for
+//!   xp-rcv until xp-rcv sends, so frames may be flooded; with one other port flooding
+//!   hands the frame on without a clone.
+//! - `macvlan`: xp-tx -> xp-rx, lower device of macvlan xp-mv (bridge mode, rx ns,
+//!   10.77.0.1; xp-rx has no address). Receiver on xp-mv (generic XDP: macvlan has no
+//!   native XDP).
+//! - `vxlan`: xp-vx (tx ns, 10.78.0.2) encapsulates into UDP over xp-tx (10.77.0.2) ->
+//!   xp-rx (10.77.0.1) -> xp-vx (rx ns, 10.78.0.1, VNI 77, port 4789). The generator sends
+//!   inner frames on the tx-side xp-vx (AF_XDP copy mode: the kernel's generic transmit
+//!   hands each frame to the VXLAN driver); the receiver runs on the rx-side xp-vx
+//!   (generic XDP). MTU 1450.
+//! - `tap`: tap xp-tap in the rx ns (10.77.0.1), opened non-blocking through
+//!   /dev/net/tun; a writer thread writes the generator's frames to its fd as QEMU does
+//!   for a guest's transmit ring (one write(2) per frame: tun takes no batch from
+//!   userspace, only from vhost-net inside the kernel). Receiver on xp-tap (the tun
+//!   driver has native XDP for written frames). No kernel sender sits on the far side of
+//!   a tap (it is a file descriptor), so the TCP baseline is not measured there.
+use std::{net::Ipv4Addr, os::fd::OwnedFd};
+
+use crate::{
+    net::{self, devices, ns::with_netns},
+    testbed::{RX_IFACE, RX_IP, TX_IFACE, TX_IP, Testbed, TestbedError},
+};
+
+/// A host device a bench target receives on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Device {
+    /// The plain veth pair.
+    #[default]
+    Veth,
+    /// Through a Linux bridge, received on the veth behind it.
+    Bridge,
+    /// A macvlan (bridge mode) on the veth.
+    Macvlan,
+    /// A VXLAN tunnel over the veth.
+    Vxlan,
+    /// A tap device written through /dev/net/tun.
+    Tap,
+}
+
+impl Device {
+    /// Every host device, in the waterfall's order.
+    pub const ALL: [Device; 5] = [Device::Veth, Device::Bridge, Device::Macvlan, Device::Vxlan, Device::Tap];
+
+    /// Its name as a target: `veth`, `bridge`, `macvlan`, `vxlan`, `tap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Veth => "veth",
+            Device::Bridge => "bridge",
+            Device::Macvlan => "macvlan",
+            Device::Vxlan => "vxlan",
+            Device::Tap => "tap",
+        }
+    }
+
+    /// The device of a target name, None for another name.
+    pub fn from_name(s: &str) -> Option<Device> {
+        Device::ALL.into_iter().find(|d| d.name() == s)
+    }
+
+    /// The receiving device's MTU as this topology sets it.
+    pub fn mtu(self) -> u32 {
+        if self == Device::Vxlan { VXLAN_MTU } else { 1500 }
+    }
+}
+
+/// The bridge of the `bridge` target (rx ns).
+pub const BRIDGE_IFACE: &str = "xp-br";
+/// The bridge's second port (rx ns), peer of [`BRIDGE_RX_IFACE`].
+pub const BRIDGE_PORT_IFACE: &str = "xp-brp";
+/// The receiving veth behind the bridge (rx ns).
+pub const BRIDGE_RX_IFACE: &str = "xp-rcv";
+/// The macvlan of the `macvlan` target (rx ns).
+pub const MACVLAN_IFACE: &str = "xp-mv";
+/// The VXLAN device of the `vxlan` target (both namespaces).
+pub const VXLAN_IFACE: &str = "xp-vx";
+/// The tap of the `tap` target (rx ns).
+pub const TAP_IFACE: &str = "xp-tap";
+/// The VXLAN's inner address on the receiving side.
+pub const VXLAN_RX_IP: &str = "10.78.0.1";
+/// The VXLAN's inner address on the sending side.
+pub const VXLAN_TX_IP: &str = "10.78.0.2";
+/// The VNI of the tunnel.
+pub const VXLAN_VNI: u32 = 77;
+/// IANA's VXLAN port.
+pub const VXLAN_PORT: u16 = 4789;
+/// 1500 less the 50 bytes of outer Ethernet, IPv4, UDP and VXLAN headers.
+pub const VXLAN_MTU: u32 = 1450;
+
+/// A built topology: where the receiver runs and where frames come from.
+#[derive(Debug)]
+pub struct Topology {
+    /// Which device.
+    pub device: Device,
+    /// The receiving device (rx ns).
+    pub rx_iface: &'static str,
+    /// Its address.
+    pub rx_ip: Ipv4Addr,
+    /// Its MAC: the generator's destination.
+    pub rx_mac: [u8; 6],
+    /// The device the generator sends on (tx ns); None for tap (the writer writes to
+    /// [`Topology::tap`]).
+    pub tx_iface: Option<&'static str>,
+    /// The sender's address.
+    pub tx_ip: Ipv4Addr,
+    /// The sender's MAC (the frames' source).
+    pub tx_mac: [u8; 6],
+    /// Devices whose offloads the baselines turn off: (namespace, interface).
+    pub offload_devices: Vec<(String, &'static str)>,
+    /// The tap's fd (tap only): the device lives as long as it is open.
+    pub tap: Option<OwnedFd>,
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap_or(Ipv4Addr::UNSPECIFIED)
+}
+
+fn mac_of(ns: &str, iface: &str) -> Result<[u8; 6], TestbedError> {
+    let l = with_netns(ns, || net::link::get(iface))?;
+    l.mac.ok_or_else(|| {
+        TestbedError::Net(net::NetError::Decode {
+            op: "reading the MAC of",
+            what: format!("{iface} (netns {ns})"),
+            detail: "no address".into(),
+        })
+    })
+}
+
+/// Builds `device` on the testbed `tb` (whose veth pair stays the underlay). On error the
+/// caller drops the testbed, which removes whatever was made.
+pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
+    let (rx_ns, tx_ns) = (tb.rx_ns.as_str(), tb.tx_ns.as_str());
+    let mut t = Topology {
+        device,
+        rx_iface: RX_IFACE,
+        rx_ip: ip(RX_IP),
+        rx_mac: tb.rx_mac,
+        tx_iface: Some(TX_IFACE),
+        tx_ip: ip(TX_IP),
+        tx_mac: tb.tx_mac,
+        offload_devices: vec![(rx_ns.to_owned(), RX_IFACE), (tx_ns.to_owned(), TX_IFACE)],
+        tap: None,
+    };
+    // Moves the receiver's address from xp-rx to `to` (rx ns) and points both sides'
+    // neighbour entries at it.
+    let move_rx_ip = |to: &'static str| -> Result<[u8; 6], TestbedError> {
+        with_netns(rx_ns, || {
+            devices::del_ipv4(RX_IFACE, ip(RX_IP), 24)?;
+            net::link::set_up(to, true)?;
+            net::link::add_ipv4(to, ip(RX_IP), 24)?;
+            net::link::add_permanent_neighbour(to, ip(TX_IP), tb.tx_mac)
+        })?;
+        let mac = mac_of(rx_ns, to)?;
+        with_netns(tx_ns, || net::link::add_permanent_neighbour(TX_IFACE, ip(RX_IP), mac))?;
+        Ok(mac)
+    };
+    match device {
+        Device::Veth => {}
+        Device::Bridge => {
+            let rx_fd = net::ns::open(rx_ns)?;
+            use std::os::fd::AsFd as _;
+            net::link::add_veth(&net::link::VethPair {
+                end: net::link::VethEnd { name: BRIDGE_PORT_IFACE, netns: Some(rx_fd.as_fd()) },
+                peer: net::link::VethEnd { name: BRIDGE_RX_IFACE, netns: Some(rx_fd.as_fd()) },
+                queues: tb.queues,
+            })?;
+            with_netns(rx_ns, || {
+                devices::add_bridge(BRIDGE_IFACE)?;
+                devices::set_master(RX_IFACE, BRIDGE_IFACE)?;
+                devices::set_master(BRIDGE_PORT_IFACE, BRIDGE_IFACE)?;
+                net::link::set_up(BRIDGE_PORT_IFACE, true)?;
+                net::link::set_up(BRIDGE_IFACE, true)
+            })?;
+            t.rx_mac = move_rx_ip(BRIDGE_RX_IFACE)?;
+            t.rx_iface = BRIDGE_RX_IFACE;
+            t.offload_devices = vec![
+                (rx_ns.to_owned(), BRIDGE_RX_IFACE),
+                (rx_ns.to_owned(), BRIDGE_PORT_IFACE),
+                (rx_ns.to_owned(), RX_IFACE),
+                (tx_ns.to_owned(), TX_IFACE),
+            ];
+        }
+        Device::Macvlan => {
+            with_netns(rx_ns, || devices::add_macvlan_bridge(MACVLAN_IFACE, RX_IFACE))?;
+            t.rx_mac = move_rx_ip(MACVLAN_IFACE)?;
+            t.rx_iface = MACVLAN_IFACE;
+            t.offload_devices.insert(0, (rx_ns.to_owned(), MACVLAN_IFACE));
+        }
+        Device::Vxlan => {
+            for (ns, lower, local, remote, inner) in
+                [(rx_ns, RX_IFACE, RX_IP, TX_IP, VXLAN_RX_IP), (tx_ns, TX_IFACE, TX_IP, RX_IP, VXLAN_TX_IP)]
+            {
+                with_netns(ns, || {
+                    devices::add_vxlan(&devices::Vxlan {
+                        name: VXLAN_IFACE,
+                        vni: VXLAN_VNI,
+                        local: ip(local),
+                        remote: ip(remote),
+                        port: VXLAN_PORT,
+                        lower,
+                    })?;
+                    net::link::add_ipv4(VXLAN_IFACE, ip(inner), 24)?;
+                    net::link::set_up(VXLAN_IFACE, true)
+                })?;
+            }
+            let (rx_mac, tx_mac) = (mac_of(rx_ns, VXLAN_IFACE)?, mac_of(tx_ns, VXLAN_IFACE)?);
+            with_netns(rx_ns, || net::link::add_permanent_neighbour(VXLAN_IFACE, ip(VXLAN_TX_IP), tx_mac))?;
+            with_netns(tx_ns, || net::link::add_permanent_neighbour(VXLAN_IFACE, ip(VXLAN_RX_IP), rx_mac))?;
+            t.rx_iface = VXLAN_IFACE;
+            t.rx_ip = ip(VXLAN_RX_IP);
+            t.rx_mac = rx_mac;
+            t.tx_iface = Some(VXLAN_IFACE);
+            t.tx_ip = ip(VXLAN_TX_IP);
+            t.tx_mac = tx_mac;
+            t.offload_devices.insert(0, (rx_ns.to_owned(), VXLAN_IFACE));
+            t.offload_devices.push((tx_ns.to_owned(), VXLAN_IFACE));
+        }
+        Device::Tap => {
+            let fd = with_netns(rx_ns, || devices::open_tap(TAP_IFACE))?;
+            t.tap = Some(fd);
+            t.rx_mac = move_rx_ip(TAP_IFACE)?;
+            t.rx_iface = TAP_IFACE;
+            t.tx_iface = None;
+            t.offload_devices = vec![(rx_ns.to_owned(), TAP_IFACE)];
+        }
+    }
+    Ok(t)
+}
