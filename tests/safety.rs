@@ -261,8 +261,11 @@ fn an_mtu_beyond_the_frame_is_refused() {
         return;
     }
     let tb = testbed(1);
-    ip_ok(&["-n", &tb.rx_ns, "link", "set", "dev", RX_IFACE, "mtu", "3000"]);
-    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--frame-size", "2048", "-d", "1"], "has MTU 3000");
+    // Past one UMEM frame, frames arrive multi-buffer: up to 18 UMEM frames of 1792 B
+    // with --frame-size 2048, so 32238 B is the largest MTU.
+    ip_ok(&["-n", &tb.rx_ns, "link", "set", "dev", RX_IFACE, "mtu", "40000"]);
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--frame-size", "2048", "-d", "1"], "has MTU 40000");
+    refused(&tb.rx_ns, &["run", "-i", RX_IFACE, "--frame-size", "2048", "-d", "1"], "mtu 32238");
     assert!(!xdp_attached(&tb.rx_ns, RX_IFACE));
 }
 
@@ -280,7 +283,7 @@ fn sizes_and_users_out_of_range_are_refused() {
     refused(
         &tb.tx_ns,
         &["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--size", "9000"],
-        "lower --size or raise --frame-size",
+        "exceeds the MTU of xp-tx (1500 B, so at most 1518 B per frame with FCS); lower --size or raise the MTU",
     );
     refused(
         &tb.tx_ns,

@@ -115,6 +115,8 @@ pub enum Size {
 impl Size {
     /// IMIX's largest frame.
     pub const IMIX_MAX: u32 = 1518;
+    /// `jumbo`: a 9000 B MTU's largest frame with FCS (9000 + 14 + 4).
+    pub const JUMBO: u32 = 9018;
 
     /// The largest frame this size sends.
     pub fn max_bytes(self) -> u32 {
@@ -148,10 +150,13 @@ impl FromStr for Size {
         if s == "imix" {
             return Ok(Size::Imix);
         }
+        if s == "jumbo" {
+            return Ok(Size::Bytes(Size::JUMBO));
+        }
         s.parse().map(Size::Bytes).map_err(|_| AxisError {
             axis: "frame size",
             value: s.to_owned(),
-            why: "write a number of bytes with FCS (e.g. 64) or imix".into(),
+            why: "write a number of bytes with FCS (e.g. 64), jumbo (9018) or imix".into(),
         })
     }
 }
@@ -268,5 +273,9 @@ mod tests {
         assert_eq!(e.to_string(), "XDP mode \"auto\": use skb, native");
         assert!("vm:e1000".parse::<Target>().unwrap_err().why.contains("vm:igb"));
         assert!("ten".parse::<Size>().is_err());
+        // jumbo: a 9000 B MTU's largest frame with FCS; stored as its number.
+        assert_eq!("jumbo".parse::<Size>().unwrap(), Size::Bytes(9018));
+        assert_eq!(Size::Bytes(Size::JUMBO).to_string(), "9018");
+        assert!("ten".parse::<Size>().unwrap_err().why.contains("jumbo"));
     }
 }

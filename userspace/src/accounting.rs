@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use xdp_common::{RX_META_TIMESTAMP, RxMeta};
 
-use crate::wire::{headers::parse_frame, stamp::Stamp};
+use crate::wire::{headers::parse_frame_within, stamp::Stamp};
 
 /// Flow ids are u16: one slot each, allocated once.
 const FLOW_SLOTS: usize = 1 << 16;
@@ -209,16 +209,23 @@ impl Accounting {
     /// Looks for a stamp in `frame`; `now_ns` is the batch's receive time.
     #[inline]
     pub fn observe(&mut self, frame: &[u8], now_ns: u64) {
-        self.observe_rx(frame, None, now_ns)
+        self.observe_rx(frame, frame.len(), None, now_ns)
     }
 
-    /// As [`Accounting::observe`], with the frame's XDP RX metadata, if it had any.
+    /// As [`Accounting::observe`], for a frame of `frame_len` bytes of which `head` is the
+    /// first segment (a multi-buffer frame): the headers and the stamp must lie in `head`.
     #[inline]
-    pub fn observe_rx(&mut self, frame: &[u8], meta: Option<RxMeta>, now_ns: u64) {
-        let stamp = parse_frame(frame)
+    pub fn observe_within(&mut self, head: &[u8], frame_len: usize, now_ns: u64) {
+        self.observe_rx(head, frame_len, None, now_ns)
+    }
+
+    /// As [`Accounting::observe_within`], with the frame's XDP RX metadata, if it had any.
+    #[inline]
+    pub fn observe_rx(&mut self, head: &[u8], frame_len: usize, meta: Option<RxMeta>, now_ns: u64) {
+        let stamp = parse_frame_within(head, frame_len)
             .ok()
             .and_then(|i| i.udp_payload)
-            .and_then(|(off, len)| frame.get(off..off + len))
+            .and_then(|(off, len)| head.get(off..(off + len).min(head.len())))
             .and_then(Stamp::parse);
         if let Some(m) = &meta {
             self.meta.frames += 1;
@@ -518,11 +525,11 @@ mod tests {
     #[test]
     fn a_zero_timestamp_is_none_and_no_metadata_means_no_section() {
         let mut a = Accounting::new();
-        a.observe_rx(&[0u8; 10], Some(meta(0, Some(9))), 100);
+        a.observe_rx(&[0u8; 10], 10, Some(meta(0, Some(9))), 100);
         let m = a.summary().rx_metadata.unwrap();
         assert_eq!((m.frames, m.timestamps, m.timestamps_zero, m.hashes), (1, 0, 1, 1));
         let mut b = Accounting::new();
-        b.observe_rx(&[0u8; 10], None, 100);
+        b.observe_rx(&[0u8; 10], 10, None, 100);
         assert_eq!(b.summary().rx_metadata, None);
     }
 

@@ -15,7 +15,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    config::{BatchSize, CoreList, QueueList},
+    config::{BatchSize, BindMode, CoreList, QueueList},
     pipeline::{Pipeline, Source, SourceStep, TxBatch},
     stats::{WorkerCounters, bump},
     sys::{self, XdpStatistics},
@@ -62,8 +62,9 @@ impl std::str::FromStr for SizeSpec {
         if s.eq_ignore_ascii_case("imix") {
             return Ok(SizeSpec::Imix);
         }
-        let n: usize =
-            s.parse().map_err(|_| format!("packet size {s:?}: a number of bytes (64 to the MTU + 18) or imix"))?;
+        let n: usize = s
+            .parse()
+            .map_err(|_| format!("packet size {s:?}: a number of bytes (64 to the MTU + 18, at most 9018) or imix"))?;
         if n < MIN_FRAME_LEN + FCS_LEN {
             return Err(format!(
                 "packet size {n}: at least {} bytes (headers plus the 16-byte stamp, with FCS)",
@@ -245,22 +246,26 @@ pub enum GenError {
     /// No interface of this name (the payload) in this network namespace.
     #[error("no interface named {0:?} in this network namespace; list them with `ip link`")]
     NoSuchInterface(String),
-    /// A frame size does not fit a UMEM frame.
+    /// A frame size does not fit the UMEM frames one frame may use (one for the
+    /// in-kernel engine, up to `xsk::MAX_SEGS` multi-buffer for the AF_XDP engine).
     #[error(
-        "packet size {size} B needs {need} bytes in a UMEM frame, more than the {have} a {frame} B frame holds; lower --size or raise --frame-size"
+        "packet size {size} B needs {need} bytes of UMEM, more than the {have} one frame may use with {frame} B UMEM frames; lower --size or raise --frame-size"
     )]
     TooBig {
         /// The frame size asked for, bytes with FCS.
         size: usize,
-        /// Bytes it needs in a UMEM frame.
+        /// Bytes it needs in UMEM frames.
         need: usize,
-        /// Bytes a UMEM frame holds after its 256 bytes of headroom.
+        /// Bytes the UMEM frames one frame may span hold, after 256 bytes of headroom
+        /// each.
         have: usize,
         /// UMEM frame size, bytes.
         frame: u32,
     },
     /// A frame size exceeds the interface's MTU (from /sys/class/net/IFACE/mtu).
-    #[error("packet size {size} B exceeds the MTU of {iface} ({mtu} B, so at most {max} B per frame with FCS)")]
+    #[error(
+        "packet size {size} B exceeds the MTU of {iface} ({mtu} B, so at most {max} B per frame with FCS); lower --size or raise the MTU (`ip link set dev {iface} mtu N`, up to 9000 for --size 9018)"
+    )]
     AboveMtu {
         /// The frame size asked for, bytes with FCS.
         size: usize,
@@ -607,13 +612,16 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
         vlan: cfg.vlan,
     };
     let have = frame as usize - 256;
+    // The AF_XDP engine sends frames past one UMEM frame's room as chains of descriptors
+    // (multi-buffer); the in-kernel engine's frames fit one.
+    let max_segs = if cfg.engine == Engine::Xsk { crate::xsk::MAX_SEGS } else { 1 };
     for &size in &sizes {
         let need = size - FCS_LEN;
         if need < shape.min_frame_len() {
             return Err(GenError::TooSmall { size, what: headers_name(&shape), min: shape.min_frame_len() + FCS_LEN });
         }
-        if need > have {
-            return Err(GenError::TooBig { size, need, have, frame });
+        if need > have * max_segs {
+            return Err(GenError::TooBig { size, need, have: have * max_segs, frame });
         }
         // The kernel forwards frames of the MTU plus the Ethernet header, and 4 bytes more
         // for a VLAN tag (is_skb_forwardable).
@@ -622,6 +630,16 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
             && need > mtu + 14 + vlan_allowance
         {
             return Err(GenError::AboveMtu { size, iface: cfg.iface.clone(), mtu, max: mtu + 18 });
+        }
+        if need > have && cfg.xsk.bind == BindMode::ZeroCopy {
+            crate::preflight::check_multi_buffer(
+                &cfg.iface,
+                need as u32,
+                need.div_ceil(have) as u32,
+                have as u32,
+                false,
+                true,
+            )?;
         }
     }
     let src_mac = match cfg.src_mac {
@@ -852,9 +870,22 @@ impl Source for XskGen {
             let stamp = Stamp { flow: self.flow_base.wrapping_add(flow as u16), seq: self.seqs[flow], tx_ns };
             self.seqs[flow] = self.seqs[flow].wrapping_add(1);
             self.sent_per_flow[flow] += 1;
-            batch.push(t.len(), |buf| {
-                t.write(buf, &stamp);
-            });
+            // A frame past one UMEM frame's room goes out as a chain: the headers and the
+            // stamp in its first segment, the rest of the template after.
+            if !batch.push_frame(t.len(), |off, buf| {
+                if off == 0 {
+                    t.write_head(buf, &stamp);
+                } else {
+                    t.write_tail(off, buf);
+                }
+            }) {
+                // Too few free descriptors left for this frame in this call: the next
+                // call sends it (its sequence number is not spent).
+                self.seqs[flow] = self.seqs[flow].wrapping_sub(1);
+                self.sent_per_flow[flow] -= 1;
+                self.sent += i;
+                return SourceStep::Continue;
+            }
         }
         self.sent += want as u64;
         if self.sent >= self.limit { SourceStep::Done } else { SourceStep::Continue }
@@ -896,6 +927,9 @@ fn generate_xsk(
     }
     let mut pc = p.config().clone();
     pc.xsk = cfg.xsk;
+    // Frames past one UMEM frame's room go out as chains of descriptors.
+    let room = cfg.xsk.frame_size.get() as usize - 256;
+    pc.xsk.sg = templates.iter().any(|t| t.len() > room);
     let (templates, pattern) = (Arc::new(templates.to_vec()), pattern.to_vec());
     let plan_for_workers = plan.to_vec();
     let source = move |queue: u32| {

@@ -562,12 +562,12 @@ mod tests {
     #[test]
     fn the_program_was_linked_with_unaligned_loads() {
         assert_eq!(&STEER_OBJECT[..4], b"\x7fELF");
-        let xdp = section(STEER_OBJECT, "xdp").expect("the object has an xdp section");
+        let xdp = section(STEER_OBJECT, "xdp.frags").expect("the steering program is in an xdp.frags section");
         let word_load_at_12 =
             xdp.chunks_exact(8).any(|insn| insn[0] == 0x61 && i16::from_le_bytes([insn[2], insn[3]]) == 12);
         assert!(
             word_load_at_12,
-            "no 32-bit load at offset 12 in the xdp section: the link lost allows-misaligned-mem-access"
+            "no 32-bit load at offset 12 in the xdp.frags section: the link lost allows-misaligned-mem-access"
         );
     }
 }

@@ -54,11 +54,13 @@ pub enum PreflightError {
         name: String,
     },
     /// The largest frame the MTU allows (MTU + 18 B of Ethernet header and one VLAN tag)
-    /// exceeds the UMEM frame less the kernel's 256 B XDP headroom.
+    /// needs more UMEM frames (each less the kernel's 256 B XDP headroom) than one
+    /// multi-buffer frame may span.
     #[error(
-        "{iface} has MTU {mtu}: frames up to {frame_len} B do not fit the {room} B a {frame_size} B \
-         UMEM frame holds after the kernel's 256 B headroom (copy mode without multi-buffer drops \
-         them). Use --frame-size 4096 or lower the MTU (`ip link set dev {iface} mtu {max_mtu}`)"
+        "{iface} has MTU {mtu}: frames up to {frame_len} B would span more than {max_segs} UMEM \
+         frames of {room} B (a {frame_size} B UMEM frame after the kernel's 256 B headroom), more \
+         than one multi-buffer frame may. Use --frame-size 4096 or lower the MTU (`ip link set dev \
+         {iface} mtu {max_mtu}`)"
     )]
     MtuTooBig {
         /// The interface.
@@ -71,8 +73,32 @@ pub enum PreflightError {
         room: u32,
         /// The UMEM frame size, bytes.
         frame_size: u32,
-        /// The largest MTU that fits, bytes: `room - 18`.
+        /// The largest MTU that fits, bytes: `room * max_segs - 18`.
         max_mtu: u32,
+        /// The most UMEM frames one frame may span ([`crate::xsk::MAX_SEGS`]).
+        max_segs: u32,
+    },
+    /// Frames longer than a UMEM frame's room need multi-buffer AF_XDP (XDP_USE_SG), and
+    /// the driver does not declare it for this setup (netdev `xdp-features`).
+    #[error(
+        "{iface}: frames up to {frame_len} B span {segs} UMEM frames of {room} B (multi-buffer), \
+         and {what} (netdev xdp-features: {features}). {fix}"
+    )]
+    NoMultiBuffer {
+        /// The interface.
+        iface: String,
+        /// The largest frame, bytes.
+        frame_len: u32,
+        /// UMEM frames it spans.
+        segs: u32,
+        /// Room per UMEM frame, bytes.
+        room: u32,
+        /// What the driver lacks.
+        what: String,
+        /// The driver's XDP features, as `XdpFeatures::describe` words them.
+        features: String,
+        /// How to get going anyway.
+        fix: String,
     },
     /// Reading the interface's link, address or route state over rtnetlink failed (for an
     /// unknown interface, [`NetError::NoSuchLink`]).
@@ -279,20 +305,71 @@ pub fn check_no_foreign_program(iface: &str, force: bool) -> Result<(), Prefligh
 
 /// Without multi-buffer, a frame larger than the UMEM frame minus the XDP headroom is
 /// dropped in copy mode: refuse an MTU that allows such frames.
-pub fn check_mtu(iface: &str, frame_size: u32) -> Result<(), PreflightError> {
+/// Checks that the largest frame `iface`'s MTU allows (with one VLAN tag) fits a
+/// frame's UMEM chunks, and returns `(frame_len, segs)`: that frame's length and how many
+/// chunks of `frame_size` (after the 256 B headroom) it spans. More than 1 needs a socket
+/// bound with XDP_USE_SG (multi-buffer); more than [`crate::xsk::MAX_SEGS`] is refused.
+pub fn check_mtu(iface: &str, frame_size: u32) -> Result<(u32, u32), PreflightError> {
     let mtu = net::link::get(iface).map_err(net_err(iface))?.mtu;
     // Ethernet header plus one VLAN tag.
     let frame_len = mtu + 18;
     let room = frame_size - 256;
-    if frame_len > room {
+    let segs = frame_len.div_ceil(room);
+    let max_segs = crate::xsk::MAX_SEGS as u32;
+    if segs > max_segs {
         return Err(PreflightError::MtuTooBig {
             iface: iface.into(),
             mtu,
             frame_len,
             room,
             frame_size,
-            max_mtu: room - 18,
+            max_mtu: room * max_segs - 18,
+            max_segs,
         });
+    }
+    Ok((frame_len, segs))
+}
+
+/// Frames of up to `frame_len` B span `segs` UMEM chunks of `room` B: refuses a setup
+/// whose driver declares no multi-buffer support for it. Native XDP needs the driver's
+/// `rx-sg` to receive such frames (generic XDP builds them from the skb itself); a
+/// zero-copy bind needs `zc-max-segs` of at least `segs`. Kernels without the netdev
+/// family (before 6.3) are not refused here: the bind then says what it lacks.
+pub fn check_multi_buffer(
+    iface: &str,
+    frame_len: u32,
+    segs: u32,
+    room: u32,
+    native_rx: bool,
+    zerocopy: bool,
+) -> Result<(), PreflightError> {
+    if segs <= 1 || (!native_rx && !zerocopy) {
+        return Ok(());
+    }
+    // A missing interface or netdev family: the bind that follows names the problem.
+    let Some(Ok(f)) = crate::sys::ifindex(iface).map(net::netdev::xdp_features) else {
+        return Ok(());
+    };
+    let err = |what: String, fix: &str| PreflightError::NoMultiBuffer {
+        iface: iface.into(),
+        frame_len,
+        segs,
+        room,
+        what,
+        features: f.describe(),
+        fix: fix.into(),
+    };
+    if native_rx && !f.xdp.contains(&"rx-sg") {
+        return Err(err(
+            "its driver lacks rx-sg: native XDP cannot receive them".into(),
+            "Use --xdp-mode skb, or lower the MTU to fit one UMEM frame",
+        ));
+    }
+    if zerocopy && f.zc_max_segs.unwrap_or(1) < segs {
+        return Err(err(
+            format!("its zero-copy frames span at most zc-max-segs {}", f.zc_max_segs.unwrap_or(1)),
+            "Use --bind copy, or lower the MTU / --size",
+        ));
     }
     Ok(())
 }
@@ -310,9 +387,29 @@ mod tests {
 
     #[test]
     fn mtu_check_uses_frame_room() {
-        // lo has a 65536 MTU: far too big for any UMEM frame.
-        let e = check_mtu("lo", 4096).unwrap_err().to_string();
+        // lo has a 65536 MTU: 65554 B frames span 18 UMEM frames of 3840 B (the most a
+        // multi-buffer frame may), and 37 of 1792 B.
+        assert_eq!(check_mtu("lo", 4096).unwrap(), (65554, 18));
+        let e = check_mtu("lo", 2048).unwrap_err().to_string();
         assert!(e.contains("--frame-size 4096 or lower the MTU"), "{e}");
+        assert!(e.contains("more than 18 UMEM frames of 1792 B"), "{e}");
+    }
+
+    #[test]
+    fn multi_buffer_needs_rx_sg_in_native_mode() {
+        // lo declares no XDP features at all: no rx-sg.
+        if net::netdev::xdp_features(1).is_err() {
+            eprintln!("skipped: no netdev genetlink family (Linux 6.3+)");
+            return;
+        }
+        let e = check_multi_buffer("lo", 9018, 3, 3840, true, false).unwrap_err().to_string();
+        assert!(e.contains("lo: frames up to 9018 B span 3 UMEM frames of 3840 B"), "{e}");
+        assert!(e.contains("lacks rx-sg") && e.contains("--xdp-mode skb"), "{e}");
+        let e = check_multi_buffer("lo", 9018, 3, 3840, false, true).unwrap_err().to_string();
+        assert!(e.contains("zc-max-segs 1") && e.contains("--bind copy"), "{e}");
+        // Generic XDP in copy mode, or frames that fit one UMEM frame: nothing to check.
+        check_multi_buffer("lo", 9018, 3, 3840, false, false).unwrap();
+        check_multi_buffer("lo", 1518, 1, 3840, true, true).unwrap();
     }
 
     #[test]

@@ -349,6 +349,21 @@ impl Testbed {
         Ok(())
     }
 
+    /// Sets the MTU of both ends of every pair (a jumbo testbed: 9000). Deleting the
+    /// testbed's namespaces deletes the pairs, so nothing is left to restore.
+    pub fn set_mtu(&self, mtu: u32) -> Result<(), TestbedError> {
+        let fwd = self.sink_mac.is_some();
+        with_netns(&self.rx_ns, || {
+            net::link::set_mtu(RX_IFACE, mtu)?;
+            if fwd { net::link::set_mtu(FWD_IFACE, mtu) } else { Ok(()) }
+        })?;
+        with_netns(&self.tx_ns, || {
+            net::link::set_mtu(TX_IFACE, mtu)?;
+            if fwd { net::link::set_mtu(SINK_IFACE, mtu) } else { Ok(()) }
+        })?;
+        Ok(())
+    }
+
     /// Turns GRO on at the receiving end (`xp-rx`): frames XDP injects into a veth whose
     /// peer runs no native XDP program are taken in only with GRO on there (VETH-FACTS).
     pub fn rx_gro_on(&self) -> Result<(), TestbedError> {

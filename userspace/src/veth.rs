@@ -53,6 +53,9 @@ pub struct VethConfig {
     /// guest's igb0/igb1) instead of a veth testbed: the generator sends on `tx`, the
     /// receiver runs on `rx`, both in this namespace.
     pub ports: Option<Ports>,
+    /// MTU of every veth end of the testbed (None: the default 1500). Not applied to
+    /// `ports`.
+    pub mtu: Option<u32>,
     /// The receiving device built on the testbed ([`crate::topology`]): the veth itself,
     /// or a bridge, macvlan, VXLAN or tap in front of the receiver.
     pub device: crate::topology::Device,
@@ -318,6 +321,9 @@ pub fn run_veth(cfg: &VethConfig, stop: Arc<AtomicBool>) -> Result<VethReport, V
     }
     if cfg.gro {
         tb.rx_gro_on()?;
+    }
+    if let Some(mtu) = cfg.mtu {
+        tb.set_mtu(mtu)?;
     }
     let topo = crate::topology::build(&tb, cfg.device)?;
     let mut rx = RunConfig { iface: topo.rx_iface.into(), stamps: true, ..cfg.rx.clone() };

@@ -45,7 +45,13 @@ mod prog {
     const IPV6_AH: u8 = 51;
     const IPV6_DEST_OPTS: u8 = 60;
 
-    #[xdp]
+    /// Loaded with BPF_F_XDP_HAS_FRAGS (section `xdp.frags`): it may see multi-buffer
+    /// frames (an MTU past one page on veth, or anything that needs XDP_USE_SG sockets),
+    /// and such a program attaches to single-buffer setups as well. It reads headers only
+    /// from the linear part (`data..data_end`), which holds the first fragment: a frame
+    /// whose headers do not fit there fails the bounds checks and is passed, never
+    /// misread (xdpipe's generator and the kernel's skb paths put the headers first).
+    #[xdp(frags)]
     pub fn xdpipe_steer(ctx: XdpContext) -> u32 {
         let queue = ctx.rx_queue_index();
         let counters = XDPIPE_COUNTERS.get_ptr_mut(queue);

@@ -310,8 +310,10 @@ mod tests {
         assert_eq!(c.rate, xdpipe::generator::Rate::Pps(1234.0));
         let e = gen_config(&Prepare { flows: 0, ..prep() }, TrialRate::Max, 1.0).unwrap_err();
         assert!(e.contains("--flows 0"), "{e}");
-        let e = gen_config(&Prepare { size: FrameSpec::Bytes(9000), ..prep() }, TrialRate::Max, 1.0).unwrap_err();
-        assert!(e.contains("--size 9000"), "{e}");
+        let e = gen_config(&Prepare { size: FrameSpec::Bytes(9019), ..prep() }, TrialRate::Max, 1.0).unwrap_err();
+        assert!(e.contains("--size 9019"), "{e}");
+        // Jumbo frames go out multi-buffer.
+        assert!(gen_config(&Prepare { size: FrameSpec::Bytes(9018), ..prep() }, TrialRate::Max, 1.0).is_ok());
         let e = gen_config(&Prepare { engine: GenEngine::XdpLive, ..prep() }, TrialRate::Pps(5.0), 1.0).unwrap_err();
         assert!(e.contains("xdp-live"), "{e}");
         // An interface name cannot smuggle a flag in.

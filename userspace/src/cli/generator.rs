@@ -29,6 +29,11 @@ pub fn max_frame_len(frame: FrameSize) -> usize {
     (frame.get() - GEN_HEADROOM) as usize + FCS_LEN
 }
 
+/// The largest frame (with FCS) the AF_XDP engine sends: a 9000 B MTU jumbo frame plus
+/// the Ethernet header and FCS. Frames past one UMEM frame's room go out as multi-buffer
+/// frames (several descriptors, XDP_USE_SG); the interface's MTU still bounds them.
+pub const MAX_GEN_SIZE: usize = 9018;
+
 #[derive(Args, Clone, Debug)]
 pub struct GenArgs {
     /// Interface to transmit on.
@@ -202,10 +207,15 @@ pub(crate) fn check_gen(
         SizeSpec::Fixed(n) => *n,
         SizeSpec::Imix => 1518,
     };
-    if largest > max {
+    if engine == Engine::XdpLive && largest > max {
         refuse!(
-            "--size {largest}: a {} B UMEM frame (--frame-size) holds frames up to {max} B with FCS; lower --size or raise --frame-size",
+            "--size {largest} with --engine xdp-live: its frames must fit one {} B UMEM frame (--frame-size), up to {max} B with FCS; lower --size, raise --frame-size, or use --engine xsk (multi-buffer up to {MAX_GEN_SIZE} B)",
             frame.get()
+        );
+    }
+    if largest > MAX_GEN_SIZE {
+        refuse!(
+            "--size {largest}: the generator sends frames up to {MAX_GEN_SIZE} B with FCS (a 9000 B MTU jumbo frame); lower --size"
         );
     }
     if engine == Engine::XdpLive && *size == SizeSpec::Imix {
@@ -288,6 +298,7 @@ impl GenArgs {
                 bind: self.bind.into(),
                 need_wakeup: self.need_wakeup.on(),
                 tx_budget: super::run::tx_budget(self.tx_budget, self.tx_ring)?,
+                sg: false,
             },
             engine,
             allow_uplink: self.allow_uplink,

@@ -216,6 +216,7 @@ impl RunArgs {
                 bind: self.bind.into(),
                 need_wakeup: self.need_wakeup.on(),
                 tx_budget: tx_budget(self.tx_budget, self.tx_ring)?,
+                sg: false,
             },
             batch: self.batch,
             poll: self.poll,

@@ -126,11 +126,21 @@ fn gen_defaults_validate() {
 }
 
 #[test]
-fn gen_size_fits_the_umem_frame() {
-    let m = refused(&gen_args(&["--size", "9000"]));
-    assert_says(&m, &["--size 9000", "--frame-size", "lower --size or raise --frame-size"]);
-    let m = refused(&gen_args(&["--size", "2000", "--frame-size", "2048"]));
-    assert_says(&m, &["up to 1796 B", "lower --size"]);
+fn gen_size_goes_to_jumbo_over_several_umem_frames() {
+    // Past one UMEM frame, the AF_XDP engine sends multi-buffer frames, up to 9018 B.
+    for size in ["9018", "4000"] {
+        let Cmd::Gen(a) = parse(&gen_args(&["--size", size])) else { unreachable!() };
+        assert_eq!(a.validate().unwrap().config.sizes, SizeSpec::Fixed(size.parse().unwrap()));
+    }
+    let Cmd::Gen(a) = parse(&gen_args(&["--size", "2000", "--frame-size", "2048"])) else { unreachable!() };
+    a.validate().unwrap();
+    let m = refused(&gen_args(&["--size", "9019"]));
+    assert_says(&m, &["--size 9019", "frames up to 9018 B", "lower --size"]);
+    // The in-kernel engine's frames fit one UMEM frame.
+    let m = refused(&gen_args(&["--engine", "xdp-live", "--size", "4000"]));
+    assert_says(&m, &["--size 4000 with --engine xdp-live", "up to 3844 B", "use --engine xsk"]);
+    let m = refused(&gen_args(&["--engine", "xdp-live", "--size", "2000", "--frame-size", "2048"]));
+    assert_says(&m, &["up to 1796 B", "lower --size, raise --frame-size"]);
 }
 
 #[test]
@@ -223,6 +233,28 @@ fn gen_xdp_live_sends_untagged_ipv4_only() {
 // ---- veth
 
 #[test]
+fn veth_mtu_is_jumbo_for_jumbo_sizes_and_checked_against_the_size() {
+    let mtu = |args: &[&str]| {
+        let mut v = vec!["veth"];
+        v.extend(args);
+        let Cmd::Veth(a) = parse(&v) else { unreachable!() };
+        a.validate().unwrap().config.mtu
+    };
+    assert_eq!(mtu(&[]), None, "the veth default (1500)");
+    assert_eq!(mtu(&["--size", "1518"]), None);
+    assert_eq!(mtu(&["--size", "1522", "--vlan", "5"]), None, "a tagged 1500 B MTU frame");
+    assert_eq!(mtu(&["--size", "1519"]), Some(9000));
+    assert_eq!(mtu(&["--size", "9018"]), Some(9000));
+    assert_eq!(mtu(&["--size", "4000", "--mtu", "3982"]), Some(3982));
+    let m = refused(&["veth", "--size", "4000", "--mtu", "3000"]);
+    assert_says(&m, &["--size 4000 with --mtu 3000", "at most the MTU + 18 B (3018 B)", "raise --mtu to 3982"]);
+    assert_says(&refused(&["veth", "--mtu", "9001"]), &["--mtu 9001", "68", "9000"]);
+    assert_says(&refused(&["veth", "--size", "9019"]), &["--size 9019", "9018"]);
+    let m = refused(&["veth", "--mode", "fwd", "--size", "3845"]);
+    assert_says(&m, &["--mode fwd with --size 3845", "multi-buffer", "--mode l2fwd", "--size 3844 or less"]);
+}
+
+#[test]
 fn veth_passes_ipv6_and_vlan_to_its_generator() {
     let Cmd::Veth(a) = parse(&["veth", "--ipv6", "--vlan", "100,200"]) else { unreachable!() };
     let g = a.validate().unwrap().config.gen_cfg;
@@ -286,9 +318,17 @@ fn bench_defaults_validate() {
 #[test]
 fn bench_sizes_in_range() {
     let m = refused(&["bench", "--sizes", "10"]);
-    assert_says(&m, &["--sizes 10: out of range", "62", "e.g. 64,1518 or imix"]);
-    assert_says(&refused(&["bench", "--sizes", "64,5000"]), &["--sizes 5000", "3844"]);
+    assert_says(&m, &["--sizes 10: out of range", "62", "e.g. 64,1518,jumbo or imix"]);
+    assert_says(&refused(&["bench", "--sizes", "64,9019"]), &["--sizes 9019", "9018", "jumbo"]);
     clap_refuses(&["bench", "--sizes", "big"], "imix");
+    // jumbo is 9018 B (a 9000 B MTU), sent multi-buffer by the AF_XDP engine only.
+    let Cmd::Bench(a) = parse(&["bench", "--sizes", "64,4000,jumbo"]) else { unreachable!() };
+    let c = a.validate().unwrap();
+    assert_eq!(c.matrix.sizes.iter().map(|s| s.max_bytes()).collect::<Vec<_>>(), vec![64, 4000, 9018]);
+    let m = refused(&["bench", "--sizes", "jumbo", "--engines", "xsk,xdp-live"]);
+    assert_says(&m, &["--sizes 9018 with --engines xdp-live", "at most 3844 B", "drop xdp-live"]);
+    let m = refused(&["bench", "--sizes", "4000", "--modes", "rxdrop,fwd"]);
+    assert_says(&m, &["--sizes 4000 with --modes fwd", "multi-buffer", "drop fwd"]);
 }
 
 #[test]

@@ -32,6 +32,11 @@ pub struct VethArgs {
     /// if larger, as with `xdpipe gen`).
     #[arg(long, short = 's')]
     pub size: Option<SizeSpec>,
+    /// MTU of both veth ends, 68 to 9000 (default: 1500, or 9000 when --size is past
+    /// 1518, a jumbo testbed). Frames past one 4096 B UMEM frame travel as multi-buffer
+    /// frames (XDP_USE_SG, an `xdp.frags` program).
+    #[arg(long)]
+    pub mtu: Option<u32>,
     /// The generator sends IPv6/UDP (between the testbed's 2001:2:0:77::2 and ::1).
     #[arg(long)]
     pub ipv6: bool,
@@ -173,6 +178,17 @@ impl VethArgs {
         let vlan = self.vlan.unwrap_or_default();
         let size = super::generator::frame_size(self.size.as_ref(), self.ipv6, vlan)?;
         super::generator::check_gen(&size, FrameSize::new(4096)?, engine, self.rate, self.ipv6, vlan)?;
+        let largest = match size {
+            SizeSpec::Fixed(n) => n,
+            SizeSpec::Imix => 1518,
+        };
+        let mtu = veth_mtu(self.mtu, largest, vlan)?;
+        let one_frame = super::generator::max_frame_len(FrameSize::new(4096)?);
+        if mode == ModeKind::Fwd && largest > one_frame {
+            refuse!(
+                "--mode fwd with --size {largest}: frames past {one_frame} B arrive as multi-buffer frames, which fwd cannot pass to another port yet (they are counted unsendable); use --mode l2fwd (sends them back out of xp-rx) or --size {one_frame} or less"
+            );
+        }
         let size = match size {
             SizeSpec::Fixed(n) => n.to_string(),
             SizeSpec::Imix => "imix".into(),
@@ -233,6 +249,7 @@ impl VethArgs {
             threaded_napi: self.threaded_napi,
             napi_core: self.napi_core,
             ports: None,
+            mtu,
             device: self.device.0,
             // Frames injected by XDP_TX into a veth vanish unless its peer runs XDP in native
             // mode or has GRO on (skb mode receivers get GRO).
@@ -249,6 +266,26 @@ impl VethArgs {
         }
         let kernel_udp = kernel_udp.then(|| (rx_cores.ids()[0], !self.offloads.on()));
         Ok(VethCommand { config, mode, xdp_mode, json: self.json, kernel_udp })
+    }
+}
+
+/// The testbed's MTU for `--mtu` and frames of up to `largest` B with FCS: None keeps
+/// the veth default (1500); past 1518 B without `--mtu`, 9000.
+pub(crate) fn veth_mtu(mtu: Option<u32>, largest: usize, vlan: VlanTags) -> Result<Option<u32>, CliError> {
+    // The kernel forwards the MTU plus the Ethernet header, and 4 bytes more for a tag.
+    let allowance = 18 + if vlan.ids().is_empty() { 0 } else { 4 };
+    match mtu {
+        Some(m) if !(68..=9000).contains(&m) => {
+            refuse!("--mtu {m}: a veth testbed's MTU is 68 (the IPv4 minimum) to 9000 (jumbo frames)")
+        }
+        Some(m) if largest > m as usize + allowance => refuse!(
+            "--size {largest} with --mtu {m}: frames with FCS are at most the MTU + {allowance} B ({} B); raise --mtu to {} or lower --size",
+            m as usize + allowance,
+            largest - allowance
+        ),
+        Some(m) => Ok(Some(m)),
+        None if largest > 1500 + allowance => Ok(Some(9000)),
+        None => Ok(None),
     }
 }
 

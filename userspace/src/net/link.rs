@@ -266,6 +266,15 @@ pub fn set_up(name: &str, up: bool) -> Result<(), NetError> {
     Ok(())
 }
 
+/// Sets the MTU of `name` (`ip link set dev NAME mtu MTU`).
+pub fn set_mtu(name: &str, mtu: u32) -> Result<(), NetError> {
+    let mut m = LinkMessage::default();
+    m.header.index = index(name)?;
+    m.attributes.push(LinkAttribute::Mtu(mtu));
+    route_socket()?.request(Rt::SetLink(m), 0, "setting the MTU of", &format!("{name} (to {mtu})"))?;
+    Ok(())
+}
+
 /// Deletes the link `name` (a veth takes its peer with it).
 pub fn delete(name: &str) -> Result<(), NetError> {
     let mut m = LinkMessage::default();

@@ -17,7 +17,7 @@ use crate::{
     config::Coalesce,
     stats::{WorkerCounters, batch_bucket, bump},
     sys,
-    xsk::{Desc, FrameAddr, Verdict, Xsk},
+    xsk::{Desc, FrameAddr, MAX_SEGS, Verdict, XDP_PKT_CONTD, Xsk},
 };
 
 /// How a worker waits when its RX ring is empty.
@@ -57,9 +57,33 @@ const fn unsendable(v: Verdict, transmits: bool, has_out: bool) -> bool {
     }
 }
 
+/// Descriptors in the chain `descs[0]` starts (1 for a single-buffer frame): up to and
+/// including the first without XDP_PKT_CONTD, never past the slice.
+#[inline(always)]
+fn chain_len(descs: &[Desc]) -> usize {
+    match descs.first() {
+        Some(d) if d.options & XDP_PKT_CONTD == 0 => 1,
+        Some(_) => descs.iter().position(|d| d.options & XDP_PKT_CONTD == 0).map_or(descs.len(), |i| i + 1),
+        None => 0,
+    }
+}
+
+/// Packets in `descs`: descriptors that end one (no XDP_PKT_CONTD).
+#[inline]
+fn packets(descs: &[Desc]) -> usize {
+    descs.iter().filter(|d| d.options & XDP_PKT_CONTD == 0).count()
+}
+
 /// The receive loop: consume a batch, run the stage, then recycle, transmit or redirect
 /// each frame by its verdict. Returns when `stop` is set, after counting (and reading the
 /// stamps of) what is still on the RX ring.
+///
+/// Multi-buffer frames (a socket bound with XDP_USE_SG): `Xsk::rx_consume` hands over
+/// whole chains; a chain whose end is not on the ring yet waits at the front of the
+/// descriptor array for the next consume. A chain is recycled or sent whole (its
+/// descriptors keep their XDP_PKT_CONTD flags on the TX ring, and only whole chains go
+/// there). Redirecting one to another port is counted `unsendable`: the out socket is not
+/// bound for multi-buffer frames. `tx_completed` counts completed descriptors.
 #[allow(clippy::too_many_arguments)]
 pub fn rx_loop<S: Stage>(
     xsk: &mut Xsk,
@@ -71,13 +95,15 @@ pub fn rx_loop<S: Stage>(
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
-    let mut rx = vec![Desc::default(); batch];
-    let mut verdicts = vec![Verdict::Drop; batch];
+    // A batch, after the start of an unfinished chain (`pending` descriptors).
+    let mut rx = vec![Desc::default(); batch + MAX_SEGS];
+    let mut verdicts = vec![Verdict::Drop; batch + MAX_SEGS];
+    let mut pending = 0usize;
     let mut comp = vec![0u64; batch];
     // Frames waiting for room on this socket's / the out socket's TX ring.
-    let mut tx_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
-    let mut out_backlog: Vec<Desc> = Vec::with_capacity(batch * 2);
-    let mut recycle: Vec<Desc> = Vec::with_capacity(batch);
+    let mut tx_backlog: Vec<Desc> = Vec::with_capacity(batch * 2 + MAX_SEGS);
+    let mut out_backlog: Vec<Desc> = Vec::with_capacity(batch * 2 + MAX_SEGS);
+    let mut recycle: Vec<Desc> = Vec::with_capacity(batch + MAX_SEGS);
     let (mut tx_outstanding, mut out_outstanding) = (0usize, 0usize);
     let mut pace = Pace::default();
     let has_out = out.is_some();
@@ -147,34 +173,47 @@ pub fn rx_loop<S: Stage>(
         // The free list is topped onto the fill ring by recycle_frames, after a batch came
         // back: not here, where an idle loop would read the ring's consumer index (a line
         // the kernel writes) on every turn.
-        let n = xsk.rx_consume(&mut rx[..room]);
+        let taken = xsk.rx_consume(&mut rx[..pending + room], pending);
+        let (n, frames) = (taken.complete, taken.frames);
         if n == 0 {
-            idle(xsk, wait, &mut pace, counters, stop);
+            if taken.end == pending {
+                idle(xsk, wait, &mut pace, counters, stop);
+            }
+            // Only the start of a chain so far: it waits at the front for its end.
+            pending = taken.end;
             continue;
         }
-        pace.batch(n);
-        account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
+        pace.batch(frames);
+        account_rx(xsk, &rx[..n], frames, acct.as_deref_mut(), counters);
         verdicts[..n].fill(Verdict::Drop);
         let keeps_any = {
-            // SAFETY: rx[..n] were just consumed from this socket's RX ring and go to no
-            // ring before the batch is dropped at the end of this block.
-            let mut b = unsafe { xsk.batch(&mut rx[..n], &mut verdicts[..n]) };
+            // SAFETY: rx[..n] were just consumed from this socket's RX ring (whole
+            // frames, `frames` of them) and go to no ring before the batch is dropped at
+            // the end of this block.
+            let mut b = unsafe { xsk.batch(&mut rx[..n], &mut verdicts[..n], frames) };
             stage.on_batch(&mut b);
             b.keeps_any()
         };
         if !keeps_any {
             recycle_frames(xsk, &rx[..n]);
+            rx.copy_within(n..taken.end, 0);
+            pending = taken.end - n;
             continue;
         }
-        for (d, v) in rx[..n].iter().zip(&verdicts[..n]) {
-            if unsendable(*v, S::TRANSMITS, has_out) {
+        let mut i = 0;
+        while i < n {
+            let k = chain_len(&rx[i..n]);
+            let (chain, v) = (&rx[i..i + k], verdicts[i]);
+            i += k;
+            if unsendable(v, S::TRANSMITS, has_out) || (k > 1 && matches!(v, Verdict::Redirect(_))) {
                 bump(&counters.unsendable, 1);
-                recycle.push(*d);
+                recycle.extend_from_slice(chain);
                 continue;
             }
-            match (*v, out.as_deref_mut()) {
-                (Verdict::Drop, _) => recycle.push(*d),
-                (Verdict::Tx, _) => tx_backlog.push(*d),
+            let d = &chain[0];
+            match (v, out.as_deref_mut()) {
+                (Verdict::Drop, _) => recycle.extend_from_slice(chain),
+                (Verdict::Tx, _) => tx_backlog.extend_from_slice(chain),
                 (Verdict::Redirect(_), Some(o)) if o.shared => out_backlog.push(*d),
                 (Verdict::Redirect(_), Some(o)) => {
                     // `room` above kept a free frame of out's for every frame taken.
@@ -190,6 +229,8 @@ pub fn rx_loop<S: Stage>(
                 (Verdict::Redirect(_), None) => recycle.push(*d),
             }
         }
+        rx.copy_within(n..taken.end, 0);
+        pending = taken.end - n;
         if !recycle.is_empty() {
             recycle_frames(xsk, &recycle);
             recycle.clear();
@@ -203,22 +244,33 @@ pub fn rx_loop<S: Stage>(
             flush_tx(&mut o.xsk, &mut out_backlog, &mut out_outstanding, wait, counters);
         }
     }
-    drain_rx(xsk, &mut rx, acct, counters);
+    drain_rx(xsk, &mut rx, pending, acct, counters);
     // Frames a full TX ring still held back at the stop were never sent: count them.
-    bump(&counters.tx_unsent, (tx_backlog.len() + out_backlog.len()) as u64);
+    bump(&counters.tx_unsent, (packets(&tx_backlog) + packets(&out_backlog)) as u64);
     bump(&counters.bad_descs, xsk.bad_descs() + out.map_or(0, |o| o.xsk.bad_descs()));
 }
 
 /// At stop: count (and read the stamps of) what is still on the RX ring, so frames the
 /// kernel delivered are never missing from the summary. They are not processed further.
-fn drain_rx(xsk: &mut Xsk, rx: &mut [Desc], mut acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+/// `rx[..pending]` is the start of a chain still waiting for its end.
+fn drain_rx(
+    xsk: &mut Xsk,
+    rx: &mut [Desc],
+    mut pending: usize,
+    mut acct: Option<&mut Accounting>,
+    counters: &WorkerCounters,
+) {
     loop {
-        let n = xsk.rx_consume(rx);
-        if n == 0 {
+        let t = xsk.rx_consume(rx, pending);
+        if t.end == pending && t.complete == 0 {
+            // A chain that never ended goes back unused.
+            recycle_frames(xsk, &rx[..pending]);
             return;
         }
-        account_rx(xsk, &rx[..n], acct.as_deref_mut(), counters);
-        recycle_frames(xsk, &rx[..n]);
+        account_rx(xsk, &rx[..t.complete], t.frames, acct.as_deref_mut(), counters);
+        recycle_frames(xsk, &rx[..t.complete]);
+        rx.copy_within(t.complete..t.end, 0);
+        pending = t.end - t.complete;
     }
 }
 
@@ -326,23 +378,36 @@ impl Pace {
     }
 }
 
-/// Counts a received batch and, with accounting on, reads its stamps (one receive
-/// timestamp per batch).
+/// Counts a received batch of `frames` whole frames (every segment's bytes) and, with
+/// accounting on, reads their stamps from their first segments (one receive timestamp
+/// per batch).
 #[inline]
-fn account_rx(xsk: &Xsk, rx: &[Desc], acct: Option<&mut Accounting>, counters: &WorkerCounters) {
+fn account_rx(xsk: &Xsk, rx: &[Desc], frames: usize, acct: Option<&mut Accounting>, counters: &WorkerCounters) {
     let bytes: u64 = rx.iter().map(|d| d.len as u64).sum();
-    bump(&counters.rx_packets, rx.len() as u64);
+    bump(&counters.rx_packets, frames as u64);
     bump(&counters.rx_bytes, bytes);
-    bump(&counters.batch_hist[batch_bucket(rx.len())], 1);
+    bump(&counters.batch_hist[batch_bucket(frames)], 1);
     if let Some(a) = acct {
         let now = sys::monotonic_ns();
-        for d in rx {
-            // SAFETY: `rx` was just consumed from the RX ring; the frames go back to the
-            // fill ring only after this returns.
-            let frame = unsafe { xsk.frame(d) };
-            // SAFETY: as above; the metadata lies in the same chunk, before the frame.
-            let meta = unsafe { xsk.frame_meta(d) };
-            a.observe_rx(frame, meta, now);
+        if frames == rx.len() {
+            for d in rx {
+                // SAFETY: `rx` was just consumed from the RX ring; the frames go back to
+                // the fill ring only after this returns.
+                let frame = unsafe { xsk.frame(d) };
+                // SAFETY: as above; the metadata lies in the same chunk, before the frame.
+                let meta = unsafe { xsk.frame_meta(d) };
+                a.observe_rx(frame, frame.len(), meta, now);
+            }
+        } else {
+            let mut i = 0;
+            while i < rx.len() {
+                let k = chain_len(&rx[i..]);
+                let len: usize = rx[i..i + k].iter().map(|d| d.len as usize).sum();
+                // SAFETY: as above; a chain's metadata lies before its first segment.
+                let (head, meta) = unsafe { (xsk.frame(&rx[i]), xsk.frame_meta(&rx[i])) };
+                a.observe_rx(head, len, meta, now);
+                i += k;
+            }
         }
     }
 }
@@ -361,16 +426,21 @@ fn recycle_frames<A: FrameAddr>(xsk: &mut Xsk, descs: &[A]) {
 }
 
 /// Puts as much of `backlog` on the TX ring as fits, counts it, and kicks the kernel;
-/// what does not fit stays in `backlog`.
+/// what does not fit stays in `backlog`. Only whole chains of a multi-buffer frame go on
+/// the ring.
 #[inline]
 fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<Desc>, outstanding: &mut usize, wait: &WaitPolicy, c: &WorkerCounters) {
-    let n = xsk.tx_produce(backlog);
+    let mut take = xsk.tx_room(backlog.len());
+    while take > 0 && backlog[take - 1].options & XDP_PKT_CONTD != 0 {
+        take -= 1;
+    }
+    let n = xsk.tx_produce(&backlog[..take]);
     if n == 0 {
         return;
     }
     *outstanding += n;
     let bytes: u64 = backlog[..n].iter().map(|d| d.len as u64).sum();
-    bump(&c.tx_packets, n as u64);
+    bump(&c.tx_packets, packets(&backlog[..n]) as u64);
     bump(&c.tx_bytes, bytes);
     backlog.drain(..n);
     kick(xsk, wait, c);
@@ -406,12 +476,27 @@ fn kick_until_taken(xsk: &mut Xsk, counters: &WorkerCounters) {
     }
 }
 
+/// Notes which chunks of `sent` hold a frame's last segment (see `tx_loop`); the first
+/// call sizes `ends` to the UMEM (once per run).
+#[cold]
+fn mark_frame_ends(xsk: &Xsk, ends: &mut Vec<bool>, sent: &[Desc]) {
+    if ends.is_empty() {
+        ends.resize(xsk.umem_chunks(), false);
+    }
+    for d in sent {
+        if let Some(e) = ends.get_mut(xsk.chunk_of(d.addr)) {
+            *e = d.options & XDP_PKT_CONTD == 0;
+        }
+    }
+}
+
 /// What a transmit worker did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxTotals {
-    /// Frames put on the TX ring.
+    /// Frames put on the TX ring (a multi-buffer frame counts once).
     pub sent: u64,
-    /// Frames the kernel reported sent (completion ring).
+    /// Frames the kernel reported sent (completion ring: a multi-buffer frame counts
+    /// once, when the completion of its last descriptor's chunk comes back).
     pub completed: u64,
     /// Bytes of the frames sent.
     pub bytes: u64,
@@ -440,19 +525,30 @@ pub fn tx_loop<S: Source>(
     // otherwise every batch is kicked. A short batch (pacing, a full ring) is kicked at once.
     let kick_every = xsk.tx_budget().map_or(batch, |b| (b as usize).max(batch));
     let mut unkicked = 0usize;
+    // Descriptors sent and completed; with multi-buffer frames more than the frames.
+    let (mut sent_descs, mut completed_descs) = (0u64, 0u64);
+    // Once a multi-buffer frame was sent: which chunks hold the last segment of a frame
+    // in flight (a completion of one of those completes a frame). Made once, then.
+    let mut ends: Vec<bool> = Vec::new();
 
     loop {
         let n = xsk.comp_consume(&mut comp);
         if n > 0 {
-            t.completed += n as u64;
-            bump(&counters.tx_completed, n as u64);
+            completed_descs += n as u64;
+            let done = if ends.is_empty() {
+                n
+            } else {
+                comp[..n].iter().filter(|&&a| ends.get(xsk.chunk_of(a)).copied().unwrap_or(false)).count()
+            };
+            t.completed += done as u64;
+            bump(&counters.tx_completed, done as u64);
             xsk.give_free(&comp[..n]);
         }
         let now = sys::monotonic_ns();
         if source_done || deadline_ns.is_some_and(|d| now >= d) || stop.load(Relaxed) {
             // Wait (briefly) for the kernel to finish what is on the TX ring.
             let until = *drain_until.get_or_insert(now + 1_000_000_000);
-            if t.completed >= t.sent || now >= until {
+            if completed_descs >= sent_descs || now >= until {
                 break;
             }
             sys::kick_tx(xsk.fd());
@@ -484,11 +580,16 @@ pub fn tx_loop<S: Source>(
             let produced = xsk.tx_produce(&descs[..filled]);
             debug_assert_eq!(produced, filled, "tx_room reserved the space");
             let bytes: u64 = descs[..produced].iter().map(|d| d.len as u64).sum();
-            t.sent += produced as u64;
+            let frames = packets(&descs[..produced]);
+            if frames < produced || !ends.is_empty() {
+                mark_frame_ends(xsk, &mut ends, &descs[..produced]);
+            }
+            sent_descs += produced as u64;
+            t.sent += frames as u64;
             t.bytes += bytes;
-            bump(&counters.tx_packets, produced as u64);
+            bump(&counters.tx_packets, frames as u64);
             bump(&counters.tx_bytes, bytes);
-            bump(&counters.batch_hist[batch_bucket(produced)], 1);
+            bump(&counters.batch_hist[batch_bucket(frames)], 1);
             unkicked += produced;
             if (unkicked >= kick_every || produced < batch) && (!wait.need_wakeup || xsk.tx_needs_wakeup()) {
                 if xsk.is_zerocopy() {
@@ -1001,5 +1102,335 @@ mod tests {
         assert_eq!(log.len(), 20);
         assert!(log.iter().enumerate().all(|(i, f)| f.len() == 64 && f.iter().all(|&b| b == i as u8)));
         assert_eq!(xsk.free_frames(), 8, "every frame came back");
+    }
+
+    /// A 9014 B frame (a 9000 B MTU's largest without FCS) from the generator's
+    /// template, stamped, as the kernel would split it over UMEM chunks at their headroom:
+    /// 3840, 3840 and 1334 bytes.
+    fn jumbo_chain(k: &fake::Kernel, chunks: &[u64], seq: u32) -> Vec<Desc> {
+        use crate::wire::{
+            stamp::Stamp,
+            udpgen::{FrameTemplate, UdpFlow},
+        };
+        let flow = UdpFlow {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: "10.0.0.1".parse().unwrap(),
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            src_port: 10000,
+            dst_port: 18000,
+            vlan: Default::default(),
+        };
+        let t = FrameTemplate::new(&flow, 9014).unwrap();
+        let mut frame = vec![0u8; 9014];
+        t.write(&mut frame, &Stamp { flow: 0, seq, tx_ns: 1 });
+        let mut descs = Vec::new();
+        for (i, seg) in frame.chunks(4096 - 256).enumerate() {
+            let addr = chunks[i] + 256;
+            k.write(addr, seg);
+            descs.push(Desc { addr, len: seg.len() as u32, options: XDP_PKT_CONTD });
+        }
+        descs.last_mut().unwrap().options = 0;
+        descs
+    }
+
+    /// Records each frame's (length, segment lengths, first byte of each segment), sends
+    /// multi-buffer frames back out (Tx) and stops the run after `frames` frames.
+    struct Segs<'s> {
+        stop: &'s AtomicBool,
+        frames: usize,
+        seen: Vec<(usize, Vec<usize>, Vec<u8>)>,
+        batches: Vec<usize>,
+    }
+
+    impl Stage for Segs<'_> {
+        type Summary = ();
+        const TRANSMITS: bool = true;
+        fn on_batch(&mut self, batch: &mut Batch<'_>) {
+            self.batches.push(batch.len());
+            assert_eq!(batch.frames().len(), batch.len());
+            for mut f in batch.frames() {
+                let lens: Vec<usize> = f.segments().map(<[u8]>::len).collect();
+                assert_eq!(lens.len(), f.segment_count());
+                assert_eq!(lens[0], f.bytes().len(), "bytes() is the first segment");
+                self.seen.push((f.len(), lens, f.segments().map(|s| s[0]).collect()));
+                if f.segment_count() > 1 {
+                    assert!(f.set_len(f.len() - 1).is_err(), "a multi-buffer frame keeps its length");
+                    assert!(f.set_len(f.len()).is_ok());
+                    assert_eq!(f.room(), f.len());
+                    f.set_verdict(Verdict::Tx);
+                }
+            }
+            if self.seen.len() >= self.frames {
+                self.stop.store(true, Relaxed);
+            }
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn a_chain_is_one_frame_across_batches_and_is_sent_and_recycled_whole() {
+        let (mut xsk, k) = fake::socket(16, 4096, 16, true, true);
+        let fd = xsk.fd();
+        let k = Rc::new(k);
+        let fill = k.take_fill();
+        let (k2, sent) = (k.clone(), Rc::new(RefCell::new(Vec::new())));
+        let sent2 = sent.clone();
+        let _guard = override_hot_calls(move |c| {
+            assert_eq!(c, HotCall::KickTx { fd });
+            let d = k2.take_tx();
+            k2.complete(&d.iter().map(|x| x.addr).collect::<Vec<_>>());
+            sent2.borrow_mut().extend(d);
+        });
+        let chain = jumbo_chain(&k, &fill[..3], 7);
+        let single = Desc { addr: fill[3] + 256, len: 60, options: 0 };
+        k.write(single.addr, &[9; 60]);
+        let mut ring: Vec<Desc> = chain.clone();
+        ring.push(single);
+        assert_eq!(k.receive(&ring), 4);
+        let stop = AtomicBool::new(false);
+        let mut stage = Segs { stop: &stop, frames: 2, seen: Vec::new(), batches: Vec::new() };
+        let counters = WorkerCounters::default();
+        // Batches of 2 descriptors: the first consume takes the chain's first two
+        // segments only, which wait for the third.
+        rx_loop(&mut xsk, None, &mut stage, None, 2, &busy(), &counters, &stop);
+        assert_eq!(stage.batches, vec![2], "one batch: the chain and the single frame");
+        assert_eq!(stage.seen[0].0, 9014);
+        assert_eq!(stage.seen[0].1, vec![3840, 3840, 1334]);
+        assert_eq!(stage.seen[0].2[0], 2, "the Ethernet header (destination MAC) leads");
+        assert_eq!(stage.seen[1], (60, vec![60], vec![9]));
+        assert_eq!(*sent.borrow(), chain, "the chain went out whole, XDP_PKT_CONTD on all but its last");
+        assert_eq!(k.take_fill(), vec![fill[3]], "the single frame went back to the fill ring");
+        let mut done = [0u64; 8];
+        assert_eq!(xsk.comp_consume(&mut done), 3, "the chain's three chunks complete one by one");
+        let s = counters.snapshot();
+        assert_eq!((s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes), (2, 9014 + 60, 1, 9014));
+        assert_eq!((s.tx_completed, s.bad_descs), (0, 0), "the completions were still on their ring at the stop");
+    }
+
+    /// Counts frames and their segment lengths; stops after one batch.
+    struct SeeAll<'s>(&'s AtomicBool, Vec<Vec<usize>>);
+
+    impl Stage for SeeAll<'_> {
+        type Summary = ();
+        fn on_batch(&mut self, batch: &mut Batch<'_>) {
+            for f in batch.frames() {
+                self.1.push(f.segments().map(<[u8]>::len).collect());
+            }
+            self.0.store(true, Relaxed);
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn hostile_chains_are_dropped_whole_counted_and_their_chunks_recycled() {
+        let (mut xsk, k) = fake::socket(64, 4096, 64, true, false);
+        let fill = k.take_fill();
+        assert_eq!(fill.len(), 64);
+        let d = |i: usize, len: u32, contd: bool| Desc {
+            addr: fill[i] + 256,
+            len,
+            options: if contd { XDP_PKT_CONTD } else { 0 },
+        };
+        let mut ring = Vec::new();
+        // 1. A continuation outside the UMEM: the whole chain (3) goes.
+        ring.extend([d(0, 3840, true), Desc { addr: 1 << 40, len: 100, options: XDP_PKT_CONTD }, d(1, 10, false)]);
+        // 2. A chain that does not end within MAX_SEGS: dropped at its 18th descriptor,
+        //    and what follows of it up to its end (20 in all).
+        ring.extend((2..21).map(|i| d(i, 100, true)));
+        ring.push(d(21, 100, false));
+        // 3. A chain of exactly MAX_SEGS descriptors: a frame.
+        ring.extend((22..39).map(|i| d(i, 100, true)));
+        ring.push(d(39, 100, false));
+        // 4. A segment that runs past its chunk ends its chain's use (2).
+        ring.extend([d(40, 100, true), Desc { addr: fill[41] + 4000, len: 200, options: 0 }]);
+        // 5. A good single frame, with an option bit that means nothing on RX.
+        ring.push(Desc { options: 0x80, ..d(42, 60, false) });
+        assert_eq!(ring.len(), 44);
+        assert_eq!(k.receive(&ring), 44);
+        let stop = AtomicBool::new(false);
+        let mut stage = SeeAll(&stop, Vec::new());
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut stage, None, 64, &busy(), &counters, &stop);
+        assert_eq!(stage.1, vec![vec![100; MAX_SEGS], vec![60]], "only the good frames reach the stage");
+        let s = counters.snapshot();
+        assert_eq!((s.rx_packets, s.rx_bytes), (2, 100 * MAX_SEGS as u64 + 60));
+        assert_eq!(s.bad_descs, 3 + 20 + 2, "every descriptor of a dropped chain is counted");
+        // Every chunk of ours the kernel handed over (43: all but the address outside the
+        // UMEM) is back on the fill ring or on the free list (topped onto the fill ring
+        // after the next batch), once.
+        let mut back = k.take_fill();
+        back.sort();
+        back.dedup();
+        assert!(back.iter().all(|a| fill[..43].contains(a)));
+        assert_eq!(back.len() + xsk.free_frames(), 43, "no chunk lost, none twice");
+    }
+
+    #[test]
+    fn a_chain_cut_off_at_the_stop_goes_back_unused() {
+        let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
+        let fill = k.take_fill();
+        // Never ends: two segments with XDP_PKT_CONTD, then nothing.
+        let ring = [
+            Desc { addr: fill[0] + 256, len: 3840, options: XDP_PKT_CONTD },
+            Desc { addr: fill[1] + 256, len: 3840, options: XDP_PKT_CONTD },
+        ];
+        assert_eq!(k.receive(&ring), 2);
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let (_calls, _guard) = record_calls();
+        let mut stage = SeeAll(&STOP, Vec::new());
+        let counters = WorkerCounters::default();
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                STOP.store(true, Relaxed);
+            });
+            rx_loop(&mut xsk, None, &mut stage, None, 64, &busy(), &counters, &STOP);
+        });
+        assert!(stage.1.is_empty(), "no frame reached the stage");
+        assert_eq!(counters.snapshot().rx_packets, 0);
+        let mut back = k.take_fill();
+        back.sort();
+        let mut want = vec![fill[0], fill[1]];
+        want.sort();
+        assert_eq!(back, want, "the chunks went back to the fill ring");
+    }
+
+    /// Parses (and stops the run after) every batch.
+    struct ParseOnce<'s>(&'s AtomicBool, crate::stages::Parse);
+
+    impl Stage for ParseOnce<'_> {
+        type Summary = ();
+        fn on_batch(&mut self, batch: &mut Batch<'_>) {
+            self.1.on_batch(batch);
+            self.0.store(true, Relaxed);
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn parse_and_the_stamp_reader_see_a_multi_buffer_frame_whole() {
+        let (mut xsk, k) = fake::socket(8, 4096, 8, true, false);
+        let fill = k.take_fill();
+        assert_eq!(k.receive(&jumbo_chain(&k, &fill[..3], 41)), 3);
+        let stop = AtomicBool::new(false);
+        let mut stage = ParseOnce(&stop, crate::stages::Parse::default());
+        let mut acct = Accounting::new();
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut stage, Some(&mut acct), 64, &busy(), &counters, &stop);
+        let p = stage.1.summary();
+        assert_eq!((p.frames, p.udp, p.malformed, p.flows), (1, 1, 0, 1), "{p:?}");
+        let a = acct.summary();
+        assert_eq!((a.stamped, a.unstamped), (1, 0), "the stamp is read from the first segment");
+    }
+
+    /// Sends `left` frames of `len` bytes (each byte its offset mod 251), as many per
+    /// call as fit.
+    struct Jumbo {
+        left: u32,
+        len: usize,
+        refused: u32,
+    }
+
+    impl Source for Jumbo {
+        type Summary = ();
+        fn on_tx(&mut self, b: &mut TxBatch<'_>, _now: u64) -> SourceStep {
+            while self.left > 0 {
+                let ok = b.push_frame(self.len, |off, buf| {
+                    for (i, x) in buf.iter_mut().enumerate() {
+                        *x = ((off + i) % 251) as u8;
+                    }
+                });
+                if !ok {
+                    self.refused += 1;
+                    break;
+                }
+                self.left -= 1;
+            }
+            if self.left == 0 { SourceStep::Done } else { SourceStep::Continue }
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn a_source_sends_multi_buffer_frames_as_whole_chains_counted_once() {
+        let (xsk, k) = fake::socket(8, 4096, 8, false, true);
+        let k = Rc::new(k);
+        let k2 = k.clone();
+        let frames = Rc::new(RefCell::new(Vec::<Vec<u8>>::new()));
+        let (f2, open) = (frames.clone(), Rc::new(RefCell::new(Vec::new())));
+        let _guard = override_hot_calls(move |c| {
+            if let HotCall::KickTx { .. } = c {
+                let d = k2.take_tx();
+                for x in &d {
+                    open.borrow_mut().extend(k2.read(x.addr, x.len as usize));
+                    if x.options & XDP_PKT_CONTD == 0 {
+                        f2.borrow_mut().push(std::mem::take(&mut *open.borrow_mut()));
+                    }
+                }
+                k2.complete(&d.iter().map(|x| x.addr).collect::<Vec<_>>());
+            }
+        });
+        let mut xsk = xsk;
+        let counters = WorkerCounters::default();
+        let stop = AtomicBool::new(false);
+        // 8 chunks, batches of 4 descriptors: one 3-segment frame per call fits, a second
+        // does not.
+        let mut src = Jumbo { left: 5, len: 9014, refused: 0 };
+        let t = tx_loop(&mut xsk, &mut src, 4, &busy(), &counters, &stop, None);
+        assert_eq!((t.sent, t.completed, t.bytes), (5, 5, 5 * 9014));
+        assert!(src.refused > 0, "a frame that does not fit the batch's descriptors waits");
+        let frames = frames.borrow();
+        assert_eq!(frames.len(), 5);
+        assert!(frames.iter().all(|f| f.len() == 9014 && f.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8)));
+        let s = counters.snapshot();
+        assert_eq!((s.tx_packets, s.tx_completed, s.tx_bytes), (5, 5, 5 * 9014));
+        assert_eq!(xsk.free_frames(), 8, "every chunk came back");
+    }
+
+    #[test]
+    fn only_whole_chains_go_on_the_tx_ring() {
+        // A 4-entry TX ring the fake kernel never empties: the first chain (3) fits, the
+        // second finds 1 slot and must wait whole rather than go out cut.
+        let (mut xsk, k) = fake::socket(16, 4096, 4, true, true);
+        let k = Rc::new(k);
+        let fill = k.take_fill();
+        assert_eq!(fill.len(), 4);
+        let others: Vec<u64> = (0..16u64).map(|i| i * 4096).filter(|a| !fill.contains(a)).collect();
+        let chain = |c: &[u64]| -> Vec<Desc> {
+            c.iter()
+                .enumerate()
+                .map(|(i, &a)| Desc { addr: a + 256, len: 100, options: if i < 2 { XDP_PKT_CONTD } else { 0 } })
+                .collect()
+        };
+        let (a, b) = (chain(&fill[..3]), chain(&others[..3]));
+        assert_eq!(k.receive(&a), 3);
+        let (k2, second, b2) = (k.clone(), std::cell::Cell::new(false), b.clone());
+        let _guard = override_hot_calls(move |c| {
+            if let HotCall::KickTx { .. } = c
+                && !second.replace(true)
+            {
+                assert_eq!(k2.receive(&b2), 3);
+            }
+        });
+        static STOP: AtomicBool = AtomicBool::new(false);
+        struct TxAll(u32);
+        impl Stage for TxAll {
+            type Summary = ();
+            const TRANSMITS: bool = true;
+            fn on_batch(&mut self, b: &mut Batch<'_>) {
+                b.set_all(Verdict::Tx);
+                self.0 += 1;
+                if self.0 == 2 {
+                    STOP.store(true, Relaxed);
+                }
+            }
+            fn finish(self) {}
+        }
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut TxAll(0), None, 64, &busy(), &counters, &STOP);
+        assert_eq!(k.take_tx(), a, "the first chain alone is on the ring");
+        let c = counters.snapshot();
+        assert_eq!((c.rx_packets, c.tx_packets, c.tx_unsent), (2, 1, 1), "{c:?}");
     }
 }

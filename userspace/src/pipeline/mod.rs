@@ -339,6 +339,7 @@ impl Pipeline {
                     bind: BindMode::Auto,
                     need_wakeup: true,
                     tx_budget: 0,
+                    sg: false,
                 },
                 batch: BatchSize::new(64).expect("64 is a valid batch size"),
                 wait: PollWait::Busy,

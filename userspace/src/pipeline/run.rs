@@ -156,9 +156,29 @@ where
         }
         crate::preflight::check_mtu(ifc, cfg.xsk.frame_size.get())?;
     }
+    // Frames the MTU allows that span several UMEM frames arrive as chains (XDP_USE_SG).
+    let (frame_len, segs) = crate::preflight::check_mtu(&cfg.iface, cfg.xsk.frame_size.get())?;
+    cfg.xsk.sg = segs > 1;
+    if let Some(o) = &cfg.out_iface
+        && segs > 1
+    {
+        log::warn!(
+            "{}: frames past {} B arrive as multi-buffer frames, which are not forwarded to {o} (counted unsendable)",
+            cfg.iface,
+            cfg.xsk.frame_size.get() - 256
+        );
+    }
     crate::preflight::check_no_foreign_program(&cfg.iface, cfg.force)?;
 
     let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter)?;
+    crate::preflight::check_multi_buffer(
+        &cfg.iface,
+        frame_len,
+        segs,
+        cfg.xsk.frame_size.get() - 256,
+        steering.mode() == crate::config::XdpMode::Native,
+        cfg.xsk.bind == BindMode::ZeroCopy,
+    )?;
     // From here on, `steering` detaches on every return path (drop).
     // Out sockets only transmit, but on a zero-copy bind some drivers (igb) send nothing
     // without a program on the port. A physical driver resets the device to attach one,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::{
     pipeline::{Batch, Stage},
-    wire::headers::{IPPROTO_TCP, IPPROTO_UDP, parse_frame},
+    wire::headers::{IPPROTO_TCP, IPPROTO_UDP, parse_frame_within},
 };
 
 const TABLE_SLOTS: usize = 1 << 16;
@@ -95,7 +95,7 @@ impl Stage for Parse {
     #[inline]
     fn on_batch(&mut self, batch: &mut Batch<'_>) {
         for frame in batch.frames() {
-            self.observe(frame.bytes());
+            self.observe_within(frame.bytes(), frame.len());
         }
     }
 
@@ -108,8 +108,15 @@ impl Parse {
     /// Counts one frame.
     #[inline]
     pub fn observe(&mut self, frame: &[u8]) {
+        self.observe_within(frame, frame.len());
+    }
+
+    /// Counts one frame of `frame_len` bytes of which `head` is the first segment (a
+    /// multi-buffer frame; its headers must lie in `head`).
+    #[inline]
+    pub fn observe_within(&mut self, head: &[u8], frame_len: usize) {
         self.summary.frames += 1;
-        match parse_frame(frame) {
+        match parse_frame_within(head, frame_len) {
             Err(_) => self.summary.malformed += 1,
             Ok(info) => {
                 if info.vlan_tags > 0 {

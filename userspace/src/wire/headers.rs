@@ -101,7 +101,16 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Wraps `buf` if it holds a version 4 header of at least 20 bytes and the whole total
     /// length, which covers the header.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        let avail = buf.as_ref().len();
+        Self::new_checked_within(buf, avail)
+    }
+
+    /// As [`Ipv4Packet::new_checked`], for a packet of which `buf` holds the start (the
+    /// whole header) and `avail` bytes exist in all (a multi-buffer frame's later
+    /// segments hold the rest): the total length is checked against `avail`.
+    pub fn new_checked_within(buf: T, avail: usize) -> Result<Self, Malformed> {
         let b = buf.as_ref();
+        let avail = avail.max(b.len());
         if b.len() < 20 {
             return Err(Malformed::Truncated);
         }
@@ -110,7 +119,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if b[0] >> 4 != 4 || ihl < 20 || total < ihl {
             return Err(Malformed::BadField);
         }
-        if total > b.len() {
+        if total > avail || ihl > b.len() {
             return Err(Malformed::Truncated);
         }
         Ok(Self(buf))
@@ -143,9 +152,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn checksum_ok(&self) -> bool {
         super::fold_checksum(super::ones_sum(&self.0.as_ref()[..self.header_len()], 0)) == 0
     }
-    /// The bytes after the header up to the total length (Ethernet padding left out).
+    /// The bytes after the header up to the total length (Ethernet padding left out), as
+    /// far as the buffer holds them.
     pub fn payload(&self) -> &[u8] {
-        &self.0.as_ref()[self.header_len()..self.total_len()]
+        let b = self.0.as_ref();
+        &b[self.header_len()..self.total_len().min(b.len())]
     }
 }
 
@@ -156,14 +167,23 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// Wraps `buf` if it holds a version 6 fixed header (40 bytes) and the payload length
     /// it gives.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        let avail = buf.as_ref().len();
+        Self::new_checked_within(buf, avail)
+    }
+
+    /// As [`Ipv6Packet::new_checked`], for a packet of which `buf` holds the start (the
+    /// fixed header) and `avail` bytes exist in all: the payload length is checked
+    /// against `avail`.
+    pub fn new_checked_within(buf: T, avail: usize) -> Result<Self, Malformed> {
         let b = buf.as_ref();
+        let avail = avail.max(b.len());
         if b.len() < 40 {
             return Err(Malformed::Truncated);
         }
         if b[0] >> 4 != 6 {
             return Err(Malformed::BadField);
         }
-        if 40 + be16(b, 4) as usize > b.len() {
+        if 40 + be16(b, 4) as usize > avail {
             return Err(Malformed::Truncated);
         }
         Ok(Self(buf))
@@ -183,7 +203,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// The payload-length bytes after the fixed header (extension headers included).
     pub fn payload(&self) -> &[u8] {
         let b = self.0.as_ref();
-        &b[40..40 + be16(b, 4) as usize]
+        &b[40..(40 + be16(b, 4) as usize).min(b.len())]
     }
 }
 
@@ -263,7 +283,15 @@ pub struct UdpPacket<T: AsRef<[u8]>>(T);
 impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// Wraps `buf` if it holds the 8-byte header and a length field of 8 up to the buffer's.
     pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        let avail = buf.as_ref().len();
+        Self::new_checked_within(buf, avail)
+    }
+
+    /// As [`UdpPacket::new_checked`], for a datagram of which `buf` holds the start (the
+    /// header) and `avail` bytes exist in all: its length is checked against `avail`.
+    pub fn new_checked_within(buf: T, avail: usize) -> Result<Self, Malformed> {
         let b = buf.as_ref();
+        let avail = avail.max(b.len());
         if b.len() < 8 {
             return Err(Malformed::Truncated);
         }
@@ -271,7 +299,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         if len < 8 {
             return Err(Malformed::BadField);
         }
-        if len > b.len() {
+        if len > avail {
             return Err(Malformed::Truncated);
         }
         Ok(Self(buf))
@@ -298,7 +326,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
     /// The bytes after the header, up to the length field.
     pub fn payload(&self) -> &[u8] {
-        &self.0.as_ref()[8..self.len()]
+        let b = self.0.as_ref();
+        &b[8..self.len().min(b.len())]
     }
 }
 
@@ -393,6 +422,17 @@ pub struct FrameInfo {
 /// EtherTypes or protocols parse fine with no flow; truncated or contradictory headers
 /// of the kinds it knows are `Malformed`.
 pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, Malformed> {
+    parse_frame_within(frame, frame.len())
+}
+
+/// As [`parse_frame`], for a frame of `frame_len` bytes of which `head` is the start (a
+/// multi-buffer frame's first segment): every header must lie in `head`, and the lengths
+/// the headers claim are checked against `frame_len`. `udp_payload` may then reach past
+/// `head`.
+pub fn parse_frame_within(head: &[u8], frame_len: usize) -> Result<FrameInfo, Malformed> {
+    let frame = head;
+    // What the later segments add beyond `head`.
+    let beyond = frame_len.saturating_sub(head.len());
     let eth = EthernetFrame::new_checked(frame)?;
     let mut info = FrameInfo { ethertype: eth.ethertype(), ..Default::default() };
     let mut off = ETH_HLEN;
@@ -408,9 +448,9 @@ pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, Malformed> {
         off += 4;
     }
     let l3 = &frame[off..];
-    let (src, dst, proto, l4, l4_off) = match info.ethertype {
+    let (src, dst, proto, l4, l4_len, l4_off) = match info.ethertype {
         ETHERTYPE_IPV4 => {
-            let ip = Ipv4Packet::new_checked(l3)?;
+            let ip = Ipv4Packet::new_checked_within(l3, l3.len() + beyond)?;
             if ip.frag_offset() != 0 {
                 return Ok(info);
             }
@@ -418,21 +458,24 @@ pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, Malformed> {
             let mut d = [0u8; 16];
             s[12..].copy_from_slice(&ip.src());
             d[12..].copy_from_slice(&ip.dst());
-            (s, d, ip.protocol(), &l3[ip.header_len()..ip.total_len()], off + ip.header_len())
+            let (hl, total) = (ip.header_len(), ip.total_len());
+            (s, d, ip.protocol(), &l3[hl..total.min(l3.len())], total - hl, off + hl)
         }
         ETHERTYPE_IPV6 => {
-            let ip = Ipv6Packet::new_checked(l3)?;
-            let payload = &l3[40..40 + ip.payload().len()];
+            let ip = Ipv6Packet::new_checked_within(l3, l3.len() + beyond)?;
+            let plen = be16(l3, 4) as usize;
+            let payload = &l3[40..(40 + plen).min(l3.len())];
             let Some((proto, at)) = ipv6_transport(payload, ip.next_header())? else {
                 return Ok(info);
             };
-            (ip.src(), ip.dst(), proto, &payload[at..], off + 40 + at)
+            let l4_len = plen - at;
+            (ip.src(), ip.dst(), proto, &payload[at..], l4_len, off + 40 + at)
         }
         _ => return Ok(info),
     };
     let (sport, dport) = match proto {
         IPPROTO_UDP => {
-            let udp = UdpPacket::new_checked(l4)?;
+            let udp = UdpPacket::new_checked_within(l4, l4_len)?;
             info.udp_payload = Some((l4_off + 8, udp.len() - 8));
             (udp.src_port(), udp.dst_port())
         }

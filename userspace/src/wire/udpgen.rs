@@ -241,6 +241,39 @@ impl FrameTemplate {
         }
     }
 
+    /// Writes the first `out.len()` bytes of the frame with `stamp` (the first segment of
+    /// a multi-buffer frame; it must hold the headers and the stamp, else nothing is
+    /// written). Returns the length written.
+    #[inline]
+    pub fn write_head(&self, out: &mut [u8], stamp: &Stamp) -> usize {
+        if out.len() >= self.bytes.len() {
+            return self.write(out, stamp);
+        }
+        let n = out.len();
+        let at = self.stamp_offset;
+        if n < at + STAMP_LEN {
+            return 0;
+        }
+        out.copy_from_slice(&self.bytes[..n]);
+        let mut s = [0u8; STAMP_LEN];
+        stamp.emit(&mut s);
+        out[at..at + STAMP_LEN].copy_from_slice(&s);
+        let sum = self.checksum_for(&s);
+        out[at - 2..at].copy_from_slice(&sum.to_be_bytes());
+        n
+    }
+
+    /// Writes the frame's bytes from `offset` into `out` (a later segment of a
+    /// multi-buffer frame: payload only, the stamp is in the first), as many as fit.
+    /// Returns the length written.
+    #[inline]
+    pub fn write_tail(&self, offset: usize, out: &mut [u8]) -> usize {
+        let src = self.bytes.get(offset..).unwrap_or(&[]);
+        let n = src.len().min(out.len());
+        out[..n].copy_from_slice(&src[..n]);
+        n
+    }
+
     /// Writes the frame with `stamp` into `out[..self.len()]`; `out` must be at least that
     /// long. Returns the length written.
     #[inline]
@@ -388,5 +421,34 @@ mod tests {
         let t = FrameTemplate::new(&flow(), 100).unwrap();
         let st = Stamp { flow: 0, seq: 0, tx_ns: 0 };
         assert_eq!(t.write(&mut [0u8; 50], &st), 0, "short buffers are not written");
+    }
+
+    #[test]
+    fn a_jumbo_frame_written_in_segments_is_the_whole_frame_and_parses_from_its_head() {
+        use crate::wire::{Malformed, headers::parse_frame_within};
+        for f in [flow(), flow6(&[]), flow6(&[100, 200])] {
+            let t = FrameTemplate::new(&f, 9014).unwrap();
+            let stamp = Stamp { flow: 3, seq: 99, tx_ns: 12345 };
+            let mut whole = vec![0u8; 9014];
+            t.write(&mut whole, &stamp);
+            // As the generator fills a chain: 3840 B (headers and stamp), 3840, 1334.
+            let mut parts = vec![0u8; 9014];
+            let (head, rest) = parts.split_at_mut(3840);
+            assert_eq!(t.write_head(head, &stamp), 3840);
+            let (mid, tail) = rest.split_at_mut(3840);
+            assert_eq!(t.write_tail(3840, mid), 3840);
+            assert_eq!(t.write_tail(7680, tail), 1334);
+            assert_eq!(parts, whole, "the segments make the frame, checksum included");
+            assert_eq!(t.write_head(&mut [0u8; 20], &stamp), 0, "a head without room for the stamp");
+            // The head alone: truncated as a frame, whole as the start of a 9014 B one.
+            assert_eq!(parse_frame(&whole[..3840]).unwrap_err(), Malformed::Truncated);
+            let info = parse_frame_within(&whole[..3840], 9014).unwrap();
+            let (off, len) = info.udp_payload.unwrap();
+            assert_eq!((off, off + len), (t.stamp_offset(), 9014), "the payload runs to the frame's end");
+            assert_eq!(Stamp::parse(&whole[off..3840]), Some(stamp));
+            assert_eq!(parse_frame_within(&whole[..3840], 9013).unwrap_err(), Malformed::Truncated, "a byte short");
+            assert_eq!(parse_frame_within(&whole[..30], 9014).unwrap_err(), Malformed::Truncated, "headers cut");
+            assert_eq!(parse_frame_within(&whole, 9014).unwrap().udp_payload, info.udp_payload);
+        }
     }
 }

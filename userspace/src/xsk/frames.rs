@@ -8,9 +8,15 @@
 //!
 //! Both are built only by `Xsk` (`unsafe fn`s whose contract is the ownership window in
 //! `xsk`'s module docs); the descriptors they hold were checked to lie inside one chunk.
+//!
+//! Multi-buffer frames (XDP_USE_SG): a frame longer than a chunk's room spans a chain of
+//! descriptors, each in its own chunk, all but the last flagged [`XDP_PKT_CONTD`]. A
+//! [`Frame`] is the whole chain: [`Frame::len`] counts every segment, [`Frame::bytes`]
+//! is the first (where the headers are), [`Frame::segments`] walks them all. A chain
+//! keeps one verdict and goes back to a ring whole.
 use std::{cell::Cell, marker::PhantomData};
 
-use super::Desc;
+use super::{Desc, MAX_SEGS, XDP_PKT_CONTD};
 
 /// Another socket a frame can leave by, as the pipeline numbers them (the first
 /// `out_port` given to the pipeline is port 0).
@@ -31,19 +37,36 @@ pub enum Verdict {
 
 /// A frame length that is zero or does not fit its chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("frame length {len} B: a frame has 1 to {room} B (the room left in its UMEM chunk)")]
+#[error(
+    "frame length {len} B: this frame can be 1 to {room} B long (a single-buffer frame up to the end of its UMEM chunk; a multi-buffer frame keeps its length)"
+)]
 pub struct FrameLenError {
     /// The length asked for.
     pub len: usize,
-    /// Bytes from the frame's start to the end of its chunk.
+    /// The longest the frame can be: bytes from its start to the end of its chunk (a
+    /// multi-buffer frame: its length).
     pub room: usize,
+}
+
+/// Descriptors in the chain `descs[0]` starts: up to and including the first without
+/// [`XDP_PKT_CONTD`], never past the slice (whose chains `Xsk::rx_consume` checked end).
+#[inline]
+fn chain_len(descs: &[Desc]) -> usize {
+    match descs.first() {
+        Some(d) if d.options & XDP_PKT_CONTD == 0 => 1,
+        Some(_) => descs.iter().position(|d| d.options & XDP_PKT_CONTD == 0).map_or(descs.len(), |i| i + 1),
+        None => 0,
+    }
 }
 
 /// The frames of one RX batch, each with its verdict.
 pub struct Batch<'a> {
     base: *mut u8,
     descs: &'a mut [Desc],
+    /// One per descriptor; a frame's verdict is its first descriptor's.
     verdicts: &'a mut [Verdict],
+    /// Frames (chains) in `descs`.
+    frames: usize,
     frame_size: u64,
     frame_mask: u64,
     /// Frames whose verdict is not `Drop`: 0 lets the driver recycle the batch in one go.
@@ -56,22 +79,24 @@ impl<'a> Batch<'a> {
     /// that (1) lies inside one `frame_size` chunk of it, (2) userspace owns (consumed
     /// from the RX ring and not yet produced to any ring) for all of `'a`, and (3) is in a
     /// chunk no other descriptor of `descs` names. `verdicts` is as long as `descs` and
-    /// all `Drop`.
+    /// all `Drop`. `descs` holds `frames` whole frames (a chain's descriptors carry
+    /// XDP_PKT_CONTD but its last, and the last descriptor of `descs` has none).
     pub(super) unsafe fn new(
         base: *mut u8,
         descs: &'a mut [Desc],
         verdicts: &'a mut [Verdict],
         frame_size: u32,
+        frames: usize,
     ) -> Self {
         debug_assert_eq!(descs.len(), verdicts.len());
         let frame_size = frame_size as u64;
-        Self { base, descs, verdicts, frame_size, frame_mask: !(frame_size - 1), kept: Cell::new(0) }
+        Self { base, descs, verdicts, frames, frame_size, frame_mask: !(frame_size - 1), kept: Cell::new(0) }
     }
 
-    /// Frames in the batch.
+    /// Frames in the batch (a multi-buffer frame counts once).
     #[inline]
     pub fn len(&self) -> usize {
-        self.descs.len()
+        self.frames
     }
 
     /// True if the batch holds no frame.
@@ -85,8 +110,9 @@ impl<'a> Batch<'a> {
     pub fn frames(&mut self) -> Frames<'_> {
         Frames {
             base: self.base,
-            descs: self.descs.iter_mut(),
-            verdicts: self.verdicts.iter_mut(),
+            descs: &mut self.descs[..],
+            verdicts: &mut self.verdicts[..],
+            left: self.frames,
             frame_size: self.frame_size,
             frame_mask: self.frame_mask,
             kept: &self.kept,
@@ -96,7 +122,7 @@ impl<'a> Batch<'a> {
     /// Gives every frame the same verdict.
     pub fn set_all(&mut self, verdict: Verdict) {
         self.verdicts.fill(verdict);
-        self.kept.set(if verdict == Verdict::Drop { 0 } else { self.descs.len() as u32 });
+        self.kept.set(if verdict == Verdict::Drop { 0 } else { self.frames as u32 });
     }
 
     /// True if some frame's verdict is not `Drop`.
@@ -109,8 +135,9 @@ impl<'a> Batch<'a> {
 /// Iterator over a batch's frames (see [`Batch::frames`]).
 pub struct Frames<'b> {
     base: *mut u8,
-    descs: std::slice::IterMut<'b, Desc>,
-    verdicts: std::slice::IterMut<'b, Verdict>,
+    descs: &'b mut [Desc],
+    verdicts: &'b mut [Verdict],
+    left: usize,
     frame_size: u64,
     frame_mask: u64,
     kept: &'b Cell<u32>,
@@ -121,19 +148,37 @@ impl<'b> Iterator for Frames<'b> {
 
     #[inline]
     fn next(&mut self) -> Option<Frame<'b>> {
-        let desc = self.descs.next()?;
-        let verdict = self.verdicts.next()?;
+        let k = chain_len(self.descs);
+        if k == 0 || self.verdicts.len() < k {
+            return None;
+        }
+        let (chain, descs) = std::mem::take(&mut self.descs).split_at_mut(k);
+        self.descs = descs;
+        let (verdict, verdicts) = std::mem::take(&mut self.verdicts).split_at_mut(k);
+        self.verdicts = verdicts;
+        self.left = self.left.saturating_sub(1);
+        let (desc, rest) = chain.split_first_mut()?;
         let room = ((desc.addr & self.frame_mask) + self.frame_size - desc.addr) as u32;
         let head = (desc.addr & !self.frame_mask) as u32;
         // SAFETY: the descriptor lies inside the UMEM (Batch::new's contract), so the
         // offset stays inside the mapping.
         let data = unsafe { self.base.add(desc.addr as usize) };
-        Some(Frame { data, len: &mut desc.len, room, head, verdict, kept: self.kept, _bytes: PhantomData })
+        Some(Frame {
+            data,
+            len: &mut desc.len,
+            room,
+            head,
+            rest,
+            base: self.base,
+            verdict: &mut verdict[0],
+            kept: self.kept,
+            _bytes: PhantomData,
+        })
     }
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.descs.size_hint()
+        (self.left, Some(self.left))
     }
 }
 
@@ -144,6 +189,9 @@ pub struct Frame<'b> {
     data: *mut u8,
     len: &'b mut u32,
     room: u32,
+    /// A multi-buffer frame's further segments (empty for a single-buffer frame).
+    rest: &'b [Desc],
+    base: *mut u8,
     /// Bytes of the chunk before `data` (where the XDP metadata lands).
     head: u32,
     verdict: &'b mut Verdict,
@@ -152,7 +200,8 @@ pub struct Frame<'b> {
 }
 
 impl Frame<'_> {
-    /// The frame's bytes (Ethernet header first).
+    /// The frame's bytes (Ethernet header first); of a multi-buffer frame, its first
+    /// segment (the headers; see [`Frame::segments`] for the rest).
     #[inline]
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: `len` bytes from `data` lie inside the frame's chunk (checked when the
@@ -175,24 +224,42 @@ impl Frame<'_> {
         xdp_common::RxMeta::read(area, *self.len as usize)
     }
 
-    /// The frame's bytes, writable in place.
+    /// The frame's bytes (of a multi-buffer frame, its first segment), writable in place.
     #[inline]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as `bytes`; `&mut self` makes this the only slice of the chunk.
         unsafe { std::slice::from_raw_parts_mut(self.data, *self.len as usize) }
     }
 
-    /// The frame's length in bytes.
+    /// The frame's length in bytes, every segment counted.
     #[inline]
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
-        *self.len as usize
+        if self.rest.is_empty() { *self.len as usize } else { self.multi_len() }
     }
 
-    /// The most the frame can grow to: bytes from its start to the end of its chunk.
+    #[cold]
+    fn multi_len(&self) -> usize {
+        *self.len as usize + self.rest.iter().map(|d| d.len as usize).sum::<usize>()
+    }
+
+    /// Descriptors (UMEM chunks) the frame spans: 1, or more for a multi-buffer frame.
+    #[inline]
+    pub fn segment_count(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    /// The frame's segments in order, the first being [`Frame::bytes`].
+    #[inline]
+    pub fn segments(&self) -> Segments<'_> {
+        Segments { first: Some(self.bytes()), rest: self.rest.iter(), base: self.base, _bytes: PhantomData }
+    }
+
+    /// The most the frame can grow to: bytes from its start to the end of its chunk (a
+    /// multi-buffer frame: its length, which [`Frame::set_len`] does not change).
     #[inline]
     pub fn room(&self) -> usize {
-        self.room as usize
+        if self.rest.is_empty() { self.room as usize } else { self.len() }
     }
 
     /// Changes the frame's length (what is transmitted). Bytes past the old length are
@@ -200,6 +267,10 @@ impl Frame<'_> {
     /// descriptor without completing it, so its chunk would never come back.
     #[inline]
     pub fn set_len(&mut self, len: usize) -> Result<(), FrameLenError> {
+        if !self.rest.is_empty() {
+            let now = self.len();
+            return if len == now { Ok(()) } else { Err(FrameLenError { len, room: now }) };
+        }
         if len == 0 || len > self.room as usize {
             return Err(FrameLenError { len, room: self.room as usize });
         }
@@ -225,6 +296,30 @@ impl Frame<'_> {
     }
 }
 
+/// The segments of a [`Frame`] (see [`Frame::segments`]).
+pub struct Segments<'f> {
+    first: Option<&'f [u8]>,
+    rest: std::slice::Iter<'f, Desc>,
+    base: *mut u8,
+    _bytes: PhantomData<&'f [u8]>,
+}
+
+impl<'f> Iterator for Segments<'f> {
+    type Item = &'f [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'f [u8]> {
+        if let Some(f) = self.first.take() {
+            return Some(f);
+        }
+        let d = self.rest.next()?;
+        // SAFETY: each descriptor of the chain lies inside one chunk of the UMEM, which
+        // userspace owns for the batch's lifetime, and no other Frame names it
+        // (Batch::new); the Frame is borrowed shared while this slice lives.
+        Some(unsafe { std::slice::from_raw_parts(self.base.add(d.addr as usize), d.len as usize) })
+    }
+}
+
 /// Free frames a source fills for transmission, for one call of its hook.
 pub struct TxBatch<'a> {
     base: *mut u8,
@@ -243,13 +338,14 @@ impl<'a> TxBatch<'a> {
         Self { base, descs, filled: 0, frame_size, frame_mask: !(frame_size - 1) }
     }
 
-    /// Frames that can still be pushed in this call.
+    /// Single-buffer frames that can still be pushed in this call (free descriptors; a
+    /// multi-buffer frame takes one per segment).
     #[inline]
     pub fn remaining(&self) -> usize {
         self.descs.len() - self.filled
     }
 
-    /// Frames pushed so far.
+    /// Descriptors filled so far (one per frame, or per segment of a multi-buffer frame).
     #[inline]
     pub fn filled(&self) -> usize {
         self.filled
@@ -274,12 +370,64 @@ impl<'a> TxBatch<'a> {
             return false;
         };
         desc.len = len.min(room) as u32;
+        desc.options = 0;
         // SAFETY: the descriptor lies inside one chunk of the UMEM and userspace owns it
         // (TxBatch::new's contract); `len` is cut to its room; `&mut self` makes this the
         // only slice of it.
         let buf = unsafe { std::slice::from_raw_parts_mut(self.base.add(desc.addr as usize), desc.len as usize) };
         write(buf);
         self.filled += 1;
+        true
+    }
+
+    /// Writes the next frame, of `len` bytes, over as many free descriptors as it needs
+    /// (a multi-buffer frame, for a socket bound with XDP_USE_SG, when `len` is more than
+    /// [`TxBatch::frame_room`]): `write(offset, segment)` is called for each segment in
+    /// order with the segment's offset in the frame. The first segment is as long as its
+    /// chunk's room allows (headers and stamp go there). Returns false, without calling
+    /// `write`, when `len` is 0, too few descriptors are left, or the frame would span
+    /// more than [`MAX_SEGS`].
+    #[inline]
+    pub fn push_frame(&mut self, len: usize, mut write: impl FnMut(usize, &mut [u8])) -> bool {
+        let room = self.frame_room();
+        if len <= room {
+            return self.push(len, |b| write(0, b));
+        }
+        self.push_chain(len, &mut write)
+    }
+
+    #[cold]
+    fn push_chain(&mut self, len: usize, write: &mut dyn FnMut(usize, &mut [u8])) -> bool {
+        let free = &self.descs[self.filled..];
+        // The segments' rooms, in order, until they hold `len`.
+        let (mut covered, mut k) = (0usize, 0usize);
+        while covered < len {
+            let Some(d) = free.get(k) else { return false };
+            let room = ((d.addr & self.frame_mask) + self.frame_size - d.addr) as usize;
+            if room == 0 {
+                return false;
+            }
+            covered += room;
+            k += 1;
+        }
+        if len == 0 || k > MAX_SEGS {
+            return false;
+        }
+        let mut off = 0;
+        for i in 0..k {
+            let d = &mut self.descs[self.filled + i];
+            let room = ((d.addr & self.frame_mask) + self.frame_size - d.addr) as usize;
+            let seg = room.min(len - off);
+            d.len = seg as u32;
+            d.options = if i + 1 < k { XDP_PKT_CONTD } else { 0 };
+            // SAFETY: as `push`: the descriptor lies inside one chunk of the UMEM that
+            // userspace owns (TxBatch::new's contract); `seg` is cut to its room, and
+            // `&mut self` makes this the only slice of it.
+            let buf = unsafe { std::slice::from_raw_parts_mut(self.base.add(d.addr as usize), seg) };
+            write(off, buf);
+            off += seg;
+        }
+        self.filled += k;
         true
     }
 }
@@ -310,7 +458,7 @@ mod tests {
         let mut verdicts = [Verdict::Drop; 2];
         // SAFETY: both descriptors lie inside their own chunk of `umem`, which this test
         // owns for the batch's lifetime; verdicts are all Drop.
-        let mut batch = unsafe { Batch::new(umem.as_mut_ptr(), &mut descs, &mut verdicts, 2048) };
+        let mut batch = unsafe { Batch::new(umem.as_mut_ptr(), &mut descs, &mut verdicts, 2048, 2) };
         let mut frames = batch.frames();
         let mut f0 = frames.next().unwrap();
         let m = f0.metadata().expect("chunk 0's area");

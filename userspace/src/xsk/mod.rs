@@ -18,7 +18,7 @@
 mod frames;
 mod ring;
 
-pub use frames::{Batch, Frame, FrameLenError, Frames, OutPort, TxBatch, Verdict};
+pub use frames::{Batch, Frame, FrameLenError, Frames, OutPort, Segments, TxBatch, Verdict};
 
 use std::{
     os::fd::{AsRawFd as _, OwnedFd, RawFd},
@@ -49,6 +49,28 @@ pub struct Desc {
 }
 
 const _: () = assert!(std::mem::size_of::<Desc>() == std::mem::size_of::<libc::xdp_desc>());
+
+/// `Desc::options` bit: more descriptors of the same packet follow (multi-buffer frames,
+/// XDP_USE_SG). Set on every descriptor of a packet but its last.
+pub const XDP_PKT_CONTD: u32 = libc::XDP_PKT_CONTD;
+
+/// The most descriptors one received or sent frame may span. Copy mode builds an skb of
+/// at most MAX_SKB_FRAGS (17) fragments and its linear part; a longer RX chain is not
+/// one the kernel makes, so it is dropped (counted in [`Xsk::bad_descs`]) and recycled.
+pub const MAX_SEGS: usize = 18;
+
+/// What [`Xsk::rx_consume`] left in its `out` array.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxTaken {
+    /// `out[..complete]` holds whole frames: single descriptors, and chains whose
+    /// descriptors carry [`XDP_PKT_CONTD`] but the last.
+    pub complete: usize,
+    /// Frames in `out[..complete]`.
+    pub frames: usize,
+    /// `out[complete..end]` starts a chain whose end is still on the RX ring: the caller
+    /// passes it back at the front of `out` (`pending`) with the next consume.
+    pub end: usize,
+}
 
 /// Anything that names a UMEM frame: a descriptor or a bare address.
 pub trait FrameAddr: Copy {
@@ -95,6 +117,10 @@ pub struct XskConfig {
     /// Copy mode: TX descriptors one kick sends (XDP_MAX_TX_SKB_BUDGET, Linux 6.17+);
     /// 0 keeps the kernel's 32.
     pub tx_budget: u32,
+    /// Bind with XDP_USE_SG: frames longer than a chunk's room arrive and leave as chains
+    /// of descriptors (multi-buffer, Linux 6.6+). Sockets sharing a UMEM (XDP_SHARED_UMEM)
+    /// take no bind flags of their own.
+    pub sg: bool,
 }
 
 /// Why an AF_XDP socket could not be opened.
@@ -163,6 +189,16 @@ pub enum XskError {
         #[source]
         source: SysError,
     },
+    /// A bind with XDP_USE_SG (multi-buffer frames) was refused with EINVAL.
+    #[error(
+        "{iface} queue {queue}: the bind for multi-buffer frames (XDP_USE_SG) was refused (EINVAL): this kernel has no multi-buffer AF_XDP (Linux 6.6+); lower the MTU or --size to fit one UMEM frame (--frame-size less 256 B)"
+    )]
+    NoMultiBuffer {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+    },
     /// The kernel refused the copy-mode TX budget (XDP_MAX_TX_SKB_BUDGET).
     #[error(
         "{iface} queue {queue}: --tx-budget {budget} refused: {detail} (it must be 32 to the TX ring size, or 0 for the kernel's default)"
@@ -221,6 +257,8 @@ pub(crate) struct Xsk {
     tx_budget: Option<u32>,
     /// See [`Xsk::bad_descs`].
     bad_descs: u64,
+    /// Receiving: the rest of a dropped chain is dropped too, up to its last descriptor.
+    rx_skip: bool,
 }
 
 /// Copy mode sends at most 32 TX descriptors per kick unless the socket asks for more;
@@ -326,7 +364,17 @@ impl Xsk {
         if cfg.need_wakeup {
             flags |= libc::XDP_USE_NEED_WAKEUP;
         }
-        sys::bind_xdp(&fd, ifindex, queue, flags, None).map_err(|e| bind_error(e, iface, queue, cfg.bind))?;
+        if cfg.sg {
+            flags |= libc::XDP_USE_SG;
+        }
+        sys::bind_xdp(&fd, ifindex, queue, flags, None).map_err(|e| match bind_error(e, iface, queue, cfg.bind) {
+            // Kernels before 6.6 know no XDP_USE_SG; a zero-copy driver without
+            // multi-buffer support refuses it (EOPNOTSUPP, taken as ZeroCopyUnsupported).
+            XskError::Socket { source, .. } if cfg.sg && source.errno() == Some(libc::EINVAL) => {
+                XskError::NoMultiBuffer { iface: iface.into(), queue }
+            }
+            other => other,
+        })?;
         let umem = Arc::new(Umem { area, frame_size: fs });
         Self::finish(fd, rings, umem, free, iface, queue, cfg)
     }
@@ -358,7 +406,7 @@ impl Xsk {
         let tx_budget = set_tx_budget(fd.as_raw_fd(), cfg, zerocopy, iface, queue)?;
         let frame_mask = !(umem.frame_size as u64 - 1);
         let Rings { fill, comp, rx, tx } = rings;
-        Ok(Self { fill, comp, rx, tx, fd, umem, free, frame_mask, zerocopy, tx_budget, bad_descs: 0 })
+        Ok(Self { fill, comp, rx, tx, fd, umem, free, frame_mask, zerocopy, tx_budget, bad_descs: 0, rx_skip: false })
     }
 
     /// The socket's file descriptor (for wakeups and waits).
@@ -375,6 +423,18 @@ impl Xsk {
     /// True if the kernel bound this socket in zero-copy mode.
     pub fn is_zerocopy(&self) -> bool {
         self.zerocopy
+    }
+
+    /// Chunks in the UMEM.
+    pub fn umem_chunks(&self) -> usize {
+        self.umem.area.len() / self.umem.frame_size as usize
+    }
+
+    /// The index of the chunk `addr` lies in (below [`Xsk::umem_chunks`] for an address
+    /// inside the UMEM).
+    #[inline]
+    pub fn chunk_of(&self, addr: u64) -> usize {
+        (addr / self.umem.frame_size as u64) as usize
     }
 
     /// Frames userspace holds and has not put on any ring.
@@ -418,46 +478,74 @@ impl Xsk {
         self.rx.as_mut().map_or(0, |rx| rx.ready())
     }
 
-    /// Consumes up to `out.len()` received frames; userspace owns them afterwards. Each
-    /// descriptor is checked to lie inside one UMEM chunk: one that does not is taken out
-    /// of `out` and counted ([`Xsk::bad_descs`]), its chunk kept if it is one of ours.
-    /// Returns how many good descriptors lead `out`. A socket without an RX ring receives
-    /// nothing.
+    /// Consumes received descriptors into `out[pending..]`; userspace owns them
+    /// afterwards. `out[..pending]` is the unfinished chain the previous call returned
+    /// (`RxTaken::complete..end`, moved to the front), or nothing.
+    ///
+    /// Nothing from the kernel is trusted: a descriptor that does not lie inside one UMEM
+    /// chunk is counted ([`Xsk::bad_descs`]) and its chunk kept if it is one of ours; a
+    /// chain with such a descriptor, or longer than [`MAX_SEGS`], is dropped whole (its
+    /// descriptors counted, their chunks kept, the rest of it dropped as it arrives).
+    /// Single-descriptor frames without option bits, the common case, take one check per
+    /// descriptor. A socket without an RX ring receives nothing.
     #[inline]
-    pub fn rx_consume(&mut self, out: &mut [Desc]) -> usize {
+    pub fn rx_consume(&mut self, out: &mut [Desc], pending: usize) -> RxTaken {
         let n = match &mut self.rx {
-            Some(rx) => rx.consume(out),
-            None => return 0,
+            Some(rx) => rx.consume(&mut out[pending..]),
+            None => 0,
         };
-        let (umem_len, fs) = (self.umem.area.len() as u64, self.umem.frame_size as u64);
-        if out[..n].iter().all(|d| desc_in_one_chunk(d, umem_len, fs)) {
-            return n;
+        if n == 0 {
+            return RxTaken { complete: 0, frames: 0, end: pending };
         }
-        self.keep_good(out, n)
+        let (umem_len, fs) = (self.umem.area.len() as u64, self.umem.frame_size as u64);
+        if pending == 0
+            && !self.rx_skip
+            && out[..n].iter().all(|d| d.options == 0 && desc_in_one_chunk(d, umem_len, fs))
+        {
+            return RxTaken { complete: n, frames: n, end: n };
+        }
+        self.sort_chains(out, pending, n)
     }
 
-    /// The cold half of `rx_consume`: compacts the good descriptors to the front.
+    /// The cold half of `rx_consume`: checks chains and drops bad descriptors and chains,
+    /// compacting what is kept to the front.
     #[cold]
-    fn keep_good(&mut self, out: &mut [Desc], n: usize) -> usize {
+    fn sort_chains(&mut self, out: &mut [Desc], pending: usize, n: usize) -> RxTaken {
         let (umem_len, fs) = (self.umem.area.len() as u64, self.umem.frame_size as u64);
-        let mut good = 0;
-        for i in 0..n {
-            let d = out[i];
-            if desc_in_one_chunk(&d, umem_len, fs) {
-                out[good] = d;
-                good += 1;
-            } else {
-                self.bad_descs += 1;
-                if d.addr < umem_len {
+        let (mut w, mut chain_start, mut frames) = (pending, 0, 0);
+        for i in pending..pending + n {
+            let mut d = out[i];
+            let contd = d.options & XDP_PKT_CONTD != 0;
+            let good = desc_in_one_chunk(&d, umem_len, fs);
+            let ours = d.addr < umem_len;
+            if self.rx_skip || !good || (contd && w - chain_start + 1 >= MAX_SEGS) {
+                // Drop this descriptor and the chain it belongs to (what of it is kept
+                // so far, and, while it goes on, what follows).
+                let mask = self.frame_mask;
+                self.free.extend(out[chain_start..w].iter().map(|k| k.addr & mask));
+                self.bad_descs += (w - chain_start) as u64 + 1;
+                w = chain_start;
+                if ours {
                     self.free.push(d.addr & self.frame_mask);
                 }
+                self.rx_skip = contd;
+                continue;
+            }
+            // Only XDP_PKT_CONTD means anything on an RX descriptor.
+            d.options &= XDP_PKT_CONTD;
+            out[w] = d;
+            w += 1;
+            if !contd {
+                frames += 1;
+                chain_start = w;
             }
         }
-        good
+        RxTaken { complete: chain_start, frames, end: w }
     }
 
-    /// Descriptors from the kernel that did not lie inside one UMEM chunk, and completion
-    /// addresses outside the UMEM; none of them was used.
+    /// Descriptors from the kernel that did not lie inside one UMEM chunk, the
+    /// descriptors of RX chains dropped for such a descriptor or for their length, and
+    /// completion addresses outside the UMEM; none of them was used.
     pub fn bad_descs(&self) -> u64 {
         self.bad_descs
     }
@@ -601,11 +689,14 @@ impl Xsk {
     /// Every descriptor came from this socket's (or a socket sharing its UMEM)
     /// `rx_consume` and none has been produced to any ring since, nor will be while the
     /// batch lives. `verdicts` is as long as `descs` and all `Drop`.
+    /// `frames` is the count `rx_consume` gave for them (`descs` is its
+    /// `out[..complete]`).
     #[inline]
-    pub unsafe fn batch<'a>(&'a self, descs: &'a mut [Desc], verdicts: &'a mut [Verdict]) -> Batch<'a> {
-        // SAFETY: rx_consume checked each descriptor lies inside one chunk; the kernel
-        // hands out each chunk put on the fill ring once; ownership is the caller's.
-        unsafe { Batch::new(self.umem.area.as_ptr(), descs, verdicts, self.umem.frame_size) }
+    pub unsafe fn batch<'a>(&'a self, descs: &'a mut [Desc], verdicts: &'a mut [Verdict], frames: usize) -> Batch<'a> {
+        // SAFETY: rx_consume checked each descriptor lies inside one chunk and each chain
+        // ends inside `descs`; the kernel hands out each chunk put on the fill ring once;
+        // ownership is the caller's.
+        unsafe { Batch::new(self.umem.area.as_ptr(), descs, verdicts, self.umem.frame_size, frames) }
     }
 
     /// Free frames `descs` (from [`Xsk::take_free`]) as a batch a source fills.
@@ -798,6 +889,7 @@ pub(crate) mod fake {
             zerocopy: false,
             tx_budget: None,
             bad_descs: 0,
+            rx_skip: false,
         };
         (xsk, Kernel { fill: fk, comp: ck, rx: rk, tx: tk, umem: umem_ptr })
     }
@@ -830,7 +922,7 @@ mod tests {
         let outside = Desc { addr: 1 << 40, len: 60, options: 0 };
         assert_eq!(k.receive(&[spans, good, outside]), 3);
         let mut out = [Desc::default(); 8];
-        assert_eq!(xsk.rx_consume(&mut out), 1);
+        assert_eq!(xsk.rx_consume(&mut out, 0), RxTaken { complete: 1, frames: 1, end: 1 });
         assert_eq!(out[0], good);
         assert_eq!(xsk.bad_descs(), 2);
         assert_eq!(xsk.free_frames(), 1, "the spanning descriptor's chunk is ours: kept");

@@ -45,8 +45,9 @@ pub struct BenchArgs {
     /// Label the run as emulated hardware (set by --target vm:* inside the guest).
     #[arg(long, hide = true)]
     pub emulated_as: Option<Target>,
-    /// Frame sizes with FCS, 62 up to the testbed's MTU + 18, or imix (default: the
-    /// RFC 2544 set plus imix).
+    /// Frame sizes with FCS, 62 up to the testbed's MTU + 18 (at most 9018, `jumbo`; a
+    /// veth testbed gets MTU 9000 for sizes past 1518), or imix (default: the RFC 2544
+    /// set plus imix).
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<Size>>,
     /// Receiver XDP modes.
@@ -233,14 +234,33 @@ impl BenchArgs {
         axis_ok("--binds", &self.binds)?;
         axis_ok("--offloads", &self.offloads)?;
         axis_ok("--queues", &self.queues)?;
-        let (min, max) = (MIN_FRAME_LEN + FCS_LEN, crate::cli::generator::max_frame_len(FrameSize::new(GEN_FRAME)?));
+        // Past one UMEM frame the AF_XDP generator sends multi-buffer frames; the in-kernel
+        // engine's frames fit one.
+        let (min, max) = (MIN_FRAME_LEN + FCS_LEN, crate::cli::generator::MAX_GEN_SIZE);
+        let one_frame = crate::cli::generator::max_frame_len(FrameSize::new(GEN_FRAME)?);
         for s in &sizes {
             if let Size::Bytes(n) = *s
                 && !(min..=max).contains(&(n as usize))
             {
                 refuse!(
                     "--sizes {n}: out of range; frame sizes with FCS are {min} (headers and the 16-byte stamp) to {max} \
-                     (a {GEN_FRAME} B UMEM frame), and at most the testbed's MTU + 18, e.g. 64,1518 or imix"
+                     (jumbo: a 9000 B MTU), and at most the testbed's MTU + 18, e.g. 64,1518,jumbo or imix"
+                );
+            }
+            if let Size::Bytes(n) = *s
+                && n as usize > one_frame
+                && self.modes.contains(&Mode::Fwd)
+            {
+                refuse!(
+                    "--sizes {n} with --modes fwd: frames past {one_frame} B arrive as multi-buffer frames, which fwd cannot pass to another port yet; drop fwd from --modes for jumbo sizes (l2fwd sends them back out)"
+                );
+            }
+            if let Size::Bytes(n) = *s
+                && n as usize > one_frame
+                && self.engines.contains(&Engine::XdpLive)
+            {
+                refuse!(
+                    "--sizes {n} with --engines xdp-live: that engine's frames fit one {GEN_FRAME} B UMEM frame (at most {one_frame} B with FCS); drop xdp-live or give --sizes up to {one_frame}"
                 );
             }
         }

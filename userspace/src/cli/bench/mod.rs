@@ -39,6 +39,8 @@ use xdpipe_bench::{
 
 /// The veth testbed's MTU (the kernel's default for a veth pair; `Testbed` leaves it).
 const VETH_MTU: u32 = 1500;
+/// The MTU of a jumbo veth testbed (made for sizes past 1518 B).
+const VETH_JUMBO_MTU: u32 = 9000;
 
 pub fn cmd_bench(
     cfg: BenchConfig,
@@ -251,7 +253,11 @@ fn check_devices(cfg: &BenchConfig, ports: Option<&Ports>) -> anyhow::Result<()>
             Some(d) if d != xdpipe::topology::Device::Veth => {
                 vec![(format!("the {} target's receiving device", d.name()), d.mtu())]
             }
-            _ => vec![(format!("the veth testbed ({})", xdpipe::testbed::RX_IFACE), VETH_MTU)],
+            // The runner makes a jumbo testbed (MTU 9000) for a size past 1518 B.
+            _ => vec![(
+                format!("the veth testbed ({})", xdpipe::testbed::RX_IFACE),
+                if largest > VETH_MTU + 18 { VETH_JUMBO_MTU } else { VETH_MTU },
+            )],
         },
         Some(p) => {
             let mut m = Vec::new();

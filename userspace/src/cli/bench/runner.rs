@@ -112,6 +112,8 @@ impl Runner for VethRunner {
             threaded_napi: sc.threaded_napi,
             napi_core: self.napi_core,
             ports: self.ports.clone(),
+            // A jumbo size gets a jumbo testbed (both veth ends at MTU 9000).
+            mtu: (sc.size.max_bytes() > 1518).then_some(9000),
             device: self.device,
         };
         // Read first, only what is on goes off; dropped at the end of the trial (or on
