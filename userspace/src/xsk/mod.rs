@@ -56,10 +56,10 @@ pub const XDP_PKT_CONTD: u32 = libc::XDP_PKT_CONTD;
 
 /// The most descriptors one received or sent frame may span. Copy mode builds an skb of
 /// at most MAX_SKB_FRAGS (17) fragments and its linear part; a longer RX chain is not
-/// one the kernel makes, so it is dropped (counted in [`Xsk::bad_descs`]) and recycled.
+/// one the kernel makes, so it is dropped (counted in `Xsk::bad_descs`) and recycled.
 pub const MAX_SEGS: usize = 18;
 
-/// What [`Xsk::rx_consume`] left in its `out` array.
+/// What `Xsk::rx_consume` left in its `out` array.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RxTaken {
     /// `out[..complete]` holds whole frames: single descriptors, and chains whose
