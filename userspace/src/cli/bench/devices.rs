@@ -148,7 +148,8 @@ pub fn run_baselines(
                 .to_vec();
         let (_, gen_cfg) = crate::cli::veth::side_configs(&[], &g).map_err(|e| e.0)?;
         let (mut v, mut cpu, mut sent, mut received) = (Vec::new(), Vec::new(), 0, 0);
-        for i in 0..trials {
+        let udp_trials = if device == Device::Netkit { 0 } else { trials };
+        for i in 0..udp_trials {
             let t = xdpipe::kbase::udp_trial(device, &gen_cfg, Some(1), off, stop.clone())
                 .map_err(|e| format!("kernel UDP baseline on {}: {e}", device.name()))?;
             eprintln!(
@@ -171,7 +172,7 @@ pub fn run_baselines(
             sent,
             received,
             cpu_ns_per_pkt: Some(spread(&cpu)),
-            not_measured: None,
+            not_measured: (device == Device::Netkit).then(|| xdpipe::kbase::NETKIT_NO_UDP.to_owned()),
             command: format!(
                 "xdpipe gen -i <tx device> --size {size} --rate max --duration {secs} --core 0 -> kernel UDP socket on the receiving device, recvmmsg x64, one thread on core 1 (offloads {o})"
             ),
