@@ -120,6 +120,10 @@ pub fn bench_in_guest(cfg: &BenchConfig, what: GuestTarget, stop: &Arc<AtomicBoo
             list(&m.queues),
         ]);
     }
+    // The kernel-stack baselines are a device target's (here: the guest's kernel).
+    if !nic && cfg.kernel_baselines {
+        args.push("--kernel-baselines".into());
+    }
     if let Some(b) = a.budget_secs {
         args.extend(["--budget-secs".into(), b.to_string()]);
     }
