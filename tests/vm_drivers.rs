@@ -187,3 +187,75 @@ fn igb_native_zero_copy_rss_and_modes() {
 fn virtio_net_native_zero_copy_rss_and_modes() {
     guest_test("vio", "vio1", "vio0", ("igb0", "igb1"));
 }
+
+/// The device targets whose kinds this host may lack, in the guest's kernel (ipvlan,
+/// geneve as modules, netkit built in), with their receiving devices and the kind `ip -d
+/// link` names there.
+const GUEST_DEVICES: [(&str, &str, [&str; 2]); 4] = [
+    ("ipvlan-l2", "xp-ipv", ["ipvlan", "mode l2"]),
+    ("ipvlan-l3", "xp-ipv", ["ipvlan", "mode l3"]),
+    ("geneve", "xp-gnv", ["geneve", "id 77"]),
+    ("netkit", "xp-nkp", ["netkit", "netkit"]),
+];
+
+/// One guest for all of them (CI time): each device target counts exactly at a moderate
+/// rate (3000 frames at 5 kpps, generic XDP: none of them has native XDP) and leaves no
+/// namespace after a normal end; each is the kind it claims while it runs; each is
+/// removed after SIGINT, and after SIGKILL followed by `xdpipe cleanup` (before which its
+/// namespaces must still be there, so the removal is cleanup's doing).
+#[test]
+fn guest_device_targets_count_exactly_and_are_removed_on_every_exit() {
+    if !privileged() {
+        return;
+    }
+    const N: u64 = 3000;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let g = Vm::boot("dev");
+    let names: Vec<&str> = GUEST_DEVICES.iter().map(|d| d.0).collect();
+    let out = g.sh(&format!(
+        "for d in {}; do
+  xdpipe veth --device $d --xdp-mode skb --rate 5kpps --count {N} --json > /tmp/$d.json 2> /tmp/$d.err || {{ echo \"$d: exit $?\" >&2; cat /tmp/$d.err >&2; exit 3; }}
+  echo \"RUN-$d $(tr -d '\\n' < /tmp/$d.json)\"
+done
+echo \"NETNS $(ls /run/netns 2>/dev/null | grep '^xdpipe-' | tr '\\n' ' ')\"",
+        names.join(" ")
+    ));
+    for d in &names {
+        let v = tagged(&out, &format!("RUN-{d} "));
+        assert_eq!((u(&v, "sent"), u(&v, "received")), (N, N), "{d}: {v}");
+        assert_eq!(u(&v, "receiver.accounting.duplicates"), 0, "{d}: {v}");
+    }
+    let left = out.lines().find_map(|l| l.strip_prefix("NETNS")).unwrap_or("?").trim();
+    assert!(left.is_empty(), "namespaces left after normal ends: {left}");
+
+    for (d, iface, kind) in GUEST_DEVICES {
+        // Started in the background; ready when its rx namespace has `iface` with an XDP
+        // program on it. Prints KIND (the device's `ip -d` line) and the namespaces.
+        let start = format!(
+            "xdpipe veth --device {d} --xdp-mode skb -d 120 --rate 2kpps > /dev/null 2> /tmp/s.err &
+p=$!
+i=0
+until rx=$(ls /run/netns | grep \"^xdpipe-v${{p}}x.*-rx$\") && ip -n \"$rx\" -d link show dev {iface} 2>/dev/null | grep -q xdp; do
+  i=$((i+1)); [ $i -gt 900 ] && {{ cat /tmp/s.err >&2; exit 3; }}
+  kill -0 $p 2>/dev/null || {{ cat /tmp/s.err >&2; exit 4; }}
+  usleep 100000
+done
+echo \"KIND $(ip -n \"$rx\" -d link show dev {iface} | tr '\\n' ' ')\"
+own() {{ ls /run/netns | grep \"^xdpipe-v${{p}}x\"; }}
+"
+        );
+        let out = g.sh(&format!(
+            "{start}kill -INT $p; wait $p
+left=$(own); [ -z \"$left\" ] || {{ echo \"{d}: left after SIGINT: $left\" >&2; exit 5; }}
+{start}kill -KILL $p; wait $p
+[ -n \"$(own)\" ] || {{ echo '{d}: namespaces gone before cleanup' >&2; exit 6; }}
+xdpipe cleanup >&2 || exit 7
+left=$(own); [ -z \"$left\" ] || {{ echo \"{d}: left after SIGKILL + cleanup: $left\" >&2; exit 8; }}
+echo REMOVED"
+        ));
+        let kinds: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("KIND ")).collect();
+        assert_eq!(kinds.len(), 2, "{d}: {out}");
+        assert!(kinds.iter().all(|k| kind.iter().all(|w| k.contains(w))), "{d}: {iface} is not {kind:?}: {kinds:?}");
+        assert!(out.lines().any(|l| l == "REMOVED"), "{d}: {out}");
+    }
+}

@@ -162,8 +162,9 @@ impl FromStr for Size {
 }
 string_serde!(Size);
 
-/// Where a run ran: the veth testbed, a NIC port (`nic:IFACE`) or the QEMU guest's
-/// emulated NIC (`vm:igb`, `vm:virtio`).
+/// Where a run ran: the veth testbed, a NIC port (`nic:IFACE`), the QEMU guest's
+/// emulated NIC (`vm:igb`, `vm:virtio`) or a device topology in the guest's kernel
+/// (`vm:ipvlan-l2`, ...).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
     Veth,
@@ -172,6 +173,9 @@ pub enum Target {
     Dev(HostDevice),
     Nic(String),
     Vm(VmKind),
+    /// A device topology built on a veth testbed inside the QEMU guest, whose kernel has
+    /// kinds this host may lack (ipvlan, geneve, netkit): `vm:ipvlan-l2`, ...
+    VmDev(HostDevice),
 }
 
 impl fmt::Display for Target {
@@ -181,6 +185,7 @@ impl fmt::Display for Target {
             Target::Dev(d) => f.write_str(d.name()),
             Target::Nic(i) => write!(f, "nic:{i}"),
             Target::Vm(k) => write!(f, "vm:{k}"),
+            Target::VmDev(d) => write!(f, "vm:{}", d.name()),
         }
     }
 }
@@ -196,8 +201,15 @@ impl FromStr for Target {
             None if s == "veth" => Ok(Target::Veth),
             Some(("nic", "")) => Err(bad("name the port: nic:IFACE, e.g. nic:eth1")),
             Some(("nic", i)) => Ok(Target::Nic(i.to_owned())),
-            Some(("vm", k)) => k.parse().map(Target::Vm).map_err(|_| bad("use vm:igb or vm:virtio")),
-            _ => Err(bad("use veth, bridge, macvlan, vxlan, tap, nic:IFACE, vm:igb or vm:virtio")),
+            Some(("vm", k)) => match HostDevice::from_name(k) {
+                Some(d) => Ok(Target::VmDev(d)),
+                None => k.parse().map(Target::Vm).map_err(|_| {
+                    bad("use vm:igb, vm:virtio or vm:DEVICE (DEVICE one of bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit)")
+                }),
+            },
+            _ => Err(bad(
+                "use veth, bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit, nic:IFACE, vm:igb, vm:virtio or vm:DEVICE",
+            )),
         }
     }
 }
@@ -214,11 +226,28 @@ pub enum HostDevice {
     Vxlan,
     /// A tap written through /dev/net/tun.
     Tap,
+    /// An ipvlan in l2 mode on the veth.
+    IpvlanL2,
+    /// An ipvlan in l3 mode on the veth.
+    IpvlanL3,
+    /// A Geneve tunnel over the veth.
+    Geneve,
+    /// A netkit pair in L2 mode.
+    Netkit,
 }
 
 impl HostDevice {
     /// Every host device, in the waterfall's order.
-    pub const ALL: [HostDevice; 4] = [HostDevice::Bridge, HostDevice::Macvlan, HostDevice::Vxlan, HostDevice::Tap];
+    pub const ALL: [HostDevice; 8] = [
+        HostDevice::Bridge,
+        HostDevice::Macvlan,
+        HostDevice::Vxlan,
+        HostDevice::Tap,
+        HostDevice::IpvlanL2,
+        HostDevice::IpvlanL3,
+        HostDevice::Geneve,
+        HostDevice::Netkit,
+    ];
 
     /// Its target name.
     pub fn name(self) -> &'static str {
@@ -227,6 +256,10 @@ impl HostDevice {
             HostDevice::Macvlan => "macvlan",
             HostDevice::Vxlan => "vxlan",
             HostDevice::Tap => "tap",
+            HostDevice::IpvlanL2 => "ipvlan-l2",
+            HostDevice::IpvlanL3 => "ipvlan-l3",
+            HostDevice::Geneve => "geneve",
+            HostDevice::Netkit => "netkit",
         }
     }
 
@@ -241,6 +274,20 @@ impl Target {
     /// devices).
     pub fn is_testbed(&self) -> bool {
         matches!(self, Target::Veth | Target::Dev(_))
+    }
+
+    /// True for the targets that run in the QEMU guest (`vm:*`).
+    pub fn is_vm(&self) -> bool {
+        matches!(self, Target::Vm(_) | Target::VmDev(_))
+    }
+
+    /// The device topology of a testbed target, here or in the guest (`bridge` for
+    /// `bridge` and for `vm:bridge`); None for veth, nic and vm NIC targets.
+    pub fn host_device(&self) -> Option<HostDevice> {
+        match self {
+            Target::Dev(d) | Target::VmDev(d) => Some(*d),
+            _ => None,
+        }
     }
 
     /// The testbed device name (`veth`, `bridge`, ...), None for nic and vm targets.
@@ -262,7 +309,25 @@ mod tests {
         for s in ["skb", "native"] {
             assert_eq!(s.parse::<XdpMode>().unwrap().to_string(), s);
         }
-        for s in ["veth", "bridge", "macvlan", "vxlan", "tap", "nic:igb1", "vm:igb", "vm:virtio"] {
+        for s in [
+            "veth",
+            "bridge",
+            "macvlan",
+            "vxlan",
+            "tap",
+            "ipvlan-l2",
+            "ipvlan-l3",
+            "geneve",
+            "netkit",
+            "nic:igb1",
+            "vm:igb",
+            "vm:virtio",
+            "vm:ipvlan-l2",
+            "vm:ipvlan-l3",
+            "vm:geneve",
+            "vm:netkit",
+            "vm:bridge",
+        ] {
             let t: Target = s.parse().unwrap();
             assert_eq!(t.to_string(), s);
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{s}\""));

@@ -160,8 +160,13 @@ fetch_kernel() {  # -> sets KVER, KDIR (with vmlinuz and an unpacked module tree
 }
 
 # Modules the guest loads (plus their dependencies); ones built into the kernel are
-# simply absent from the tree and skipped.
-GUEST_MODULES=(virtio_pci virtio_net igb 9pnet_virtio 9p)
+# simply absent from the tree and skipped. The second line: the virtual devices of the
+# device targets (`xdpipe bench --target vm:DEVICE` builds them on a veth testbed in the
+# guest): veth, bridge, macvlan, vxlan, tun (tap), ipvlan, geneve (with udp_tunnel and
+# ip6_udp_tunnel) and the Open vSwitch datapath (with nf_conntrack, nf_nat, psample,
+# nsh). netkit is no module (CONFIG_NETKIT is a bool): present only when built in.
+GUEST_MODULES=(virtio_pci virtio_net igb 9pnet_virtio 9p
+  veth bridge macvlan vxlan tun ipvlan geneve openvswitch)
 
 # Copy a host binary (or library) and the shared libraries it needs into ROOT.
 copy_with_libs() {
@@ -230,6 +235,9 @@ cmd_build() {
     done
   done
   grep -q '/igb.ko$' "$root/lib/modules/load.list" || die "igb module not found for $KVER"
+  for m in veth ipvlan geneve; do
+    grep -q "/$m.ko\$" "$root/lib/modules/load.list" || log "warning: no $m module for $KVER (built in, or the device targets needing it will be refused in the guest)"
+  done
   install -m 0755 "$HERE/init" "$root/init"
   install -m 0644 "$HERE/job.sh" "$root/etc/job.sh"
   echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"

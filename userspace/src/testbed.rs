@@ -66,6 +66,14 @@ pub enum TestbedError {
     /// The owner record could not be written (path, error); nothing was created.
     #[error("writing the testbed's owner record {0}: {1}; is /run writable (run as root)?")]
     Record(String, std::io::Error),
+    /// The kernel lacks the link kind a device target needs (kind, target name).
+    #[error("this kernel has no {kind} (IFLA_INFO_KIND {kind} refused); run it in the guest: --target vm:{device}")]
+    MissingKind {
+        /// The IFLA_INFO_KIND, e.g. `ipvlan`.
+        kind: &'static str,
+        /// The target, e.g. `ipvlan-l2`.
+        device: &'static str,
+    },
     /// A namespace, link, address or neighbour operation failed.
     #[error("building the testbed: {0}")]
     Net(#[from] NetError),

@@ -27,6 +27,25 @@
 //!   userspace, only from vhost-net inside the kernel). Receiver on xp-tap (the tun
 //!   driver has native XDP for written frames). No kernel sender sits on the far side of
 //!   a tap (it is a file descriptor), so the TCP baseline is not measured there.
+//! - `ipvlan-l2`, `ipvlan-l3`: xp-tx -> xp-rx, lower device of ipvlan xp-ipv (mode l2 or
+//!   l3, rx ns, 10.77.0.1; xp-rx has no address; the ipvlan shares xp-rx's MAC). Receiver
+//!   on xp-ipv (generic XDP: ipvlan has no native XDP; the skb reaches the slave through
+//!   the lower device's rx_handler, and generic XDP runs on each device of that loop).
+//! - `geneve`: like vxlan: xp-gnv (tx ns, 10.81.0.2) encapsulates into UDP port 6081 over
+//!   xp-tx -> xp-rx -> xp-gnv (rx ns, 10.81.0.1, VNI 77). Geneve takes no underlay device
+//!   or local address: the outer packet is routed (10.77.0.0/24 is on the veth pair).
+//!   Generator on the tx-side xp-gnv (AF_XDP copy mode), receiver on the rx-side xp-gnv
+//!   (generic XDP). MTU 1450.
+//! - `netkit`: a netkit pair (L2 mode, policy pass, no BPF program) beside the veth pair:
+//!   xp-nk (tx ns, 10.82.0.2) -> xp-nkp (rx ns, 10.82.0.1). Generator on xp-nk (AF_XDP
+//!   copy mode: the kernel's generic transmit hands each frame to netkit_xmit, which
+//!   passes it to the peer's receive path), receiver on xp-nkp. netkit implements no
+//!   ndo_bpf (no native XDP, no XDP transmit), so the receiver runs generic XDP. The
+//!   veth pair stays, unused by the frames, so the testbed is the same as for the
+//!   other targets.
+//!
+//! ipvlan, geneve and netkit are refused before anything is built on a kernel that lacks
+//! them ([`check_available`]); the QEMU guest's kernel has them (`--target vm:DEVICE`).
 use std::{net::Ipv4Addr, os::fd::OwnedFd};
 
 use crate::{
@@ -48,13 +67,32 @@ pub enum Device {
     Vxlan,
     /// A tap device written through /dev/net/tun.
     Tap,
+    /// An ipvlan in l2 mode on the veth.
+    IpvlanL2,
+    /// An ipvlan in l3 mode on the veth.
+    IpvlanL3,
+    /// A Geneve tunnel over the veth.
+    Geneve,
+    /// A netkit pair (L2 mode) instead of the veth pair.
+    Netkit,
 }
 
 impl Device {
     /// Every host device, in the waterfall's order.
-    pub const ALL: [Device; 5] = [Device::Veth, Device::Bridge, Device::Macvlan, Device::Vxlan, Device::Tap];
+    pub const ALL: [Device; 9] = [
+        Device::Veth,
+        Device::Bridge,
+        Device::Macvlan,
+        Device::Vxlan,
+        Device::Tap,
+        Device::IpvlanL2,
+        Device::IpvlanL3,
+        Device::Geneve,
+        Device::Netkit,
+    ];
 
-    /// Its name as a target: `veth`, `bridge`, `macvlan`, `vxlan`, `tap`.
+    /// Its name as a target: `veth`, `bridge`, `macvlan`, `vxlan`, `tap`, `ipvlan-l2`,
+    /// `ipvlan-l3`, `geneve`, `netkit`.
     pub fn name(self) -> &'static str {
         match self {
             Device::Veth => "veth",
@@ -62,6 +100,22 @@ impl Device {
             Device::Macvlan => "macvlan",
             Device::Vxlan => "vxlan",
             Device::Tap => "tap",
+            Device::IpvlanL2 => "ipvlan-l2",
+            Device::IpvlanL3 => "ipvlan-l3",
+            Device::Geneve => "geneve",
+            Device::Netkit => "netkit",
+        }
+    }
+
+    /// The IFLA_INFO_KIND this topology needs that a kernel may lack (built as a module
+    /// or not at all): `ipvlan`, `geneve`, `netkit`; None for the others, which every
+    /// kernel xdpipe supports has.
+    pub fn optional_kind(self) -> Option<&'static str> {
+        match self {
+            Device::IpvlanL2 | Device::IpvlanL3 => Some("ipvlan"),
+            Device::Geneve => Some("geneve"),
+            Device::Netkit => Some("netkit"),
+            _ => None,
         }
     }
 
@@ -72,8 +126,16 @@ impl Device {
 
     /// The receiving device's MTU as this topology sets it.
     pub fn mtu(self) -> u32 {
-        if self == Device::Vxlan { VXLAN_MTU } else { 1500 }
+        if matches!(self, Device::Vxlan | Device::Geneve) { VXLAN_MTU } else { 1500 }
     }
+}
+
+/// Refuses `device` when this kernel lacks its link kind ([`Device::optional_kind`]),
+/// probed without making a device ([`devices::kind_available`]); run before the testbed
+/// is built.
+pub fn check_available(device: Device) -> Result<(), TestbedError> {
+    let Some(kind) = device.optional_kind() else { return Ok(()) };
+    if devices::kind_available(kind)? { Ok(()) } else { Err(TestbedError::MissingKind { kind, device: device.name() }) }
 }
 
 /// The bridge of the `bridge` target (rx ns).
@@ -98,6 +160,25 @@ pub const VXLAN_VNI: u32 = 77;
 pub const VXLAN_PORT: u16 = 4789;
 /// 1500 less the 50 bytes of outer Ethernet, IPv4, UDP and VXLAN headers.
 pub const VXLAN_MTU: u32 = 1450;
+
+/// The ipvlan of the `ipvlan-l2` / `ipvlan-l3` targets (rx ns).
+pub const IPVLAN_IFACE: &str = "xp-ipv";
+/// The Geneve device of the `geneve` target (both namespaces).
+pub const GENEVE_IFACE: &str = "xp-gnv";
+/// The Geneve tunnel's inner address on the receiving side.
+pub const GENEVE_RX_IP: &str = "10.81.0.1";
+/// The Geneve tunnel's inner address on the sending side.
+pub const GENEVE_TX_IP: &str = "10.81.0.2";
+/// IANA's Geneve port.
+pub const GENEVE_PORT: u16 = 6081;
+/// The netkit end the generator sends on (tx ns, primary).
+pub const NETKIT_TX_IFACE: &str = "xp-nk";
+/// The netkit end the receiver runs on (rx ns, peer).
+pub const NETKIT_RX_IFACE: &str = "xp-nkp";
+/// The receiving netkit end's address.
+pub const NETKIT_RX_IP: &str = "10.82.0.1";
+/// The sending netkit end's address.
+pub const NETKIT_TX_IP: &str = "10.82.0.2";
 
 /// A built topology: where the receiver runs and where frames come from.
 #[derive(Debug)]
@@ -226,6 +307,72 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
             t.tx_mac = tx_mac;
             t.offload_devices.insert(0, (rx_ns.to_owned(), VXLAN_IFACE));
             t.offload_devices.push((tx_ns.to_owned(), VXLAN_IFACE));
+        }
+        Device::IpvlanL2 | Device::IpvlanL3 => {
+            let mode = if device == Device::IpvlanL2 { devices::IpvlanMode::L2 } else { devices::IpvlanMode::L3 };
+            with_netns(rx_ns, || {
+                devices::add_ipvlan(IPVLAN_IFACE, RX_IFACE, mode)?;
+                devices::del_ipv4(RX_IFACE, ip(RX_IP), 24)?;
+                net::link::set_up(IPVLAN_IFACE, true)?;
+                net::link::add_ipv4(IPVLAN_IFACE, ip(RX_IP), 24)?;
+                // l2 resolves its next hop on the slave; l3 (IFF_NOARP) sends through the
+                // lower device, whose permanent entry the testbed made.
+                if mode == devices::IpvlanMode::L2 {
+                    net::link::add_permanent_neighbour(IPVLAN_IFACE, ip(TX_IP), tb.tx_mac)?;
+                }
+                Ok(())
+            })?;
+            // The slave has the lower device's MAC, which the tx side already points at.
+            t.rx_mac = mac_of(rx_ns, IPVLAN_IFACE)?;
+            t.rx_iface = IPVLAN_IFACE;
+            t.offload_devices.insert(0, (rx_ns.to_owned(), IPVLAN_IFACE));
+        }
+        Device::Geneve => {
+            for (ns, remote, inner) in [(rx_ns, TX_IP, GENEVE_RX_IP), (tx_ns, RX_IP, GENEVE_TX_IP)] {
+                with_netns(ns, || {
+                    devices::add_geneve(&devices::Geneve {
+                        name: GENEVE_IFACE,
+                        vni: VXLAN_VNI,
+                        remote: ip(remote),
+                        port: GENEVE_PORT,
+                        mtu: VXLAN_MTU,
+                    })?;
+                    net::link::add_ipv4(GENEVE_IFACE, ip(inner), 24)?;
+                    net::link::set_up(GENEVE_IFACE, true)
+                })?;
+            }
+            let (rx_mac, tx_mac) = (mac_of(rx_ns, GENEVE_IFACE)?, mac_of(tx_ns, GENEVE_IFACE)?);
+            with_netns(rx_ns, || net::link::add_permanent_neighbour(GENEVE_IFACE, ip(GENEVE_TX_IP), tx_mac))?;
+            with_netns(tx_ns, || net::link::add_permanent_neighbour(GENEVE_IFACE, ip(GENEVE_RX_IP), rx_mac))?;
+            t.rx_iface = GENEVE_IFACE;
+            t.rx_ip = ip(GENEVE_RX_IP);
+            t.rx_mac = rx_mac;
+            t.tx_iface = Some(GENEVE_IFACE);
+            t.tx_ip = ip(GENEVE_TX_IP);
+            t.tx_mac = tx_mac;
+            t.offload_devices.insert(0, (rx_ns.to_owned(), GENEVE_IFACE));
+            t.offload_devices.push((tx_ns.to_owned(), GENEVE_IFACE));
+        }
+        Device::Netkit => {
+            let rx_fd = net::ns::open(rx_ns)?;
+            use std::os::fd::AsFd as _;
+            with_netns(tx_ns, || devices::add_netkit_pair(NETKIT_TX_IFACE, NETKIT_RX_IFACE, rx_fd.as_fd()))?;
+            for (ns, iface, addr) in [(rx_ns, NETKIT_RX_IFACE, NETKIT_RX_IP), (tx_ns, NETKIT_TX_IFACE, NETKIT_TX_IP)] {
+                with_netns(ns, || {
+                    net::link::add_ipv4(iface, ip(addr), 24)?;
+                    net::link::set_up(iface, true)
+                })?;
+            }
+            let (rx_mac, tx_mac) = (mac_of(rx_ns, NETKIT_RX_IFACE)?, mac_of(tx_ns, NETKIT_TX_IFACE)?);
+            with_netns(rx_ns, || net::link::add_permanent_neighbour(NETKIT_RX_IFACE, ip(NETKIT_TX_IP), tx_mac))?;
+            with_netns(tx_ns, || net::link::add_permanent_neighbour(NETKIT_TX_IFACE, ip(NETKIT_RX_IP), rx_mac))?;
+            t.rx_iface = NETKIT_RX_IFACE;
+            t.rx_ip = ip(NETKIT_RX_IP);
+            t.rx_mac = rx_mac;
+            t.tx_iface = Some(NETKIT_TX_IFACE);
+            t.tx_ip = ip(NETKIT_TX_IP);
+            t.tx_mac = tx_mac;
+            t.offload_devices = vec![(rx_ns.to_owned(), NETKIT_RX_IFACE), (tx_ns.to_owned(), NETKIT_TX_IFACE)];
         }
         Device::Tap => {
             let fd = with_netns(rx_ns, || devices::open_tap(TAP_IFACE))?;

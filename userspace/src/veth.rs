@@ -309,6 +309,7 @@ pub fn run_veth(cfg: &VethConfig, stop: Arc<AtomicBool>) -> Result<VethReport, V
             cfg.device.name()
         )));
     }
+    crate::topology::check_available(cfg.device)?;
     let mut tb = Testbed::create(&unique_name("v"), cfg.queues)?;
     if cfg.fwd {
         if cfg.device != crate::topology::Device::Veth {

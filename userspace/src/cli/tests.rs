@@ -343,8 +343,22 @@ fn bench_unknown_axis_values_refused_by_clap() {
     clap_refuses(&["bench", "--xdp-modes", "auto"], "possible values: skb, native");
     clap_refuses(&["bench", "--engines", "pktgen"], "possible values: xsk, xdp-live");
     clap_refuses(&["bench", "--waits", "sleep"], "possible values: busy, poll, busy-poll");
-    clap_refuses(&["bench", "--target", "vm:e1000"], "vm:igb or vm:virtio");
+    clap_refuses(&["bench", "--target", "vm:e1000"], "vm:igb, vm:virtio or vm:DEVICE");
+    clap_refuses(&["bench", "--target", "vm:ipvlan"], "ipvlan-l2, ipvlan-l3");
     clap_refuses(&["bench", "--threaded-napi", "maybe"], "possible values");
+}
+
+#[test]
+fn bench_guest_device_targets_take_the_device_targets_limits() {
+    let m = refused(&["bench", "--target", "vm:netkit", "--queues", "1,4"]);
+    assert_says(&m, &["--queues, --binds and --offloads"]);
+    let m = refused(&["bench", "--target", "vm:geneve", "--engines", "xdp-live", "--sizes", "64"]);
+    assert_says(&m, &["--target geneve", "Geneve device", "--engines xsk"]);
+    let Cmd::Bench(b) = parse(&["bench", "--target", "ipvlan-l3", "--emulated-as", "vm:ipvlan-l3", "--anchors", "off"])
+    else {
+        panic!("not a bench")
+    };
+    assert_eq!(b.validate().unwrap().matrix.target.to_string(), "vm:ipvlan-l3");
 }
 
 #[test]

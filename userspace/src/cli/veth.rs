@@ -438,8 +438,8 @@ pub struct DeviceArg(pub xdpipe::topology::Device);
 impl std::str::FromStr for DeviceArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        xdpipe::topology::Device::from_name(s)
-            .map(DeviceArg)
-            .ok_or_else(|| format!("device {s:?}: use veth, bridge, macvlan, vxlan or tap"))
+        xdpipe::topology::Device::from_name(s).map(DeviceArg).ok_or_else(|| {
+            format!("device {s:?}: use veth, bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve or netkit")
+        })
     }
 }

@@ -281,7 +281,7 @@ impl BenchArgs {
             }
         }
         super::devices::check_args(self)?;
-        if self.target.is_testbed()
+        if (self.target.is_testbed() || matches!(self.target, Target::VmDev(_)))
             && (self.queues != [1] || self.binds != [Bind::Copy] || self.offloads != [Offloads::Default])
         {
             refuse!(
@@ -362,9 +362,9 @@ impl BenchArgs {
             );
         }
         if let Some(e) = &self.emulated_as
-            && !matches!(e, Target::Vm(_))
+            && !e.is_vm()
         {
-            refuse!("--emulated-as {e}: only vm:igb or vm:virtio");
+            refuse!("--emulated-as {e}: only vm:igb, vm:virtio or vm:DEVICE");
         }
         let anchors = match self.anchors {
             AnchorsArg::Off => None,

@@ -17,18 +17,28 @@ use crate::cli::{CliError, refuse};
 
 /// What the host-device targets cannot do, refused before anything is made.
 pub fn check_args(a: &BenchArgs) -> Result<(), CliError> {
-    let Target::Dev(d) = &a.target else { return Ok(()) };
+    let (d, in_guest) = match &a.target {
+        Target::Dev(d) => (d, false),
+        Target::VmDev(d) => (d, true),
+        _ => return Ok(()),
+    };
     let name = d.name();
-    if a.engines.contains(&Engine::XdpLive) && matches!(name, "vxlan" | "tap") {
+    if a.engines.contains(&Engine::XdpLive) && matches!(name, "vxlan" | "tap" | "geneve" | "netkit") {
         refuse!(
             "--engines xdp-live with --target {name}: the in-kernel engine transmits through a driver's XDP transmit, which {} has not; use --engines xsk",
-            if name == "tap" { "the tap writer (a /dev/net/tun fd)" } else { "a VXLAN device" }
+            match name {
+                "tap" => "the tap writer (a /dev/net/tun fd)",
+                "vxlan" => "a VXLAN device",
+                "geneve" => "a Geneve device",
+                _ => "a netkit device",
+            }
         );
     }
     if name == "tap" && a.sizes.as_ref().is_none_or(|s| s.contains(&Size::Imix)) {
         refuse!("--target tap: the tap writer sends one frame size; give --sizes without imix, e.g. --sizes 64");
     }
-    if a.anchors != crate::cli::values::AnchorsArg::Off {
+    // In the guest the anchors are off: the guest has no xdpsock or xdp-bench.
+    if !in_guest && a.anchors != crate::cli::values::AnchorsArg::Off {
         refuse!(
             "--target {name}: the anchors (xdpsock, xdp-bench) run on the plain veth testbed only; add --anchors off"
         );
@@ -45,6 +55,14 @@ fn describe_path(d: Device) -> &'static str {
         Device::Macvlan => "xp-tx -> veth -> xp-rx, lower device of macvlan xp-mv (bridge mode); receiver on xp-mv",
         Device::Vxlan => {
             "xp-vx (tx ns, VNI 77) encapsulates -> xp-tx -> veth -> xp-rx -> decapsulates on xp-vx (rx ns); generator sends inner frames on the tx-side xp-vx; receiver on the rx-side xp-vx"
+        }
+        Device::IpvlanL2 => "xp-tx -> veth -> xp-rx, lower device of ipvlan xp-ipv (mode l2); receiver on xp-ipv",
+        Device::IpvlanL3 => "xp-tx -> veth -> xp-rx, lower device of ipvlan xp-ipv (mode l3); receiver on xp-ipv",
+        Device::Geneve => {
+            "xp-gnv (tx ns, VNI 77, UDP 6081) encapsulates -> xp-tx -> veth -> xp-rx -> decapsulates on xp-gnv (rx ns); generator sends inner frames on the tx-side xp-gnv; receiver on the rx-side xp-gnv"
+        }
+        Device::Netkit => {
+            "xp-nk (tx ns) -> netkit pair (L2 mode, policy pass, no BPF program) -> xp-nkp (rx ns); generator on xp-nk, receiver on xp-nkp"
         }
         Device::Tap => {
             "a writer thread writes each frame to the tap's /dev/net/tun fd (one write(2) per frame, as QEMU without vhost-net) -> xp-tap (rx ns); receiver on xp-tap"
@@ -130,7 +148,8 @@ pub fn run_baselines(
                 .to_vec();
         let (_, gen_cfg) = crate::cli::veth::side_configs(&[], &g).map_err(|e| e.0)?;
         let (mut v, mut cpu, mut sent, mut received) = (Vec::new(), Vec::new(), 0, 0);
-        for i in 0..trials {
+        let udp_trials = if device == Device::Netkit { 0 } else { trials };
+        for i in 0..udp_trials {
             let t = xdpipe::kbase::udp_trial(device, &gen_cfg, Some(1), off, stop.clone())
                 .map_err(|e| format!("kernel UDP baseline on {}: {e}", device.name()))?;
             eprintln!(
@@ -153,7 +172,7 @@ pub fn run_baselines(
             sent,
             received,
             cpu_ns_per_pkt: Some(spread(&cpu)),
-            not_measured: None,
+            not_measured: (device == Device::Netkit).then(|| xdpipe::kbase::NETKIT_NO_UDP.to_owned()),
             command: format!(
                 "xdpipe gen -i <tx device> --size {size} --rate max --duration {secs} --core 0 -> kernel UDP socket on the receiving device, recvmmsg x64, one thread on core 1 (offloads {o})"
             ),

@@ -14,7 +14,6 @@ use std::{path::Path, process::ExitCode};
 use xdpipe_bench::{
     gate::{Gate, GateReport, Outcome},
     junit::junit,
-    scenario::Target,
     store::load,
 };
 
@@ -33,7 +32,7 @@ pub fn cmd_bench_gated(args: BenchArgs) -> anyhow::Result<ExitCode> {
         return cmd_bench(cfg, remote, stop);
     };
     let gate = Gate::load(path).map_err(|e| CliError(e.0))?;
-    if let Target::Vm(_) = cfg.target {
+    if cfg.target.is_vm() {
         return Err(CliError(format!(
             "--gate with --target {}: the guest's run is judged on the host; run bench without --gate, then \
              `xdpipe gate {} RUN_DIR` on the run directory it prints",

@@ -10,7 +10,20 @@ use std::{
 
 use anyhow::Context as _;
 use xdpipe::guest::Guest;
-use xdpipe_bench::{config::BenchConfig, scenario::VmKind};
+use xdpipe_bench::{
+    config::BenchConfig,
+    scenario::{HostDevice, VmKind},
+};
+
+/// What a `vm:` target runs on in the guest.
+#[derive(Clone, Copy, Debug)]
+pub enum GuestTarget {
+    /// An emulated NIC pair (`vm:igb`, `vm:virtio`): `--target nic:` on its cabled ports.
+    Nic(VmKind),
+    /// A device topology on a veth testbed in the guest's kernel (`vm:ipvlan-l2`, ...):
+    /// `--target DEVICE` there.
+    Device(HostDevice),
+}
 
 /// `scripts/vm/guest.sh`, found from the binary's place in the tree (target/*/xdpipe) or
 /// the working directory.
@@ -25,13 +38,26 @@ fn guest_script() -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("--target vm:*: scripts/vm/guest.sh not found; run from the xdpipe source tree"))
 }
 
-/// `--target vm:igb|vm:virtio`: boots the QEMU guest, runs the same matrix there with
-/// `--target nic:` on the guest's cabled pair (labelled emulated), copies the run back.
-pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
-    let (rx, tx) = match kind {
-        VmKind::Igb => ("igb1", "igb0"),
-        VmKind::Virtio => ("vio1", "vio0"),
+/// `--target vm:igb|vm:virtio|vm:DEVICE`: boots the QEMU guest, runs the same matrix
+/// there (labelled emulated) with `--target nic:` on the guest's cabled pair, or with
+/// `--target DEVICE` on a veth testbed in the guest, and copies the run back.
+pub fn bench_in_guest(cfg: &BenchConfig, what: GuestTarget, stop: &Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    let (target_args, label, prep): (Vec<String>, String, String) = match what {
+        GuestTarget::Nic(kind) => {
+            let (rx, tx) = match kind {
+                VmKind::Igb => ("igb1", "igb0"),
+                VmKind::Virtio => ("vio1", "vio0"),
+            };
+            // igb hashes UDP on addresses only by default: add the ports so flows spread.
+            (
+                vec!["--target".into(), format!("nic:{rx}"), "--gen-iface".into(), tx.into()],
+                format!("vm:{kind}"),
+                format!("ethtool -N {rx} rx-flow-hash udp4 sdfn 2>/dev/null; "),
+            )
+        }
+        GuestTarget::Device(d) => (vec!["--target".into(), d.name().into()], format!("vm:{}", d.name()), String::new()),
     };
+    let nic = matches!(what, GuestTarget::Nic(_));
     let (a, m) = (&cfg.procedure, &cfg.matrix);
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
     // A fresh directory only root can use (mkdtemp, 0700): never a predictable path.
@@ -48,14 +74,11 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
     fn list<T: ToString>(v: &[T]) -> String {
         v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
     }
-    let mut args: Vec<String> = vec![
-        "bench".into(),
-        "--target".into(),
-        format!("nic:{rx}"),
-        "--gen-iface".into(),
-        tx.into(),
+    let mut args: Vec<String> = vec!["bench".into()];
+    args.extend(target_args);
+    args.extend([
         "--emulated-as".into(),
-        format!("vm:{kind}"),
+        label,
         "--out".into(),
         "/host/runs".into(),
         "--anchors".into(),
@@ -68,12 +91,6 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
         list(&m.engines),
         "--waits".into(),
         list(&m.waits),
-        "--binds".into(),
-        list(&m.binds),
-        "--offloads".into(),
-        list(&m.offloads),
-        "--queues".into(),
-        list(&m.queues),
         "--sizes".into(),
         list(&m.sizes),
         "--trials".into(),
@@ -90,7 +107,23 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
         a.search.search_secs.to_string(),
         "--latency-fraction".into(),
         a.latency_fraction.to_string(),
-    ];
+    ]);
+    // The device targets take one queue, copy binds and default offloads (refused
+    // otherwise before the guest boots).
+    if nic {
+        args.extend([
+            "--binds".into(),
+            list(&m.binds),
+            "--offloads".into(),
+            list(&m.offloads),
+            "--queues".into(),
+            list(&m.queues),
+        ]);
+    }
+    // The kernel-stack baselines are a device target's (here: the guest's kernel).
+    if !nic && cfg.kernel_baselines {
+        args.push("--kernel-baselines".into());
+    }
     if let Some(b) = a.budget_secs {
         args.extend(["--budget-secs".into(), b.to_string()]);
     }
@@ -113,11 +146,7 @@ pub fn bench_in_guest(cfg: &BenchConfig, kind: VmKind, stop: &Arc<AtomicBool>) -
             c.secs.to_string(),
         ]);
     }
-    // igb hashes UDP on addresses only by default: add the ports so flows spread.
-    let job = format!(
-        "ethtool -N {rx} rx-flow-hash udp4 sdfn 2>/dev/null; xdpipe {}",
-        args.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" ")
-    );
+    let job = format!("{prep}xdpipe {}", args.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" "));
     eprintln!("bench: running in the guest: {job}");
     let st = guest.exec_shown(&job, 86400).context("running guest.sh exec")?;
     let runs = guest.share().join("runs");

@@ -47,8 +47,10 @@ pub fn cmd_bench(
     remote: Option<crate::cli::agent::RemoteGen>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<ExitCode> {
-    if let Target::Vm(kind) = &cfg.target {
-        return guest::bench_in_guest(&cfg, *kind, &stop);
+    match &cfg.target {
+        Target::Vm(kind) => return guest::bench_in_guest(&cfg, guest::GuestTarget::Nic(*kind), &stop),
+        Target::VmDev(d) => return guest::bench_in_guest(&cfg, guest::GuestTarget::Device(*d), &stop),
+        _ => {}
     }
     let done = run_bench(&cfg, remote, &stop)?;
     match done.failure {
@@ -90,7 +92,7 @@ pub fn run_bench(
         Target::Veth | Target::Dev(_) => None,
         // With --remote-gen the generator's port is on the traffic host (tx unused).
         Target::Nic(iface) => Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().unwrap_or(iface.clone()) }),
-        Target::Vm(_) => anyhow::bail!("vm targets run through the guest (cmd_bench)"),
+        Target::Vm(_) | Target::VmDev(_) => anyhow::bail!("vm targets run through the guest (cmd_bench)"),
     };
     check_devices(cfg, ports.as_ref())?;
     let device = cfg.target.device_name().and_then(xdpipe::topology::Device::from_name).unwrap_or_default();
@@ -246,6 +248,9 @@ pub fn run_bench(
 fn check_devices(cfg: &BenchConfig, ports: Option<&Ports>) -> anyhow::Result<()> {
     if !xdpipe::sys::is_root() {
         anyhow::bail!("xdpipe bench must run as root (it builds testbeds and attaches XDP programs); try sudo");
+    }
+    if let Some(d) = cfg.target.device_name().and_then(xdpipe::topology::Device::from_name) {
+        xdpipe::topology::check_available(d)?;
     }
     let largest = cfg.matrix.sizes.iter().map(|s| s.max_bytes()).max().unwrap_or(0);
     let mtus: Vec<(String, u32)> = match ports {
