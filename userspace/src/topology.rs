@@ -238,7 +238,7 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
     // neighbour entries at it.
     let move_rx_ip = |to: &'static str| -> Result<[u8; 6], TestbedError> {
         with_netns(rx_ns, || {
-            devices::del_ipv4(RX_IFACE, ip(RX_IP), 24)?;
+            net::link::del_ipv4(RX_IFACE, ip(RX_IP), 24)?;
             net::link::set_up(to, true)?;
             net::link::add_ipv4(to, ip(RX_IP), 24)?;
             net::link::add_permanent_neighbour(to, ip(TX_IP), tb.tx_mac)
@@ -312,7 +312,7 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
             let mode = if device == Device::IpvlanL2 { devices::IpvlanMode::L2 } else { devices::IpvlanMode::L3 };
             with_netns(rx_ns, || {
                 devices::add_ipvlan(IPVLAN_IFACE, RX_IFACE, mode)?;
-                devices::del_ipv4(RX_IFACE, ip(RX_IP), 24)?;
+                net::link::del_ipv4(RX_IFACE, ip(RX_IP), 24)?;
                 net::link::set_up(IPVLAN_IFACE, true)?;
                 net::link::add_ipv4(IPVLAN_IFACE, ip(RX_IP), 24)?;
                 // l2 resolves its next hop on the slave; l3 (IFF_NOARP) sends through the

@@ -4,14 +4,13 @@
 //! link kind, and a tap device made through /dev/net/tun (an ioctl, as QEMU makes its
 //! taps). All act in the calling thread's network namespace.
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::Ipv4Addr,
     os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
 };
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::{
-    AddressFamily, RouteNetlinkMessage as Rt,
-    address::{AddressAttribute, AddressMessage},
+    RouteNetlinkMessage as Rt,
     link::{
         InfoData, InfoGeneve, InfoIpVlan, InfoKind, InfoMacVlan, InfoNetkit, InfoVxlan, IpVlanMode, LinkAttribute,
         LinkInfo, LinkMessage, MacVlanMode, NetkitMode, NetkitPolicy,
@@ -235,19 +234,6 @@ pub fn kind_available(kind: &str) -> Result<bool, NetError> {
             Ok(true)
         }
     }
-}
-
-/// Removes `addr/prefix` from `name` (`ip addr del`).
-pub fn del_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
-    let mut m = AddressMessage::default();
-    m.header.family = AddressFamily::Inet;
-    m.header.prefix_len = prefix;
-    m.header.index = index(name)?;
-    m.attributes.push(AddressAttribute::Local(IpAddr::V4(addr)));
-    m.attributes.push(AddressAttribute::Address(IpAddr::V4(addr)));
-    let what = format!("{addr}/{prefix} on {name}");
-    Netlink::open(NETLINK_ROUTE)?.request(Rt::DelAddress(m), 0, "removing address", &what)?;
-    Ok(())
 }
 
 const IFF_TAP: libc::c_short = 0x0002;

@@ -294,16 +294,30 @@ pub fn detach_xdp(name: &str, mode: XdpMode) -> Result<(), NetError> {
     Ok(())
 }
 
-/// Adds `addr/prefix` to `name` (`ip addr add`).
-pub fn add_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
+/// The message naming IPv4 address `addr/prefix` on `name`, for adding or removing it.
+fn ipv4_message(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<AddressMessage, NetError> {
     let mut m = AddressMessage::default();
     m.header.family = AddressFamily::Inet;
     m.header.prefix_len = prefix;
     m.header.index = index(name)?;
     m.attributes.push(AddressAttribute::Local(IpAddr::V4(addr)));
     m.attributes.push(AddressAttribute::Address(IpAddr::V4(addr)));
+    Ok(m)
+}
+
+/// Adds `addr/prefix` to `name` (`ip addr add`).
+pub fn add_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
+    let m = ipv4_message(name, addr, prefix)?;
     let what = format!("{addr}/{prefix} on {name}");
     route_socket()?.request(Rt::NewAddress(m), NLM_F_CREATE | NLM_F_EXCL, "adding address", &what)?;
+    Ok(())
+}
+
+/// Removes `addr/prefix` from `name` (`ip addr del`).
+pub fn del_ipv4(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
+    let m = ipv4_message(name, addr, prefix)?;
+    let what = format!("{addr}/{prefix} on {name}");
+    route_socket()?.request(Rt::DelAddress(m), 0, "removing address", &what)?;
     Ok(())
 }
 
