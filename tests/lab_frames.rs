@@ -6,7 +6,6 @@
 mod common;
 
 use std::{
-    net::UdpSocket,
     process::{Command, Stdio},
     thread,
     time::Duration,
@@ -126,20 +125,7 @@ fn ipv6_frames_from_gen_pass_the_kernel_udp_socket_and_tshark() {
     let ns = tb.rx_ns.clone();
     // The kernel's IPv6 stack checks the UDP checksum (mandatory over IPv6) and drops a
     // bad or zero one before the socket.
-    let listener = thread::spawn(move || {
-        xdpipe::sys::enter_netns(&ns).expect("entering the receiver namespace");
-        let sock = UdpSocket::bind((RX_IP6, 5555)).expect("bind [2001:2:0:77::1]:5555");
-        sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
-        let mut buf = [0u8; 2048];
-        let mut stamps = Vec::new();
-        while stamps.len() < N {
-            match sock.recv(&mut buf) {
-                Ok(n) => stamps.push(xdpipe::wire::stamp::Stamp::parse(&buf[..n]).expect("payload carries a stamp")),
-                Err(_) => break,
-            }
-        }
-        stamps
-    });
+    let listener = kernel_udp_stamps(&ns, (RX_IP6, 5555), N, Duration::from_secs(8));
     let fields = ["frame.len", "ipv6.src", "ipv6.dst", "udp.checksum.status", "_ws.malformed"];
     let gen_args = ["--ipv6", "--src-ip", TX_IP6, "--dst-ip", RX_IP6, "--size", "130"];
     let rows = tshark_rows_of_gen(&tb, N, &gen_args, &fields);

@@ -3,7 +3,7 @@
 //! with MACs swapped; the frames gen builds pass the kernel's UDP socket and tshark.
 mod common;
 
-use std::{net::UdpSocket, process::Command, thread, time::Duration};
+use std::{process::Command, thread, time::Duration};
 
 use common::*;
 
@@ -198,20 +198,7 @@ fn generated_frames_pass_the_kernel_udp_socket_and_tshark() {
         .expect("tcpdump");
     // No XDP program on the receiver: the kernel's own stack checks IP and UDP checksums
     // and drops bad ones before the socket.
-    let listener = thread::spawn(move || {
-        xdpipe::sys::enter_netns(&ns).expect("entering the receiver namespace");
-        let sock = UdpSocket::bind((RX_IP, 5555)).expect("bind 5555");
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut buf = [0u8; 2048];
-        let mut stamps = Vec::new();
-        while stamps.len() < N {
-            match sock.recv(&mut buf) {
-                Ok(n) => stamps.push(xdpipe::wire::stamp::Stamp::parse(&buf[..n]).expect("payload carries a stamp")),
-                Err(_) => break,
-            }
-        }
-        stamps
-    });
+    let listener = kernel_udp_stamps(&ns, (RX_IP, 5555), N, Duration::from_secs(5));
     thread::sleep(Duration::from_millis(700));
     let g = Command::new("ip")
         .args([

@@ -198,3 +198,31 @@ pub fn u(v: &serde_json::Value, path: &str) -> u64 {
     }
     cur.as_u64().unwrap_or_else(|| panic!("{path} is not a number in {v}"))
 }
+
+/// A thread in namespace `ns` that receives up to `n` datagrams on a kernel UDP socket
+/// bound to `addr` (waiting at most `timeout` for each) and returns their stamps. The
+/// kernel's stack checks IP and UDP checksums and drops bad ones before the socket.
+pub fn kernel_udp_stamps(
+    ns: &str,
+    addr: impl std::net::ToSocketAddrs + std::fmt::Debug + Send + 'static,
+    n: usize,
+    timeout: Duration,
+) -> thread::JoinHandle<Vec<xdpipe::wire::stamp::Stamp>> {
+    let ns = ns.to_owned();
+    thread::spawn(move || {
+        xdpipe::sys::enter_netns(&ns).expect("entering the receiver namespace");
+        let sock = UdpSocket::bind(&addr).unwrap_or_else(|e| panic!("bind {addr:?}: {e}"));
+        sock.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut stamps = Vec::new();
+        while stamps.len() < n {
+            match sock.recv(&mut buf) {
+                Ok(len) => {
+                    stamps.push(xdpipe::wire::stamp::Stamp::parse(&buf[..len]).expect("payload carries a stamp"))
+                }
+                Err(_) => break,
+            }
+        }
+        stamps
+    })
+}
