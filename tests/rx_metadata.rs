@@ -10,10 +10,27 @@ use common::*;
 const N: u64 = 20000;
 
 /// `xdpipe veth` at a rate the shared VM keeps up with, 4 flows over 2 queues.
-fn veth_run(xdp_mode: &str) -> serde_json::Value {
+/// With `meta`, the receiver asks for the metadata (`--rx-metadata`).
+fn veth_run(xdp_mode: &str, meta: bool) -> serde_json::Value {
     let n = N.to_string();
-    let args =
-        ["veth", "-n", &n, "-r", "50kpps", "--flows", "4", "--queues", "2", "--poll", "--json", "--xdp-mode", xdp_mode];
+    let mut args = vec![
+        "veth",
+        "-n",
+        &n,
+        "-r",
+        "50kpps",
+        "--flows",
+        "4",
+        "--queues",
+        "2",
+        "--poll",
+        "--json",
+        "--xdp-mode",
+        xdp_mode,
+    ];
+    if meta {
+        args.push("--rx-metadata");
+    }
     let (code, out, err) = xdpipe_once(&args);
     assert_eq!(code, Some(0), "xdpipe veth --xdp-mode {xdp_mode} failed: {err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {out}"))
@@ -24,7 +41,7 @@ fn native_veth_frames_carry_the_drivers_rx_hash_and_timestamp_answer() {
     if !privileged() {
         return;
     }
-    let s = veth_run("native");
+    let s = veth_run("native", true);
     assert_eq!(s["receiver"]["xdp_rx_metadata"], true, "veth lists the kfuncs: the program runs bound");
     let a = &s["receiver"]["accounting"];
     let received = u(&s, "received");
@@ -63,7 +80,7 @@ fn skb_mode_frames_carry_the_area_without_values() {
     if !privileged() {
         return;
     }
-    let s = veth_run("skb");
+    let s = veth_run("skb", true);
     assert_eq!(s["receiver"]["xdp_rx_metadata"], false, "a program in skb mode is not bound");
     let a = &s["receiver"]["accounting"];
     let received = u(&s, "received");
@@ -72,6 +89,21 @@ fn skb_mode_frames_carry_the_area_without_values() {
     for field in ["hashes", "timestamps", "timestamps_zero", "vlan_tags"] {
         assert_eq!(u(a, &format!("rx_metadata.{field}")), 0, "{field}: {a}");
     }
+}
+
+/// Not asked for, the program does no metadata work: unbound, and no frame carries an
+/// area (the accounting has no `rx_metadata` section).
+#[test]
+fn without_rx_metadata_the_program_writes_no_area() {
+    if !privileged() {
+        return;
+    }
+    let s = veth_run("native", false);
+    assert_eq!(s["receiver"]["xdp_mode"], "native", "{s}");
+    assert_eq!(s["receiver"]["xdp_rx_metadata"], false, "not asked for: not bound");
+    let a = &s["receiver"]["accounting"];
+    assert!(u(&s, "received") >= N * 9 / 10, "too few frames arrived to judge: {s}");
+    assert!(a["rx_metadata"].is_null(), "no frame should carry an area: {a}");
 }
 
 #[test]
@@ -119,7 +151,10 @@ fn a_device_without_the_kfuncs_runs_the_unbound_program_natively() {
         .output()
         .expect("xdpipe features");
     assert!(String::from_utf8_lossy(&f.stdout).contains("xdp-rx-metadata-features: none"));
-    let x = Xdpipe::start(&ns.0, &["run", "-i", "xpmtap", "--xdp-mode", "native", "--poll", "-d", "1", "--json"]);
+    let x = Xdpipe::start(
+        &ns.0,
+        &["run", "-i", "xpmtap", "--xdp-mode", "native", "--rx-metadata", "--poll", "-d", "1", "--json"],
+    );
     let s = x.summary(std::time::Duration::from_secs(20));
     assert_eq!(s["xdp_mode"], "native", "{s}");
     assert_eq!(s["xdp_rx_metadata"], false, "{s}");

@@ -85,6 +85,8 @@ pub struct Accounting {
     unstamped: u64,
     /// The RX queue this worker receives on (for the hash check).
     queue: u32,
+    /// Whether the receive loop reads each frame's metadata area (asked for).
+    reads_meta: bool,
     meta: RxMetaSummary,
 }
 
@@ -202,8 +204,23 @@ impl Accounting {
             stamped: 0,
             unstamped: 0,
             queue,
+            reads_meta: false,
             meta: RxMetaSummary::default(),
         }
+    }
+
+    /// Whether the receive loop hands each frame's XDP RX metadata area to
+    /// [`Accounting::observe_rx`] (when the pipeline asked the program to write one):
+    /// reading it touches a cache line in front of the frame.
+    pub fn reading_rx_metadata(mut self, on: bool) -> Self {
+        self.reads_meta = on;
+        self
+    }
+
+    /// See [`Accounting::reading_rx_metadata`].
+    #[inline]
+    pub fn reads_rx_metadata(&self) -> bool {
+        self.reads_meta
     }
 
     /// Looks for a stamp in `frame`; `now_ns` is the batch's receive time.

@@ -50,6 +50,8 @@ pub struct RunConfig {
     pub filter: SteerFilter,
     /// Read the generator's stamps: loss, reordering and latency.
     pub stamps: bool,
+    /// Ask for each frame's XDP RX metadata (`--rx-metadata`).
+    pub rx_metadata: bool,
     /// Mode fwd: the interface frames leave by (same queue ids as `queues`).
     pub out_iface: Option<String>,
     /// Detach another XDP program found on the interface instead of refusing.
@@ -151,6 +153,7 @@ impl RunConfig {
             coalesce: self.coalesce,
             filter: self.filter,
             stamps: self.stamps,
+            rx_metadata: self.rx_metadata,
             out_iface: if self.mode == ModeKind::Fwd { self.out_iface.clone() } else { None },
             force: self.force,
             allow_uplink: self.allow_uplink,

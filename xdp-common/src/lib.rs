@@ -32,11 +32,18 @@ pub struct SteerConfig {
     pub ethertype: u16,
     /// IP protocol (IPv6: the transport after extension headers) for `MATCH_IP_PROTO`.
     pub ip_proto: u8,
-    pub _pad: u8,
+    /// `STEER_*` option bits.
+    pub flags: u8,
     /// Inclusive UDP destination port range for `MATCH_UDP_DPORT`, host byte order.
     pub port_lo: u16,
     pub port_hi: u16,
 }
+
+/// `SteerConfig::flags`: ask the driver for each redirected frame's XDP RX metadata
+/// (timestamp, hash, VLAN tag) and write it in front of the frame ([`RxMeta`]). Off, the
+/// program neither calls the kfuncs nor moves `data_meta`: the work is paid for only
+/// when something reads it.
+pub const STEER_RX_METADATA: u8 = 1;
 
 /// IPv6 extension headers (hop-by-hop, routing, fragment, destination options, AH) the
 /// steering program and userspace's parser walk to reach the transport header; a frame
@@ -61,7 +68,7 @@ impl SteerConfig {
         kind: MATCH_UDP_DPORT,
         ethertype: 0,
         ip_proto: 0,
-        _pad: 0,
+        flags: 0,
         port_lo: BENCH_UDP_PORT_LO,
         port_hi: BENCH_UDP_PORT_HI,
     };

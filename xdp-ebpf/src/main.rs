@@ -18,7 +18,8 @@ mod prog {
     };
     use xdp_common::{
         GenConfig, IPV6_EXT_HEADERS_MAX, MATCH_ALL, MATCH_ETHERTYPE, MATCH_IP_PROTO, MATCH_UDP_DPORT, MAX_QUEUES,
-        ProgCounters, RX_META_HASH, RX_META_MAGIC, RX_META_TIMESTAMP, RX_META_VLAN, RxMeta, SteerConfig,
+        ProgCounters, RX_META_HASH, RX_META_MAGIC, RX_META_TIMESTAMP, RX_META_VLAN, RxMeta, STEER_RX_METADATA,
+        SteerConfig,
     };
 
     #[map(name = "XDPIPE_XSKS")]
@@ -69,7 +70,10 @@ mod prog {
                 Verdict::Pass => c.unmatched += 1,
             }
         }
-        if let Verdict::Redirected = action {
+        // SAFETY: a read-only global, set before load; the verifier sees a constant and
+        // drops the branch the config does not take.
+        let meta = unsafe { core::ptr::read_volatile(&raw const XDPIPE_STEER.flags) } & STEER_RX_METADATA != 0;
+        if meta && let Verdict::Redirected = action {
             // The redirect happens after the program returns, so the area written now
             // travels with the frame to the socket.
             write_rx_meta(&ctx);

@@ -123,6 +123,12 @@ pub struct RunArgs {
     /// frame; off by default for rxdrop, which then never reads frame data).
     #[arg(long)]
     pub stamps: bool,
+    /// Ask the driver for each frame's XDP RX metadata (RX timestamp, hash, VLAN tag) in
+    /// native mode, where it lists xdp-rx-metadata-features; with --stamps the summary
+    /// counts them and gives a device latency. Costs the steering program three kfunc
+    /// calls per frame, so it is off by default.
+    #[arg(long)]
+    pub rx_metadata: bool,
     /// Print per-queue rates every second.
     #[arg(long)]
     pub per_queue: bool,
@@ -227,6 +233,7 @@ impl RunArgs {
             mode,
             filter: self.filter,
             stamps: self.stamps,
+            rx_metadata: self.rx_metadata,
             out_iface: self.out_iface.clone(),
             force: self.force,
             allow_uplink: self.allow_uplink,

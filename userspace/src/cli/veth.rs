@@ -110,6 +110,10 @@ pub struct VethArgs {
     /// after, and the kernel then verifies every UDP checksum).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub offloads: OnOff,
+    /// The receiver asks the driver for each frame's XDP RX metadata (as `xdpipe run
+    /// --rx-metadata`): the report then counts RX hashes and timestamps.
+    #[arg(long)]
+    pub rx_metadata: bool,
 }
 
 /// A validated `xdpipe veth`: the library's config and what the report line names.
@@ -224,7 +228,7 @@ impl VethArgs {
             Some(n) => gen_args.extend(["--count".into(), n.to_string()]),
             None => gen_args.extend(["--duration".into(), self.duration.to_string()]),
         }
-        let run_args: Vec<String> = vec![
+        let mut run_args: Vec<String> = vec![
             "--mode".into(),
             mode.to_string(),
             "--xdp-mode".into(),
@@ -240,6 +244,9 @@ impl VethArgs {
             "--batch".into(),
             self.batch.get().to_string(),
         ];
+        if self.rx_metadata {
+            run_args.push("--rx-metadata".into());
+        }
         let (rx, gen_cfg) = side_configs(&run_args, &gen_args)?;
         let config = VethConfig {
             rx,

@@ -389,13 +389,14 @@ fn account_rx(xsk: &Xsk, rx: &[Desc], frames: usize, acct: Option<&mut Accountin
     bump(&counters.batch_hist[batch_bucket(frames)], 1);
     if let Some(a) = acct {
         let now = sys::monotonic_ns();
+        let meta = a.reads_rx_metadata();
         if frames == rx.len() {
             for d in rx {
                 // SAFETY: `rx` was just consumed from the RX ring; the frames go back to
                 // the fill ring only after this returns.
                 let frame = unsafe { xsk.frame(d) };
                 // SAFETY: as above; the metadata lies in the same chunk, before the frame.
-                let meta = unsafe { xsk.frame_meta(d) };
+                let meta = if meta { unsafe { xsk.frame_meta(d) } } else { None };
                 a.observe_rx(frame, frame.len(), meta, now);
             }
         } else {
@@ -404,7 +405,9 @@ fn account_rx(xsk: &Xsk, rx: &[Desc], frames: usize, acct: Option<&mut Accountin
                 let k = chain_len(&rx[i..]);
                 let len: usize = rx[i..i + k].iter().map(|d| d.len as usize).sum();
                 // SAFETY: as above; a chain's metadata lies before its first segment.
-                let (head, meta) = unsafe { (xsk.frame(&rx[i]), xsk.frame_meta(&rx[i])) };
+                let head = unsafe { xsk.frame(&rx[i]) };
+                // SAFETY: as above.
+                let meta = if meta { unsafe { xsk.frame_meta(&rx[i]) } } else { None };
                 a.observe_rx(head, len, meta, now);
                 i += k;
             }

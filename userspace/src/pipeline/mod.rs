@@ -302,6 +302,10 @@ pub struct PipelineConfig {
     pub filter: SteerFilter,
     /// Read the generator's stamps: loss, reordering and latency.
     pub stamps: bool,
+    /// Ask the driver for each frame's XDP RX metadata (timestamp, hash, VLAN tag):
+    /// [`Frame::metadata`], and with `stamps` the accounting's `rx_metadata` and device
+    /// latency. Off (the default), the steering program does no metadata work.
+    pub rx_metadata: bool,
     /// Port 0 of `Verdict::Redirect` (same queue ids as `queues`).
     pub out_iface: Option<String>,
     /// Detach another XDP program found on the interface instead of refusing.
@@ -348,6 +352,7 @@ impl Pipeline {
                 coalesce: None,
                 filter: SteerFilter::default(),
                 stamps: false,
+                rx_metadata: false,
                 out_iface: None,
                 force: false,
                 allow_uplink: false,
@@ -453,6 +458,12 @@ impl Pipeline {
     /// Reads xdpipe generator stamps: loss, reordering and one-way latency.
     pub fn stamps(mut self, on: bool) -> Self {
         self.cfg.stamps = on;
+        self
+    }
+
+    /// Asks for the XDP RX metadata (see [`PipelineConfig::rx_metadata`]).
+    pub fn rx_metadata(mut self, on: bool) -> Self {
+        self.cfg.rx_metadata = on;
         self
     }
 

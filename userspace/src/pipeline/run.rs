@@ -170,7 +170,7 @@ where
     }
     crate::preflight::check_no_foreign_program(&cfg.iface, cfg.force)?;
 
-    let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter)?;
+    let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter, cfg.rx_metadata)?;
     crate::preflight::check_multi_buffer(
         &cfg.iface,
         frame_len,
@@ -277,7 +277,7 @@ where
         let counters = Arc::new(SharedCounters::new(WorkerCounters::default()));
         let (c2, halt2, batch, factory) = (counters.clone(), halt.clone(), cfg.batch.get(), factory.clone());
         // Allocated here, before the worker starts: the loop itself never allocates.
-        let mut acct = cfg.stamps.then(|| Accounting::for_queue(q));
+        let mut acct = cfg.stamps.then(|| Accounting::for_queue(q).reading_rx_metadata(cfg.rx_metadata));
         let confined_tx = confined_tx.clone();
         let spawned = thread::Builder::new().name(format!("xdpipe-q{q}")).spawn(move || {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
