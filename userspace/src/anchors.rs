@@ -42,8 +42,8 @@ use crate::{
 /// for the record. The CLI makes them with `xdpipe run` / `xdpipe gen`'s own defaults;
 /// interfaces, addresses and MACs are set here from the testbed.
 pub trait XdpipeSides {
-    /// The receiver: `mode`, poll() when idle or not, steering every frame or not.
-    fn receiver(&self, mode: &str, poll: bool, all: bool, xdp_mode: &str) -> Result<(RunConfig, String), String>;
+    /// The receiver: `mode`, waiting as `wait` says, steering every frame or not.
+    fn receiver(&self, mode: &str, wait: AnchorWait, all: bool, xdp_mode: &str) -> Result<(RunConfig, String), String>;
     /// The generator: `engine` at max (None) or `pps`, for `secs`.
     fn generator(&self, engine: &str, pps: Option<f64>, secs: f64) -> Result<(GenConfig, String), String>;
 }
@@ -327,24 +327,67 @@ fn is_executable(p: &Path) -> bool {
     p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// How xdpipe's receiver waits on an empty ring in a pairing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnchorWait {
+    /// Spins (`--poll 0`), as xdpsock does without `-p`.
+    Spin,
+    /// Sleeps in poll() (`--poll forever`), as xdpsock `-p`.
+    Sleep,
+    /// Sleeps in poll() and lets frames gather for up to `us` microseconds after each
+    /// wakeup (`--poll forever --coalesce-us US`).
+    SleepCoalesced {
+        /// The coalescing time.
+        us: u32,
+    },
+    /// The kernel's busy polling (`--poll busy-poll`), as xdpsock `-B`.
+    BusyPoll,
+}
+
+impl AnchorWait {
+    /// The `xdpipe run` flags.
+    pub fn run_args(self) -> Vec<String> {
+        let v: &[&str] = match self {
+            AnchorWait::Spin => &[],
+            AnchorWait::Sleep => &["--poll", "forever"],
+            AnchorWait::SleepCoalesced { .. } => &["--poll", "forever", "--coalesce-us"],
+            AnchorWait::BusyPoll => &["--poll", "busy-poll"],
+        };
+        let mut a: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+        if let AnchorWait::SleepCoalesced { us } = self {
+            a.push(us.to_string());
+        }
+        a
+    }
+}
+
+/// The coalescing time of the coalesced CPU pairing when `xdpipe bench` is given none: at
+/// 200 kpps about 20 frames gather per wakeup, and a frame waits at most this long more.
+pub const DEFAULT_ANCHOR_COALESCE_US: u32 = 100;
+
 /// What sits on the receiving end.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Subject {
-    /// `xdpipe run` in `mode`; `poll`: poll() when idle; `all`: steer every frame.
+    /// `xdpipe run` in `mode`, waiting as `wait` says; `all`: steer every frame.
     Xdpipe {
         /// The run mode (`rxdrop`, `l2fwd`, ...), as `xdpipe run --mode` takes it.
         mode: &'static str,
-        /// poll() when idle instead of busy-polling.
-        poll: bool,
+        /// How it waits on an empty ring.
+        wait: AnchorWait,
         /// Steer every frame to the socket (`--filter all`), not only the matched UDP port.
         all: bool,
     },
-    /// `xdpsock -r` (rxdrop) or `-l` (l2fwd); `poll`: its -p.
+    /// `xdpsock -r` (rxdrop) or `-l` (l2fwd); `poll`: its -p; `busy_poll`: its -B.
     Xdpsock {
         /// `-l` (l2fwd, forward back) rather than `-r` (rxdrop).
         l2fwd: bool,
-        /// Pass `-p`: poll() instead of busy-polling.
+        /// Pass `-p`: poll() instead of spinning.
         poll: bool,
+        /// Pass `-B`: the kernel's busy polling (SO_PREFER_BUSY_POLL, SO_BUSY_POLL,
+        /// SO_BUSY_POLL_BUDGET), with the device's napi_defer_hard_irqs and
+        /// gro_flush_timeout set as `xdpipe run --poll busy-poll` sets them (xdpsock's
+        /// README asks its user to).
+        busy_poll: bool,
     },
     /// `xdp-bench drop`: XDP_DROP in the kernel, the ceiling for any receiver.
     XdpBenchDrop,
@@ -426,8 +469,9 @@ pub struct Pairing {
 
 /// The pairings the found tools allow, for each XDP mode. `engines`: the generator engines
 /// the run covers (rxdrop against xdpsock runs once per engine); `cpu_pps`: the offered
-/// rate of the CPU comparison (below saturation).
-pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f64) -> Vec<Pairing> {
+/// rate of the CPU comparisons (below saturation); `coalesce_us`: the coalescing time of
+/// the coalesced one.
+pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f64, coalesce_us: u32) -> Vec<Pairing> {
     let mut v = Vec::new();
     for xm in xdp_modes {
         let p = |name: String, metric, ours, theirs, goal| Pairing {
@@ -439,7 +483,7 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
             goal,
         };
         let ours_rx = |engine, pps| Side {
-            subject: Subject::Xdpipe { mode: "rxdrop", poll: false, all: false },
+            subject: Subject::Xdpipe { mode: "rxdrop", wait: AnchorWait::Spin, all: false },
             driver: Driver::Gen { engine, pps },
         };
         if tools.xdpsock.is_some() {
@@ -450,7 +494,7 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
                     Metric::RxPps,
                     ours_rx(engine, None),
                     Side {
-                        subject: Subject::Xdpsock { l2fwd: false, poll: false },
+                        subject: Subject::Xdpsock { l2fwd: false, poll: false, busy_poll: false },
                         driver: Driver::Gen { engine, pps: None },
                     },
                     Goal::AtLeast(1.0),
@@ -463,39 +507,64 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
                         "rxdrop --filter all vs xdpsock rxdrop (gen xdp-live, both steer every frame)".into(),
                         Metric::RxPps,
                         Side {
-                            subject: Subject::Xdpipe { mode: "rxdrop", poll: false, all: true },
+                            subject: Subject::Xdpipe { mode: "rxdrop", wait: AnchorWait::Spin, all: true },
                             driver: Driver::Gen { engine, pps: None },
                         },
                         Side {
-                            subject: Subject::Xdpsock { l2fwd: false, poll: false },
+                            subject: Subject::Xdpsock { l2fwd: false, poll: false, busy_poll: false },
                             driver: Driver::Gen { engine, pps: None },
                         },
                         Goal::AtLeast(1.0),
                     ));
                 }
             }
-            v.push(p(
-                format!("rxdrop CPU per frame vs xdpsock -p, at {:.0} kpps", cpu_pps / 1e3),
-                Metric::CpuNsPerPkt,
-                Side {
-                    subject: Subject::Xdpipe { mode: "rxdrop", poll: true, all: false },
-                    driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) },
-                },
-                Side {
-                    subject: Subject::Xdpsock { l2fwd: false, poll: true },
-                    driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) },
-                },
-                Goal::AtMost(0.9),
-            ));
+            // CPU per frame in a sleeping wait, below saturation: plain, and with
+            // coalescing (which trades latency for CPU, as NIC interrupt moderation does).
+            for (wait, what, goal) in [
+                (AnchorWait::Sleep, String::new(), 0.9),
+                (AnchorWait::SleepCoalesced { us: coalesce_us }, format!(" --coalesce-us {coalesce_us}"), 0.6),
+            ] {
+                v.push(p(
+                    format!("rxdrop --poll{what} CPU per frame vs xdpsock -p, at {:.0} kpps", cpu_pps / 1e3),
+                    Metric::CpuNsPerPkt,
+                    Side {
+                        subject: Subject::Xdpipe { mode: "rxdrop", wait, all: false },
+                        driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) },
+                    },
+                    Side {
+                        subject: Subject::Xdpsock { l2fwd: false, poll: true, busy_poll: false },
+                        driver: Driver::Gen { engine: "xsk", pps: Some(cpu_pps) },
+                    },
+                    Goal::AtMost(goal),
+                ));
+            }
+            // The kernel's busy polling drives a NAPI, which a veth has only with a native
+            // program.
+            if xm == "native" {
+                let engine: &'static str = if engines.iter().any(|e| e == "xdp-live") { "xdp-live" } else { "xsk" };
+                v.push(p(
+                    format!("rxdrop --poll busy-poll vs xdpsock -B (gen {engine})"),
+                    Metric::RxPps,
+                    Side {
+                        subject: Subject::Xdpipe { mode: "rxdrop", wait: AnchorWait::BusyPoll, all: false },
+                        driver: Driver::Gen { engine, pps: None },
+                    },
+                    Side {
+                        subject: Subject::Xdpsock { l2fwd: false, poll: false, busy_poll: true },
+                        driver: Driver::Gen { engine, pps: None },
+                    },
+                    Goal::AtLeast(1.0),
+                ));
+            }
             v.push(p(
                 "l2fwd vs xdpsock l2fwd (forwarded rate)".into(),
                 Metric::FwdPps,
                 Side {
-                    subject: Subject::Xdpipe { mode: "l2fwd", poll: false, all: false },
+                    subject: Subject::Xdpipe { mode: "l2fwd", wait: AnchorWait::Spin, all: false },
                     driver: Driver::Gen { engine: "xsk", pps: None },
                 },
                 Side {
-                    subject: Subject::Xdpsock { l2fwd: true, poll: false },
+                    subject: Subject::Xdpsock { l2fwd: true, poll: false, busy_poll: false },
                     driver: Driver::Gen { engine: "xsk", pps: None },
                 },
                 Goal::AtLeast(1.1),
@@ -508,7 +577,7 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
             let (sink, at) = if tools.xdp_bench.is_some() {
                 (Subject::XdpBenchDrop, "an XDP_DROP sink")
             } else {
-                (Subject::Xdpipe { mode: "rxdrop", poll: false, all: true }, "an AF_XDP rxdrop sink")
+                (Subject::Xdpipe { mode: "rxdrop", wait: AnchorWait::Spin, all: true }, "an AF_XDP rxdrop sink")
             };
             v.push(p(
                 format!("gen --engine xsk vs xdpsock txonly (rate at {at})"),
@@ -789,11 +858,11 @@ pub fn measure(
         move |detail| AnchorError::Failed { what: what.to_owned(), detail }
     }
     let (subject_argv, ready) = match &side.subject {
-        Subject::Xdpipe { mode, poll, all } => {
-            let (cfg, desc) = ours.receiver(mode, *poll, *all, &pairing.xdp_mode).map_err(failed("xdpipe receiver"))?;
+        Subject::Xdpipe { mode, wait, all } => {
+            let (cfg, desc) = ours.receiver(mode, *wait, *all, &pairing.xdp_mode).map_err(failed("xdpipe receiver"))?;
             (vec![], Some((RunConfig { iface: RX_IFACE.into(), ..cfg }, desc)))
         }
-        Subject::Xdpsock { l2fwd, poll } => {
+        Subject::Xdpsock { l2fwd, poll, busy_poll } => {
             let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("1"), tool(&tools.xdpsock, "xdpsock")?];
             a.extend([
                 s(if *l2fwd { "-l" } else { "-r" }),
@@ -806,6 +875,10 @@ pub fn measure(
             ]);
             if *poll {
                 a.push(s("-p"));
+            }
+            if *busy_poll {
+                a.push(s("-B"));
+                set_busy_poll_knobs(&tb)?;
             }
             (a, None)
         }
@@ -964,6 +1037,25 @@ pub fn measure(
     Ok(Measured { value, command })
 }
 
+/// xdpsock -B's device side: the testbed's receiving veth gets the napi_defer_hard_irqs
+/// and gro_flush_timeout `xdpipe run --poll busy-poll` gives its NAPIs (sysfs, before
+/// xdpsock attaches: the NAPI it creates starts from the device's values). The testbed is
+/// this pairing's own and goes after the trial, so there is nothing to restore.
+fn set_busy_poll_knobs(tb: &Testbed) -> Result<(), AnchorError> {
+    let d = crate::config::BusyPollSettings::DEFAULT;
+    let failed = |e: crate::net::NetError| AnchorError::Failed {
+        what: "xdpsock -B's device knobs".into(),
+        detail: e.to_string(),
+    };
+    let ns = crate::net::ns::open(&tb.rx_ns).map_err(failed)?;
+    for (knob, v) in [("napi_defer_hard_irqs", d.defer_hard_irqs as u64), ("gro_flush_timeout", d.gro_flush_timeout_ns)]
+    {
+        crate::net::sysfs::write_net_in(&ns, RX_IFACE, &format!("{RX_IFACE}/{knob}"), &v.to_string())
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
 fn per_frame(cpu_ns: u64, frames: u64) -> f64 {
     if frames == 0 { 0.0 } else { cpu_ns as f64 / frames as f64 }
 }
@@ -1038,28 +1130,40 @@ Summary                   3677035 rx/s                  0 err/s
     #[test]
     fn the_plan_follows_the_tools_found() {
         let none = Tools::default();
-        assert!(plan(&none, &["native".into()], &["xsk".into()], 2e5).is_empty());
+        assert!(plan(&none, &["native".into()], &["xsk".into()], 2e5, 100).is_empty());
         let all = Tools {
             xdpsock: Some("/x".into()),
             xdp_bench: Some("/b".into()),
             xdp_trafficgen: Some("/t".into()),
             refused: vec![],
         };
-        let p = plan(&all, &["skb".into(), "native".into()], &["xsk".into(), "xdp-live".into()], 2e5);
-        // Per mode: rxdrop x2 engines (+ --filter all with xdp-live), CPU, l2fwd, txonly,
-        // ceiling, trafficgen.
-        assert_eq!(p.len(), 16);
-        assert!(p.iter().any(|x| x.goal == Goal::AtMost(0.9) && x.metric == Metric::CpuNsPerPkt));
+        let p = plan(&all, &["skb".into(), "native".into()], &["xsk".into(), "xdp-live".into()], 2e5, 100);
+        // Per mode: rxdrop x2 engines (+ --filter all with xdp-live), CPU plain and
+        // coalesced, l2fwd, txonly, ceiling, trafficgen; native also busy-poll.
+        assert_eq!(p.len(), 19);
+        let cpu = |wait| {
+            p.iter().find(|x| {
+                x.metric == Metric::CpuNsPerPkt
+                    && matches!(x.ours.subject, Subject::Xdpipe { wait: w, .. } if w == wait)
+            })
+        };
+        assert_eq!(cpu(AnchorWait::Sleep).map(|x| x.goal), Some(Goal::AtMost(0.9)));
+        assert_eq!(cpu(AnchorWait::SleepCoalesced { us: 100 }).map(|x| x.goal), Some(Goal::AtMost(0.6)));
+        let busy: Vec<_> =
+            p.iter().filter(|x| matches!(x.theirs.subject, Subject::Xdpsock { busy_poll: true, .. })).collect();
+        assert_eq!(busy.len(), 1, "busy-poll only in native mode");
+        assert_eq!((busy[0].xdp_mode.as_str(), busy[0].goal), ("native", Goal::AtLeast(1.0)));
+        assert_eq!(AnchorWait::SleepCoalesced { us: 100 }.run_args(), ["--poll", "forever", "--coalesce-us", "100"]);
         // The generators meet at xdp-bench's XDP_DROP sink when it is there, else at an
         // AF_XDP one.
         let txonly = p.iter().find(|x| x.theirs.driver == Driver::XdpsockTx).expect("a txonly pairing");
         assert_eq!((&txonly.ours.subject, &txonly.theirs.subject), (&Subject::XdpBenchDrop, &Subject::XdpBenchDrop));
         let no_bench = Tools { xdp_bench: None, ..all.clone() };
-        let p = plan(&no_bench, &["native".into()], &["xsk".into()], 2e5);
+        let p = plan(&no_bench, &["native".into()], &["xsk".into()], 2e5, 100);
         let txonly = p.iter().find(|x| x.theirs.driver == Driver::XdpsockTx).expect("a txonly pairing");
         assert!(matches!(txonly.ours.subject, Subject::Xdpipe { mode: "rxdrop", all: true, .. }), "{txonly:?}");
         let only_bench = Tools { xdp_bench: Some("/b".into()), ..Default::default() };
-        let p = plan(&only_bench, &["native".into()], &["xsk".into()], 2e5);
+        let p = plan(&only_bench, &["native".into()], &["xsk".into()], 2e5, 100);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].goal, Goal::Share);
     }

@@ -23,7 +23,7 @@ pub use args::{BenchArgs, GateArgs, ReportArgs};
 pub use gated::{cmd_bench_gated, cmd_gate};
 use runner::{VethRunner, capture_env, link_bps, read_trim, utc_now};
 use xdpipe::{
-    anchors::{self, Metric, Tools, plan},
+    anchors::{self, AnchorWait, Metric, Tools, plan},
     generator::GenConfig,
     run::RunConfig,
     stats::fmt_pps,
@@ -341,7 +341,10 @@ fn run_anchors(
     }
     let xdp_modes: Vec<String> = cfg.matrix.xdp_modes.iter().map(ToString::to_string).collect();
     let engines: Vec<String> = cfg.matrix.engines.iter().map(ToString::to_string).collect();
-    let pairings = plan(&tools, &xdp_modes, &engines, ac.cpu_pps);
+    // The coalesced CPU pairing uses the run's --coalesce-us, so the scenarios' latency
+    // figures with that setting stand beside its CPU ratio.
+    let coalesce_us = cfg.coalesce.0.unwrap_or(anchors::DEFAULT_ANCHOR_COALESCE_US);
+    let pairings = plan(&tools, &xdp_modes, &engines, ac.cpu_pps, coalesce_us);
     let stopping = cfg.procedure.stopping(ac.trials);
     for (k, p) in pairings.iter().enumerate() {
         eprintln!(
@@ -392,12 +395,10 @@ fn run_anchors(
 struct OurSides;
 
 impl anchors::XdpipeSides for OurSides {
-    fn receiver(&self, mode: &str, poll: bool, all: bool, xdp_mode: &str) -> Result<(RunConfig, String), String> {
+    fn receiver(&self, mode: &str, wait: AnchorWait, all: bool, xdp_mode: &str) -> Result<(RunConfig, String), String> {
         let mut a: Vec<String> =
             ["--mode", mode, "--xdp-mode", xdp_mode, "--cores", "1", "--bind", "copy"].map(String::from).to_vec();
-        if poll {
-            a.extend(["--poll".into(), "forever".into()]);
-        }
+        a.extend(wait.run_args());
         if all {
             a.extend(["--filter".into(), "all".into()]);
         }
