@@ -240,7 +240,7 @@ impl Default for BusyPollSettings {
 }
 
 /// Interrupt moderation for a sleeping wait (`--coalesce-us`, `--coalesce-frames`): after
-/// a wakeup, the worker lets frames gather on the RX ring, without sleeping, until
+/// a wakeup, the worker lets frames gather on the RX ring, sleeping in slices of `us`/4, until
 /// `frames` are there or `us` has passed, then takes the batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Coalesce {

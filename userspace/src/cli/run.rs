@@ -59,7 +59,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NS")]
     pub gro_flush_timeout: Option<u64>,
     /// Sleeping wait (--poll): after a wakeup, let frames gather for up to US
-    /// microseconds (polling the ring, not sleeping) before taking them (default with
+    /// microseconds (sleeping in slices of a quarter of it, so the CPU a wakeup costs is
+    /// paid once per batch) before taking them (default with
     /// --coalesce-frames: 50).
     #[arg(long, value_name = "US")]
     pub coalesce_us: Option<u32>,

@@ -292,8 +292,8 @@ fn idle(xsk: &mut Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCoun
         bump(&counters.wakeups, 1);
         if let Some(c) = wait.coalesce {
             // Interrupt moderation: a wakeup for a frame or two would be followed by
-            // another sleep and wakeup; spinning a while instead lets a batch gather.
-            gather(c, || xsk.rx_ready(), sys::monotonic_ns, stop);
+            // another sleep and wakeup; sleeping a while first lets a batch gather.
+            gather(c, || xsk.rx_ready(), sys::monotonic_ns, sys::sleep_ns, stop);
         }
     } else if let Some(until) = pace.backoff_until(wait.idle_backoff_ns) {
         // Every look at the ring reads its producer index, a cache line the kernel's
@@ -308,20 +308,30 @@ fn idle(xsk: &mut Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCoun
     }
 }
 
-/// Polls `ready` (the RX ring's fill level) without sleeping until it reaches
-/// `c.frames`, `c.us` have passed on `now` (ns), or the run stops. Returns the last fill
-/// level seen. The clock is read only here, after a wakeup: not per frame.
+/// Sleeps (`sleep`, ns) in slices of a quarter of `c.us` (10 us at least) until `ready`
+/// (the RX ring's fill level) reaches `c.frames`, `c.us` have passed on `now` (ns), or the
+/// run stops. Returns the last fill level seen. Sleeping, not spinning: the CPU a wakeup
+/// costs is paid once per batch, as with a NIC's interrupt moderation (a spin here cost
+/// more per frame than the wakeups it saved). At most four sleeps per wakeup; the clock
+/// is read only here, not per frame.
 #[inline]
-fn gather(c: Coalesce, mut ready: impl FnMut() -> u32, mut now: impl FnMut() -> u64, stop: &AtomicBool) -> u32 {
-    let until = now() + c.us as u64 * 1000;
+fn gather(
+    c: Coalesce,
+    mut ready: impl FnMut() -> u32,
+    mut now: impl FnMut() -> u64,
+    mut sleep: impl FnMut(u64),
+    stop: &AtomicBool,
+) -> u32 {
+    let total = c.us as u64 * 1000;
+    let slice = (total / 4).max(10_000);
+    let until = now() + total;
     loop {
         let r = ready();
-        if r >= c.frames || stop.load(Relaxed) || now() >= until {
+        let t = now();
+        if r >= c.frames || stop.load(Relaxed) || t >= until {
             return r;
         }
-        for _ in 0..16 {
-            std::hint::spin_loop();
-        }
+        sleep(slice.min(until - t));
     }
 }
 
@@ -970,32 +980,41 @@ mod tests {
     }
 
     #[test]
-    fn gather_stops_at_the_count_or_the_deadline_on_a_fake_clock() {
+    fn gather_sleeps_in_slices_until_the_count_or_the_deadline_on_a_fake_clock() {
         let stop = AtomicBool::new(false);
-        let c = Coalesce { us: 10, frames: 32 };
-        // Frames arrive at 4 per us of fake time: 32 are there at 8 us, before the 10 us.
+        let c = Coalesce { us: 100, frames: 32 };
+        // A fake clock that only sleeping moves; the sleeps are recorded.
         let clock = std::cell::Cell::new(0u64);
-        let now = || {
-            clock.set(clock.get() + 250);
-            clock.get()
+        let sleeps = std::cell::RefCell::new(Vec::new());
+        let now = || clock.get();
+        let sleep = |ns: u64| {
+            sleeps.borrow_mut().push(ns);
+            clock.set(clock.get() + ns);
         };
-        let got = gather(c, || (clock.get() / 250) as u32, now, &stop);
-        assert_eq!(got, 32);
-        assert!(clock.get() < 10_000, "returned at the count, {} ns in", clock.get());
-        // One frame per us: the deadline comes first, with about 10 there.
+        // Frames arrive at one per us: 32 are there after the second 25 us slice.
+        let got = gather(c, || (clock.get() / 1000) as u32, now, sleep, &stop);
+        assert_eq!((got, clock.get()), (50, 50_000), "returned at the count, after two slices");
+        assert_eq!(*sleeps.borrow(), [25_000, 25_000]);
+        // One frame per 10 us: the deadline comes first, with 10 there, after four slices.
         clock.set(0);
-        let got = gather(c, || (clock.get() / 1000) as u32, now, &stop);
-        assert!((9..=11).contains(&got), "{got}");
-        assert!((10_000..10_600).contains(&clock.get()), "{}", clock.get());
-        // Enough already: no wait at all.
+        sleeps.borrow_mut().clear();
+        let got = gather(c, || (clock.get() / 10_000) as u32, now, sleep, &stop);
+        assert_eq!((got, clock.get()), (10, 100_000));
+        assert_eq!(sleeps.borrow().len(), 4);
+        // A short time sleeps 10 us slices, never past the deadline.
         clock.set(0);
-        assert_eq!(gather(c, || 40, now, &stop), 40);
-        assert!(clock.get() <= 500);
+        sleeps.borrow_mut().clear();
+        gather(Coalesce { us: 15, frames: 32 }, || 0, now, sleep, &stop);
+        assert_eq!(*sleeps.borrow(), [10_000, 5_000]);
+        // Enough already: no sleep at all.
+        clock.set(0);
+        sleeps.borrow_mut().clear();
+        assert_eq!(gather(c, || 40, now, sleep, &stop), 40);
+        assert!(sleeps.borrow().is_empty());
         // The stop ends it.
         stop.store(true, Relaxed);
-        clock.set(0);
-        assert_eq!(gather(c, || 0, now, &stop), 0);
-        assert!(clock.get() <= 500);
+        assert_eq!(gather(c, || 0, now, sleep, &stop), 0);
+        assert!(sleeps.borrow().is_empty());
     }
 
     #[test]

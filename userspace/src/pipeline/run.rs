@@ -286,6 +286,12 @@ where
             // The loop touches only its mapped rings and makes sendto/recvfrom/epoll calls
             // on fds it holds: it needs no capability and no root uid.
             let confined = sys::confine_worker_thread(&[]);
+            // Coalescing sleeps tens of microseconds per wakeup: end them on time.
+            if wait.coalesce.is_some()
+                && let Err(e) = sys::set_timer_slack_ns(1_000)
+            {
+                log::warn!("queue {q}: {e}; coalescing sleeps may end up to 50 us late");
+            }
             let ok = confined.is_ok();
             let _ = confined_tx.send((q, confined));
             let mut stage = factory(q);

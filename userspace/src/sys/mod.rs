@@ -593,6 +593,26 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Sleeps `ns` nanoseconds on CLOCK_MONOTONIC (clock_nanosleep; a signal cuts it short,
+/// which the callers' loops tolerate). No allocation.
+#[inline]
+pub fn sleep_ns(ns: u64) {
+    let ts =
+        libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as libc::c_long };
+    // SAFETY: `ts` is a valid timespec; no remainder is asked for.
+    unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut()) };
+}
+
+/// Sets this thread's timer slack (how late the kernel may end its sleeps, 50 us by
+/// default) to `ns`: for sleeps of tens of microseconds that must end on time.
+pub fn set_timer_slack_ns(ns: u64) -> Result<(), SysError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(SysError::last("prctl(PR_SET_TIMERSLACK)", "worker thread"));
+    }
+    Ok(())
+}
+
 /// Thread CPU time in nanoseconds (CLOCK_THREAD_CPUTIME_ID): what a worker cost.
 pub fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
