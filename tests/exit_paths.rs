@@ -360,3 +360,29 @@ fn offload_guard_restores_exactly_what_it_turned_off() {
     })
     .unwrap();
 }
+
+/// `xdpipe run 2>&1 | head -1`: once the reader is gone, the next progress line finds a
+/// closed pipe; xdpipe ends with the closed-pipe status (141, as SIGPIPE would give), not
+/// a panic, and leaves no program.
+#[test]
+fn run_whose_output_pipe_closes_exits_141_and_leaves_no_program() {
+    use std::io::{BufRead as _, BufReader};
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &tb.rx_ns, XDPIPE, "run", "-i", RX_IFACE, "--xdp-mode", "native", "-d", "30"])
+        .stdout(writer.try_clone().expect("the pipe's write end"))
+        .stderr(writer)
+        .spawn()
+        .expect("spawning ip netns exec xdpipe run");
+    // The write ends now belong to the child alone: read its first line, then close.
+    let mut first = String::new();
+    BufReader::new(reader).read_line(&mut first).expect("a first line");
+    assert!(!first.is_empty(), "xdpipe printed nothing");
+    let code = exits_within(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(141), "after its reader went, xdpipe should end with 141 (first line: {first})");
+    assert!(!xdp_attached(&tb.rx_ns, RX_IFACE), "an XDP program is left on {RX_IFACE} after the closed pipe");
+}

@@ -9,8 +9,36 @@ use std::process::ExitCode;
 
 use cli::{CliError, Cmd};
 
+/// The exit status of a command whose output pipe closed (`xdpipe run | head`): what a
+/// shell reports for a process SIGPIPE ended, 128 + 13.
+const CLOSED_PIPE: u8 = 141;
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp(None).init();
+    // Rust ignores SIGPIPE, so a write to a closed stdout or stderr fails with EPIPE and
+    // println!/eprintln! panic. That panic unwinds like any other (every teardown guard
+    // runs); here it ends the command quietly with the closed-pipe status instead of a
+    // panic message nobody can read.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !closed_pipe(info.payload()) {
+            default_hook(info);
+        }
+    }));
+    match std::panic::catch_unwind(dispatch) {
+        Ok(code) => code,
+        Err(payload) if closed_pipe(&*payload) => ExitCode::from(CLOSED_PIPE),
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Whether a panic's payload is std's "failed printing to stdout/stderr" on EPIPE.
+fn closed_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let msg = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+    msg.is_some_and(|m| m.starts_with("failed printing to") && m.contains("Broken pipe"))
+}
+
+fn dispatch() -> ExitCode {
     let result = match cli::parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit()).cmd {
         Cmd::Run(args) => then(args.validate(), cli::run::cmd_run),
         Cmd::Gen(args) => then(args.validate(), cli::generator::cmd_gen),
