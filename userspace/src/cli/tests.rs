@@ -316,6 +316,20 @@ fn bench_defaults_validate() {
 }
 
 #[test]
+fn bench_kernel_baselines_only_on_device_targets() {
+    let m = refused(&["bench", "--target", "vm:igb", "--kernel-baselines"]);
+    assert_says(&m, &["--kernel-baselines", "not measure them on a NIC target such as vm:igb", "drop the flag"]);
+    for t in ["veth", "bridge", "vm:geneve"] {
+        let Cmd::Bench(a) = parse(&["bench", "--target", t, "--kernel-baselines", "--anchors", "off"]) else {
+            unreachable!()
+        };
+        if let Err(e) = a.validate() {
+            panic!("--target {t} --kernel-baselines refused: {}", e.0);
+        }
+    }
+}
+
+#[test]
 fn bench_sizes_in_range() {
     let m = refused(&["bench", "--sizes", "10"]);
     assert_says(&m, &["--sizes 10: out of range", "62", "e.g. 64,1518,jumbo or imix"]);

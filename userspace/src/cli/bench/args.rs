@@ -361,6 +361,13 @@ impl BenchArgs {
                 self.latency_fraction
             );
         }
+        if self.kernel_baselines && !(self.target.is_testbed() || self.target.host_device().is_some()) {
+            refuse!(
+                "--kernel-baselines: measured on the device targets xdpipe builds (veth, bridge, macvlan, vxlan, tap, \
+                 vm:DEVICE); xdpipe does not measure them on a NIC target such as {}: drop the flag",
+                self.target
+            );
+        }
         if let Some(e) = &self.emulated_as
             && !e.is_vm()
         {
