@@ -217,6 +217,7 @@ impl RunArgs {
                 need_wakeup: self.need_wakeup.on(),
                 tx_budget: tx_budget(self.tx_budget, self.tx_ring)?,
                 sg: false,
+                tx_metadata: false,
             },
             batch: self.batch,
             poll: self.poll,
