@@ -151,3 +151,64 @@ fn busy_poll_flags_without_busy_poll_and_coalescing_without_a_sleep_are_refused(
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// (napi_defer_hard_irqs, gro_flush_timeout) of the receiving veth, read from its sysfs
+/// files inside the namespace.
+fn sysfs_knobs(ns: &str) -> (u64, u64) {
+    let read = |knob: &str| -> u64 {
+        let path = format!("/sys/class/net/{RX_IFACE}/{knob}");
+        let out = Command::new("ip").args(["netns", "exec", ns, "cat", &path]).output().expect("reading sysfs");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("{path}: {out:?}"))
+    };
+    (read("napi_defer_hard_irqs"), read("gro_flush_timeout"))
+}
+
+/// `prepare`, then the test's starting values (1, 7000) in the device's sysfs files too.
+fn prepare_sysfs(tb: &Testbed) {
+    prepare(tb);
+    for (knob, v) in [("napi_defer_hard_irqs", "1"), ("gro_flush_timeout", "7000")] {
+        xdpipe::net::sysfs::write_net(Some(&tb.rx_ns), &format!("{RX_IFACE}/{knob}"), v).expect("writing sysfs");
+    }
+    assert_eq!(sysfs_knobs(&tb.rx_ns), (1, 7000));
+}
+
+const SYSFS_ARGS: &[&str] = &["--busy-poll-knobs", "sysfs"];
+
+#[test]
+fn busy_poll_knobs_forced_to_sysfs_are_set_there_and_restored_after_a_normal_end() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    prepare_sysfs(&tb);
+    let args: Vec<&str> = ARGS.iter().chain(SYSFS_ARGS).copied().chain(["-d", "4"]).collect();
+    let x = Xdpipe::start(&tb.rx_ns, &args);
+    assert_eq!(sysfs_knobs(&tb.rx_ns), (3, 150000), "not set in sysfs during the run");
+    send_udp(&tb, N, 18000, 18);
+    let s = x.summary(Duration::from_secs(20));
+    assert_eq!(u(&s, "rx_packets"), N as u64, "summary {s}");
+    assert_eq!(s["busy_poll"]["mechanism"], "sysfs", "{s}");
+    assert_eq!(s["busy_poll"]["settings"]["knobs"], "sysfs", "{s}");
+    assert_eq!(s["busy_poll"]["previous"], serde_json::json!([[0, 1, 7000]]), "{s}");
+    assert_eq!(sysfs_knobs(&tb.rx_ns), (1, 7000), "not restored");
+}
+
+#[test]
+fn busy_poll_sysfs_knobs_left_by_sigkill_are_restored_by_cleanup() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    prepare_sysfs(&tb);
+    let args: Vec<&str> = ARGS.iter().chain(SYSFS_ARGS).copied().chain(["-d", "60"]).collect();
+    let x = Xdpipe::start(&tb.rx_ns, &args);
+    assert_eq!(sysfs_knobs(&tb.rx_ns), (3, 150000));
+    x.signal(libc::SIGKILL);
+    let (code, _, _) = x.finish(Duration::from_secs(10));
+    assert_eq!(code, None, "killed by a signal");
+    assert_eq!(sysfs_knobs(&tb.rx_ns), (3, 150000), "SIGKILL cannot restore");
+    let (code, _, err) = xdpipe_once(&["cleanup"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("gro_flush_timeout of xp-rx"), "{err}");
+    assert_eq!(sysfs_knobs(&tb.rx_ns), (1, 7000), "not restored by cleanup");
+}

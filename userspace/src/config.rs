@@ -204,11 +204,40 @@ pub struct BusyPollSettings {
     /// gro_flush_timeout of each NAPI, ns: the timer that runs NAPI while its interrupt is
     /// deferred (a safety net when the worker stops polling).
     pub gro_flush_timeout_ns: u64,
+    /// How the device knobs are set (`--busy-poll-knobs`).
+    pub knobs: BusyPollKnobs,
+}
+
+/// How busy polling sets napi_defer_hard_irqs and gro_flush_timeout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusyPollKnobs {
+    /// Per NAPI over netdev's napi-set where the kernel has it (Linux 6.13+), else sysfs.
+    #[default]
+    Auto,
+    /// Per NAPI over napi-set only; refused where it is missing.
+    Napi,
+    /// The device's sysfs files (/sys/class/net/DEV/napi_defer_hard_irqs and
+    /// gro_flush_timeout), even where napi-set exists.
+    Sysfs,
+}
+
+impl std::str::FromStr for BusyPollKnobs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "napi" => Ok(Self::Napi),
+            "sysfs" => Ok(Self::Sysfs),
+            _ => Err(format!("--busy-poll-knobs {s:?}: use auto, napi (netdev napi-set) or sysfs")),
+        }
+    }
 }
 
 impl BusyPollSettings {
     /// The recipe's values: 20 us, 64 frames, 2 deferrals, 200 us.
-    pub const DEFAULT: Self = Self { usecs: 20, budget: 64, defer_hard_irqs: 2, gro_flush_timeout_ns: 200_000 };
+    pub const DEFAULT: Self =
+        Self { usecs: 20, budget: 64, defer_hard_irqs: 2, gro_flush_timeout_ns: 200_000, knobs: BusyPollKnobs::Auto };
 
     /// Checks each value's range; the error names the flag.
     pub fn new(usecs: u32, budget: u32, defer_hard_irqs: u32, gro_flush_timeout_ns: u64) -> Result<Self, ConfigError> {
@@ -229,7 +258,7 @@ impl BusyPollSettings {
                 "must be 0 to 1000000000 ns (a second); the recipe uses 200000",
             ));
         }
-        Ok(Self { usecs, budget, defer_hard_irqs, gro_flush_timeout_ns })
+        Ok(Self { usecs, budget, defer_hard_irqs, gro_flush_timeout_ns, knobs: BusyPollKnobs::Auto })
     }
 }
 

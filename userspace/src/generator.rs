@@ -14,6 +14,9 @@ use std::{
 
 use serde::Serialize;
 
+mod offload;
+pub use offload::{OffloadPlan, TxOffload, TxOffloadReport};
+
 use crate::{
     config::{BatchSize, BindMode, CoreList, QueueList},
     pipeline::{Pipeline, Source, SourceStep, TxBatch},
@@ -23,7 +26,7 @@ use crate::{
         stamp::Stamp,
         udpgen::{FCS_LEN, FrameTemplate, MIN_FRAME_LEN, UdpFlow, VlanTags},
     },
-    xsk::{XskConfig, XskError},
+    xsk::{TxRequest, XskConfig, XskError},
 };
 
 /// Frame sizes, including the 4-byte FCS as in RFC 2544 (64 B = 60 bytes handed over).
@@ -174,6 +177,8 @@ pub struct GenConfig {
     pub engine: Engine,
     /// Send even on an interface that looks like the machine's uplink.
     pub allow_uplink: bool,
+    /// Which AF_XDP TX metadata requests the frames carry (xsk engine).
+    pub tx_offload: TxOffload,
 }
 
 /// The default source address of IPv4 frames. The defaults come from the ranges set
@@ -319,6 +324,9 @@ pub enum GenError {
     /// The queue, core or batch size is not a valid pipeline setting.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// `--tx-offload` asked for what neither the device nor the kernel honours here; why.
+    #[error("{0}")]
+    TxOffload(String),
     /// The transmit worker panicked; its panic message.
     #[error("{0}")]
     Worker(String),
@@ -495,51 +503,6 @@ pub struct GenSummary {
     pub per_queue: Vec<GenQueueSummary>,
     /// Who computed the checksums and whether the device timestamped the frames.
     pub tx_offload: TxOffloadReport,
-}
-
-/// AF_XDP TX metadata (XDP_UMEM_TX_METADATA_LEN) against what the generator did: the
-/// device's `xsk-features`, and whether checksums and TX completion timestamps came from
-/// the device or from software.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TxOffloadReport {
-    /// The device's `xsk-features` (None: not readable, kernels before 6.8).
-    pub xsk_features: Option<Vec<&'static str>>,
-    /// Always "software": the frame templates carry their IPv4 and UDP checksums, and
-    /// each stamp updates the UDP checksum (RFC 1624), in userspace or in the program.
-    pub checksum: &'static str,
-    /// Always "none": no TX completion timestamps were taken.
-    pub tx_timestamps: &'static str,
-    /// Why, in words (what the device offers, and what xdpipe does not request).
-    pub why: String,
-}
-
-impl TxOffloadReport {
-    /// The report for `engine` transmitting on `features`' device.
-    pub fn new(engine: Engine, features: Option<&crate::netdev::XdpFeatures>) -> Self {
-        let xsk_features = features.map(|f| f.xsk.clone());
-        let why = match (engine, features) {
-            (Engine::XdpLive, _) => {
-                "the xdp-live engine transmits with XDP_TX from a BPF program: AF_XDP TX metadata does not apply"
-                    .to_owned()
-            }
-            (Engine::Xsk, None) => "the device's xsk-features could not be read (netdev family, Linux 6.8+)".to_owned(),
-            (Engine::Xsk, Some(f)) if !f.xsk_has("tx-checksum") && !f.xsk_has("tx-timestamp") => {
-                "the device lists neither tx-checksum nor tx-timestamp in xsk-features".to_owned()
-            }
-            (Engine::Xsk, Some(f)) => format!(
-                "the device lists {} in xsk-features, but xdpipe does not request AF_XDP TX metadata \
-                 (XDP_UMEM_TX_METADATA_LEN) yet: it was never tested on a device that has it",
-                f.xsk.join(" ")
-            ),
-        };
-        Self { xsk_features, checksum: "software", tx_timestamps: "none", why }
-    }
-
-    /// For `engine` on `iface`, reading the device's features (once per run, not per frame).
-    pub fn for_iface(engine: Engine, iface: &str) -> Self {
-        let features = sys::ifindex(iface).and_then(|i| crate::netdev::xdp_features(i).ok());
-        Self::new(engine, features.as_ref())
-    }
 }
 
 fn iface_mtu(iface: &str) -> Option<usize> {
@@ -755,7 +718,14 @@ fn generate_live(
     }
     let per: Vec<(u64, u64, u64)> = workers.iter().map(|w| (w.sent, w.sent, w.sent * frame_len as u64)).collect();
     Ok(GenSummary {
-        tx_offload: TxOffloadReport::for_iface(Engine::XdpLive, &cfg.iface),
+        tx_offload: TxOffloadReport::after(
+            cfg.tx_offload,
+            Engine::XdpLive,
+            &cfg.iface,
+            OffloadPlan::default(),
+            BindMode::Copy,
+            Default::default(),
+        ),
         iface: cfg.iface.clone(),
         queue: plan.first().map_or(0, |q| q.queue),
         engine: Engine::XdpLive,
@@ -834,6 +804,8 @@ fn live_worker(
 struct XskGen {
     flow_base: u16,
     templates: Vec<FrameTemplate>,
+    /// Per template: what its frames ask of the kernel or the device (TX metadata).
+    requests: Vec<TxRequest>,
     pattern: Vec<usize>,
     nsizes: usize,
     seqs: Vec<u32>,
@@ -872,7 +844,8 @@ impl Source for XskGen {
             self.sent_per_flow[flow] += 1;
             // A frame past one UMEM frame's room goes out as a chain: the headers and the
             // stamp in its first segment, the rest of the template after.
-            if !batch.push_frame(t.len(), |off, buf| {
+            let req = &self.requests[flow * self.nsizes + size_idx];
+            if !batch.push_frame_with(t.len(), req, |off, buf| {
                 if off == 0 {
                     t.write_head(buf, &stamp);
                 } else {
@@ -930,7 +903,15 @@ fn generate_xsk(
     // Frames past one UMEM frame's room go out as chains of descriptors.
     let room = cfg.xsk.frame_size.get() as usize - 256;
     pc.xsk.sg = templates.iter().any(|t| t.len() > room);
-    let (templates, pattern) = (Arc::new(templates.to_vec()), pattern.to_vec());
+    let features = sys::ifindex(&cfg.iface).and_then(|i| crate::netdev::xdp_features(i).ok());
+    let offload = offload::plan(cfg.tx_offload, Engine::Xsk, features.as_ref(), cfg.xsk.bind)?;
+    pc.xsk.tx_metadata = offload.any();
+    let mut templates = templates.to_vec();
+    let requests: Vec<TxRequest> = templates
+        .iter_mut()
+        .map(|t| TxRequest { checksum: offload.checksum.then(|| t.offload_checksum()), timestamp: offload.timestamp })
+        .collect();
+    let (templates, requests, pattern) = (Arc::new(templates), Arc::new(requests), pattern.to_vec());
     let plan_for_workers = plan.to_vec();
     let source = move |queue: u32| {
         // The pipeline asks for the queues of `cfg.queues`, each of which has a plan.
@@ -939,6 +920,7 @@ fn generate_xsk(
         XskGen {
             flow_base: q.flow_base,
             templates: templates[lo..lo + n * nsizes].to_vec(),
+            requests: requests[lo..lo + n * nsizes].to_vec(),
             pattern: pattern.clone(),
             nsizes,
             seqs: vec![0; n],
@@ -977,7 +959,7 @@ fn generate_xsk(
         }
     }
     Ok(GenSummary {
-        tx_offload: TxOffloadReport::for_iface(Engine::Xsk, &cfg.iface),
+        tx_offload: TxOffloadReport::after(cfg.tx_offload, Engine::Xsk, &cfg.iface, offload, s.bind, t.stamps),
         iface: cfg.iface.clone(),
         queue: plan.first().map_or(0, |q| q.queue),
         engine: Engine::Xsk,

@@ -134,6 +134,8 @@ pub fn write_tap(
         sent_per_flow: per_flow,
         per_queue: vec![GenQueueSummary { plan: plan[0].clone(), sent, completed: sent, bytes, pps, mbps }],
         tx_offload: crate::generator::TxOffloadReport {
+            asked: crate::generator::TxOffload::Software,
+            stamps: Default::default(),
             xsk_features: None,
             checksum: "software",
             tx_timestamps: "none",

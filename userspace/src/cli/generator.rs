@@ -5,7 +5,8 @@ use clap::Args;
 use xdpipe::{
     config::{BatchSize, CoreList, Engine, FrameSize, QueueList, RingSize},
     generator::{
-        DEFAULT_DST_IPV4, DEFAULT_DST_IPV6, DEFAULT_SRC_IPV4, DEFAULT_SRC_IPV6, GenConfig, Rate, SizeSpec, generate,
+        DEFAULT_DST_IPV4, DEFAULT_DST_IPV6, DEFAULT_SRC_IPV4, DEFAULT_SRC_IPV6, GenConfig, Rate, SizeSpec, TxOffload,
+        generate,
     },
     stats::fmt_pps,
     wire::{
@@ -118,6 +119,12 @@ pub struct GenArgs {
     /// Use the need_wakeup protocol (on) or wake the kernel unconditionally (off).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub need_wakeup: OnOff,
+    /// AF_XDP TX metadata: auto (ask the device for what its xsk-features list), software
+    /// (no metadata: xdpipe computes checksums, no TX timestamps), or checksum and/or
+    /// timestamp (checksum,timestamp): ask for them, from the driver in zero-copy mode or
+    /// from the kernel's copy path; refused where neither honours them.
+    #[arg(long, default_value = "auto", value_name = "auto|software|checksum|timestamp|checksum,timestamp")]
+    pub tx_offload: TxOffload,
     /// Send even though the interface carries the default route or this SSH session.
     #[arg(long = "i-know-this-is-my-uplink")]
     pub allow_uplink: bool,
@@ -299,9 +306,11 @@ impl GenArgs {
                 need_wakeup: self.need_wakeup.on(),
                 tx_budget: super::run::tx_budget(self.tx_budget, self.tx_ring)?,
                 sg: false,
+                tx_metadata: false,
             },
             engine,
             allow_uplink: self.allow_uplink,
+            tx_offload: self.tx_offload,
         };
         Ok(GenCommand { config, json: self.json })
     }
@@ -344,6 +353,27 @@ pub fn cmd_gen(c: GenCommand) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        println!("  {}", describe_tx_offload(&s.tx_offload));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `TX checksums: ...; TX completion timestamps: ... (why)`, with the timestamps' counts
+/// and submit-to-completion times where some were taken.
+pub fn describe_tx_offload(t: &xdpipe::generator::TxOffloadReport) -> String {
+    let st = &t.stamps;
+    let stamps = if st.requested == 0 {
+        String::new()
+    } else {
+        let lat = st.latency_mean_ns().map_or(String::new(), |m| {
+            format!(
+                ", submit to completion mean {:.1} us, min {:.1}, max {:.1}",
+                m / 1e3,
+                st.latency_min_ns as f64 / 1e3,
+                st.latency_max_ns as f64 / 1e3
+            )
+        });
+        format!(" ({} of {} completed frames stamped{lat})", st.stamped, st.requested)
+    };
+    format!("TX checksums: {}; TX completion timestamps: {}{stamps} ({})", t.checksum, t.tx_timestamps, t.why)
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Args;
 use xdpipe::{
     config::{
-        BatchSize, BusyPollSettings, Coalesce, CoreList, FrameSize, ModeKind, PollWait, QueueList, RingSize,
-        SteerFilter,
+        BatchSize, BusyPollKnobs, BusyPollSettings, Coalesce, CoreList, FrameSize, ModeKind, PollWait, QueueList,
+        RingSize, SteerFilter,
     },
     run::{DEFAULT_IDLE_BACKOFF_NS, EndReason, RunConfig, RunSummary, Tick},
     stats::{fmt_pps, rates},
@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// --poll busy-poll: gro_flush_timeout set on the device's NAPIs, ns (default 200000).
     #[arg(long, value_name = "NS")]
     pub gro_flush_timeout: Option<u64>,
+    /// --poll busy-poll: how those two are set: auto (per NAPI over netdev napi-set where
+    /// the kernel has it, Linux 6.13+, else sysfs), napi (napi-set only) or sysfs (the
+    /// device's /sys/class/net/DEV files).
+    #[arg(long, value_name = "auto|napi|sysfs")]
+    pub busy_poll_knobs: Option<BusyPollKnobs>,
     /// Sleeping wait (--poll): after a wakeup, let frames gather for up to US
     /// microseconds (sleeping in slices of a quarter of it, so the CPU a wakeup costs is
     /// paid once per batch) before taking them (default with
@@ -203,6 +208,7 @@ impl RunArgs {
             self.batch,
             [self.busy_poll_usecs, self.busy_poll_budget, self.defer_hard_irqs],
             self.gro_flush_timeout,
+            self.busy_poll_knobs,
             self.coalesce_us,
             self.coalesce_frames,
         )?;
@@ -224,6 +230,7 @@ impl RunArgs {
                 need_wakeup: self.need_wakeup.on(),
                 tx_budget: tx_budget(self.tx_budget, self.tx_ring)?,
                 sg: false,
+                tx_metadata: false,
             },
             batch: self.batch,
             poll: self.poll,
@@ -251,13 +258,15 @@ pub(crate) fn wait_settings(
     batch: BatchSize,
     busy: [Option<u32>; 3],
     gro_flush_timeout: Option<u64>,
+    knobs: Option<BusyPollKnobs>,
     coalesce_us: Option<u32>,
     coalesce_frames: Option<u32>,
 ) -> Result<(BusyPollSettings, Option<Coalesce>), CliError> {
     let names = ["--busy-poll-usecs", "--busy-poll-budget", "--defer-hard-irqs"];
     if poll != PollWait::BusyPoll {
         let given = names.iter().zip(busy).find(|(_, v)| v.is_some()).map(|(n, _)| *n);
-        if let Some(flag) = given.or(gro_flush_timeout.map(|_| "--gro-flush-timeout")) {
+        let given = given.or(gro_flush_timeout.map(|_| "--gro-flush-timeout")).or(knobs.map(|_| "--busy-poll-knobs"));
+        if let Some(flag) = given {
             refuse!(
                 "{flag} is a setting of --poll busy-poll, but the wait is --poll {poll}; add --poll busy-poll or drop {flag}"
             );
@@ -278,6 +287,7 @@ pub(crate) fn wait_settings(
         gro_flush_timeout.unwrap_or(d.gro_flush_timeout_ns),
     )
     .map_err(|e| CliError(e.to_string()))?;
+    let busy_poll = BusyPollSettings { knobs: knobs.unwrap_or_default(), ..busy_poll };
     let coalesce =
         Coalesce::new(coalesce_us, coalesce_frames, batch.get() as u32).map_err(|e| CliError(e.to_string()))?;
     Ok((busy_poll, coalesce))

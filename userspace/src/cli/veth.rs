@@ -434,7 +434,7 @@ pub fn cmd_veth(c: VethCommand) -> anyhow::Result<ExitCode> {
         }
     }
     let t = &r.generator.tx_offload;
-    println!("  TX checksums: {}; TX completion timestamps: {} ({})", t.checksum, t.tx_timestamps, t.why);
+    println!("  {}", super::generator::describe_tx_offload(t));
     Ok(ExitCode::SUCCESS)
 }
 

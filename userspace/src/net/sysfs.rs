@@ -61,6 +61,11 @@ fn in_ns_sysfs<R: Send>(
                 {
                     return fail("making / a slave mount for");
                 }
+                // Detach the sysfs there first, as `ip netns exec` does: if it is already
+                // this namespace's (a process started in it), mounting the same
+                // superblock on the same place again fails with EBUSY. This mount
+                // namespace is the thread's own, so nothing else sees the change.
+                libc::umount2(c"/sys".as_ptr(), libc::MNT_DETACH);
                 if libc::mount(none, c"/sys".as_ptr(), c"sysfs".as_ptr(), 0, std::ptr::null()) != 0 {
                     return fail("mounting a namespace's sysfs for");
                 }

@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 use crate::{
-    config::BusyPollSettings,
+    config::{BusyPollKnobs, BusyPollSettings},
     net::{
         NetError,
         netdev::{NapiConfig, Netdev},
@@ -65,6 +65,10 @@ pub(super) fn apply(iface: &str, ifindex: u32, s: &BusyPollSettings) -> Result<B
     let mut notes = Vec::new();
     let mut napi_ids = Vec::new();
     let mut irq_suspend = "kernel lacks it";
+    if s.knobs == BusyPollKnobs::Sysfs {
+        notes.push("--busy-poll-knobs sysfs: the device's sysfs files, napi-set not tried".into());
+        return set_sysfs(iface, s).map(|d| d.finish(s, napi_ids, irq_suspend, notes));
+    }
     match Netdev::open().and_then(|mut nd| nd.napis(ifindex).map(|n| (nd, n))) {
         Ok((_, napis)) if napis.is_empty() => notes.push(format!(
             "{iface} reports no NAPI (veth has one only with native XDP): busy polling has nothing to drive"
@@ -84,6 +88,14 @@ pub(super) fn apply(iface: &str, ifindex: u32, s: &BusyPollSettings) -> Result<B
             }
         }
         Err(e) => notes.push(format!("netdev napi-get unavailable ({e}); using sysfs")),
+    }
+    if s.knobs == BusyPollKnobs::Napi {
+        return Err(NetError::Io {
+            op: "setting the busy-poll knobs per NAPI (--busy-poll-knobs napi) of",
+            what: iface.into(),
+            source: std::io::Error::new(std::io::ErrorKind::Unsupported, notes.join("; ")),
+            hint: "; use --busy-poll-knobs sysfs or auto",
+        });
     }
     for n in &notes {
         log::info!("busy-poll on {iface}: {n}");

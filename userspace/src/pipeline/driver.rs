@@ -513,6 +513,8 @@ pub struct TxTotals {
     pub completed: u64,
     /// Bytes of the frames sent.
     pub bytes: u64,
+    /// TX completion timestamps read back (all zero without AF_XDP TX metadata).
+    pub stamps: super::txstamps::TxStamps,
 }
 
 /// The transmit loop: take free frames, let the source fill them, send them, recycle what
@@ -543,10 +545,21 @@ pub fn tx_loop<S: Source>(
     // Once a multi-buffer frame was sent: which chunks hold the last segment of a frame
     // in flight (a completion of one of those completes a frame). Made once, then.
     let mut ends: Vec<bool> = Vec::new();
+    // With a TX metadata area: the timestamps frames asked for, read at completion.
+    let mut book = super::txstamps::StampBook::new(xsk);
 
     loop {
         let n = xsk.comp_consume(&mut comp);
         if n > 0 {
+            if let Some(b) = &mut book {
+                for &a in &comp[..n] {
+                    // SAFETY: just consumed from the completion ring; the frames go back
+                    // to the free list only below.
+                    if let Some(ts) = unsafe { xsk.tx_timestamp(a) } {
+                        b.completed(xsk, a, ts);
+                    }
+                }
+            }
             completed_descs += n as u64;
             let done = if ends.is_empty() {
                 n
@@ -592,6 +605,9 @@ pub fn tx_loop<S: Source>(
         if filled > 0 {
             let produced = xsk.tx_produce(&descs[..filled]);
             debug_assert_eq!(produced, filled, "tx_room reserved the space");
+            if let Some(b) = &mut book {
+                b.submitted(xsk, &descs[..produced], now);
+            }
             let bytes: u64 = descs[..produced].iter().map(|d| d.len as u64).sum();
             let frames = packets(&descs[..produced]);
             if frames < produced || !ends.is_empty() {
@@ -627,6 +643,9 @@ pub fn tx_loop<S: Source>(
             }
         }
     }
+    if let Some(b) = book {
+        t.stamps = b.stamps;
+    }
     t
 }
 
@@ -637,7 +656,7 @@ mod tests {
     use super::*;
     use crate::{
         sys::{HotCall, testing::override_hot_calls},
-        xsk::{Batch, OutPort, TxBatch, fake},
+        xsk::{Batch, OutPort, TxBatch, TxRequest, fake},
     };
 
     #[test]
@@ -1124,6 +1143,65 @@ mod tests {
         assert_eq!(log.len(), 20);
         assert!(log.iter().enumerate().all(|(i, f)| f.len() == 64 && f.iter().all(|&b| b == i as u8)));
         assert_eq!(xsk.free_frames(), 8, "every frame came back");
+    }
+
+    /// Sends three 64-byte frames: checksum and timestamp asked, nothing, timestamp.
+    struct Requests(usize);
+
+    impl Source for Requests {
+        type Summary = ();
+        fn on_tx(&mut self, b: &mut TxBatch<'_>, _now: u64) -> SourceStep {
+            const REQ: [TxRequest; 3] = [
+                TxRequest { checksum: Some((34, 6)), timestamp: true },
+                TxRequest::NONE,
+                TxRequest { checksum: None, timestamp: true },
+            ];
+            while self.0 < 3 && b.push_frame_with(64, &REQ[self.0], |_, buf| buf.fill(7)) {
+                self.0 += 1;
+            }
+            if self.0 == 3 { SourceStep::Done } else { SourceStep::Continue }
+        }
+        fn finish(self) {}
+    }
+
+    #[test]
+    fn tx_metadata_requests_reach_the_descriptors_and_timestamps_are_read_at_completion() {
+        use crate::xsk::{TX_METADATA_LEN, XDP_TX_METADATA};
+        let (mut xsk, k) = fake::socket_with_tx_metadata(8, 4096, 8);
+        let k = Rc::new(k);
+        let k2 = k.clone();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let seen2 = seen.clone();
+        let _guard = override_hot_calls(move |c| {
+            if let HotCall::KickTx { .. } = c {
+                let d = k2.take_tx();
+                for x in &d {
+                    let area = k2.read(x.addr - TX_METADATA_LEN as u64, TX_METADATA_LEN as usize);
+                    // The kernel's completion: a CLOCK_TAI timestamp over the request.
+                    if area[0] & 1 != 0 {
+                        k2.write(x.addr - 16, &crate::sys::tai_ns().to_ne_bytes());
+                    }
+                    seen2.borrow_mut().push((x.options, area));
+                }
+                k2.complete(&d.iter().map(|x| x.addr).collect::<Vec<_>>());
+            }
+        });
+        let (counters, stop) = (WorkerCounters::default(), AtomicBool::new(false));
+        let t = tx_loop(&mut xsk, &mut Requests(0), 4, &busy(), &counters, &stop, None);
+        assert_eq!((t.sent, t.completed), (3, 3));
+        let seen = seen.borrow();
+        let options: Vec<u32> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(options, vec![XDP_TX_METADATA, 0, XDP_TX_METADATA], "only frames that ask are flagged");
+        let mut want = [0u8; 24];
+        want[0] = 3; // XDP_TXMD_FLAGS_TIMESTAMP | XDP_TXMD_FLAGS_CHECKSUM
+        want[8..10].copy_from_slice(&34u16.to_ne_bytes());
+        want[10..12].copy_from_slice(&6u16.to_ne_bytes());
+        assert_eq!(seen[0].1, want);
+        assert_eq!(seen[1].1, [0u8; 24], "a frame asking nothing has its area cleared");
+        assert_eq!(seen[2].1[0], 1);
+        let st = t.stamps;
+        assert_eq!((st.requested, st.stamped, st.latency_frames), (2, 2, 2), "{st:?}");
+        assert!(st.first_ns > 0 && st.first_ns <= st.last_ns && st.latency_max_ns < 1_000_000_000, "{st:?}");
     }
 
     /// A 9014 B frame (a 9000 B MTU's largest without FCS) from the generator's

@@ -33,6 +33,7 @@ mod driver;
 mod run;
 mod stage;
 mod transmit;
+mod txstamps;
 
 use std::time::Duration;
 
@@ -45,8 +46,9 @@ pub use self::{
     run::{ReadyRun, Tick},
     stage::{Source, SourceStep, Stage},
     transmit::{SourcePipeline, TxQueueSummary, TxSummary},
+    txstamps::TxStamps,
 };
-pub use crate::xsk::{Batch, Frame, FrameLenError, Frames, OutPort, TxBatch, Verdict};
+pub use crate::xsk::{Batch, Frame, FrameLenError, Frames, OutPort, TxBatch, TxRequest, Verdict};
 use crate::{
     config::{
         BatchSize, BindMode, BusyPollSettings, Coalesce, CoreList, FrameSize, PollWait, QueueList, RingSize,
@@ -344,6 +346,7 @@ impl Pipeline {
                     need_wakeup: true,
                     tx_budget: 0,
                     sg: false,
+                    tx_metadata: false,
                 },
                 batch: BatchSize::new(64).expect("64 is a valid batch size"),
                 wait: PollWait::Busy,

@@ -17,6 +17,7 @@ use super::{
     driver::{TxTotals, WaitPolicy, tx_loop},
     run::{panic_message, pick_cores},
     stage::Source,
+    txstamps::TxStamps,
 };
 use crate::{
     config::BindMode,
@@ -38,6 +39,8 @@ pub struct TxQueueSummary {
     pub completed: u64,
     /// Bytes of the frames sent (without FCS).
     pub bytes: u64,
+    /// TX completion timestamps read back (AF_XDP TX metadata; all zero without).
+    pub tx_stamps: TxStamps,
     /// The worker's counters.
     pub counters: CounterSnapshot,
     /// The socket's XDP_STATISTICS.
@@ -64,10 +67,12 @@ pub struct TxSummary<T> {
 impl<T> TxSummary<T> {
     /// Totals over the queues.
     pub fn totals(&self) -> TxTotals {
-        self.queues.iter().fold(TxTotals::default(), |a, q| TxTotals {
-            sent: a.sent + q.sent,
-            completed: a.completed + q.completed,
-            bytes: a.bytes + q.bytes,
+        self.queues.iter().fold(TxTotals::default(), |mut a, q| {
+            a.sent += q.sent;
+            a.completed += q.completed;
+            a.bytes += q.bytes;
+            a.stamps.add(&q.tx_stamps);
+            a
         })
     }
 }
@@ -228,6 +233,7 @@ where
                     sent: t.sent,
                     completed: t.completed,
                     bytes: t.bytes,
+                    tx_stamps: t.stamps,
                     counters: counters.snapshot(),
                     xdp_statistics: xsk.statistics().unwrap_or_default(),
                 });

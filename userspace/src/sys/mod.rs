@@ -613,6 +613,15 @@ pub fn set_timer_slack_ns(ns: u64) -> Result<(), SysError> {
     Ok(())
 }
 
+/// CLOCK_TAI in nanoseconds: the clock of the kernel's software TX completion
+/// timestamps (AF_XDP copy mode, `xsk_destruct_skb`).
+pub fn tai_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec; CLOCK_TAI always exists (vDSO, no syscall).
+    unsafe { libc::clock_gettime(libc::CLOCK_TAI, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Thread CPU time in nanoseconds (CLOCK_THREAD_CPUTIME_ID): what a worker cost.
 pub fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -180,15 +180,17 @@ fn get_opt<T: Default>(fd: RawFd, opt: libc::c_int, call: &'static str) -> Resul
 }
 
 /// Registers `area` as the socket's UMEM, cut into `chunk_size` frames (aligned mode, no
-/// extra headroom beyond the kernel's XDP_PACKET_HEADROOM).
-pub fn register_umem(fd: RawFd, area: &Mapping, chunk_size: u32) -> Result<(), SysError> {
+/// extra headroom beyond the kernel's XDP_PACKET_HEADROOM). A `tx_metadata_len` above 0
+/// (a multiple of 8, below 256) reserves that many bytes before every TX frame for AF_XDP
+/// TX metadata (XDP_UMEM_TX_METADATA_LEN, Linux 6.8+).
+pub fn register_umem(fd: RawFd, area: &Mapping, chunk_size: u32, tx_metadata_len: u32) -> Result<(), SysError> {
     let reg = libc::xdp_umem_reg {
         addr: area.as_ptr() as u64,
         len: area.len() as u64,
         chunk_size,
         headroom: 0,
-        flags: 0,
-        tx_metadata_len: 0,
+        flags: if tx_metadata_len > 0 { libc::XDP_UMEM_TX_METADATA_LEN } else { 0 },
+        tx_metadata_len,
     };
     set_opt(fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")
 }

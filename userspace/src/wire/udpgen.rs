@@ -133,6 +133,12 @@ pub struct FrameTemplate {
     /// One's complement sum of the UDP pseudo-header, header (checksum 0) and payload
     /// with a zero stamp: adding the stamp's sum gives the final checksum.
     udp_base_sum: u32,
+    /// The UDP pseudo-header's sum, folded (not complemented): what the checksum field
+    /// holds when the kernel or the device fills the checksum in.
+    pseudo_seed: u16,
+    /// True once [`FrameTemplate::offload_checksum`]: the UDP checksum field holds
+    /// `pseudo_seed` in every frame, whatever the stamp.
+    offloaded: bool,
 }
 
 impl FrameTemplate {
@@ -201,12 +207,32 @@ impl FrameTemplate {
         for (i, x) in b[stamp_offset + STAMP_LEN..].iter_mut().enumerate() {
             *x = i as u8;
         }
-        let udp_base_sum = ones_sum(&b[u..], ones_sum(&pseudo[..pseudo_len], 0));
-        let mut t = Self { bytes: b, stamp_offset, udp_base_sum };
+        let pseudo_sum = ones_sum(&pseudo[..pseudo_len], 0);
+        let udp_base_sum = ones_sum(&b[u..], pseudo_sum);
+        let pseudo_seed = !fold_checksum(pseudo_sum);
+        let mut t = Self { bytes: b, stamp_offset, udp_base_sum, pseudo_seed, offloaded: false };
         // Leave a valid frame in the template itself (stamp all zero).
         let sum = t.checksum_for(&[0; STAMP_LEN]);
         t.bytes[u + 6..u + 8].copy_from_slice(&sum.to_be_bytes());
         Ok(t)
+    }
+
+    /// Hands the UDP checksum to the kernel or the device (AF_XDP TX metadata's
+    /// XDP_TXMD_FLAGS_CHECKSUM): from now on every frame's checksum field holds the
+    /// pseudo-header sum, as the one filling it in expects (the kernel's selftests seed it
+    /// with `~csum_tcpudp_magic(..)` / `~csum_ipv6_magic(..)`, the same value), and the
+    /// stamp no longer changes it. Returns the request's (`csum_start`, `csum_offset`):
+    /// the UDP header's offset in the frame and the checksum's in the header.
+    pub fn offload_checksum(&mut self) -> (u16, u16) {
+        self.offloaded = true;
+        let u = self.udp_offset();
+        self.bytes[u + 6..u + 8].copy_from_slice(&self.pseudo_seed.to_be_bytes());
+        (u as u16, 6)
+    }
+
+    /// Offset of the UDP header in this template's frames.
+    pub fn udp_offset(&self) -> usize {
+        self.stamp_offset - 8
     }
 
     /// Offset of the stamp (the UDP payload) in this template's frames.
@@ -231,6 +257,9 @@ impl FrameTemplate {
 
     #[inline]
     fn checksum_for(&self, stamp: &[u8; STAMP_LEN]) -> u16 {
+        if self.offloaded {
+            return self.pseudo_seed;
+        }
         // The stamp starts 8 bytes into the UDP header: 16-bit aligned, so its words add
         // straight onto the base sum.
         match fold_checksum(ones_sum(stamp, self.udp_base_sum)) {
@@ -450,5 +479,45 @@ mod tests {
             assert_eq!(parse_frame_within(&whole[..30], 9014).unwrap_err(), Malformed::Truncated, "headers cut");
             assert_eq!(parse_frame_within(&whole, 9014).unwrap().udp_payload, info.udp_payload);
         }
+    }
+
+    /// What a device (or the kernel's skb_checksum_help) does with a checksum request:
+    /// the one's complement sum from `csum_start` to the end, the field included, folded,
+    /// complemented, stored at `csum_start + csum_offset`.
+    fn complete_checksum(frame: &mut [u8], (start, off): (u16, u16)) {
+        let (start, at) = (start as usize, start as usize + off as usize);
+        let sum = fold_checksum(ones_sum(&frame[start..], 0));
+        frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    #[test]
+    fn an_offloaded_checksum_is_seeded_with_the_pseudo_header_sum_and_completes_valid() {
+        // IPv4 untagged: the seed is ~csum_tcpudp_magic(saddr, daddr, len, UDP, 0), the
+        // folded sum of 10.77.0.2, 10.77.0.1, protocol 17 and the UDP length.
+        let mut t = FrameTemplate::new(&flow(), 100).unwrap();
+        let udp_len: u32 = 100 - 14 - 20;
+        let sum = 0x0a4d + 0x0002 + 0x0a4d + 0x0001 + 17 + udp_len;
+        let req = t.offload_checksum();
+        assert_eq!(req, (34, 6), "csum_start is the UDP header's offset, csum_offset the field's");
+        let mut f = vec![0u8; 100];
+        for seq in [0u32, 1, 77, u32::MAX] {
+            t.write(&mut f, &Stamp { flow: 3, seq, tx_ns: 0x1234_5678_9abc_def0 ^ seq as u64 });
+            assert_eq!(u16::from_be_bytes([f[40], f[41]]), sum as u16, "the field holds the seed, whatever the stamp");
+            assert!(!udp_checksum_ok(&f), "a seeded frame is not yet valid");
+            complete_checksum(&mut f, req);
+            assert!(udp_checksum_ok(&f), "completed over the seed it is, seq {seq}");
+        }
+        // IPv6 in QinQ: the UDP header 14 + 8 + 40 bytes in; multi-buffer heads too.
+        let mut t = FrameTemplate::new(&flow6(&[100, 200]), 3000).unwrap();
+        let req = t.offload_checksum();
+        assert_eq!(req, (62, 6));
+        let mut head = vec![0u8; 1000];
+        t.write_head(&mut head, &Stamp { flow: 0, seq: 9, tx_ns: 5 });
+        let mut whole = head.clone();
+        let mut tail = vec![0u8; 2000];
+        t.write_tail(1000, &mut tail);
+        whole.extend_from_slice(&tail);
+        complete_checksum(&mut whole, req);
+        assert!(udp_checksum_ok(&whole));
     }
 }

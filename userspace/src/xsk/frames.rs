@@ -16,7 +16,10 @@
 //! keeps one verdict and goes back to a ring whole.
 use std::{cell::Cell, marker::PhantomData};
 
-use super::{Desc, MAX_SEGS, XDP_PKT_CONTD};
+use super::{
+    Desc, MAX_SEGS, XDP_PKT_CONTD,
+    txmeta::{self, TxRequest, XDP_TX_METADATA},
+};
 
 /// Another socket a frame can leave by, as the pipeline numbers them (the first
 /// `out_port` given to the pipeline is port 0).
@@ -327,15 +330,45 @@ pub struct TxBatch<'a> {
     filled: usize,
     frame_size: u64,
     frame_mask: u64,
+    /// Bytes of TX metadata before each frame (0: the UMEM has none).
+    meta_len: u64,
 }
 
 impl<'a> TxBatch<'a> {
     /// # Safety
     /// As [`Batch::new`], with "owned" meaning taken from the socket's free list and not
-    /// yet produced to any ring.
-    pub(super) unsafe fn new(base: *mut u8, descs: &'a mut [Desc], frame_size: u32) -> Self {
+    /// yet produced to any ring. `meta_len` is the UMEM's TX metadata length.
+    pub(super) unsafe fn new(base: *mut u8, descs: &'a mut [Desc], frame_size: u32, meta_len: u32) -> Self {
         let frame_size = frame_size as u64;
-        Self { base, descs, filled: 0, frame_size, frame_mask: !(frame_size - 1) }
+        Self { base, descs, filled: 0, frame_size, frame_mask: !(frame_size - 1), meta_len: meta_len as u64 }
+    }
+
+    /// True if frames can carry a [`TxRequest`] (the UMEM has a TX metadata area).
+    #[inline]
+    pub fn has_tx_metadata(&self) -> bool {
+        self.meta_len > 0
+    }
+
+    /// Writes the metadata area of the frame starting at descriptor `i` (just pushed) and
+    /// flags it XDP_TX_METADATA if `req` asks anything. Without an area, nothing.
+    #[inline]
+    fn request(&mut self, i: usize, req: &TxRequest) {
+        if self.meta_len == 0 {
+            return;
+        }
+        let d = &mut self.descs[i];
+        if d.addr & !self.frame_mask < self.meta_len {
+            // No room before this frame's data in its chunk (never for frames from
+            // take_free, which start after the headroom): it goes out without a request.
+            return;
+        }
+        if !req.is_empty() {
+            d.options |= XDP_TX_METADATA;
+        }
+        // SAFETY: the `meta_len` bytes before the frame's data lie in its chunk (checked
+        // above), which userspace owns until the batch's descriptors go to the TX ring
+        // (TxBatch::new's contract).
+        unsafe { txmeta::write_request(self.base.add((d.addr - self.meta_len) as usize), req) };
     }
 
     /// Single-buffer frames that can still be pushed in this call (free descriptors; a
@@ -362,6 +395,12 @@ impl<'a> TxBatch<'a> {
     /// `len` is 0 (the kernel would drop a zero-length frame without completing it).
     #[inline]
     pub fn push(&mut self, len: usize, write: impl FnOnce(&mut [u8])) -> bool {
+        self.push_one(len, &TxRequest::NONE, write)
+    }
+
+    /// [`TxBatch::push`] with a request for the frame.
+    #[inline]
+    fn push_one(&mut self, len: usize, req: &TxRequest, write: impl FnOnce(&mut [u8])) -> bool {
         if len == 0 {
             return false;
         }
@@ -376,6 +415,7 @@ impl<'a> TxBatch<'a> {
         // only slice of it.
         let buf = unsafe { std::slice::from_raw_parts_mut(self.base.add(desc.addr as usize), desc.len as usize) };
         write(buf);
+        self.request(self.filled, req);
         self.filled += 1;
         true
     }
@@ -388,16 +428,25 @@ impl<'a> TxBatch<'a> {
     /// `write`, when `len` is 0, too few descriptors are left, or the frame would span
     /// more than [`MAX_SEGS`].
     #[inline]
-    pub fn push_frame(&mut self, len: usize, mut write: impl FnMut(usize, &mut [u8])) -> bool {
+    pub fn push_frame(&mut self, len: usize, write: impl FnMut(usize, &mut [u8])) -> bool {
+        self.push_frame_with(len, &TxRequest::NONE, write)
+    }
+
+    /// As [`TxBatch::push_frame`], and the frame asks `req` of the kernel or the device
+    /// (AF_XDP TX metadata in front of its first segment; ignored without a metadata area,
+    /// see [`TxBatch::has_tx_metadata`]). A checksum request's coverage must lie in the
+    /// first segment.
+    #[inline]
+    pub fn push_frame_with(&mut self, len: usize, req: &TxRequest, mut write: impl FnMut(usize, &mut [u8])) -> bool {
         let room = self.frame_room();
         if len <= room {
-            return self.push(len, |b| write(0, b));
+            return self.push_one(len, req, |b| write(0, b));
         }
-        self.push_chain(len, &mut write)
+        self.push_chain(len, req, &mut write)
     }
 
     #[cold]
-    fn push_chain(&mut self, len: usize, write: &mut dyn FnMut(usize, &mut [u8])) -> bool {
+    fn push_chain(&mut self, len: usize, req: &TxRequest, write: &mut dyn FnMut(usize, &mut [u8])) -> bool {
         let free = &self.descs[self.filled..];
         // The segments' rooms, in order, until they hold `len`.
         let (mut covered, mut k) = (0usize, 0usize);
@@ -425,6 +474,9 @@ impl<'a> TxBatch<'a> {
             // `&mut self` makes this the only slice of it.
             let buf = unsafe { std::slice::from_raw_parts_mut(self.base.add(d.addr as usize), seg) };
             write(off, buf);
+            // The kernel reads a frame's metadata before its first segment only; the
+            // others' areas are cleared so their completions read no stale request.
+            self.request(self.filled + i, if i == 0 { req } else { &TxRequest::NONE });
             off += seg;
         }
         self.filled += k;

@@ -17,8 +17,10 @@
 
 mod frames;
 mod ring;
+mod txmeta;
 
 pub use frames::{Batch, Frame, FrameLenError, Frames, OutPort, Segments, TxBatch, Verdict};
+pub use txmeta::{TX_METADATA_LEN, TxRequest, XDP_TX_METADATA, XDP_TXMD_FLAGS_CHECKSUM, XDP_TXMD_FLAGS_TIMESTAMP};
 
 use std::{
     os::fd::{AsRawFd as _, OwnedFd, RawFd},
@@ -121,6 +123,9 @@ pub struct XskConfig {
     /// of descriptors (multi-buffer, Linux 6.6+). Sockets sharing a UMEM (XDP_SHARED_UMEM)
     /// take no bind flags of their own.
     pub sg: bool,
+    /// Register the UMEM with room for AF_XDP TX metadata before every TX frame
+    /// (XDP_UMEM_TX_METADATA_LEN, Linux 6.8+), so frames can carry a [`TxRequest`].
+    pub tx_metadata: bool,
 }
 
 /// Why an AF_XDP socket could not be opened.
@@ -199,6 +204,15 @@ pub enum XskError {
         /// The queue.
         queue: u32,
     },
+    /// The kernel refused a UMEM with a TX metadata area (EINVAL: before Linux 6.8).
+    #[error(
+        "creating a UMEM with AF_XDP TX metadata (XDP_UMEM_TX_METADATA_LEN) was refused: {source}; this needs Linux 6.8+, or use --tx-offload software"
+    )]
+    NoTxMetadata {
+        /// The failed call.
+        #[source]
+        source: SysError,
+    },
     /// The kernel refused the copy-mode TX budget (XDP_MAX_TX_SKB_BUDGET).
     #[error(
         "{iface} queue {queue}: --tx-budget {budget} refused: {detail} (it must be 32 to the TX ring size, or 0 for the kernel's default)"
@@ -220,6 +234,8 @@ pub enum XskError {
 struct Umem {
     area: Mapping,
     frame_size: u32,
+    /// Bytes of AF_XDP TX metadata before every TX frame (0: none registered).
+    tx_metadata_len: u32,
 }
 
 impl Umem {
@@ -347,7 +363,14 @@ impl Xsk {
         let area = sys::map_anonymous(len).map_err(umem_err)?;
         let sock_err = |source| XskError::Socket { iface: iface.into(), queue, source };
         let fd = sys::xdp_socket().map_err(sock_err)?;
-        sys::register_umem(fd.as_raw_fd(), &area, fs).map_err(umem_err)?;
+        let tx_metadata_len = if cfg.tx_metadata { TX_METADATA_LEN } else { 0 };
+        sys::register_umem(fd.as_raw_fd(), &area, fs, tx_metadata_len).map_err(|source| {
+            if tx_metadata_len > 0 && source.errno() == Some(libc::EINVAL) {
+                XskError::NoTxMetadata { source }
+            } else {
+                umem_err(source)
+            }
+        })?;
         let mut rings = make_rings(fd.as_raw_fd(), cfg).map_err(sock_err)?;
         // Frames go on the fill ring before bind: a zero-copy driver fills its hardware
         // ring from it while binding, and one that finds it empty may wait for a wakeup
@@ -375,7 +398,7 @@ impl Xsk {
             }
             other => other,
         })?;
-        let umem = Arc::new(Umem { area, frame_size: fs });
+        let umem = Arc::new(Umem { area, frame_size: fs, tx_metadata_len });
         Self::finish(fd, rings, umem, free, iface, queue, cfg)
     }
 
@@ -708,7 +731,33 @@ impl Xsk {
     pub unsafe fn tx_batch<'a>(&'a self, descs: &'a mut [Desc]) -> TxBatch<'a> {
         // SAFETY: take_free makes descriptors at a chunk's headroom, inside the UMEM;
         // ownership is the caller's.
-        unsafe { TxBatch::new(self.umem.area.as_ptr(), descs, self.umem.frame_size) }
+        unsafe { TxBatch::new(self.umem.area.as_ptr(), descs, self.umem.frame_size, self.umem.tx_metadata_len) }
+    }
+
+    /// True if the UMEM has a TX metadata area before every TX frame
+    /// ([`XskConfig::tx_metadata`]).
+    #[inline]
+    pub fn has_tx_metadata(&self) -> bool {
+        self.umem.tx_metadata_len > 0
+    }
+
+    /// The TX completion timestamp the kernel or the device wrote before the completed
+    /// frame at `addr` (an address [`Xsk::comp_consume`] just returned), if the frame
+    /// asked for one; None without a TX metadata area.
+    ///
+    /// # Safety
+    /// Userspace owns the frame (just consumed from the completion ring, not yet on any
+    /// ring again).
+    #[inline]
+    pub unsafe fn tx_timestamp(&self, addr: u64) -> Option<u64> {
+        let len = self.umem.tx_metadata_len as u64;
+        if len == 0 || addr & !self.frame_mask < len {
+            return None;
+        }
+        let p = self.umem.range(addr - len, len as usize)?;
+        // SAFETY: the area lies in the frame's chunk, before its data, inside the UMEM
+        // (range); userspace owns the chunk (the caller's guarantee).
+        unsafe { txmeta::read_timestamp(p) }
     }
 
     /// Reads the socket's XDP_STATISTICS counters from the kernel.
@@ -855,6 +904,23 @@ pub(crate) mod fake {
     /// ring filled as `Xsk::open` fills it, and the kernel's side of it. Its fd is an
     /// eventfd: the hot calls must be overridden (`sys::testing`).
     pub fn socket(frames: u32, frame_size: u32, ring: u32, with_rx: bool, with_tx: bool) -> (Xsk, Kernel) {
+        socket_with(frames, frame_size, ring, with_rx, with_tx, 0)
+    }
+
+    /// A TX-only [`socket`] whose UMEM has a TX metadata area of [`TX_METADATA_LEN`]
+    /// before every frame.
+    pub fn socket_with_tx_metadata(frames: u32, frame_size: u32, ring: u32) -> (Xsk, Kernel) {
+        socket_with(frames, frame_size, ring, false, true, TX_METADATA_LEN)
+    }
+
+    fn socket_with(
+        frames: u32,
+        frame_size: u32,
+        ring: u32,
+        with_rx: bool,
+        with_tx: bool,
+        tx_metadata_len: u32,
+    ) -> (Xsk, Kernel) {
         use std::os::fd::FromRawFd;
         let area = crate::sys::map_anonymous(frames as usize * frame_size as usize).expect("umem");
         let umem_ptr = area.as_ptr();
@@ -876,7 +942,7 @@ pub(crate) mod fake {
         }
         // SAFETY: plain eventfd call; the fd is owned by the OwnedFd from here on.
         let fd = unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
-        let umem = Arc::new(Umem { area, frame_size });
+        let umem = Arc::new(Umem { area, frame_size, tx_metadata_len });
         let xsk = Xsk {
             fill,
             comp,
