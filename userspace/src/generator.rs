@@ -505,6 +505,43 @@ pub struct GenSummary {
     pub tx_offload: TxOffloadReport,
 }
 
+impl GenSummary {
+    /// The fields every engine fills the same way, from `cfg` and its totals (`sent`,
+    /// `completed`, `bytes` without FCS, over `secs`): rates computed, queue 0, and the
+    /// per-engine parts (wakeups, CPU, batches, statistics, per flow, per queue) empty for
+    /// the caller to set.
+    pub(crate) fn totals(
+        cfg: &GenConfig,
+        engine: Engine,
+        (sent, completed, bytes): (u64, u64, u64),
+        secs: f64,
+        tx_offload: TxOffloadReport,
+    ) -> Self {
+        let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
+        Self {
+            iface: cfg.iface.clone(),
+            queue: 0,
+            engine,
+            sizes: cfg.sizes.clone(),
+            flows: cfg.flows,
+            target_pps: cfg.rate.pps(cfg.sizes.mean()),
+            sent,
+            completed,
+            bytes,
+            duration_s: secs,
+            pps,
+            mbps,
+            wakeups: 0,
+            cpu_ns: 0,
+            batch_hist: [0; crate::stats::BATCH_BUCKETS],
+            xdp_statistics: XdpStatistics::default(),
+            sent_per_flow: Vec::new(),
+            per_queue: Vec::new(),
+            tx_offload,
+        }
+    }
+}
+
 fn iface_mtu(iface: &str) -> Option<usize> {
     std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?.trim().parse().ok()
 }
@@ -706,7 +743,6 @@ fn generate_live(
     }
     let sent: u64 = workers.iter().map(|w| w.sent).sum();
     let bytes = sent * frame_len as u64;
-    let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
     let mut sent_per_flow = vec![0u64; cfg.flows as usize];
     for (q, w) in plan.iter().zip(&workers) {
         // Instance packet k is flow `flow_base + k % flows`: the first `sent % flows` of
@@ -717,33 +753,21 @@ fn generate_live(
         }
     }
     let per: Vec<(u64, u64, u64)> = workers.iter().map(|w| (w.sent, w.sent, w.sent * frame_len as u64)).collect();
+    let tx_offload = TxOffloadReport::after(
+        cfg.tx_offload,
+        Engine::XdpLive,
+        &cfg.iface,
+        OffloadPlan::default(),
+        BindMode::Copy,
+        Default::default(),
+    );
     Ok(GenSummary {
-        tx_offload: TxOffloadReport::after(
-            cfg.tx_offload,
-            Engine::XdpLive,
-            &cfg.iface,
-            OffloadPlan::default(),
-            BindMode::Copy,
-            Default::default(),
-        ),
-        iface: cfg.iface.clone(),
         queue: plan.first().map_or(0, |q| q.queue),
-        engine: Engine::XdpLive,
-        sizes: cfg.sizes.clone(),
-        flows: cfg.flows,
-        target_pps,
-        sent,
-        completed: sent,
-        bytes,
-        duration_s: secs,
-        pps,
-        mbps,
         wakeups: workers.iter().map(|w| w.calls).sum(),
         cpu_ns: workers.iter().map(|w| w.cpu_ns).sum(),
-        batch_hist: [0; crate::stats::BATCH_BUCKETS],
-        xdp_statistics: XdpStatistics::default(),
         sent_per_flow,
         per_queue: per_queue(plan, &per, secs),
+        ..GenSummary::totals(cfg, Engine::XdpLive, (sent, sent, bytes), secs, tx_offload)
     })
 }
 
@@ -951,33 +975,22 @@ fn generate_xsk(
     }
     bump(&counters.tx_packets, snap.tx_packets);
     bump(&counters.tx_completed, snap.tx_completed);
-    let (pps, mbps) = crate::stats::rates(t.sent, t.bytes + t.sent * FCS_LEN as u64, s.duration_s);
     let mut sent_per_flow = vec![0u64; cfg.flows as usize];
     for (base, counts) in s.stages {
         for (i, n) in counts.into_iter().enumerate() {
             sent_per_flow[base as usize + i] = n;
         }
     }
+    let tx_offload = TxOffloadReport::after(cfg.tx_offload, Engine::Xsk, &cfg.iface, offload, s.bind, t.stamps);
     Ok(GenSummary {
-        tx_offload: TxOffloadReport::after(cfg.tx_offload, Engine::Xsk, &cfg.iface, offload, s.bind, t.stamps),
-        iface: cfg.iface.clone(),
         queue: plan.first().map_or(0, |q| q.queue),
-        engine: Engine::Xsk,
-        sizes: cfg.sizes.clone(),
-        flows: cfg.flows,
-        target_pps,
-        sent: t.sent,
-        completed: t.completed,
-        bytes: t.bytes,
-        duration_s: s.duration_s,
-        pps,
-        mbps,
         wakeups: snap.wakeups,
         cpu_ns: snap.cpu_ns,
         batch_hist: snap.batch_hist,
         xdp_statistics,
         sent_per_flow,
         per_queue: per_queue(plan, &per, s.duration_s),
+        ..GenSummary::totals(cfg, Engine::Xsk, (t.sent, t.completed, t.bytes), s.duration_s, tx_offload)
     })
 }
 

@@ -14,7 +14,7 @@ use std::{
 
 use crate::{
     generator::{Engine, GenConfig, GenError, GenQueueSummary, GenSummary, SizeSpec, plan_flows},
-    sys::{self, XdpStatistics},
+    sys,
     wire::{
         stamp::Stamp,
         udpgen::{FCS_LEN, FrameTemplate, UdpFlow},
@@ -113,33 +113,21 @@ pub fn write_tap(
     if refused > 0 {
         log::info!("tap {}: {refused} write(s) refused and retried", cfg.iface);
     }
-    let (pps, mbps) = crate::stats::rates(sent, bytes + sent * FCS_LEN as u64, secs);
+    let tx_offload = crate::generator::TxOffloadReport {
+        asked: crate::generator::TxOffload::Software,
+        stamps: Default::default(),
+        xsk_features: None,
+        checksum: "software",
+        tx_timestamps: "none",
+        why: "the tap writer writes each frame to /dev/net/tun: no AF_XDP TX ring, so no TX metadata".into(),
+    };
+    let totals = GenSummary::totals(cfg, Engine::Xsk, (sent, sent, bytes), secs, tx_offload);
+    let (pps, mbps) = (totals.pps, totals.mbps);
     Ok(GenSummary {
-        iface: cfg.iface.clone(),
-        queue: 0,
-        engine: Engine::Xsk,
-        sizes: cfg.sizes.clone(),
-        flows: cfg.flows,
-        target_pps,
-        sent,
-        completed: sent,
-        bytes,
-        duration_s: secs,
-        pps,
-        mbps,
         wakeups: sent,
         cpu_ns: sys::thread_cpu_ns() - cpu0,
-        batch_hist: [0; crate::stats::BATCH_BUCKETS],
-        xdp_statistics: XdpStatistics::default(),
         sent_per_flow: per_flow,
         per_queue: vec![GenQueueSummary { plan: plan[0].clone(), sent, completed: sent, bytes, pps, mbps }],
-        tx_offload: crate::generator::TxOffloadReport {
-            asked: crate::generator::TxOffload::Software,
-            stamps: Default::default(),
-            xsk_features: None,
-            checksum: "software",
-            tx_timestamps: "none",
-            why: "the tap writer writes each frame to /dev/net/tun: no AF_XDP TX ring, so no TX metadata".into(),
-        },
+        ..totals
     })
 }
