@@ -115,3 +115,44 @@ fn a_gate_that_cannot_be_used_exits_2_before_any_run_directory() {
     assert!(stderr.contains("not a run directory"), "{stderr}");
     let _ = fs::remove_dir_all(&out);
 }
+
+/// Ctrl-C during a gated bench: the partial verdict is written into the run directory and
+/// the exit status is 130, as for any interrupted command (not 2, "could not run").
+#[test]
+fn a_gated_bench_stopped_by_sigint_exits_130_with_a_partial_verdict() {
+    use std::io::{BufRead as _, BufReader};
+    if !privileged() {
+        return;
+    }
+    let out = xdpipe::sys::private_temp_dir("xdpipe-gate-int").expect("a private temporary directory");
+    let runs = out.join("runs");
+    let mut child = std::process::Command::new(XDPIPE)
+        .args(["bench", "--quick", "--gate", path(&ci_gate()), "--out", path(&runs)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning xdpipe bench");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    let mut seen = Vec::new();
+    for l in lines.by_ref().map_while(Result::ok) {
+        let started = l.contains("scenario 1/1");
+        seen.push(l);
+        if started {
+            break;
+        }
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().expect("waiting for xdpipe bench");
+    let log = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{log}");
+    let run = fs::read_dir(&runs).expect("a run directory").next().expect("one run").expect("readable").path();
+    let verdict: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("verdict.json")).expect("verdict.json")).unwrap();
+    assert_eq!(verdict["bench_failed"], true, "{verdict}");
+    assert!(log.contains("gate: interrupted"), "{log}");
+    let _ = fs::remove_dir_all(&out);
+}

@@ -22,6 +22,8 @@ use crate::cli::{CliError, refuse};
 
 /// Exit code: could not run.
 const COULD_NOT_RUN: u8 = 2;
+/// Exit code: stopped by a signal (128 + SIGINT), as `xdpipe bench` without a gate.
+const INTERRUPTED: u8 = 130;
 
 /// `xdpipe bench`, with or without `--gate`.
 pub fn cmd_bench_gated(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -58,7 +60,14 @@ pub fn cmd_bench_gated(args: BenchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("gate: the bench stopped early ({f}); the finished trials are in {}", done.dir.display());
     }
     let report = gate.evaluate(&done.summary, &done.dir.display().to_string());
-    finish(&report, &done.dir, args.junit.as_deref(), done.failure.is_some())
+    let code = finish(&report, &done.dir, args.junit.as_deref(), done.failure.is_some())?;
+    // Interrupted (Ctrl-C, SIGTERM): the partial verdict is written, and the exit status
+    // is the one every other interrupted command gives.
+    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("gate: interrupted; the partial verdict is in {}", done.dir.display());
+        return Ok(ExitCode::from(INTERRUPTED));
+    }
+    Ok(code)
 }
 
 /// `xdpipe gate FILE RUN_DIR`.
