@@ -233,6 +233,7 @@ mod tests {
             xdp_mode: "skb".into(),
             unit: "pps".into(),
             ours_command: String::new(),
+            ours_p99_us: None,
             theirs_command: String::new(),
             ours: spread(ours),
             theirs: spread(&[100.0, 101.0, 99.0]),

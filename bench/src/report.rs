@@ -510,7 +510,9 @@ pub fn markdown(runs: &[NamedRun]) -> String {
     } else {
         md += "Measured beside xdpipe in the same run, on the same testbed and cores, trials alternating. \
                Ratio = xdpipe / anchor, of the medians, with its bootstrap interval; for CPU per frame lower is better. \
-               A goal is met or missed only when the whole interval is on one side of it.\n\n\
+               A goal is met or missed only when the whole interval is on one side of it. \
+               xdpipe's side of a CPU pairing reads the generator's stamps (a parse per frame, counted in its CPU) \
+               and gives its p99 one-way latency beside the CPU.\n\n\
                | run | XDP mode | comparison | xdpipe | anchor | ratio | verdict | goal |\n|---|---|---|---|---|---|---|---|\n";
         for (r, a) in &anchors {
             let v = |x: &Spread| {
@@ -529,13 +531,17 @@ pub fn markdown(runs: &[NamedRun]) -> String {
                 (g, Some(gv)) => format!("{g}: {gv}"),
                 (g, None) => format!("{g}: undecided (no interval stored)"),
             };
+            let ours = match &a.ours_p99_us {
+                Some(p) => format!("{}; p99 {:.0} us ({:.0}-{:.0})", v(&a.ours), p.median, p.min, p.max),
+                None => v(&a.ours),
+            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.name,
                 a.xdp_mode,
                 a.name,
-                v(&a.ours),
+                ours,
                 v(&a.theirs),
                 describe_ratio(ci.as_ref(), a.ratio),
                 verdict_cell(ci.as_ref(), verdict),
@@ -823,6 +829,7 @@ mod tests {
             xdp_mode: "skb".into(),
             unit: "pps".into(),
             ours_command: "a".into(),
+            ours_p99_us: None,
             theirs_command: "b".into(),
             ours: Spread { median: 1.15e6, ..Default::default() },
             theirs: Spread { median: 1e6, ..Default::default() },
@@ -849,6 +856,23 @@ mod tests {
         let md = markdown(&[NamedRun { name: "r".into(), summary: old }]);
         let row = md.lines().find(|l| l.contains("rxdrop vs xdpsock")).unwrap();
         assert!(row.contains("1.15 (no interval) | no interval | at least 1.1: undecided"), "{row}");
+    }
+
+    #[test]
+    fn a_cpu_pairing_shows_xdpipes_p99_beside_its_cpu() {
+        let cpu = Anchor {
+            name: "rxdrop --poll CPU per frame vs xdpsock -p".into(),
+            unit: "ns/frame".into(),
+            ours: Spread { median: 900.0, min: 880.0, max: 950.0, ..Default::default() },
+            ours_p99_us: Some(Spread { median: 85.0, min: 70.0, max: 120.0, ..Default::default() }),
+            ..anchor(None, None)
+        };
+        let md = markdown(&[NamedRun {
+            name: "r".into(),
+            summary: RunSummary { anchors: vec![cpu], ..Default::default() },
+        }]);
+        let row = md.lines().find(|l| l.contains("CPU per frame vs xdpsock")).unwrap();
+        assert!(row.contains("900 ns/frame (880-950); p99 85 us (70-120)"), "{row}");
     }
 
     #[test]

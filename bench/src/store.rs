@@ -131,6 +131,11 @@ pub struct Anchor {
     /// How precise the ratio got (pairs of trials run, width reached).
     #[serde(default)]
     pub precision: Option<Precision>,
+    /// xdpipe's one-way p99 latency over its trials, us, where its side measured one (the
+    /// CPU-per-frame pairings, from the generator's stamps): the latency a wait's CPU
+    /// saving costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ours_p99_us: Option<Spread>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -643,6 +643,8 @@ pub enum AnchorError {
 pub struct Measured {
     /// The metric's value, in [`Metric::unit`]; always positive.
     pub value: f64,
+    /// xdpipe's receiver's one-way p99 latency, us (CPU pairings, from the stamps).
+    pub p99_us: Option<f64>,
     /// The subject's and the driver's command lines.
     pub command: String,
 }
@@ -860,7 +862,10 @@ pub fn measure(
     let (subject_argv, ready) = match &side.subject {
         Subject::Xdpipe { mode, wait, all } => {
             let (cfg, desc) = ours.receiver(mode, *wait, *all, &pairing.xdp_mode).map_err(failed("xdpipe receiver"))?;
-            (vec![], Some((RunConfig { iface: RX_IFACE.into(), ..cfg }, desc)))
+            // A CPU pairing's receiver reads the stamps, for the latency beside its CPU
+            // (the parse per frame is counted in its CPU: the comparison errs against us).
+            let stamps = pairing.metric == Metric::CpuNsPerPkt;
+            (vec![], Some((RunConfig { iface: RX_IFACE.into(), stamps, ..cfg }, desc)))
         }
         Subject::Xdpsock { l2fwd, poll, busy_poll } => {
             let mut a = vec![s("stdbuf"), s("-oL"), s("taskset"), s("-c"), s("1"), tool(&tools.xdpsock, "xdpsock")?];
@@ -1006,9 +1011,11 @@ pub fn measure(
     }
     let command = format!("{subject_cmd}  <-  {driver_cmd}");
     let bad = |d: String| AnchorError::Failed { what: subject_cmd.clone(), detail: d };
+    let mut p99_us = None;
     let value = match (&side.subject, ours_summary) {
         (Subject::Xdpipe { .. }, Some(r)) => {
             let r = r.map_err(|e| bad(e.to_string()))?;
+            p99_us = r.accounting.as_ref().and_then(|a| a.latency_ns.as_ref()).map(|l| l.p99 as f64 / 1e3);
             match pairing.metric {
                 Metric::RxPps => r.active_rx_pps,
                 Metric::FwdPps => r.active_tx_pps,
@@ -1034,7 +1041,7 @@ pub fn measure(
         )));
     }
     drop(tb);
-    Ok(Measured { value, command })
+    Ok(Measured { value, p99_us, command })
 }
 
 /// xdpsock -B's device side: the testbed's receiving veth gets the napi_defer_hard_irqs

@@ -357,6 +357,7 @@ fn run_anchors(
             stopping.max
         );
         let (mut ours_cmd, mut theirs_cmd) = (String::new(), String::new());
+        let mut p99s = Vec::new();
         let trial_secs = cfg.procedure.trial_secs;
         let (ours, theirs, prec) = precision::run_pairs(&stopping, 2.0 * trial_secs, |i| {
             let mut v = [0.0; 2];
@@ -367,7 +368,11 @@ fn run_anchors(
                     .map_err(|e| format!("anchor {}: {e}", p.name))?;
                 let shown =
                     if p.metric == Metric::CpuNsPerPkt { format!("{:.0} ns/frame", m.value) } else { fmt_pps(m.value) };
-                eprintln!("bench:   {name} {}: {shown}", i + 1);
+                let p99 = m.p99_us.map(|l| format!(", p99 {l:.0} us")).unwrap_or_default();
+                eprintln!("bench:   {name} {}: {shown}{p99}", i + 1);
+                if k == 0 {
+                    p99s.extend(m.p99_us);
+                }
                 dir.record_anchor(&p.name, &p.xdp_mode, name, i, m.value, p.metric.unit(), &m.command)
                     .map_err(|e| e.to_string())?;
                 v[k] = m.value;
@@ -384,6 +389,7 @@ fn run_anchors(
         );
         let mut a = f.anchor(&p.name, &p.xdp_mode, p.metric.unit(), (ours_cmd, theirs_cmd), (&ours, &theirs));
         a.precision = Some(prec);
+        a.ours_p99_us = (!p99s.is_empty()).then(|| xdpipe_bench::stats::spread(&p99s));
         summary.anchors.push(a);
         dir.write_summary(summary).map_err(|e| e.to_string())?;
     }

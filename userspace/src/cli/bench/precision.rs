@@ -139,6 +139,7 @@ impl Finding {
             goal: self.goal,
             goal_verdict: self.goal_verdict,
             precision: None,
+            ours_p99_us: None,
         }
     }
 }
