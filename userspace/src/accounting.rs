@@ -332,23 +332,28 @@ impl Accounting {
             if !b.seen {
                 continue;
             }
-            // Windows aligned on the higher `next`; a duplicate across workers (one flow
-            // on two queues) is not recognised.
-            if !a.seen {
-                a.window = b.window;
-                a.next = b.next;
+            // Windows aligned on the higher `next`. A frame both workers received (one
+            // flow on two queues) is a duplicate: recognised where both windows hold it,
+            // and beyond them as distinct frames past the highest sequence.
+            let (aw, bw) = if !a.seen {
+                (0, b.window)
             } else if b.next > a.next {
                 let shift = b.next - a.next;
-                a.window = b.window | if shift >= DUPLICATE_WINDOW { 0 } else { a.window << shift };
-                a.next = b.next;
+                (if shift >= DUPLICATE_WINDOW { 0 } else { a.window << shift }, b.window)
             } else {
                 let shift = a.next - b.next;
-                a.window |= if shift >= DUPLICATE_WINDOW { 0 } else { b.window << shift };
-            }
+                (a.window, if shift >= DUPLICATE_WINDOW { 0 } else { b.window << shift })
+            };
+            let both = (aw & bw).count_ones() as u64;
+            a.window = aw | bw;
+            a.next = a.next.max(b.next);
             a.seen = true;
-            a.received += b.received;
+            a.received += b.received - both.min(b.received);
             a.reordered += b.reordered;
-            a.duplicates += b.duplicates;
+            a.duplicates += b.duplicates + both;
+            let beyond = a.received.saturating_sub(a.next);
+            a.received -= beyond;
+            a.duplicates += beyond;
         }
         let _ = self.latency.add(&other.latency);
         let _ = self.device_latency.add(&other.device_latency);
@@ -490,6 +495,41 @@ mod tests {
         a.merge(&b);
         let s = a.summary();
         assert_eq!((s.stamped, s.flows, s.lost_in_sequence), (3, 2, 0));
+    }
+
+    #[test]
+    fn merge_finds_a_frame_two_workers_both_received() {
+        // One flow on two queues: both saw 0..10 (in the windows), and one also 10..100.
+        let (mut a, mut b) = (Accounting::new(), Accounting::new());
+        for seq in 0..10 {
+            a.record(&st(3, seq, 0), 1);
+            b.record(&st(3, seq, 0), 1);
+        }
+        a.merge(&b);
+        let s = a.summary();
+        assert_eq!((s.duplicates, s.lost_in_sequence), (10, 0), "{s:?}");
+        // Beyond the window: b's 0..10 lie 90 behind a's highest; 10 distinct frames too
+        // many for sequence 0..100.
+        let (mut a, mut b) = (Accounting::new(), Accounting::new());
+        for seq in 0..100 {
+            a.record(&st(3, seq, 0), 1);
+        }
+        for seq in 0..10 {
+            b.record(&st(3, seq, 0), 1);
+        }
+        a.merge(&b);
+        let s = a.summary();
+        assert_eq!((s.duplicates, s.lost_in_sequence), (10, 0), "{s:?}");
+        // Disjoint halves of one flow: no duplicate, no loss; b merged in first works too.
+        let (mut a, mut b, mut m) = (Accounting::new(), Accounting::new(), Accounting::new());
+        for seq in 0..50 {
+            a.record(&st(3, seq * 2, 0), 1);
+            b.record(&st(3, seq * 2 + 1, 0), 1);
+        }
+        m.merge(&b);
+        m.merge(&a);
+        let s = m.summary();
+        assert_eq!((s.duplicates, s.lost_in_sequence, s.flows), (0, 0, 1), "{s:?}");
     }
 
     #[test]
