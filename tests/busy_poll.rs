@@ -13,16 +13,26 @@ use xdpipe::net::netdev::{NapiConfig, Netdev};
 
 const N: usize = 3000;
 
-/// (id, defer_hard_irqs, gro_flush_timeout) of each NAPI of the receiving veth.
-fn napis(ns: &str) -> Vec<(u32, u32, u64)> {
+/// Each NAPI of the receiving veth, as napi-get reports it inside its namespace.
+fn napi_configs(ns: &str) -> Vec<NapiConfig> {
     xdpipe::net::ns::with_netns(ns, || {
         let idx = xdpipe::net::link::index(RX_IFACE)?;
         Netdev::open()?.napis(idx)
     })
     .expect("napi-get in the receiver's namespace")
-    .iter()
-    .map(|n| (n.id, n.defer_hard_irqs.unwrap_or(u32::MAX), n.gro_flush_timeout_ns.unwrap_or(u64::MAX)))
-    .collect()
+}
+
+/// (id, defer_hard_irqs, gro_flush_timeout) of each NAPI of the receiving veth.
+fn napis(ns: &str) -> Vec<(u32, u32, u64)> {
+    napi_configs(ns)
+        .iter()
+        .map(|n| (n.id, n.defer_hard_irqs.unwrap_or(u32::MAX), n.gro_flush_timeout_ns.unwrap_or(u64::MAX)))
+        .collect()
+}
+
+/// irq-suspend-timeout (ns) of each NAPI of the receiving veth.
+fn irq_suspend(ns: &str) -> Vec<u64> {
+    napi_configs(ns).iter().map(|n| n.irq_suspend_timeout_ns.expect("napi-get reports irq-suspend-timeout")).collect()
 }
 
 /// GRO on (the NAPI exists without XDP), then the test's starting values on each NAPI.
@@ -41,15 +51,19 @@ fn prepare(tb: &Testbed) -> Vec<u32> {
                 id,
                 defer_hard_irqs: Some(1),
                 gro_flush_timeout_ns: Some(7000),
-                irq_suspend_timeout_ns: None,
+                irq_suspend_timeout_ns: Some(IRQ_SUSPEND_BEFORE),
             })?;
         }
         Ok(())
     })
     .expect("napi-set of the starting values");
     assert!(napis(&tb.rx_ns).iter().all(|n| (n.1, n.2) == (1, 7000)));
+    assert!(irq_suspend(&tb.rx_ns).iter().all(|&t| t == IRQ_SUSPEND_BEFORE));
     ids
 }
+
+/// The test's own starting irq-suspend-timeout, ns (not the kernel's 0).
+const IRQ_SUSPEND_BEFORE: u64 = 3000;
 
 const ARGS: &[&str] = &[
     "run",
@@ -211,4 +225,117 @@ fn busy_poll_sysfs_knobs_left_by_sigkill_are_restored_by_cleanup() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("gro_flush_timeout of xp-rx"), "{err}");
     assert_eq!(sysfs_knobs(&tb.rx_ns), (1, 7000), "not restored by cleanup");
+}
+
+/// BusyPollRxPackets of namespace `ns` (/proc/net/netstat): frames NAPI delivered while
+/// a busy poll ran it.
+fn busy_poll_rx_packets(ns: &str) -> u64 {
+    let out =
+        Command::new("ip").args(["netns", "exec", ns, "cat", "/proc/net/netstat"]).output().expect("reading netstat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next().expect("TcpExt names"), lines.next().expect("TcpExt values"));
+    let at = names.split_whitespace().position(|n| n == "BusyPollRxPackets").expect("BusyPollRxPackets in netstat");
+    values.split_whitespace().nth(at).and_then(|v| v.parse().ok()).expect("a BusyPollRxPackets value")
+}
+
+/// `--irq-suspend-us 20000`: 20 ms, in ns as napi-get reports it.
+const IRQ_SUSPEND_NS: u64 = 20_000_000;
+
+/// A prepared testbed and `xdpipe run` on it with `--irq-suspend-us 20000` for `secs`,
+/// its irq-suspend-timeout checked to be set; also the NAPI ids.
+fn start_irq_suspended(secs: &str) -> (Testbed, Vec<u32>, Xdpipe) {
+    let tb = testbed(1);
+    let ids = prepare(&tb);
+    let args: Vec<&str> = ARGS.iter().copied().chain(["--irq-suspend-us", "20000", "-d", secs]).collect();
+    let x = Xdpipe::start(&tb.rx_ns, &args);
+    assert!(irq_suspend(&tb.rx_ns).iter().all(|&t| t == IRQ_SUSPEND_NS), "not set during the run");
+    (tb, ids, x)
+}
+
+#[test]
+fn irq_suspension_receives_exactly_sets_the_timeout_and_restores_it_after_a_normal_end() {
+    if !privileged() {
+        return;
+    }
+    let (tb, ids, x) = start_irq_suspended("4");
+    let polled = busy_poll_rx_packets(&tb.rx_ns);
+    assert!(napis(&tb.rx_ns).iter().all(|n| (n.1, n.2) == (3, 150000)), "the other knobs are set as well");
+    send_udp(&tb, N, 18000, 18);
+    let s = x.summary(Duration::from_secs(20));
+    assert_eq!(u(&s, "rx_packets"), N as u64, "summary {s}");
+    assert_eq!(u(&s, "program.redirected"), N as u64);
+    let b = &s["busy_poll"];
+    assert_eq!(b["mechanism"], "napi-set", "{s}");
+    assert_eq!(u(&s, "busy_poll.settings.irq_suspend_ns"), IRQ_SUSPEND_NS);
+    let took = b["irq_suspend"].as_str().unwrap();
+    assert!(took.starts_with(&format!("on: irq-suspend-timeout {IRQ_SUSPEND_NS} ns")), "{took}");
+    let before: Vec<serde_json::Value> = ids.iter().map(|&i| serde_json::json!([i, IRQ_SUSPEND_BEFORE])).collect();
+    assert_eq!(b["irq_suspend_previous"], serde_json::Value::Array(before), "{s}");
+    // The epoll waits ran the NAPI (an empty look makes one; none would be no polling).
+    assert!(u(&s, "wakeups") > 0, "{s}");
+    // Whether the waits could run the NAPI at all is what the summary says: with a
+    // socket NAPI id, busy polls delivered frames; with none (veth names no NAPI for its
+    // queues, so on veth the IRQ suspension itself cannot be seen), none did.
+    let by_busy_poll = busy_poll_rx_packets(&tb.rx_ns) - polled;
+    let socket_napi = b["socket_napi_ids"].as_array().unwrap();
+    if socket_napi.iter().any(|v| v == 0) {
+        assert_eq!(by_busy_poll, 0, "no NAPI id, yet busy polls delivered frames: {s}");
+    } else {
+        assert!(by_busy_poll > 0, "the epoll waits ran no NAPI: {s}");
+    }
+    assert!(irq_suspend(&tb.rx_ns).iter().all(|&t| t == IRQ_SUSPEND_BEFORE), "not restored");
+    assert!(napis(&tb.rx_ns).iter().all(|n| (n.1, n.2) == (1, 7000)), "the other knobs not restored");
+}
+
+#[test]
+fn irq_suspension_left_by_sigkill_is_restored_by_cleanup() {
+    if !privileged() {
+        return;
+    }
+    let (tb, _, x) = start_irq_suspended("60");
+    x.signal(libc::SIGKILL);
+    let (code, _, _) = x.finish(Duration::from_secs(10));
+    assert_eq!(code, None, "killed by a signal");
+    assert!(irq_suspend(&tb.rx_ns).iter().all(|&t| t == IRQ_SUSPEND_NS), "SIGKILL cannot restore");
+    let (code, _, err) = xdpipe_once(&["cleanup"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("restored the NAPI settings of xp-rx"), "{err}");
+    assert!(irq_suspend(&tb.rx_ns).iter().all(|&t| t == IRQ_SUSPEND_BEFORE), "not restored by cleanup");
+    assert!(napis(&tb.rx_ns).iter().all(|n| (n.1, n.2) == (1, 7000)));
+}
+
+#[test]
+fn irq_suspension_is_refused_with_another_wait_with_sysfs_knobs_and_out_of_range() {
+    for (args, needle) in [
+        (
+            &["run", "-i", "lo", "--poll", "--irq-suspend-us", "20"][..],
+            "--irq-suspend-us is a setting of --poll busy-poll",
+        ),
+        (&["run", "-i", "lo", "--irq-suspend-us", "20"][..], "--irq-suspend-us is a setting of --poll busy-poll"),
+        (
+            &["run", "-i", "lo", "--poll", "busy-poll", "--busy-poll-knobs", "sysfs", "--irq-suspend-us", "20"][..],
+            "--busy-poll-knobs sysfs has no such knob",
+        ),
+        (&["run", "-i", "lo", "--poll", "busy-poll", "--irq-suspend-us", "0"][..], "--irq-suspend-us \"0\""),
+    ] {
+        let (code, _, err) = xdpipe_once(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn irq_suspension_on_a_device_without_napi_is_refused_and_leaves_nothing() {
+    if !privileged() {
+        return;
+    }
+    // Generic XDP and GRO off: the receiving veth has no NAPI, so nothing to suspend.
+    let tb = testbed(1);
+    let args = ["run", "-i", RX_IFACE, "--xdp-mode", "skb", "--poll", "busy-poll", "--irq-suspend-us", "100"];
+    let x = Xdpipe::spawn(&tb.rx_ns, &args);
+    let (code, out, err) = x.finish(Duration::from_secs(20));
+    assert_ne!(code, Some(0), "{out}\n{err}");
+    assert!(err.contains("irq-suspend-timeout") && err.contains("reports no NAPI"), "{err}");
+    assert!(!xdp_attached(&tb.rx_ns, RX_IFACE), "the program was left attached");
 }

@@ -206,6 +206,10 @@ pub struct BusyPollSettings {
     pub gro_flush_timeout_ns: u64,
     /// How the device knobs are set (`--busy-poll-knobs`).
     pub knobs: BusyPollKnobs,
+    /// `--irq-suspend-us`: drive NAPI from epoll_wait (EPIOCSPARAMS) instead of recvfrom,
+    /// with this irq-suspend-timeout (ns) on each NAPI (napi-set, Linux 6.13+). None: the
+    /// recvfrom busy poll.
+    pub irq_suspend_ns: Option<u64>,
 }
 
 /// How busy polling sets napi_defer_hard_irqs and gro_flush_timeout.
@@ -236,8 +240,14 @@ impl std::str::FromStr for BusyPollKnobs {
 
 impl BusyPollSettings {
     /// The recipe's values: 20 us, 64 frames, 2 deferrals, 200 us.
-    pub const DEFAULT: Self =
-        Self { usecs: 20, budget: 64, defer_hard_irqs: 2, gro_flush_timeout_ns: 200_000, knobs: BusyPollKnobs::Auto };
+    pub const DEFAULT: Self = Self {
+        usecs: 20,
+        budget: 64,
+        defer_hard_irqs: 2,
+        gro_flush_timeout_ns: 200_000,
+        knobs: BusyPollKnobs::Auto,
+        irq_suspend_ns: None,
+    };
 
     /// Checks each value's range; the error names the flag.
     pub fn new(usecs: u32, budget: u32, defer_hard_irqs: u32, gro_flush_timeout_ns: u64) -> Result<Self, ConfigError> {
@@ -258,7 +268,30 @@ impl BusyPollSettings {
                 "must be 0 to 1000000000 ns (a second); the recipe uses 200000",
             ));
         }
-        Ok(Self { usecs, budget, defer_hard_irqs, gro_flush_timeout_ns, knobs: BusyPollKnobs::Auto })
+        Ok(Self {
+            usecs,
+            budget,
+            defer_hard_irqs,
+            gro_flush_timeout_ns,
+            knobs: BusyPollKnobs::Auto,
+            irq_suspend_ns: None,
+        })
+    }
+
+    /// Longest `--irq-suspend-us`: a second (the kernel's own safety net for a worker
+    /// that stops polling; napi.rst suggests a few times the work of one batch).
+    pub const MAX_IRQ_SUSPEND_US: u32 = 1_000_000;
+
+    /// With epoll busy polling and IRQ suspension for `us` microseconds (`--irq-suspend-us`).
+    pub fn with_irq_suspend_us(self, us: u32) -> Result<Self, ConfigError> {
+        if !(1..=Self::MAX_IRQ_SUSPEND_US).contains(&us) {
+            return Err(err(
+                "--irq-suspend-us",
+                us.to_string(),
+                "must be 1 to 1000000 us (how long the device's IRQ may stay suspended while the worker finds work)",
+            ));
+        }
+        Ok(Self { irq_suspend_ns: Some(u64::from(us) * 1000), ..self })
     }
 }
 
@@ -602,6 +635,10 @@ mod tests {
         assert_eq!(BusyPollSettings::new(20, 0, 2, 0).unwrap_err().what, "--busy-poll-budget");
         assert_eq!(BusyPollSettings::new(20, 8, 1 << 31, 0).unwrap_err().what, "--defer-hard-irqs");
         assert_eq!(BusyPollSettings::new(20, 8, 2, 2_000_000_000).unwrap_err().what, "--gro-flush-timeout");
+        let d = BusyPollSettings::DEFAULT;
+        assert_eq!(d.with_irq_suspend_us(20_000).unwrap().irq_suspend_ns, Some(20_000_000));
+        assert_eq!(d.with_irq_suspend_us(0).unwrap_err().what, "--irq-suspend-us");
+        assert_eq!(d.with_irq_suspend_us(1_000_001).unwrap_err().what, "--irq-suspend-us");
         assert_eq!(Coalesce::new(None, None, 64), Ok(None));
         assert_eq!(Coalesce::new(Some(30), None, 64), Ok(Some(Coalesce { us: 30, frames: 64 })));
         assert_eq!(Coalesce::new(None, Some(8), 64), Ok(Some(Coalesce { us: 50, frames: 8 })));

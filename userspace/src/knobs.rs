@@ -46,6 +46,9 @@ pub enum Restore {
         defer_hard_irqs: Option<u32>,
         /// gro_flush_timeout before, ns.
         gro_flush_timeout_ns: Option<u64>,
+        /// irq-suspend-timeout before, ns (only when the run set it: `--irq-suspend-us`).
+        #[serde(default)]
+        irq_suspend_timeout_ns: Option<u64>,
     },
     /// A file under /sys/class/net and its old content.
     Sysfs {
@@ -132,14 +135,13 @@ fn apply(r: &Restore) -> Result<(), NetError> {
             }
             Ok(())
         }
-        Restore::Napi { id, defer_hard_irqs, gro_flush_timeout_ns } => {
-            netdev::Netdev::open()?.set(&netdev::NapiConfig {
+        Restore::Napi { id, defer_hard_irqs, gro_flush_timeout_ns, irq_suspend_timeout_ns } => netdev::Netdev::open()?
+            .set(&netdev::NapiConfig {
                 id: *id,
                 defer_hard_irqs: *defer_hard_irqs,
                 gro_flush_timeout_ns: *gro_flush_timeout_ns,
-                irq_suspend_timeout_ns: None,
-            })
-        }
+                irq_suspend_timeout_ns: *irq_suspend_timeout_ns,
+            }),
         Restore::Sysfs { rel, value } => sysfs::write_net_in(&sysfs::current_netns()?, "this namespace", rel, value),
     }
 }
@@ -209,11 +211,27 @@ mod tests {
             what: "offloads of eth9".into(),
             restore: vec![
                 Restore::Features { iface: "eth9".into(), on: vec!["rx-gro".into()], off: vec![] },
-                Restore::Napi { id: 8193, defer_hard_irqs: Some(0), gro_flush_timeout_ns: Some(0) },
+                Restore::Napi {
+                    id: 8193,
+                    defer_hard_irqs: Some(0),
+                    gro_flush_timeout_ns: Some(0),
+                    irq_suspend_timeout_ns: Some(0),
+                },
                 Restore::Sysfs { rel: "eth9/gro_flush_timeout".into(), value: "0".into() },
             ],
         };
         let t = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Stored>(&t).unwrap(), s);
+        // A record written before irq-suspend-timeout was recorded still reads.
+        let old = r#"{"napi":{"id":7,"defer_hard_irqs":1,"gro_flush_timeout_ns":2}}"#;
+        assert_eq!(
+            serde_json::from_str::<Restore>(old).unwrap(),
+            Restore::Napi {
+                id: 7,
+                defer_hard_irqs: Some(1),
+                gro_flush_timeout_ns: Some(2),
+                irq_suspend_timeout_ns: None
+            }
+        );
     }
 }

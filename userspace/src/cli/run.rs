@@ -63,6 +63,12 @@ pub struct RunArgs {
     /// device's /sys/class/net/DEV files).
     #[arg(long, value_name = "auto|napi|sysfs")]
     pub busy_poll_knobs: Option<BusyPollKnobs>,
+    /// --poll busy-poll: run NAPI from epoll_wait (EPIOCSPARAMS) instead of recvfrom, and
+    /// keep the device's IRQ suspended for up to US microseconds while the worker finds
+    /// work (irq-suspend-timeout on each NAPI over napi-set, Linux 6.13+; restored at the
+    /// end). Refused with --busy-poll-knobs sysfs, which has no such knob.
+    #[arg(long, value_name = "US")]
+    pub irq_suspend_us: Option<u32>,
     /// Sleeping wait (--poll): after a wakeup, let frames gather for up to US
     /// microseconds (sleeping in slices of a quarter of it, so the CPU a wakeup costs is
     /// paid once per batch) before taking them (default with
@@ -206,7 +212,7 @@ impl RunArgs {
         let (busy_poll, coalesce) = wait_settings(
             self.poll,
             self.batch,
-            [self.busy_poll_usecs, self.busy_poll_budget, self.defer_hard_irqs],
+            [self.busy_poll_usecs, self.busy_poll_budget, self.defer_hard_irqs, self.irq_suspend_us],
             self.gro_flush_timeout,
             self.busy_poll_knobs,
             self.coalesce_us,
@@ -252,17 +258,17 @@ impl RunArgs {
 
 /// The busy-poll settings and the coalescing of a wait policy, from their flags: each
 /// checked, and refused where the policy does not use it. `busy` is
-/// `[--busy-poll-usecs, --busy-poll-budget, --defer-hard-irqs]`.
+/// `[--busy-poll-usecs, --busy-poll-budget, --defer-hard-irqs, --irq-suspend-us]`.
 pub(crate) fn wait_settings(
     poll: PollWait,
     batch: BatchSize,
-    busy: [Option<u32>; 3],
+    busy: [Option<u32>; 4],
     gro_flush_timeout: Option<u64>,
     knobs: Option<BusyPollKnobs>,
     coalesce_us: Option<u32>,
     coalesce_frames: Option<u32>,
 ) -> Result<(BusyPollSettings, Option<Coalesce>), CliError> {
-    let names = ["--busy-poll-usecs", "--busy-poll-budget", "--defer-hard-irqs"];
+    let names = ["--busy-poll-usecs", "--busy-poll-budget", "--defer-hard-irqs", "--irq-suspend-us"];
     if poll != PollWait::BusyPoll {
         let given = names.iter().zip(busy).find(|(_, v)| v.is_some()).map(|(n, _)| *n);
         let given = given.or(gro_flush_timeout.map(|_| "--gro-flush-timeout")).or(knobs.map(|_| "--busy-poll-knobs"));
@@ -288,6 +294,13 @@ pub(crate) fn wait_settings(
     )
     .map_err(|e| CliError(e.to_string()))?;
     let busy_poll = BusyPollSettings { knobs: knobs.unwrap_or_default(), ..busy_poll };
+    let busy_poll = match busy[3] {
+        Some(_) if busy_poll.knobs == BusyPollKnobs::Sysfs => refuse!(
+            "--irq-suspend-us needs the per-NAPI irq-suspend-timeout (netdev napi-set), and --busy-poll-knobs sysfs has no such knob; use --busy-poll-knobs napi or auto, or drop --irq-suspend-us"
+        ),
+        Some(us) => busy_poll.with_irq_suspend_us(us).map_err(|e| CliError(e.to_string()))?,
+        None => busy_poll,
+    };
     let coalesce =
         Coalesce::new(coalesce_us, coalesce_frames, batch.get() as u32).map_err(|e| CliError(e.to_string()))?;
     Ok((busy_poll, coalesce))
@@ -358,6 +371,7 @@ fn print_summary(s: &RunSummary) {
             b.napi_ids,
             b.previous
         );
+        println!("  irq suspension: {}", b.irq_suspend);
     }
     if let Some(c) = &s.coalesce {
         println!("  coalescing: up to {} us or {} frames after each wakeup", c.us, c.frames);

@@ -35,12 +35,33 @@ pub struct BusyPollInfo {
     /// The values found before, restored at the end: (napi id or 0 for the device,
     /// napi_defer_hard_irqs, gro_flush_timeout ns).
     pub previous: Vec<(u32, u32, u64)>,
-    /// Whether epoll IRQ suspension is used: never by this wait, which drives NAPI with
-    /// recvfrom and does not sleep in epoll (IRQ suspension works only through epoll's
-    /// busy polling); the kernel's support is reported as seen in napi-get.
-    pub irq_suspend: &'static str,
+    /// Whether epoll IRQ suspension took (`--irq-suspend-us`) and with what value, as
+    /// napi-get reads it back after the napi-set; without the flag, that it is not used
+    /// (the recvfrom busy poll), or that the kernel lacks it.
+    pub irq_suspend: String,
+    /// With `--irq-suspend-us`: (napi id, irq-suspend-timeout ns) found before, restored
+    /// at the end.
+    pub irq_suspend_previous: Vec<(u32, u64)>,
+    /// Each socket's NAPI as the kernel's busy polling sees it (SO_INCOMING_NAPI_ID,
+    /// read at setup); 0: the socket has none, and busy polling (recvfrom or epoll) runs
+    /// no NAPI for it, so frames arrive as without it (on veth: the peer schedules the
+    /// NAPI). A note says so.
+    pub socket_napi_ids: Vec<u32>,
     /// Why the fallback (or a missing piece) was taken, when it was.
     pub notes: Vec<String>,
+}
+
+impl BusyPollInfo {
+    /// Records the sockets' NAPI ids, with a note where busy polling has none to run.
+    pub(super) fn set_socket_napi_ids(&mut self, ids: Vec<u32>) {
+        if ids.contains(&0) {
+            self.notes.push(
+                "a socket has no NAPI id (SO_INCOMING_NAPI_ID 0; veth names none for its queues): busy polling runs no NAPI for it"
+                    .into(),
+            );
+        }
+        self.socket_napi_ids = ids;
+    }
 }
 
 /// The device knobs as changed; restores them when dropped.
@@ -62,12 +83,15 @@ impl BusyPollDevice {
 
 /// Sets the knobs of `iface` (index `ifindex`, in the calling thread's namespace).
 pub(super) fn apply(iface: &str, ifindex: u32, s: &BusyPollSettings) -> Result<BusyPollDevice, NetError> {
+    if let Some(ns) = s.irq_suspend_ns {
+        return apply_with_irq_suspend(iface, ifindex, s, ns);
+    }
     let mut notes = Vec::new();
     let mut napi_ids = Vec::new();
     let mut irq_suspend = "kernel lacks it";
     if s.knobs == BusyPollKnobs::Sysfs {
         notes.push("--busy-poll-knobs sysfs: the device's sysfs files, napi-set not tried".into());
-        return set_sysfs(iface, s).map(|d| d.finish(s, napi_ids, irq_suspend, notes));
+        return set_sysfs(iface, s).map(|d| d.finish(s, napi_ids, irq_suspend.into(), notes));
     }
     match Netdev::open().and_then(|mut nd| nd.napis(ifindex).map(|n| (nd, n))) {
         Ok((_, napis)) if napis.is_empty() => notes.push(format!(
@@ -76,11 +100,11 @@ pub(super) fn apply(iface: &str, ifindex: u32, s: &BusyPollSettings) -> Result<B
         Ok((mut nd, napis)) => {
             napi_ids = napis.iter().map(|n| n.id).collect();
             if napis.iter().any(|n| n.irq_suspend_timeout_ns.is_some()) {
-                irq_suspend = "not used (recvfrom busy polling; IRQ suspension needs epoll busy polling)";
+                irq_suspend = "not used (recvfrom busy polling; --irq-suspend-us uses epoll busy polling with it)";
             }
             if napis.iter().all(|n| n.defer_hard_irqs.is_some() && n.gro_flush_timeout_ns.is_some()) {
                 match set_per_napi(&mut nd, iface, &napis, s) {
-                    Ok(d) => return Ok(d.finish(s, napi_ids, irq_suspend, notes)),
+                    Ok(d) => return Ok(d.finish(s, napi_ids, irq_suspend.into(), notes)),
                     Err(e) => notes.push(format!("napi-set failed ({e}); using sysfs")),
                 }
             } else {
@@ -90,17 +114,67 @@ pub(super) fn apply(iface: &str, ifindex: u32, s: &BusyPollSettings) -> Result<B
         Err(e) => notes.push(format!("netdev napi-get unavailable ({e}); using sysfs")),
     }
     if s.knobs == BusyPollKnobs::Napi {
-        return Err(NetError::Io {
-            op: "setting the busy-poll knobs per NAPI (--busy-poll-knobs napi) of",
-            what: iface.into(),
-            source: std::io::Error::new(std::io::ErrorKind::Unsupported, notes.join("; ")),
-            hint: "; use --busy-poll-knobs sysfs or auto",
-        });
+        return Err(unsupported(
+            "setting the busy-poll knobs per NAPI (--busy-poll-knobs napi) of",
+            iface,
+            notes.join("; "),
+            "; use --busy-poll-knobs sysfs or auto",
+        ));
     }
     for n in &notes {
         log::info!("busy-poll on {iface}: {n}");
     }
-    set_sysfs(iface, s).map(|d| d.finish(s, napi_ids, irq_suspend, notes))
+    set_sysfs(iface, s).map(|d| d.finish(s, napi_ids, irq_suspend.into(), notes))
+}
+
+fn unsupported(op: &'static str, iface: &str, why: String, hint: &'static str) -> NetError {
+    NetError::Io { op, what: iface.into(), source: std::io::Error::new(std::io::ErrorKind::Unsupported, why), hint }
+}
+
+/// `--irq-suspend-us`: napi-set only (sysfs has no irq-suspend-timeout), each NAPI's value
+/// read back after the set; anything missing is refused, with nothing left changed.
+fn apply_with_irq_suspend(
+    iface: &str,
+    ifindex: u32,
+    s: &BusyPollSettings,
+    ns: u64,
+) -> Result<BusyPollDevice, NetError> {
+    const OP: &str = "setting irq-suspend-timeout (--irq-suspend-us) on the NAPIs of";
+    const HINT: &str =
+        "; IRQ suspension needs Linux 6.13+ and a device with NAPI (veth: native XDP); drop --irq-suspend-us";
+    if s.knobs == BusyPollKnobs::Sysfs {
+        return Err(unsupported(OP, iface, "--busy-poll-knobs sysfs has no irq-suspend-timeout".into(), HINT));
+    }
+    let mut nd = Netdev::open()?;
+    let napis = nd.napis(ifindex)?;
+    if napis.is_empty() {
+        return Err(unsupported(OP, iface, format!("{iface} reports no NAPI"), HINT));
+    }
+    if !napis
+        .iter()
+        .all(|n| n.defer_hard_irqs.is_some() && n.gro_flush_timeout_ns.is_some() && n.irq_suspend_timeout_ns.is_some())
+    {
+        return Err(unsupported(OP, iface, "napi-get reports no irq-suspend-timeout (Linux < 6.13)".into(), HINT));
+    }
+    let changed = set_per_napi(&mut nd, iface, &napis, s)?;
+    // Whether it took: what napi-get says now (dropping `changed` on an error restores).
+    let now = nd.napis(ifindex)?;
+    let ids: Vec<u32> = napis.iter().map(|n| n.id).collect();
+    for id in &ids {
+        let got = now.iter().find(|n| n.id == *id).and_then(|n| n.irq_suspend_timeout_ns);
+        if got != Some(ns) {
+            return Err(unsupported(
+                OP,
+                iface,
+                format!("napi {id} reads irq-suspend-timeout {got:?} after napi-set of {ns} ns"),
+                HINT,
+            ));
+        }
+    }
+    let irq_suspend = format!("on: irq-suspend-timeout {ns} ns on napi {ids:?} (read back), epoll busy polling");
+    let mut d = changed.finish(s, ids, irq_suspend, Vec::new());
+    d.info.irq_suspend_previous = napis.iter().map(|n| (n.id, n.irq_suspend_timeout_ns.unwrap_or(0))).collect();
+    Ok(d)
 }
 
 /// The undo and the values it restores.
@@ -115,7 +189,7 @@ impl Changed {
         self,
         s: &BusyPollSettings,
         napi_ids: Vec<u32>,
-        irq_suspend: &'static str,
+        irq_suspend: String,
         notes: Vec<String>,
     ) -> BusyPollDevice {
         BusyPollDevice {
@@ -125,6 +199,8 @@ impl Changed {
                 napi_ids,
                 previous: self.previous,
                 irq_suspend,
+                irq_suspend_previous: Vec::new(),
+                socket_napi_ids: Vec::new(),
                 notes,
             },
             undo: Some(self.undo),
@@ -132,6 +208,8 @@ impl Changed {
     }
 }
 
+/// Sets each NAPI's defer_hard_irqs and gro_flush_timeout, and irq-suspend-timeout where
+/// `s` asks for it (then the old value of that is recorded and restored too).
 fn set_per_napi(nd: &mut Netdev, iface: &str, napis: &[NapiConfig], s: &BusyPollSettings) -> Result<Changed, NetError> {
     // The undo gets its own socket, opened here (so in this namespace) and usable from
     // any thread.
@@ -142,7 +220,7 @@ fn set_per_napi(nd: &mut Netdev, iface: &str, napis: &[NapiConfig], s: &BusyPoll
             id: n.id,
             defer_hard_irqs: n.defer_hard_irqs,
             gro_flush_timeout_ns: n.gro_flush_timeout_ns,
-            irq_suspend_timeout_ns: None,
+            irq_suspend_timeout_ns: s.irq_suspend_ns.and(n.irq_suspend_timeout_ns),
         })
         .collect();
     let previous =
@@ -156,6 +234,7 @@ fn set_per_napi(nd: &mut Netdev, iface: &str, napis: &[NapiConfig], s: &BusyPoll
                 id: n.id,
                 defer_hard_irqs: n.defer_hard_irqs,
                 gro_flush_timeout_ns: n.gro_flush_timeout_ns,
+                irq_suspend_timeout_ns: n.irq_suspend_timeout_ns,
             })
             .collect(),
     )
@@ -177,7 +256,7 @@ fn set_per_napi(nd: &mut Netdev, iface: &str, napis: &[NapiConfig], s: &BusyPoll
             id: n.id,
             defer_hard_irqs: Some(s.defer_hard_irqs),
             gro_flush_timeout_ns: Some(s.gro_flush_timeout_ns),
-            irq_suspend_timeout_ns: None,
+            irq_suspend_timeout_ns: s.irq_suspend_ns,
         })?;
     }
     Ok(Changed { mechanism: "napi-set", previous, undo })

@@ -31,12 +31,24 @@ pub struct WaitPolicy {
     /// the CPU's pause hint, reading only the clock) before looking again. 0: look again
     /// at once.
     pub idle_backoff_ns: u64,
-    /// Kernel busy polling (the socket has SO_PREFER_BUSY_POLL): one recvfrom per turn
-    /// of the loop (per batch, or per empty look) runs the device's NAPI, and TX is
-    /// kicked whatever need_wakeup says. No sleep, no backoff.
-    pub busy_poll: bool,
+    /// Kernel busy polling: the worker runs the device's NAPI itself, and TX is kicked
+    /// whatever need_wakeup says. No backoff.
+    pub busy_poll: Option<KernelBusyPoll>,
     /// Sleeping wait only: after a wakeup, let frames gather before taking them.
     pub coalesce: Option<Coalesce>,
+}
+
+/// How a kernel busy-polling worker runs its NAPI.
+pub enum KernelBusyPoll {
+    /// One recvfrom per turn of the loop (per batch, or per empty look) on a socket with
+    /// SO_PREFER_BUSY_POLL. Never sleeps.
+    Recvfrom,
+    /// One epoll_wait per empty look, on a set with EPIOCSPARAMS (prefer busy polling):
+    /// it polls the NAPI, returns as soon as frames arrive, and only sleeps (for at most
+    /// the given ms, -1: no limit) once a poll found none. With the NAPI's
+    /// irq-suspend-timeout set, the device's IRQ stays suspended while these waits keep
+    /// finding frames, and resumes when one finds none.
+    Epoll(sys::ReadableWaiter, i32),
 }
 
 /// A second socket frames can leave by (`Verdict::Redirect(OutPort(0))`).
@@ -109,7 +121,7 @@ pub fn rx_loop<S: Stage>(
     let has_out = out.is_some();
 
     while !stop.load(Relaxed) {
-        if wait.busy_poll {
+        if let Some(KernelBusyPoll::Recvfrom) = wait.busy_poll {
             // Runs the NAPI of the queue (SO_PREFER_BUSY_POLL): once per batch or empty
             // look, never per frame.
             sys::wakeup_rx(xsk.fd());
@@ -278,8 +290,14 @@ fn drain_rx(
 /// readable if the policy says so; otherwise return at once (busy polling).
 #[inline]
 fn idle(xsk: &mut Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCounters, stop: &AtomicBool) {
-    if wait.busy_poll {
-        // The loop's recvfrom did the work (and is the wakeup need_wakeup asks for).
+    if let Some(b) = &wait.busy_poll {
+        // Recvfrom: the loop's recvfrom did the work (and is the wakeup need_wakeup asks
+        // for). Epoll: the wait polls the NAPI (that is the wakeup), and sleeps only once
+        // a poll found nothing; bounded like a sleep, for the need_wakeup flag's sake.
+        if let KernelBusyPoll::Epoll(waiter, timeout_ms) = b {
+            waiter.wait(sleep_timeout(*timeout_ms, wait.need_wakeup));
+            bump(&counters.wakeups, 1);
+        }
     } else if wait.need_wakeup && xsk.fill_needs_wakeup() {
         sys::wakeup_rx(xsk.fd());
         bump(&counters.wakeups, 1);
@@ -462,7 +480,7 @@ fn flush_tx(xsk: &mut Xsk, backlog: &mut Vec<Desc>, outstanding: &mut usize, wai
 /// Copy mode transmits only when kicked; with need_wakeup, only when the kernel asks.
 #[inline]
 fn kick(xsk: &Xsk, wait: &WaitPolicy, counters: &WorkerCounters) {
-    if wait.busy_poll || !wait.need_wakeup || xsk.tx_needs_wakeup() {
+    if wait.busy_poll.is_some() || !wait.need_wakeup || xsk.tx_needs_wakeup() {
         sys::kick_tx(xsk.fd());
         bump(&counters.wakeups, 1);
     }
@@ -707,7 +725,7 @@ mod tests {
     }
 
     fn busy() -> WaitPolicy {
-        WaitPolicy { need_wakeup: false, sleep: None, idle_backoff_ns: 0, busy_poll: false, coalesce: None }
+        WaitPolicy { need_wakeup: false, sleep: None, idle_backoff_ns: 0, busy_poll: None, coalesce: None }
     }
 
     fn record_calls() -> (Rc<RefCell<Vec<HotCall>>>, sys::testing::Guard) {
@@ -810,7 +828,7 @@ mod tests {
             need_wakeup: true,
             sleep: Some((waiter, 5)),
             idle_backoff_ns: 0,
-            busy_poll: false,
+            busy_poll: None,
             coalesce: None,
         };
         let counters = WorkerCounters::default();
@@ -858,7 +876,7 @@ mod tests {
             need_wakeup: true,
             sleep: Some((waiter, -1)),
             idle_backoff_ns: 0,
-            busy_poll: false,
+            busy_poll: None,
             coalesce: None,
         };
         let counters = WorkerCounters::default();
@@ -988,7 +1006,13 @@ mod tests {
                 deliver(&k2, &mut pool, 8);
             }
         });
-        let wait = WaitPolicy { need_wakeup: true, sleep: None, idle_backoff_ns: 0, busy_poll: true, coalesce: None };
+        let wait = WaitPolicy {
+            need_wakeup: true,
+            sleep: None,
+            idle_backoff_ns: 0,
+            busy_poll: Some(KernelBusyPoll::Recvfrom),
+            coalesce: None,
+        };
         let mut stage = Batches { sizes: Vec::new(), stop_after: 5, stop: &STOP };
         let counters = WorkerCounters::default();
         rx_loop(&mut xsk, None, &mut stage, None, 64, &wait, &counters, &STOP);
@@ -996,6 +1020,49 @@ mod tests {
         assert!(calls.iter().all(|c| *c == HotCall::WakeupRx { fd }), "only recvfrom: {calls:?}");
         assert_eq!(stage.sizes, vec![8; 5], "each busy poll's frames are the next batch");
         assert_eq!(calls.len(), 5, "one recvfrom per batch");
+    }
+
+    #[test]
+    fn epoll_busy_poll_makes_one_epoll_wait_per_empty_look_and_no_recvfrom() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let (mut xsk, k) = fake::socket(64, 4096, 64, true, false);
+        let k = Rc::new(k);
+        // An eventfd stands in for the socket: the waits below never reach the kernel.
+        // SAFETY: plain eventfd call; the fd is closed at the end of the test.
+        let ev = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let stop_event = sys::StopEvent::new().unwrap();
+        let waiter = sys::ReadableWaiter::new(ev, &stop_event).unwrap();
+        // Each epoll_wait (a busy poll of the NAPI) makes the fake NAPI deliver 8 frames.
+        let (calls, k2) = (Rc::new(RefCell::new(Vec::new())), k.clone());
+        let c2 = calls.clone();
+        let mut pool = Vec::new();
+        let _guard = override_hot_calls(move |c| {
+            c2.borrow_mut().push(c);
+            if matches!(c, HotCall::Wait { .. }) {
+                deliver(&k2, &mut pool, 8);
+            }
+        });
+        let wait = WaitPolicy {
+            need_wakeup: true,
+            sleep: None,
+            idle_backoff_ns: 0,
+            busy_poll: Some(KernelBusyPoll::Epoll(waiter, -1)),
+            coalesce: None,
+        };
+        let mut stage = Batches { sizes: Vec::new(), stop_after: 5, stop: &STOP };
+        let counters = WorkerCounters::default();
+        rx_loop(&mut xsk, None, &mut stage, None, 64, &wait, &counters, &STOP);
+        let calls = calls.borrow();
+        assert!(
+            calls.iter().all(|c| matches!(c, HotCall::Wait { timeout_ms: NEED_WAKEUP_RECHECK_MS, .. })),
+            "only epoll_wait, bounded for need_wakeup: {calls:?}"
+        );
+        assert_eq!(stage.sizes, vec![8; 5], "each poll's frames are the next batch");
+        assert_eq!(calls.len(), 5, "one epoll_wait per empty look, none while frames are on the ring");
+        assert_eq!(counters.snapshot().wakeups, 5);
+        drop(wait);
+        // SAFETY: `ev` is ours and no longer watched.
+        unsafe { libc::close(ev) };
     }
 
     #[test]
@@ -1052,7 +1119,7 @@ mod tests {
                 need_wakeup: false,
                 sleep: Some((waiter, 1)),
                 idle_backoff_ns: 0,
-                busy_poll: false,
+                busy_poll: None,
                 coalesce,
             };
             let (k2, woke) = (k.clone(), std::sync::Arc::new(AtomicBool::new(false)));

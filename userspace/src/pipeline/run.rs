@@ -15,7 +15,7 @@ use xdp_common::QueueCounters;
 use super::{
     EndReason, OutPortInfo, PipelineConfig, PipelineError, QueueSummary, RunSummary,
     busy::BusyPollDevice,
-    driver::{OutSocket, WaitPolicy, rx_loop},
+    driver::{KernelBusyPoll, OutSocket, WaitPolicy, rx_loop},
     stage::Stage,
 };
 use crate::{
@@ -231,8 +231,10 @@ where
                 .map_err(PipelineError::BusyPollSocket)?;
         }
         let ifindex = sys::ifindex(&cfg.iface).ok_or_else(|| PipelineError::NoSuchInterface(cfg.iface.clone()))?;
-        let d = super::busy::apply(&cfg.iface, ifindex, &cfg.busy_poll)
+        let mut d = super::busy::apply(&cfg.iface, ifindex, &cfg.busy_poll)
             .map_err(|source| PipelineError::BusyPollDevice { iface: cfg.iface.clone(), source })?;
+        let ids = sockets.iter().map(|(_, x, _)| sys::incoming_napi_id(x.fd()).unwrap_or(0)).collect();
+        d.info.set_socket_napi_ids(ids);
         log::info!(
             "busy-poll on {}: {} (napi {:?}), defer_hard_irqs {}, gro_flush_timeout {} ns, SO_BUSY_POLL {} us, budget {}",
             cfg.iface,
@@ -260,12 +262,21 @@ where
             Some(t) => Some((sys::ReadableWaiter::new(xsk.fd(), &stop_event).map_err(PipelineError::Wait)?, t)),
             None => None,
         };
-        let busy_poll = cfg.wait == PollWait::BusyPoll;
+        let busy_poll = match (cfg.wait, cfg.busy_poll.irq_suspend_ns) {
+            (PollWait::BusyPoll, None) => Some(KernelBusyPoll::Recvfrom),
+            (PollWait::BusyPoll, Some(_)) => {
+                let params = sys::EpollParams::preferred(cfg.busy_poll.usecs, cfg.busy_poll.budget);
+                let w =
+                    sys::ReadableWaiter::busy_polling(xsk.fd(), &stop_event, params).map_err(PipelineError::Wait)?;
+                Some(KernelBusyPoll::Epoll(w, -1))
+            }
+            _ => None,
+        };
         let coalesce = if sleep.is_some() { cfg.coalesce } else { None };
         waits.push(WaitPolicy {
             need_wakeup: cfg.xsk.need_wakeup,
             sleep,
-            idle_backoff_ns: if busy_poll { 0 } else { cfg.idle_backoff_ns },
+            idle_backoff_ns: if busy_poll.is_some() { 0 } else { cfg.idle_backoff_ns },
             busy_poll,
             coalesce,
         });

@@ -158,7 +158,7 @@ where
             need_wakeup: cfg.xsk.need_wakeup,
             sleep: None,
             idle_backoff_ns: 0,
-            busy_poll: false,
+            busy_poll: None,
             coalesce: None,
         };
         let spawned = thread::Builder::new().name(format!("xdpipe-tx{q}")).spawn(move || {

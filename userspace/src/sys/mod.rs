@@ -5,7 +5,9 @@
 
 use std::{ffi::CString, io, mem, os::fd::RawFd};
 
+mod epoll;
 mod xdp;
+pub use epoll::{EPIOCSPARAMS, EpollParams};
 pub use xdp::*;
 
 /// A failed system call, with the call and the object it was about.
@@ -287,6 +289,17 @@ pub struct ReadableWaiter(std::os::fd::OwnedFd);
 impl ReadableWaiter {
     /// Watches `fd` (an AF_XDP socket) and `stop`.
     pub fn new(fd: RawFd, stop: &StopEvent) -> Result<Self, SysError> {
+        Self::build(fd, stop, None)
+    }
+
+    /// Watches `fd` and `stop` in a set that busy-polls `fd`'s NAPI (EPIOCSPARAMS, set
+    /// before the socket is added, so that the set learns its NAPI id when the socket
+    /// has one).
+    pub fn busy_polling(fd: RawFd, stop: &StopEvent, params: EpollParams) -> Result<Self, SysError> {
+        Self::build(fd, stop, Some(params))
+    }
+
+    fn build(fd: RawFd, stop: &StopEvent, params: Option<EpollParams>) -> Result<Self, SysError> {
         use std::os::fd::FromRawFd;
         // SAFETY: plain epoll_create1 call.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -295,6 +308,9 @@ impl ReadableWaiter {
         }
         // SAFETY: we just created `ep` and own it from here on.
         let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(ep) };
+        if let Some(p) = params {
+            epoll::set_params(ep, &p)?;
+        }
         for (watched, events) in [(fd, libc::EPOLLIN | libc::EPOLLET), (stop.raw(), libc::EPOLLIN)] {
             let mut ev = libc::epoll_event { events: events as u32, u64: 0 };
             // SAFETY: valid epoll fd, valid watched fd and event.

@@ -168,6 +168,25 @@ pub fn set_busy_poll(fd: RawFd, usecs: u32, budget: u16) -> Result<(), SysError>
     Ok(())
 }
 
+/// SO_INCOMING_NAPI_ID (asm-generic/socket.h).
+const SO_INCOMING_NAPI_ID: libc::c_int = 56;
+
+/// The NAPI the kernel's busy polling runs for this socket (SO_INCOMING_NAPI_ID); 0 when
+/// the socket has none, and then a busy poll (recvfrom or epoll) runs nothing. Since
+/// Linux 6.13 an AF_XDP socket gets it at bind, from its queue's NAPI where the driver
+/// names one (veth does not); before, from its first frame.
+pub fn incoming_napi_id(fd: RawFd) -> Result<u32, SysError> {
+    let mut val: u32 = 0;
+    let mut len = mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: the buffer and its length describe `val`, which outlives the call.
+    let rc =
+        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, SO_INCOMING_NAPI_ID, (&mut val as *mut u32).cast(), &mut len) };
+    if rc != 0 {
+        return Err(SysError::last("getsockopt(SO_INCOMING_NAPI_ID)", format!("AF_XDP socket fd {fd}")));
+    }
+    Ok(val)
+}
+
 fn get_opt<T: Default>(fd: RawFd, opt: libc::c_int, call: &'static str) -> Result<T, SysError> {
     let mut val = T::default();
     let mut len = mem::size_of::<T>() as libc::socklen_t;
