@@ -174,8 +174,9 @@ mod tests {
         let p = NoiseProbe::start().unwrap();
         std::thread::sleep(Duration::from_millis(120));
         let r = p.finish();
-        // About 100 ticks of 1 ms (fewer when the machine is busy, never many more).
-        assert!(r.ticks >= 10 && r.ticks <= 125, "{r:?}");
+        // About 100 ticks of 1 ms: fewer when the machine is busy (9 seen with a TCG guest
+        // and two builds on the 2 cores), never many more.
+        assert!(r.ticks >= 1 && r.ticks <= 125, "{r:?}");
         assert!(r.stalls <= r.ticks);
         assert!((0.0..=1.0).contains(&r.steal) && (0.0..=1.0).contains(&r.iowait), "{r:?}");
         assert!(read_cpu_times().unwrap().total > 0);
