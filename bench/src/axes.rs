@@ -204,11 +204,11 @@ impl FromStr for Target {
             Some(("vm", k)) => match HostDevice::from_name(k) {
                 Some(d) => Ok(Target::VmDev(d)),
                 None => k.parse().map(Target::Vm).map_err(|_| {
-                    bad("use vm:igb, vm:virtio or vm:DEVICE (DEVICE one of bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit)")
+                    bad("use vm:igb, vm:virtio or vm:DEVICE (DEVICE one of bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit, ovs)")
                 }),
             },
             _ => Err(bad(
-                "use veth, bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit, nic:IFACE, vm:igb, vm:virtio or vm:DEVICE",
+                "use veth, bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit, ovs, nic:IFACE, vm:igb, vm:virtio or vm:DEVICE",
             )),
         }
     }
@@ -234,11 +234,13 @@ pub enum HostDevice {
     Geneve,
     /// A netkit pair in L2 mode.
     Netkit,
+    /// Through an Open vSwitch kernel datapath (one flow).
+    Ovs,
 }
 
 impl HostDevice {
     /// Every host device, in the waterfall's order.
-    pub const ALL: [HostDevice; 8] = [
+    pub const ALL: [HostDevice; 9] = [
         HostDevice::Bridge,
         HostDevice::Macvlan,
         HostDevice::Vxlan,
@@ -247,6 +249,7 @@ impl HostDevice {
         HostDevice::IpvlanL3,
         HostDevice::Geneve,
         HostDevice::Netkit,
+        HostDevice::Ovs,
     ];
 
     /// Its target name.
@@ -260,6 +263,7 @@ impl HostDevice {
             HostDevice::IpvlanL3 => "ipvlan-l3",
             HostDevice::Geneve => "geneve",
             HostDevice::Netkit => "netkit",
+            HostDevice::Ovs => "ovs",
         }
     }
 
@@ -326,6 +330,8 @@ mod tests {
             "vm:ipvlan-l3",
             "vm:geneve",
             "vm:netkit",
+            "vm:ovs",
+            "ovs",
             "vm:bridge",
         ] {
             let t: Target = s.parse().unwrap();

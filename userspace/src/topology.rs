@@ -44,7 +44,13 @@
 //!   veth pair stays, unused by the frames, so the testbed is the same as for the
 //!   other targets.
 //!
-//! ipvlan, geneve and netkit are refused before anything is built on a kernel that lacks
+//! - `ovs`: like bridge, with an Open vSwitch kernel datapath xp-ovs (rx ns) in the
+//!   bridge's place: xp-tx -> xp-rx (vport 1) -> one flow `in_port=1,eth_type=0x0800
+//!   actions=output:2` -> xp-brp (vport 2) -> veth -> xp-rcv (10.77.0.1). Receiver on
+//!   xp-rcv. Made over generic netlink ([`net::ovs`]), with no ovs-vswitchd: a frame no
+//!   flow matches (ARP, IPv6) is an upcall to no listener and is dropped.
+//!
+//! ipvlan, geneve, netkit and ovs are refused before anything is built on a kernel that lacks
 //! them ([`check_available`]); the QEMU guest's kernel has them (`--target vm:DEVICE`).
 use std::{net::Ipv4Addr, os::fd::OwnedFd};
 
@@ -75,11 +81,13 @@ pub enum Device {
     Geneve,
     /// A netkit pair (L2 mode) instead of the veth pair.
     Netkit,
+    /// Through an Open vSwitch kernel datapath (one flow), received on the veth behind it.
+    Ovs,
 }
 
 impl Device {
     /// Every host device, in the waterfall's order.
-    pub const ALL: [Device; 9] = [
+    pub const ALL: [Device; 10] = [
         Device::Veth,
         Device::Bridge,
         Device::Macvlan,
@@ -89,6 +97,7 @@ impl Device {
         Device::IpvlanL3,
         Device::Geneve,
         Device::Netkit,
+        Device::Ovs,
     ];
 
     /// Its name as a target: `veth`, `bridge`, `macvlan`, `vxlan`, `tap`, `ipvlan-l2`,
@@ -104,6 +113,7 @@ impl Device {
             Device::IpvlanL3 => "ipvlan-l3",
             Device::Geneve => "geneve",
             Device::Netkit => "netkit",
+            Device::Ovs => "ovs",
         }
     }
 
@@ -115,6 +125,7 @@ impl Device {
             Device::IpvlanL2 | Device::IpvlanL3 => Some("ipvlan"),
             Device::Geneve => Some("geneve"),
             Device::Netkit => Some("netkit"),
+            Device::Ovs => Some("openvswitch"),
             _ => None,
         }
     }
@@ -135,6 +146,15 @@ impl Device {
 /// is built.
 pub fn check_available(device: Device) -> Result<(), TestbedError> {
     let Some(kind) = device.optional_kind() else { return Ok(()) };
+    if device == Device::Ovs {
+        // The datapath is driven over generic netlink; resolving its family loads the
+        // module when it is one.
+        return match net::genl::Family::resolve("ovs_datapath", "openvswitch", "the ovs target") {
+            Ok(_) => Ok(()),
+            Err(net::NetError::NoFamily { .. }) => Err(TestbedError::MissingOvs),
+            Err(e) => Err(e.into()),
+        };
+    }
     if devices::kind_available(kind)? { Ok(()) } else { Err(TestbedError::MissingKind { kind, device: device.name() }) }
 }
 
@@ -160,6 +180,9 @@ pub const VXLAN_VNI: u32 = 77;
 pub const VXLAN_PORT: u16 = 4789;
 /// 1500 less the 50 bytes of outer Ethernet, IPv4, UDP and VXLAN headers.
 pub const VXLAN_MTU: u32 = 1450;
+
+/// The OVS datapath of the `ovs` target (rx ns; also its internal device's name).
+pub const OVS_DP: &str = "xp-ovs";
 
 /// The ipvlan of the `ipvlan-l2` / `ipvlan-l3` targets (rx ns).
 pub const IPVLAN_IFACE: &str = "xp-ipv";
@@ -307,6 +330,30 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
             t.tx_mac = tx_mac;
             t.offload_devices.insert(0, (rx_ns.to_owned(), VXLAN_IFACE));
             t.offload_devices.push((tx_ns.to_owned(), VXLAN_IFACE));
+        }
+        Device::Ovs => {
+            let rx_fd = net::ns::open(rx_ns)?;
+            use std::os::fd::AsFd as _;
+            net::link::add_veth(&net::link::VethPair {
+                end: net::link::VethEnd { name: BRIDGE_PORT_IFACE, netns: Some(rx_fd.as_fd()) },
+                peer: net::link::VethEnd { name: BRIDGE_RX_IFACE, netns: Some(rx_fd.as_fd()) },
+                queues: tb.queues,
+            })?;
+            with_netns(rx_ns, || {
+                net::ovs::add_datapath(OVS_DP)?;
+                net::ovs::add_netdev_port(OVS_DP, RX_IFACE, 1)?;
+                net::ovs::add_netdev_port(OVS_DP, BRIDGE_PORT_IFACE, 2)?;
+                net::ovs::add_output_flow(OVS_DP, 1, 2)?;
+                net::link::set_up(BRIDGE_PORT_IFACE, true)
+            })?;
+            t.rx_mac = move_rx_ip(BRIDGE_RX_IFACE)?;
+            t.rx_iface = BRIDGE_RX_IFACE;
+            t.offload_devices = vec![
+                (rx_ns.to_owned(), BRIDGE_RX_IFACE),
+                (rx_ns.to_owned(), BRIDGE_PORT_IFACE),
+                (rx_ns.to_owned(), RX_IFACE),
+                (tx_ns.to_owned(), TX_IFACE),
+            ];
         }
         Device::IpvlanL2 | Device::IpvlanL3 => {
             let mode = if device == Device::IpvlanL2 { devices::IpvlanMode::L2 } else { devices::IpvlanMode::L3 };

@@ -61,6 +61,9 @@ fn describe_path(d: Device) -> &'static str {
         Device::Geneve => {
             "xp-gnv (tx ns, VNI 77, UDP 6081) encapsulates -> xp-tx -> veth -> xp-rx -> decapsulates on xp-gnv (rx ns); generator sends inner frames on the tx-side xp-gnv; receiver on the rx-side xp-gnv"
         }
+        Device::Ovs => {
+            "xp-tx -> veth -> xp-rx, vport 1 of OVS datapath xp-ovs (flow in_port=1,eth_type=0x0800 actions=output:2) -> xp-brp (vport 2) -> veth -> xp-rcv; receiver on xp-rcv"
+        }
         Device::Netkit => {
             "xp-nk (tx ns) -> netkit pair (L2 mode, policy pass, no BPF program) -> xp-nkp (rx ns); generator on xp-nk, receiver on xp-nkp"
         }
