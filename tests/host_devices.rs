@@ -190,7 +190,9 @@ fn guest_kinds_are_refused_exactly_where_the_kernel_lacks_them() {
         let Some(kind) = d.optional_kind() else { continue };
         let has = match xdpipe::topology::check_available(d) {
             Ok(()) => true,
-            Err(xdpipe::testbed::TestbedError::MissingKind { .. } | xdpipe::testbed::TestbedError::MissingOvs) => false,
+            Err(
+                xdpipe::testbed::TestbedError::MissingKind { .. } | xdpipe::testbed::TestbedError::MissingOvs { .. },
+            ) => false,
             Err(e) => panic!("{}: {e}", d.name()),
         };
         let tb = xdpipe::testbed::Testbed::create(&xdpipe::testbed::unique_name("g"), 1).unwrap();

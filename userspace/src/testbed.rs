@@ -76,9 +76,12 @@ pub enum TestbedError {
     },
     /// The kernel has no Open vSwitch datapath (generic netlink family ovs_datapath).
     #[error(
-        "this kernel has no openvswitch (generic netlink family ovs_datapath absent); run it in the guest: --target vm:ovs"
+        "this kernel has no openvswitch (generic netlink family ovs_datapath absent); run it in the guest: --target vm:{device}"
     )]
-    MissingOvs,
+    MissingOvs {
+        /// The target, e.g. `ovs`.
+        device: &'static str,
+    },
     /// A namespace, link, address or neighbour operation failed.
     #[error("building the testbed: {0}")]
     Net(#[from] NetError),
