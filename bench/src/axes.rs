@@ -176,6 +176,16 @@ pub enum Target {
     /// A device topology built on a veth testbed inside the QEMU guest, whose kernel has
     /// kinds this host may lack (ipvlan, geneve, netkit): `vm:ipvlan-l2`, ...
     VmDev(HostDevice),
+    /// A composite path measured hop by hop in the QEMU guest: `path:kubevirt`.
+    Path(PathKind),
+}
+
+/// The composite paths of `--target path:NAME`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PathKind {
+    /// virtio-net -> tap -> Linux bridge -> veth -> OVS -> Geneve -> NIC, as on a KubeVirt
+    /// + Kube-OVN node (see `crate::chain`).
+    Kubevirt,
 }
 
 impl fmt::Display for Target {
@@ -186,6 +196,7 @@ impl fmt::Display for Target {
             Target::Nic(i) => write!(f, "nic:{i}"),
             Target::Vm(k) => write!(f, "vm:{k}"),
             Target::VmDev(d) => write!(f, "vm:{}", d.name()),
+            Target::Path(PathKind::Kubevirt) => f.write_str("path:kubevirt"),
         }
     }
 }
@@ -201,14 +212,16 @@ impl FromStr for Target {
             None if s == "veth" => Ok(Target::Veth),
             Some(("nic", "")) => Err(bad("name the port: nic:IFACE, e.g. nic:eth1")),
             Some(("nic", i)) => Ok(Target::Nic(i.to_owned())),
+            Some(("path", "kubevirt")) => Ok(Target::Path(PathKind::Kubevirt)),
+            Some(("path", _)) => Err(bad("the one composite path is path:kubevirt")),
             Some(("vm", k)) => match HostDevice::from_name(k) {
                 Some(d) => Ok(Target::VmDev(d)),
                 None => k.parse().map(Target::Vm).map_err(|_| {
-                    bad("use vm:igb, vm:virtio or vm:DEVICE (DEVICE one of bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit)")
+                    bad("use vm:igb, vm:virtio or vm:DEVICE (DEVICE one of bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit, ovs, kubevirt-ovs, kubevirt-veth, kubevirt-bridge, kubevirt-tap)")
                 }),
             },
             _ => Err(bad(
-                "use veth, bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit, nic:IFACE, vm:igb, vm:virtio or vm:DEVICE",
+                "use veth, bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit, ovs, nic:IFACE, vm:igb, vm:virtio, vm:DEVICE or path:kubevirt",
             )),
         }
     }
@@ -234,11 +247,21 @@ pub enum HostDevice {
     Geneve,
     /// A netkit pair in L2 mode.
     Netkit,
+    /// Through an Open vSwitch kernel datapath (one flow).
+    Ovs,
+    /// path:kubevirt's hops up to OVS (OVS -> Geneve -> veth underlay).
+    KubevirtOvs,
+    /// path:kubevirt's hops up to the veth pair into OVS.
+    KubevirtVeth,
+    /// path:kubevirt's hops up to the Linux bridge.
+    KubevirtBridge,
+    /// path:kubevirt's whole chain, from the tap.
+    KubevirtTap,
 }
 
 impl HostDevice {
     /// Every host device, in the waterfall's order.
-    pub const ALL: [HostDevice; 8] = [
+    pub const ALL: [HostDevice; 13] = [
         HostDevice::Bridge,
         HostDevice::Macvlan,
         HostDevice::Vxlan,
@@ -247,6 +270,11 @@ impl HostDevice {
         HostDevice::IpvlanL3,
         HostDevice::Geneve,
         HostDevice::Netkit,
+        HostDevice::Ovs,
+        HostDevice::KubevirtOvs,
+        HostDevice::KubevirtVeth,
+        HostDevice::KubevirtBridge,
+        HostDevice::KubevirtTap,
     ];
 
     /// Its target name.
@@ -260,6 +288,11 @@ impl HostDevice {
             HostDevice::IpvlanL3 => "ipvlan-l3",
             HostDevice::Geneve => "geneve",
             HostDevice::Netkit => "netkit",
+            HostDevice::Ovs => "ovs",
+            HostDevice::KubevirtOvs => "kubevirt-ovs",
+            HostDevice::KubevirtVeth => "kubevirt-veth",
+            HostDevice::KubevirtBridge => "kubevirt-bridge",
+            HostDevice::KubevirtTap => "kubevirt-tap",
         }
     }
 
@@ -276,9 +309,9 @@ impl Target {
         matches!(self, Target::Veth | Target::Dev(_))
     }
 
-    /// True for the targets that run in the QEMU guest (`vm:*`).
+    /// True for the targets that run in the QEMU guest (`vm:*`, `path:kubevirt`).
     pub fn is_vm(&self) -> bool {
-        matches!(self, Target::Vm(_) | Target::VmDev(_))
+        matches!(self, Target::Vm(_) | Target::VmDev(_) | Target::Path(_))
     }
 
     /// The device topology of a testbed target, here or in the guest (`bridge` for
@@ -326,6 +359,11 @@ mod tests {
             "vm:ipvlan-l3",
             "vm:geneve",
             "vm:netkit",
+            "vm:ovs",
+            "ovs",
+            "vm:kubevirt-tap",
+            "kubevirt-ovs",
+            "path:kubevirt",
             "vm:bridge",
         ] {
             let t: Target = s.parse().unwrap();

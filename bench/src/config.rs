@@ -14,6 +14,8 @@ pub struct BenchConfig {
     pub gen_iface: Option<String>,
     /// Inside the QEMU guest: the `vm:` target the run is labelled as (emulated).
     pub emulated_as: Option<Target>,
+    /// Inside the QEMU guest: the stage of path:kubevirt this run measures.
+    pub hop: Option<crate::chain::PathHop>,
     /// The axes; `matrix.target` is the label (`emulated_as`, else `target`).
     pub matrix: Matrix,
     pub procedure: Procedure,

@@ -67,10 +67,10 @@ pub struct KernelBaseline {
 }
 
 /// The targets that run only in the QEMU guest (its kernel has kinds this host lacks).
-pub const GUEST_TARGETS: [&str; 5] = ["vm:ipvlan-l2", "vm:ipvlan-l3", "vm:geneve", "vm:netkit", "vm:virtio"];
+pub const GUEST_TARGETS: [&str; 6] = ["vm:ipvlan-l2", "vm:ipvlan-l3", "vm:geneve", "vm:netkit", "vm:ovs", "vm:virtio"];
 
-/// What of the guest's devices this report lacks: the guest targets no run measured, and
-/// OVS and path:kubevirt, which have no target yet.
+/// What of the guest's devices this report lacks: the guest targets and path:kubevirt
+/// when no run measured them.
 fn guest_line(runs: &[NamedRun]) -> String {
     let have: Vec<String> =
         runs.iter().flat_map(|r| r.summary.scenarios.iter().map(|s| s.scenario.target.to_string())).collect();
@@ -82,7 +82,15 @@ fn guest_line(runs: &[NamedRun]) -> String {
             missing.join(", ")
         );
     }
-    l + "OVS and path:kubevirt: not measured (no such target yet)"
+    if !runs.iter().any(|r| r.summary.hop.is_some()) {
+        l += "path:kubevirt: not in this report (`xdpipe bench --target path:kubevirt` measures it in the guest, hop by hop)";
+    }
+    l.trim_end_matches("; ").to_owned()
+}
+
+/// A run in the QEMU guest's kernel (vm:DEVICE, a path:kubevirt stage).
+fn in_guest(r: &NamedRun, s: &ScenarioSummary) -> bool {
+    r.summary.hop.is_some() || s.scenario.target.is_vm()
 }
 
 fn device_runs(runs: &[NamedRun]) -> Vec<(&NamedRun, &ScenarioSummary)> {
@@ -171,7 +179,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
             }
         }
     }
-    md += "- The waterfall starts at plain veth: an emulated or physical NIC start is not available on this host.\n";
+    md += "- This waterfall starts at plain veth: no physical NIC run is in it. path:kubevirt's waterfall (below, when its runs are given) starts at the guest's emulated igb.\n";
     for (r, _) in &dev {
         for k in r.summary.kernel.iter().filter(|k| k.not_measured.is_some()) {
             let _ = writeln!(
@@ -187,10 +195,13 @@ pub fn markdown(runs: &[NamedRun]) -> String {
             let _ = writeln!(md, "- {}: kernel baselines not run (add --kernel-baselines)", r.name);
         }
     }
-    if dev.iter().any(|(_, sc)| matches!(sc.scenario.target, crate::scenario::Target::VmDev(_))) {
-        md += "- vm:DEVICE runs (emulated, in the guest's kernel under QEMU) are left out of the waterfall: it needs a veth reference from the same kernel, and the guest has no veth target yet.\n";
+    if dev.iter().any(|(r, sc)| in_guest(r, sc)) {
+        md += "- vm:DEVICE and path:kubevirt runs (emulated, in the guest's kernel under QEMU) are left out of this waterfall: it needs a veth reference from the same kernel; path:kubevirt's own waterfall has one.\n";
     }
-    let _ = writeln!(md, "- {}.", guest_line(runs));
+    let line = guest_line(runs);
+    if !line.is_empty() {
+        let _ = writeln!(md, "- {line}.");
+    }
     md += "\nTopologies:\n\n";
     for (r, _) in &dev {
         if let Some(d) = &r.summary.device {
@@ -222,12 +233,13 @@ pub struct Step {
 /// veth first, then each device run with veth's size and XDP mode, in the order given.
 pub fn waterfall(runs: &[NamedRun]) -> Option<Vec<Step>> {
     let dev = device_runs(runs);
-    let (_, v) = dev.iter().find(|(r, _)| r.summary.device.as_ref().is_some_and(|d| d.device == "veth"))?;
+    let (_, v) =
+        dev.iter().find(|(r, s)| !in_guest(r, s) && r.summary.device.as_ref().is_some_and(|d| d.device == "veth"))?;
     let mut steps = vec![Step { name: "veth".into(), mpps: v.mrr_pps.median / 1e6, factor: None }];
     for (r, s) in &dev {
         let d = r.summary.device.as_ref().map_or("?", |d| d.device.as_str());
         if d == "veth"
-            || matches!(s.scenario.target, crate::scenario::Target::VmDev(_))
+            || in_guest(r, s)
             || s.scenario.size != v.scenario.size
             || s.scenario.xdp_mode != v.scenario.xdp_mode
         {
@@ -242,18 +254,53 @@ pub fn waterfall(runs: &[NamedRun]) -> Option<Vec<Step>> {
     Some(steps)
 }
 
+/// One bar of a factor chart.
+pub struct Bar {
+    /// The label under the bar.
+    pub label: String,
+    /// The bar's height (a factor; the reference is 1.0).
+    pub value: f64,
+    /// The interval drawn as a whisker.
+    pub whisker: Option<(f64, f64)>,
+    /// The reference bar (grey).
+    pub reference: bool,
+}
+
 /// The waterfall as an SVG bar chart: each hop's factor relative to veth (1.0) with its
 /// interval as a whisker; empty when there is no veth run.
 pub fn waterfall_svg(runs: &[NamedRun]) -> String {
     let Some(steps) = waterfall(runs) else { return String::new() };
+    let bars: Vec<Bar> = steps
+        .iter()
+        .map(|st| Bar {
+            label: match st.factor {
+                None => format!("{} {:.3} Mpps", st.name, st.mpps),
+                Some(iv) => format!("{} ×{:.2} [{:.2}, {:.2}]", st.name, iv.estimate, iv.lo, iv.hi),
+            },
+            value: st.factor.map_or(1.0, |f| f.estimate),
+            whisker: st.factor.map(|f| (f.lo, f.hi)),
+            reference: st.factor.is_none(),
+        })
+        .collect();
+    factor_svg("AF_XDP rate of each hop relative to plain veth (factor, bootstrap interval)", &bars)
+}
+
+/// A bar chart of factors against a dashed 1.0 line, whiskers for the intervals.
+pub fn factor_svg(title: &str, bars: &[Bar]) -> String {
+    if bars.is_empty() {
+        return String::new();
+    }
     let (w, l, t, ph) = (760.0, 70.0, 40.0, 220.0);
     let pw = w - l - 20.0;
-    let top = steps.iter().map(|s| s.factor.map_or(1.0, |f| f.hi.max(f.estimate))).fold(1.0, f64::max) * 1.1;
+    let top = bars.iter().map(|b| b.whisker.map_or(b.value, |(_, hi)| hi.max(b.value))).fold(1.0, f64::max) * 1.1;
     let y = |v: f64| t + ph - ph * v / top;
+    // Label lines under the plot: the longest label's, twice over when they alternate.
+    let most = bars.iter().map(|b| b.label.lines().count()).max().unwrap_or(1) as f64;
+    let lines_below = if bars.len() > 5 { 2.0 * most } else { most };
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"{cx}\" y=\"20\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">AF_XDP rate of each hop relative to plain veth (factor, bootstrap interval)</text>\n",
-        h = t + ph + 50.0,
+         <text x=\"{cx}\" y=\"20\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{title}</text>\n",
+        h = t + ph + 36.0 + 14.0 * lines_below,
         cx = w / 2.0
     );
     let _ = writeln!(
@@ -265,38 +312,36 @@ pub fn waterfall_svg(runs: &[NamedRun]) -> String {
         l - 6.0,
         y(1.0) + 4.0
     );
-    let bw = pw / steps.len() as f64;
-    for (i, st) in steps.iter().enumerate() {
-        let f = st.factor.map_or(1.0, |f| f.estimate);
+    let bw = pw / bars.len() as f64;
+    for (i, b) in bars.iter().enumerate() {
         let x = l + bw * i as f64 + bw * 0.2;
         let _ = writeln!(
             s,
             "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
-            y(f),
+            y(b.value),
             bw * 0.6,
-            ph - (y(f) - t),
-            if i == 0 { "#888" } else { "#3b6ea5" }
+            ph - (y(b.value) - t),
+            if b.reference { "#888" } else { "#3b6ea5" }
         );
-        if let Some(iv) = st.factor {
+        if let Some((lo, hi)) = b.whisker {
             let cx = x + bw * 0.3;
             let _ = writeln!(
                 s,
                 "<line x1=\"{cx:.1}\" y1=\"{:.1}\" x2=\"{cx:.1}\" y2=\"{:.1}\" stroke=\"#000\"/>",
-                y(iv.lo),
-                y(iv.hi)
+                y(lo),
+                y(hi)
             );
         }
-        let label = match st.factor {
-            None => format!("{} {:.3} Mpps", st.name, st.mpps),
-            Some(iv) => format!("{} ×{:.2} [{:.2}, {:.2}]", st.name, iv.estimate, iv.lo, iv.hi),
-        };
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            x + bw * 0.3,
-            t + ph + 18.0,
-            label
-        );
+        // One line per '\n' of the label; with many bars every other label goes lower.
+        let cx = x + bw * 0.3;
+        let lines: Vec<&str> = b.label.split('\n').collect();
+        let y0 = t + ph + 18.0 + if bars.len() > 5 { 14.0 * lines.len() as f64 * (i % 2) as f64 } else { 0.0 };
+        let spans: String = lines
+            .iter()
+            .enumerate()
+            .map(|(k, l)| format!("<tspan x=\"{cx:.1}\" dy=\"{}\">{l}</tspan>", if k == 0 { 0 } else { 14 }))
+            .collect();
+        let _ = writeln!(s, "<text x=\"{cx:.1}\" y=\"{y0:.1}\" text-anchor=\"middle\">{spans}</text>");
     }
     s + "</svg>\n"
 }
@@ -312,21 +357,7 @@ mod tests {
 
     fn run(name: &str, target: Target, mrr: &[f64], udp: Option<&[f64]>) -> NamedRun {
         let scenario = Scenario { target: target.clone(), ..Scenario::example() };
-        let s = ScenarioSummary {
-            label: scenario.label(),
-            scenario,
-            mrr_pps: spread(mrr),
-            offered_max_pps: spread(mrr),
-            zero_loss_pps: None,
-            zero_loss_confirmed: false,
-            latency: None,
-            sent: 0,
-            received: 0,
-            mrr_precision: None,
-            latency_precision: None,
-            noise: None,
-            count: None,
-        };
+        let s = ScenarioSummary::of_trials(scenario, mrr);
         let kernel = udp
             .map(|v| KernelBaseline {
                 kind: "udp".into(),
@@ -358,8 +389,11 @@ mod tests {
         assert!(md.contains("- bridge (b): 2.00 [2.00, 2.00]"), "{md}");
         assert!(md.contains("- bridge: 0.500 Mpps, factor 0.50 [0.50, 0.50]"), "{md}");
         assert!(md.contains("a: kernel baselines not run"), "{md}");
-        assert!(md.contains("vm:ipvlan-l2, vm:ipvlan-l3, vm:geneve, vm:netkit, vm:virtio: not in this report"), "{md}");
-        assert!(md.contains("OVS and path:kubevirt: not measured"), "{md}");
+        assert!(
+            md.contains("vm:ipvlan-l2, vm:ipvlan-l3, vm:geneve, vm:netkit, vm:ovs, vm:virtio: not in this report"),
+            "{md}"
+        );
+        assert!(md.contains("path:kubevirt: not in this report"), "{md}");
         // A guest device run is in the table but not in the host's waterfall.
         let runs3 = [
             run("a", Target::Veth, &[1.0e6, 1.0e6, 1.0e6], None),
@@ -368,7 +402,7 @@ mod tests {
         ];
         assert_eq!(waterfall(&runs3).unwrap().len(), 2);
         let md = markdown(&runs3);
-        assert!(md.contains("left out of the waterfall") && !md.contains("vm:geneve,"), "{md}");
+        assert!(md.contains("left out of this waterfall") && !md.contains("vm:geneve,"), "{md}");
         assert!(waterfall_svg(&runs).contains("bridge ×0.50"));
         // Without a veth run there is no waterfall, and the report says so.
         assert!(waterfall(&runs[1..]).is_none());

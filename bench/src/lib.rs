@@ -18,6 +18,7 @@
 //! measured trial (on a veth testbed); tests supply synthetic ones.
 pub mod adaptive;
 pub mod axes;
+pub mod chain;
 pub mod compare;
 pub mod config;
 pub mod count;

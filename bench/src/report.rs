@@ -559,6 +559,7 @@ pub fn markdown(runs: &[NamedRun]) -> String {
         }
     }
     md += &crate::devices::markdown(runs);
+    md += &crate::chain::markdown(runs);
     md
 }
 
@@ -691,6 +692,7 @@ pub fn html(runs: &[NamedRun]) -> String {
         );
     }
     charts += &crate::devices::waterfall_svg(runs);
+    charts += &crate::chain::svg(runs);
     let md = markdown(runs);
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>xdpipe comparison report</title>\n\

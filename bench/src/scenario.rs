@@ -1,7 +1,9 @@
 //! The scenario matrix: every combination of the axes a run asked for.
 use serde::{Deserialize, Serialize};
 
-pub use crate::axes::{Axis, AxisError, Bind, Engine, HostDevice, Mode, Offloads, Size, Target, VmKind, Wait, XdpMode};
+pub use crate::axes::{
+    Axis, AxisError, Bind, Engine, HostDevice, Mode, Offloads, PathKind, Size, Target, VmKind, Wait, XdpMode,
+};
 
 /// The RFC 2544 frame sizes (with FCS).
 pub const RFC2544_SIZES: [u32; 7] = [64, 128, 256, 512, 1024, 1280, 1518];

@@ -101,6 +101,28 @@ pub struct ScenarioSummary {
     pub count: Option<crate::count::CountPoint>,
 }
 
+#[cfg(test)]
+impl ScenarioSummary {
+    /// A summary of `scenario` whose max-rate trials are `mrr` and nothing else (tests).
+    pub(crate) fn of_trials(scenario: crate::scenario::Scenario, mrr: &[f64]) -> Self {
+        ScenarioSummary {
+            label: scenario.label(),
+            scenario,
+            mrr_pps: crate::stats::spread(mrr),
+            offered_max_pps: crate::stats::spread(mrr),
+            zero_loss_pps: None,
+            zero_loss_confirmed: false,
+            latency: None,
+            sent: 0,
+            received: 0,
+            mrr_precision: None,
+            latency_precision: None,
+            noise: None,
+            count: None,
+        }
+    }
+}
+
 /// A baseline tool measured beside xdpipe in the same run (xdpsock, xdp-bench,
 /// xdp-trafficgen), trial for trial alternately.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -149,6 +171,9 @@ pub struct RunSummary {
     /// The kernel-stack baselines measured on the same device (`--kernel-baselines`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel: Vec<crate::devices::KernelBaseline>,
+    /// The stage of a composite path (`path:kubevirt`) this run measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop: Option<crate::chain::PathHop>,
 }
 
 pub struct RunDir {

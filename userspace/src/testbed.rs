@@ -74,6 +74,14 @@ pub enum TestbedError {
         /// The target, e.g. `ipvlan-l2`.
         device: &'static str,
     },
+    /// The kernel has no Open vSwitch datapath (generic netlink family ovs_datapath).
+    #[error(
+        "this kernel has no openvswitch (generic netlink family ovs_datapath absent); run it in the guest: --target vm:{device}"
+    )]
+    MissingOvs {
+        /// The target, e.g. `ovs`.
+        device: &'static str,
+    },
     /// A namespace, link, address or neighbour operation failed.
     #[error("building the testbed: {0}")]
     Net(#[from] NetError),

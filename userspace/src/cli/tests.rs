@@ -376,6 +376,26 @@ fn bench_guest_device_targets_take_the_device_targets_limits() {
 }
 
 #[test]
+fn bench_kubevirt_stages_are_labelled_and_checked() {
+    let m = refused(&["bench", "--target", "geneve", "--kubevirt-hop", "3", "--anchors", "off"]);
+    assert_says(&m, &["--kubevirt-hop 3 (+ovs)", "--target kubevirt-ovs", "not geneve"]);
+    let m = refused(&["bench", "--target", "veth", "--kubevirt-hop", "7"]);
+    assert_says(&m, &["--kubevirt-hop 7", "stages 0 to 6"]);
+    let m = refused(&["bench", "--target", "vm:kubevirt-ovs", "--kernel-baselines"]);
+    assert_says(&m, &["--kernel-baselines with --target vm:kubevirt-ovs", "--target geneve"]);
+    let m = refused(&["bench", "--target", "kubevirt-tap", "--anchors", "off"]);
+    assert_says(&m, &["--target kubevirt-tap", "one frame size"]);
+    let m = refused(&["bench", "--target", "path:kubevirt", "--queues", "4"]);
+    assert_says(&m, &["--queues, --binds and --offloads"]);
+    let Cmd::Bench(b) = parse(&["bench", "--target", "kubevirt-ovs", "--kubevirt-hop", "3", "--anchors", "off"]) else {
+        panic!("not a bench")
+    };
+    let c = b.validate().unwrap_or_else(|e| panic!("{}", e.0));
+    assert_eq!(c.matrix.target.to_string(), "path:kubevirt");
+    assert_eq!(c.hop.map(|h| (h.index, h.name)), Some((3, "+ovs".to_owned())));
+}
+
+#[test]
 fn bench_busy_poll_needs_native_and_coalescing_needs_poll() {
     let m = refused(&["bench", "--waits", "busy,busy-poll"]);
     assert_says(&m, &["--waits busy-poll", "skb mode has no NAPI", "--xdp-modes native"]);

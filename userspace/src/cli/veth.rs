@@ -446,7 +446,7 @@ impl std::str::FromStr for DeviceArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         xdpipe::topology::Device::from_name(s).map(DeviceArg).ok_or_else(|| {
-            format!("device {s:?}: use veth, bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve or netkit")
+            format!("device {s:?}: use veth, bridge, macvlan, vxlan, tap, ipvlan-l2, ipvlan-l3, geneve, netkit, ovs, kubevirt-ovs, kubevirt-veth, kubevirt-bridge or kubevirt-tap")
         })
     }
 }

@@ -49,6 +49,7 @@ pub mod link;
 pub mod netdev;
 pub mod nexthop;
 pub mod ns;
+pub mod ovs;
 pub mod route;
 pub mod socket;
 pub mod sysfs;

@@ -23,7 +23,9 @@ pub struct BenchArgs {
     /// vxlan or tap (the same testbed with that device in the path, the receiver on it);
     /// nic:IFACE (a NIC port, with --gen-iface the port cabled to it, or --remote-gen for a
     /// generator on a second host); vm:igb or vm:virtio (the QEMU guest of scripts/vm,
-    /// emulated NICs, results labelled emulated).
+    /// emulated NICs, results labelled emulated); vm:DEVICE (a device topology in the
+    /// guest's kernel: ipvlan-l2, ipvlan-l3, geneve, netkit, ovs, ...); path:kubevirt (the
+    /// KubeVirt + Kube-OVN chain in the guest, measured after each hop is added).
     #[arg(long, default_value = "veth")]
     pub target: Target,
     /// With --target nic:IFACE: the port of this host cabled back to back to IFACE, which
@@ -45,6 +47,10 @@ pub struct BenchArgs {
     /// Label the run as emulated hardware (set by --target vm:* inside the guest).
     #[arg(long, hide = true)]
     pub emulated_as: Option<Target>,
+    /// Label the run as stage N of path:kubevirt (set by --target path:kubevirt inside the
+    /// guest; the target must be that stage's).
+    #[arg(long, hide = true)]
+    pub kubevirt_hop: Option<usize>,
     /// Frame sizes with FCS, 62 up to the testbed's MTU + 18 (at most 9018, `jumbo`; a
     /// veth testbed gets MTU 9000 for sizes past 1518), or imix (default: the RFC 2544
     /// set plus imix).
@@ -281,7 +287,7 @@ impl BenchArgs {
             }
         }
         super::devices::check_args(self)?;
-        if (self.target.is_testbed() || matches!(self.target, Target::VmDev(_)))
+        if (self.target.is_testbed() || matches!(self.target, Target::VmDev(_) | Target::Path(_)))
             && (self.queues != [1] || self.binds != [Bind::Copy] || self.offloads != [Offloads::Default])
         {
             refuse!(
@@ -373,6 +379,32 @@ impl BenchArgs {
         {
             refuse!("--emulated-as {e}: only vm:igb, vm:virtio or vm:DEVICE");
         }
+        let hop = match self.kubevirt_hop {
+            None => None,
+            Some(i) => {
+                let Some(spec) = xdpipe_bench::chain::KUBEVIRT.get(i) else {
+                    refuse!(
+                        "--kubevirt-hop {i}: path:kubevirt has stages 0 to {}",
+                        xdpipe_bench::chain::KUBEVIRT.len() - 1
+                    );
+                };
+                if self.target.to_string() != spec.target {
+                    refuse!(
+                        "--kubevirt-hop {i} ({}) runs with --target {}, not {}",
+                        spec.name,
+                        spec.target,
+                        self.target
+                    );
+                }
+                xdpipe_bench::chain::PathHop::kubevirt(i)
+            }
+        };
+        if self.target.host_device().is_some_and(|d| d.name().starts_with("kubevirt-")) && self.kernel_baselines {
+            refuse!(
+                "--kernel-baselines with --target {}: a kernel sender in the sending namespace routes straight to the Geneve device, past the hops in front of it; measure baselines on --target geneve",
+                self.target
+            );
+        }
         let anchors = match self.anchors {
             AnchorsArg::Off => None,
             AnchorsArg::Auto => {
@@ -389,11 +421,15 @@ impl BenchArgs {
                 })
             }
         };
-        let label = self.emulated_as.clone().unwrap_or_else(|| self.target.clone());
+        let label = match &hop {
+            Some(_) => Target::Path(xdpipe_bench::scenario::PathKind::Kubevirt),
+            None => self.emulated_as.clone().unwrap_or_else(|| self.target.clone()),
+        };
         Ok(BenchConfig {
             target: self.target.clone(),
             gen_iface: self.gen_iface.clone(),
-            emulated_as: self.emulated_as.clone(),
+            emulated_as: if hop.is_some() { Some(label.clone()) } else { self.emulated_as.clone() },
+            hop,
             matrix: Matrix {
                 target: label,
                 sizes,

@@ -23,19 +23,22 @@ pub fn check_args(a: &BenchArgs) -> Result<(), CliError> {
         _ => return Ok(()),
     };
     let name = d.name();
-    if a.engines.contains(&Engine::XdpLive) && matches!(name, "vxlan" | "tap" | "geneve" | "netkit") {
+    let kubevirt = name.starts_with("kubevirt-");
+    if a.engines.contains(&Engine::XdpLive) && (kubevirt || matches!(name, "vxlan" | "tap" | "geneve" | "netkit")) {
         refuse!(
             "--engines xdp-live with --target {name}: the in-kernel engine transmits through a driver's XDP transmit, which {} has not; use --engines xsk",
             match name {
                 "tap" => "the tap writer (a /dev/net/tun fd)",
                 "vxlan" => "a VXLAN device",
                 "geneve" => "a Geneve device",
+                _ if kubevirt =>
+                    "the device the kubevirt hop sends from (an OVS internal port, a bridge, a veth into OVS or a tap writer)",
                 _ => "a netkit device",
             }
         );
     }
-    if name == "tap" && a.sizes.as_ref().is_none_or(|s| s.contains(&Size::Imix)) {
-        refuse!("--target tap: the tap writer sends one frame size; give --sizes without imix, e.g. --sizes 64");
+    if matches!(name, "tap" | "kubevirt-tap") && a.sizes.as_ref().is_none_or(|s| s.contains(&Size::Imix)) {
+        refuse!("--target {name}: the tap writer sends one frame size; give --sizes without imix, e.g. --sizes 64");
     }
     // In the guest the anchors are off: the guest has no xdpsock or xdp-bench.
     if !in_guest && a.anchors != crate::cli::values::AnchorsArg::Off {
@@ -61,8 +64,23 @@ fn describe_path(d: Device) -> &'static str {
         Device::Geneve => {
             "xp-gnv (tx ns, VNI 77, UDP 6081) encapsulates -> xp-tx -> veth -> xp-rx -> decapsulates on xp-gnv (rx ns); generator sends inner frames on the tx-side xp-gnv; receiver on the rx-side xp-gnv"
         }
+        Device::Ovs => {
+            "xp-tx -> veth -> xp-rx, vport 1 of OVS datapath xp-ovs (flow in_port=1,eth_type=0x0800 actions=output:2) -> xp-brp (vport 2) -> veth -> xp-rcv; receiver on xp-rcv"
+        }
         Device::Netkit => {
             "xp-nk (tx ns) -> netkit pair (L2 mode, policy pass, no BPF program) -> xp-nkp (rx ns); generator on xp-nk, receiver on xp-nkp"
+        }
+        Device::KubevirtOvs => {
+            "xp-ovs (tx ns, internal port of OVS datapath xp-ovs; flow in_port=0 actions=output:1) -> xp-gnv (vport 1) encapsulates -> xp-tx -> veth -> xp-rx -> decapsulates on xp-gnv (rx ns); generator on xp-ovs, receiver on the rx-side xp-gnv"
+        }
+        Device::KubevirtVeth => {
+            "xp-pod (tx ns) -> veth -> xp-ovp (vport 2 of OVS datapath xp-ovs; flow in_port=2 actions=output:1) -> xp-gnv (vport 1) encapsulates -> xp-tx -> veth -> xp-rx -> decapsulates on xp-gnv (rx ns); generator on xp-pod, receiver on the rx-side xp-gnv"
+        }
+        Device::KubevirtBridge => {
+            "bridge xp-br (tx ns) -> its port xp-pod -> veth -> xp-ovp (OVS vport 2) -> xp-gnv (vport 1) encapsulates -> xp-tx -> veth -> xp-rx -> decapsulates on xp-gnv (rx ns); generator on xp-br, receiver on the rx-side xp-gnv"
+        }
+        Device::KubevirtTap => {
+            "a writer thread writes each frame to tap xp-tap's /dev/net/tun fd (as QEMU) -> xp-tap, a port of bridge xp-br (tx ns) -> xp-pod -> veth -> xp-ovp (OVS vport 2) -> xp-gnv (vport 1) encapsulates -> xp-tx -> veth -> xp-rx -> decapsulates on xp-gnv (rx ns); receiver on the rx-side xp-gnv"
         }
         Device::Tap => {
             "a writer thread writes each frame to the tap's /dev/net/tun fd (one write(2) per frame, as QEMU without vhost-net) -> xp-tap (rx ns); receiver on xp-tap"

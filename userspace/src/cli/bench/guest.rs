@@ -23,6 +23,8 @@ pub enum GuestTarget {
     /// A device topology on a veth testbed in the guest's kernel (`vm:ipvlan-l2`, ...):
     /// `--target DEVICE` there.
     Device(HostDevice),
+    /// `path:kubevirt`: one run per stage of [`xdpipe_bench::chain::KUBEVIRT`], in order.
+    Kubevirt,
 }
 
 /// `scripts/vm/guest.sh`, found from the binary's place in the tree (target/*/xdpipe) or
@@ -42,22 +44,54 @@ fn guest_script() -> anyhow::Result<PathBuf> {
 /// there (labelled emulated) with `--target nic:` on the guest's cabled pair, or with
 /// `--target DEVICE` on a veth testbed in the guest, and copies the run back.
 pub fn bench_in_guest(cfg: &BenchConfig, what: GuestTarget, stop: &Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
-    let (target_args, label, prep): (Vec<String>, String, String) = match what {
+    // Each stage: (shell prep, target and label flags); one stage but for path:kubevirt.
+    let stages: Vec<(String, Vec<String>)> = match what {
         GuestTarget::Nic(kind) => {
             let (rx, tx) = match kind {
                 VmKind::Igb => ("igb1", "igb0"),
                 VmKind::Virtio => ("vio1", "vio0"),
             };
             // igb hashes UDP on addresses only by default: add the ports so flows spread.
-            (
-                vec!["--target".into(), format!("nic:{rx}"), "--gen-iface".into(), tx.into()],
-                format!("vm:{kind}"),
+            vec![(
                 format!("ethtool -N {rx} rx-flow-hash udp4 sdfn 2>/dev/null; "),
-            )
+                ["--target", &format!("nic:{rx}"), "--gen-iface", tx, "--emulated-as", &format!("vm:{kind}")]
+                    .map(String::from)
+                    .to_vec(),
+            )]
         }
-        GuestTarget::Device(d) => (vec!["--target".into(), d.name().into()], format!("vm:{}", d.name()), String::new()),
+        GuestTarget::Device(d) => vec![(
+            String::new(),
+            ["--target", d.name(), "--emulated-as", &format!("vm:{}", d.name())].map(String::from).to_vec(),
+        )],
+        // The NIC stage on one queue of each igb port (every frame on queue 0, as the
+        // one-queue testbed stages), then each hop in order.
+        GuestTarget::Kubevirt => xdpipe_bench::chain::KUBEVIRT
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let mut t = vec!["--target".to_owned(), h.target.to_owned(), "--kubevirt-hop".into(), i.to_string()];
+                let prep = match h.target.strip_prefix("nic:") {
+                    Some(rx) => {
+                        t.extend(["--gen-iface".into(), "igb0".into()]);
+                        format!("ethtool -L {rx} combined 1 && ethtool -L igb0 combined 1 && ")
+                    }
+                    None => String::new(),
+                };
+                (prep, t)
+            })
+            .collect(),
     };
     let nic = matches!(what, GuestTarget::Nic(_));
+    let kubevirt = matches!(what, GuestTarget::Kubevirt);
+    // Every receiving device past the NIC in path:kubevirt has generic XDP only.
+    let xdp_modes = if kubevirt {
+        if cfg.matrix.xdp_modes.iter().any(|m| *m != xdpipe_bench::scenario::XdpMode::Skb) {
+            eprintln!("bench: path:kubevirt runs every stage in skb mode (the hops' devices have no native XDP)");
+        }
+        vec![xdpipe_bench::scenario::XdpMode::Skb]
+    } else {
+        cfg.matrix.xdp_modes.clone()
+    };
     let (a, m) = (&cfg.procedure, &cfg.matrix);
     let exe = std::env::current_exe().context("finding the xdpipe binary")?;
     // A fresh directory only root can use (mkdtemp, 0700): never a predictable path.
@@ -71,20 +105,18 @@ pub fn bench_in_guest(cfg: &BenchConfig, what: GuestTarget, stop: &Arc<AtomicBoo
         }
         g => g.map_err(anyhow::Error::msg)?,
     };
+    // The tap stage's writer sends one frame size: path:kubevirt leaves imix out.
+    let sizes: Vec<_> = m.sizes.iter().filter(|s| !(kubevirt && **s == xdpipe_bench::scenario::Size::Imix)).collect();
     fn list<T: ToString>(v: &[T]) -> String {
         v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
     }
-    let mut args: Vec<String> = vec!["bench".into()];
-    args.extend(target_args);
-    args.extend([
-        "--emulated-as".into(),
-        label,
+    let mut args: Vec<String> = vec![
         "--out".into(),
         "/host/runs".into(),
         "--anchors".into(),
         "off".into(),
         "--xdp-modes".into(),
-        list(&m.xdp_modes),
+        list(&xdp_modes),
         "--modes".into(),
         list(&m.modes),
         "--engines".into(),
@@ -92,7 +124,7 @@ pub fn bench_in_guest(cfg: &BenchConfig, what: GuestTarget, stop: &Arc<AtomicBoo
         "--waits".into(),
         list(&m.waits),
         "--sizes".into(),
-        list(&m.sizes),
+        list(&sizes),
         "--trials".into(),
         a.trials.to_string(),
         "--max-trials".into(),
@@ -107,7 +139,7 @@ pub fn bench_in_guest(cfg: &BenchConfig, what: GuestTarget, stop: &Arc<AtomicBoo
         a.search.search_secs.to_string(),
         "--latency-fraction".into(),
         a.latency_fraction.to_string(),
-    ]);
+    ];
     // The device targets take one queue, copy binds and default offloads (refused
     // otherwise before the guest boots).
     if nic {
@@ -120,8 +152,9 @@ pub fn bench_in_guest(cfg: &BenchConfig, what: GuestTarget, stop: &Arc<AtomicBoo
             list(&m.queues),
         ]);
     }
-    // The kernel-stack baselines are a device target's (here: the guest's kernel).
-    if !nic && cfg.kernel_baselines {
+    // The kernel-stack baselines are a device target's (here: the guest's kernel); the
+    // kubevirt hops refuse them (a kernel sender would skip the hops).
+    if !nic && !kubevirt && cfg.kernel_baselines {
         args.push("--kernel-baselines".into());
     }
     if let Some(b) = a.budget_secs {
@@ -146,7 +179,13 @@ pub fn bench_in_guest(cfg: &BenchConfig, what: GuestTarget, stop: &Arc<AtomicBoo
             c.secs.to_string(),
         ]);
     }
-    let job = format!("{prep}xdpipe {}", args.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" "));
+    let quoted = |v: &[String]| v.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" ");
+    // Stages one after another; the first that fails ends the job with its status.
+    let job = stages
+        .iter()
+        .map(|(prep, t)| format!("{prep}xdpipe bench {} {} || exit $?", quoted(t), quoted(&args)))
+        .collect::<Vec<_>>()
+        .join("\n");
     eprintln!("bench: running in the guest: {job}");
     let st = guest.exec_shown(&job, 86400).context("running guest.sh exec")?;
     let runs = guest.share().join("runs");

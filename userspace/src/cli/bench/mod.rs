@@ -50,6 +50,7 @@ pub fn cmd_bench(
     match &cfg.target {
         Target::Vm(kind) => return guest::bench_in_guest(&cfg, guest::GuestTarget::Nic(*kind), &stop),
         Target::VmDev(d) => return guest::bench_in_guest(&cfg, guest::GuestTarget::Device(*d), &stop),
+        Target::Path(_) => return guest::bench_in_guest(&cfg, guest::GuestTarget::Kubevirt, &stop),
         _ => {}
     }
     let done = run_bench(&cfg, remote, &stop)?;
@@ -92,7 +93,9 @@ pub fn run_bench(
         Target::Veth | Target::Dev(_) => None,
         // With --remote-gen the generator's port is on the traffic host (tx unused).
         Target::Nic(iface) => Some(Ports { rx: iface.clone(), tx: cfg.gen_iface.clone().unwrap_or(iface.clone()) }),
-        Target::Vm(_) | Target::VmDev(_) => anyhow::bail!("vm targets run through the guest (cmd_bench)"),
+        Target::Vm(_) | Target::VmDev(_) | Target::Path(_) => {
+            anyhow::bail!("vm and path targets run through the guest (cmd_bench)")
+        }
     };
     check_devices(cfg, ports.as_ref())?;
     let device = cfg.target.device_name().and_then(xdpipe::topology::Device::from_name).unwrap_or_default();
@@ -134,6 +137,16 @@ pub fn run_bench(
         },
         ..Default::default()
     };
+    if let Some(h) = &cfg.hop {
+        summary.hop = Some(h.clone());
+        summary.run.notes.push(format!(
+            "EMULATED: stage {} ({}) of path:kubevirt, which adds {}. {}.",
+            h.index,
+            h.name,
+            h.adds,
+            xdpipe_bench::chain::KUBEVIRT_LIMITS
+        ));
+    }
     if let (Some(r), Some(p)) = (&remote, &ports) {
         crate::cli::agent::describe(r, &p.rx, &mut summary.run.notes, &mut summary.run.env);
     }

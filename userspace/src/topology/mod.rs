@@ -44,8 +44,21 @@
 //!   veth pair stays, unused by the frames, so the testbed is the same as for the
 //!   other targets.
 //!
-//! ipvlan, geneve and netkit are refused before anything is built on a kernel that lacks
-//! them ([`check_available`]); the QEMU guest's kernel has them (`--target vm:DEVICE`).
+//! - `ovs`: like bridge, with an Open vSwitch kernel datapath xp-ovs (rx ns) in the
+//!   bridge's place: xp-tx -> xp-rx (vport 1) -> one flow `in_port=1,eth_type=0x0800
+//!   actions=output:2` -> xp-brp (vport 2) -> veth -> xp-rcv (10.77.0.1). Receiver on
+//!   xp-rcv. Made over generic netlink ([`net::ovs`]), with no ovs-vswitchd: a frame no
+//!   flow matches (ARP, IPv6) is an upcall to no listener and is dropped.
+//!
+//! - `kubevirt-ovs`, `kubevirt-veth`, `kubevirt-bridge`, `kubevirt-tap`: the hops of
+//!   `path:kubevirt` past the Geneve tunnel, added one at a time on the sending side
+//!   ([`kubevirt`]).
+//!
+//! ipvlan, geneve, netkit, ovs and the kubevirt hops are refused before anything is built
+//! on a kernel that lacks them ([`check_available`]); the QEMU guest's kernel has them
+//! (`--target vm:DEVICE`).
+pub mod kubevirt;
+
 use std::{net::Ipv4Addr, os::fd::OwnedFd};
 
 use crate::{
@@ -75,11 +88,21 @@ pub enum Device {
     Geneve,
     /// A netkit pair (L2 mode) instead of the veth pair.
     Netkit,
+    /// Through an Open vSwitch kernel datapath (one flow), received on the veth behind it.
+    Ovs,
+    /// path:kubevirt up to OVS: OVS datapath -> Geneve -> veth underlay.
+    KubevirtOvs,
+    /// path:kubevirt up to the veth into OVS: veth -> OVS -> Geneve -> underlay.
+    KubevirtVeth,
+    /// path:kubevirt up to the Linux bridge: bridge -> veth -> OVS -> Geneve -> underlay.
+    KubevirtBridge,
+    /// The whole path:kubevirt chain: tap -> bridge -> veth -> OVS -> Geneve -> underlay.
+    KubevirtTap,
 }
 
 impl Device {
     /// Every host device, in the waterfall's order.
-    pub const ALL: [Device; 9] = [
+    pub const ALL: [Device; 14] = [
         Device::Veth,
         Device::Bridge,
         Device::Macvlan,
@@ -89,10 +112,15 @@ impl Device {
         Device::IpvlanL3,
         Device::Geneve,
         Device::Netkit,
+        Device::Ovs,
+        Device::KubevirtOvs,
+        Device::KubevirtVeth,
+        Device::KubevirtBridge,
+        Device::KubevirtTap,
     ];
 
     /// Its name as a target: `veth`, `bridge`, `macvlan`, `vxlan`, `tap`, `ipvlan-l2`,
-    /// `ipvlan-l3`, `geneve`, `netkit`.
+    /// `ipvlan-l3`, `geneve`, `netkit`, `ovs`, `kubevirt-ovs`, ...
     pub fn name(self) -> &'static str {
         match self {
             Device::Veth => "veth",
@@ -104,17 +132,26 @@ impl Device {
             Device::IpvlanL3 => "ipvlan-l3",
             Device::Geneve => "geneve",
             Device::Netkit => "netkit",
+            Device::Ovs => "ovs",
+            Device::KubevirtOvs => "kubevirt-ovs",
+            Device::KubevirtVeth => "kubevirt-veth",
+            Device::KubevirtBridge => "kubevirt-bridge",
+            Device::KubevirtTap => "kubevirt-tap",
         }
     }
 
     /// The IFLA_INFO_KIND this topology needs that a kernel may lack (built as a module
-    /// or not at all): `ipvlan`, `geneve`, `netkit`; None for the others, which every
+    /// or not at all): `ipvlan`, `geneve`, `netkit`, `openvswitch` (the kubevirt hops need
+    /// geneve too, checked by [`check_available`]); None for the others, which every
     /// kernel xdpipe supports has.
     pub fn optional_kind(self) -> Option<&'static str> {
         match self {
             Device::IpvlanL2 | Device::IpvlanL3 => Some("ipvlan"),
             Device::Geneve => Some("geneve"),
             Device::Netkit => Some("netkit"),
+            Device::Ovs | Device::KubevirtOvs | Device::KubevirtVeth | Device::KubevirtBridge | Device::KubevirtTap => {
+                Some("openvswitch")
+            }
             _ => None,
         }
     }
@@ -126,7 +163,18 @@ impl Device {
 
     /// The receiving device's MTU as this topology sets it.
     pub fn mtu(self) -> u32 {
-        if matches!(self, Device::Vxlan | Device::Geneve) { VXLAN_MTU } else { 1500 }
+        if matches!(self, Device::Vxlan | Device::Geneve) || self.kubevirt_hop().is_some() { VXLAN_MTU } else { 1500 }
+    }
+
+    /// The kubevirt hop this target ends at (None: not a kubevirt hop).
+    pub fn kubevirt_hop(self) -> Option<kubevirt::Hop> {
+        match self {
+            Device::KubevirtOvs => Some(kubevirt::Hop::Ovs),
+            Device::KubevirtVeth => Some(kubevirt::Hop::Veth),
+            Device::KubevirtBridge => Some(kubevirt::Hop::Bridge),
+            Device::KubevirtTap => Some(kubevirt::Hop::Tap),
+            _ => None,
+        }
     }
 }
 
@@ -135,6 +183,19 @@ impl Device {
 /// is built.
 pub fn check_available(device: Device) -> Result<(), TestbedError> {
     let Some(kind) = device.optional_kind() else { return Ok(()) };
+    if kind == "openvswitch" {
+        // The datapath is driven over generic netlink; resolving its family loads the
+        // module when it is one.
+        match net::genl::Family::resolve("ovs_datapath", "openvswitch", "the ovs target") {
+            Ok(_) => {}
+            Err(net::NetError::NoFamily { .. }) => return Err(TestbedError::MissingOvs { device: device.name() }),
+            Err(e) => return Err(e.into()),
+        }
+        if device == Device::Ovs {
+            return Ok(());
+        }
+    }
+    let kind = if kind == "openvswitch" { "geneve" } else { kind };
     if devices::kind_available(kind)? { Ok(()) } else { Err(TestbedError::MissingKind { kind, device: device.name() }) }
 }
 
@@ -160,6 +221,10 @@ pub const VXLAN_VNI: u32 = 77;
 pub const VXLAN_PORT: u16 = 4789;
 /// 1500 less the 50 bytes of outer Ethernet, IPv4, UDP and VXLAN headers.
 pub const VXLAN_MTU: u32 = 1450;
+
+/// The OVS datapath of the `ovs` target (rx ns) and of the kubevirt hops (tx ns); also
+/// its internal device's name.
+pub const OVS_DP: &str = "xp-ovs";
 
 /// The ipvlan of the `ipvlan-l2` / `ipvlan-l3` targets (rx ns).
 pub const IPVLAN_IFACE: &str = "xp-ipv";
@@ -250,13 +315,7 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
     match device {
         Device::Veth => {}
         Device::Bridge => {
-            let rx_fd = net::ns::open(rx_ns)?;
-            use std::os::fd::AsFd as _;
-            net::link::add_veth(&net::link::VethPair {
-                end: net::link::VethEnd { name: BRIDGE_PORT_IFACE, netns: Some(rx_fd.as_fd()) },
-                peer: net::link::VethEnd { name: BRIDGE_RX_IFACE, netns: Some(rx_fd.as_fd()) },
-                queues: tb.queues,
-            })?;
+            second_pair(tb)?;
             with_netns(rx_ns, || {
                 devices::add_bridge(BRIDGE_IFACE)?;
                 devices::set_master(RX_IFACE, BRIDGE_IFACE)?;
@@ -266,12 +325,8 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
             })?;
             t.rx_mac = move_rx_ip(BRIDGE_RX_IFACE)?;
             t.rx_iface = BRIDGE_RX_IFACE;
-            t.offload_devices = vec![
-                (rx_ns.to_owned(), BRIDGE_RX_IFACE),
-                (rx_ns.to_owned(), BRIDGE_PORT_IFACE),
-                (rx_ns.to_owned(), RX_IFACE),
-                (tx_ns.to_owned(), TX_IFACE),
-            ];
+            t.offload_devices
+                .splice(0..0, [(rx_ns.to_owned(), BRIDGE_RX_IFACE), (rx_ns.to_owned(), BRIDGE_PORT_IFACE)]);
         }
         Device::Macvlan => {
             with_netns(rx_ns, || devices::add_macvlan_bridge(MACVLAN_IFACE, RX_IFACE))?;
@@ -296,17 +351,21 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
                     net::link::set_up(VXLAN_IFACE, true)
                 })?;
             }
-            let (rx_mac, tx_mac) = (mac_of(rx_ns, VXLAN_IFACE)?, mac_of(tx_ns, VXLAN_IFACE)?);
-            with_netns(rx_ns, || net::link::add_permanent_neighbour(VXLAN_IFACE, ip(VXLAN_TX_IP), tx_mac))?;
-            with_netns(tx_ns, || net::link::add_permanent_neighbour(VXLAN_IFACE, ip(VXLAN_RX_IP), rx_mac))?;
-            t.rx_iface = VXLAN_IFACE;
-            t.rx_ip = ip(VXLAN_RX_IP);
-            t.rx_mac = rx_mac;
-            t.tx_iface = Some(VXLAN_IFACE);
-            t.tx_ip = ip(VXLAN_TX_IP);
-            t.tx_mac = tx_mac;
-            t.offload_devices.insert(0, (rx_ns.to_owned(), VXLAN_IFACE));
-            t.offload_devices.push((tx_ns.to_owned(), VXLAN_IFACE));
+            tunnel_ends(tb, &mut t, VXLAN_IFACE, (VXLAN_RX_IP, VXLAN_TX_IP))?;
+        }
+        Device::Ovs => {
+            second_pair(tb)?;
+            with_netns(rx_ns, || {
+                net::ovs::add_datapath(OVS_DP)?;
+                net::ovs::add_netdev_port(OVS_DP, RX_IFACE, 1)?;
+                net::ovs::add_netdev_port(OVS_DP, BRIDGE_PORT_IFACE, 2)?;
+                net::ovs::add_output_flow(OVS_DP, 1, 2)?;
+                net::link::set_up(BRIDGE_PORT_IFACE, true)
+            })?;
+            t.rx_mac = move_rx_ip(BRIDGE_RX_IFACE)?;
+            t.rx_iface = BRIDGE_RX_IFACE;
+            t.offload_devices
+                .splice(0..0, [(rx_ns.to_owned(), BRIDGE_RX_IFACE), (rx_ns.to_owned(), BRIDGE_PORT_IFACE)]);
         }
         Device::IpvlanL2 | Device::IpvlanL3 => {
             let mode = if device == Device::IpvlanL2 { devices::IpvlanMode::L2 } else { devices::IpvlanMode::L3 };
@@ -327,31 +386,12 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
             t.rx_iface = IPVLAN_IFACE;
             t.offload_devices.insert(0, (rx_ns.to_owned(), IPVLAN_IFACE));
         }
-        Device::Geneve => {
-            for (ns, remote, inner) in [(rx_ns, TX_IP, GENEVE_RX_IP), (tx_ns, RX_IP, GENEVE_TX_IP)] {
-                with_netns(ns, || {
-                    devices::add_geneve(&devices::Geneve {
-                        name: GENEVE_IFACE,
-                        vni: VXLAN_VNI,
-                        remote: ip(remote),
-                        port: GENEVE_PORT,
-                        mtu: VXLAN_MTU,
-                    })?;
-                    net::link::add_ipv4(GENEVE_IFACE, ip(inner), 24)?;
-                    net::link::set_up(GENEVE_IFACE, true)
-                })?;
+        Device::Geneve => geneve(tb, &mut t)?,
+        Device::KubevirtOvs | Device::KubevirtVeth | Device::KubevirtBridge | Device::KubevirtTap => {
+            geneve(tb, &mut t)?;
+            if let Some(hop) = device.kubevirt_hop() {
+                kubevirt::build(tb, &mut t, hop)?;
             }
-            let (rx_mac, tx_mac) = (mac_of(rx_ns, GENEVE_IFACE)?, mac_of(tx_ns, GENEVE_IFACE)?);
-            with_netns(rx_ns, || net::link::add_permanent_neighbour(GENEVE_IFACE, ip(GENEVE_TX_IP), tx_mac))?;
-            with_netns(tx_ns, || net::link::add_permanent_neighbour(GENEVE_IFACE, ip(GENEVE_RX_IP), rx_mac))?;
-            t.rx_iface = GENEVE_IFACE;
-            t.rx_ip = ip(GENEVE_RX_IP);
-            t.rx_mac = rx_mac;
-            t.tx_iface = Some(GENEVE_IFACE);
-            t.tx_ip = ip(GENEVE_TX_IP);
-            t.tx_mac = tx_mac;
-            t.offload_devices.insert(0, (rx_ns.to_owned(), GENEVE_IFACE));
-            t.offload_devices.push((tx_ns.to_owned(), GENEVE_IFACE));
         }
         Device::Netkit => {
             let rx_fd = net::ns::open(rx_ns)?;
@@ -384,4 +424,61 @@ pub fn build(tb: &Testbed, device: Device) -> Result<Topology, TestbedError> {
         }
     }
     Ok(t)
+}
+
+/// The second veth pair of the bridge and ovs targets (both ends in the rx ns): xp-brp,
+/// the switch's second port, and xp-rcv behind it.
+fn second_pair(tb: &Testbed) -> Result<(), TestbedError> {
+    use std::os::fd::AsFd as _;
+    let rx_fd = net::ns::open(&tb.rx_ns)?;
+    net::link::add_veth(&net::link::VethPair {
+        end: net::link::VethEnd { name: BRIDGE_PORT_IFACE, netns: Some(rx_fd.as_fd()) },
+        peer: net::link::VethEnd { name: BRIDGE_RX_IFACE, netns: Some(rx_fd.as_fd()) },
+        queues: tb.queues,
+    })?;
+    Ok(())
+}
+
+/// A Geneve tunnel over the veth pair (the `geneve` target and the kubevirt hops' base):
+/// xp-gnv in each namespace, the receiver and generator on them.
+fn geneve(tb: &Testbed, t: &mut Topology) -> Result<(), TestbedError> {
+    let (rx_ns, tx_ns) = (tb.rx_ns.as_str(), tb.tx_ns.as_str());
+    for (ns, remote, inner) in [(rx_ns, TX_IP, GENEVE_RX_IP), (tx_ns, RX_IP, GENEVE_TX_IP)] {
+        with_netns(ns, || {
+            devices::add_geneve(&devices::Geneve {
+                name: GENEVE_IFACE,
+                vni: VXLAN_VNI,
+                remote: ip(remote),
+                port: GENEVE_PORT,
+                mtu: VXLAN_MTU,
+            })?;
+            net::link::add_ipv4(GENEVE_IFACE, ip(inner), 24)?;
+            net::link::set_up(GENEVE_IFACE, true)
+        })?;
+    }
+    tunnel_ends(tb, t, GENEVE_IFACE, (GENEVE_RX_IP, GENEVE_TX_IP))
+}
+
+/// The two ends of tunnel `iface` (one per namespace, inner addresses `(rx, tx)`): each
+/// side's neighbour entry for the other, the receiver and generator on them, and their
+/// offloads beside the veth pair's.
+fn tunnel_ends(
+    tb: &Testbed,
+    t: &mut Topology,
+    iface: &'static str,
+    (rx, tx): (&str, &str),
+) -> Result<(), TestbedError> {
+    let (rx_ns, tx_ns) = (tb.rx_ns.as_str(), tb.tx_ns.as_str());
+    let (rx_mac, tx_mac) = (mac_of(rx_ns, iface)?, mac_of(tx_ns, iface)?);
+    with_netns(rx_ns, || net::link::add_permanent_neighbour(iface, ip(tx), tx_mac))?;
+    with_netns(tx_ns, || net::link::add_permanent_neighbour(iface, ip(rx), rx_mac))?;
+    t.rx_iface = iface;
+    t.rx_ip = ip(rx);
+    t.rx_mac = rx_mac;
+    t.tx_iface = Some(iface);
+    t.tx_ip = ip(tx);
+    t.tx_mac = tx_mac;
+    t.offload_devices.insert(0, (rx_ns.to_owned(), iface));
+    t.offload_devices.push((tx_ns.to_owned(), iface));
+    Ok(())
 }
