@@ -318,7 +318,9 @@ fn bench_defaults_validate() {
 #[test]
 fn bench_kernel_baselines_only_on_device_targets() {
     let m = refused(&["bench", "--target", "vm:igb", "--kernel-baselines"]);
-    assert_says(&m, &["--kernel-baselines", "not measure them on a NIC target such as vm:igb", "drop the flag"]);
+    assert_says(&m, &["--kernel-baselines", "not measure them on vm:igb", "drop the flag"]);
+    let m = refused(&["bench", "--target", "path:kubevirt", "--sizes", "imix"]);
+    assert_says(&m, &["--sizes imix", "one frame size", "--sizes 64,1518"]);
     for t in ["veth", "bridge", "vm:geneve"] {
         let Cmd::Bench(a) = parse(&["bench", "--target", t, "--kernel-baselines", "--anchors", "off"]) else {
             unreachable!()

@@ -370,7 +370,17 @@ impl BenchArgs {
         if self.kernel_baselines && !(self.target.is_testbed() || self.target.host_device().is_some()) {
             refuse!(
                 "--kernel-baselines: measured on the device targets xdpipe builds (veth, bridge, macvlan, vxlan, tap, \
-                 vm:DEVICE); xdpipe does not measure them on a NIC target such as {}: drop the flag",
+                 vm:DEVICE); xdpipe does not measure them on {} (a NIC, or the kubevirt chain, whose kernel sender \
+                 would skip the hops): drop the flag",
+                self.target
+            );
+        }
+        if matches!(self.target, Target::Path(_))
+            && self.sizes.as_ref().is_some_and(|v| v.iter().all(|s| *s == Size::Imix))
+        {
+            refuse!(
+                "--target {} --sizes imix: the chain's tap writer sends one frame size, so path:kubevirt leaves imix \
+                 out and nothing would be left; give fixed sizes, e.g. --sizes 64,1518",
                 self.target
             );
         }
