@@ -4,6 +4,7 @@
 //! GRO is turned on on the receiving veth first, so its NAPI outlives the XDP program
 //! and the values after the run can be read at all; they start at values of the test's
 //! own (1 and 7000), not the kernel's zeros, so a restore that wrote zeros would fail.
+//! `xdpipe napi` prints the same values.
 mod common;
 
 use std::{process::Command, time::Duration};
@@ -338,4 +339,39 @@ fn irq_suspension_on_a_device_without_napi_is_refused_and_leaves_nothing() {
     assert_ne!(code, Some(0), "{out}\n{err}");
     assert!(err.contains("irq-suspend-timeout") && err.contains("reports no NAPI"), "{err}");
     assert!(!xdp_attached(&tb.rx_ns, RX_IFACE), "the program was left attached");
+}
+
+/// `xdpipe napi` prints what napi-get reports, as JSON and as one line per NAPI; an
+/// unknown interface is an error naming it.
+#[test]
+fn napi_prints_each_napi_s_settings() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(1);
+    let ids = prepare(&tb);
+    let run = |args: &[&str]| {
+        let out = Command::new("ip").args(["netns", "exec", &tb.rx_ns, XDPIPE, "napi"]).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["-i", RX_IFACE, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let seen: Vec<(u64, u64, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (u(n, "id"), u(n, "defer_hard_irqs"), u(n, "gro_flush_timeout_ns")))
+        .collect();
+    assert_eq!(seen, ids.iter().map(|&i| (i as u64, 1, 7000)).collect::<Vec<_>>(), "{out}");
+    let (_, text, _) = run(&["-i", RX_IFACE]);
+    let line = format!("{RX_IFACE}: napi {}: defer-hard-irqs 1, gro-flush-timeout 7000 ns", ids[0]);
+    assert!(text.contains(&line), "{text}");
+    let (code, _, err) = run(&["-i", "xp-none"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no interface named \"xp-none\""), "{err}");
 }

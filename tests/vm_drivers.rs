@@ -8,75 +8,14 @@
 //! guest cannot boot, the test fails with guest.sh's output, which ends with the console.
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::Mutex,
-};
+use std::sync::Mutex;
 
-use common::*;
-use serde_json::Value;
-use xdpipe::guest::Guest;
+use common::{vm::*, *};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-struct Vm(Guest);
-
-impl Vm {
-    fn boot(name: &str) -> Vm {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/vm/guest.sh");
-        let deps = Command::new(&script).arg("deps").output().expect("running scripts/vm/guest.sh deps");
-        assert!(deps.status.success(), "guest.sh deps failed:\n{}", String::from_utf8_lossy(&deps.stderr));
-        let state =
-            xdpipe::sys::private_temp_dir(&format!("xdpipe-vm-test-{name}")).expect("a private state directory");
-        Vm(Guest::start(&script, state, Path::new(XDPIPE), true).unwrap_or_else(|e| panic!("{e}")))
-    }
-
-    /// Runs a shell job in the guest; panics with its output unless it exits 0.
-    fn sh(&self, job: &str) -> String {
-        let out = self.0.exec(job, 300).expect("guest.sh exec");
-        let (o, e) =
-            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
-        assert!(out.status.success(), "guest job failed ({}):\n{job}\n--- stdout\n{o}\n--- stderr\n{e}", out.status);
-        o
-    }
-
-    /// `xdpipe run` on `rx` with `run_args`, then `xdpipe gen` on `tx` (`gen_args`), then
-    /// the receiver is stopped. Returns (run summary, gen summary).
-    fn run_gen(&self, rx: &str, tx: &str, run_args: &str, gen_args: &str) -> (Value, Value) {
-        let (src, dst) = addrs(tx);
-        let job = format!(
-            "mac=$(cat /sys/class/net/{rx}/address)
-xdpipe run -i {rx} --json --xdp-mode native --poll 10 {run_args} > /tmp/run.json 2> /tmp/run.err &
-rp=$!
-i=0; until grep -q 'ready:' /tmp/run.err; do i=$((i+1)); [ $i -gt 600 ] && {{ cat /tmp/run.err >&2; exit 3; }}; kill -0 $rp 2>/dev/null || {{ cat /tmp/run.err >&2; exit 4; }}; usleep 100000; done
-xdpipe gen -i {tx} --json --src-ip {src} --dst-ip {dst} --dst-mac $mac {gen_args} > /tmp/gen.json 2> /tmp/gen.err || {{ cat /tmp/gen.err >&2; exit 5; }}
-sleep 2
-kill -INT $rp; wait $rp || {{ cat /tmp/run.err >&2; exit 6; }}
-echo \"RUN $(tr -d '\\n' < /tmp/run.json)\"
-echo \"GEN $(tr -d '\\n' < /tmp/gen.json)\"
-ip -j link show dev {rx} | grep -q '\"xdp\"' && {{ echo 'XDP still attached to {rx}' >&2; exit 7; }}
-true"
-        );
-        let out = self.sh(&job);
-        (tagged(&out, "RUN "), tagged(&out, "GEN "))
-    }
-}
-
-/// The generator port's and the receiver port's addresses on the pair `tx` belongs to.
-fn addrs(tx: &str) -> (&'static str, &'static str) {
-    if tx.starts_with("igb") { ("10.78.0.1", "10.78.0.2") } else { ("10.79.0.1", "10.79.0.2") }
-}
-
-/// The JSON after `tag` on a line of a job's output.
-fn tagged(out: &str, tag: &str) -> Value {
-    let line = out.lines().find_map(|l| l.strip_prefix(tag)).unwrap_or_else(|| panic!("no {tag} line in:\n{out}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{tag} is not JSON ({e}): {line}"))
-}
-
-fn per_queue(r: &Value) -> Vec<u64> {
-    r["queues"].as_array().map(|q| q.iter().map(|x| u(x, "rx_packets")).collect()).unwrap_or_default()
-}
+/// How every receiver here runs: native XDP, workers sleeping in epoll (10 ms at most).
+const NATIVE: &str = "--xdp-mode native --poll 10";
 
 /// Everything one driver pair must do. `rx`/`tx`: the cabled ports; `other`: the other
 /// pair's (out, sink) ports for fwd across drivers.
@@ -87,20 +26,27 @@ fn driver_paths(g: &Vm, rx: &str, tx: &str, other: (&str, &str)) {
     g.sh(&format!("ethtool -L {rx} combined 1 && ethtool -L {tx} combined 1"));
 
     // rxdrop, copy bind, native XDP: exact count; gen's own count agrees.
-    let (r, gn) = g.run_gen(rx, tx, "--mode rxdrop --bind copy", &format!("--bind copy -n {n} -r 3000"));
+    let (r, gn) =
+        g.run_gen(rx, tx, &format!("{NATIVE} --mode rxdrop --bind copy"), &format!("--bind copy -n {n} -r 3000"));
     assert_eq!(r["xdp_mode"], "native", "{r}");
     assert_eq!((u(&gn, "sent"), u(&gn, "completed")), (N, N), "{gn}");
     assert_eq!(u(&r, "rx_packets"), N, "rxdrop on {rx}: {r}");
 
     // Zero-copy receive (and zero-copy transmit from gen, with its program attached).
-    let (r, gn) = g.run_gen(rx, tx, "--mode rxdrop --bind zero-copy", &format!("--bind zero-copy -n {n} -r 3000"));
+    let (r, gn) = g.run_gen(
+        rx,
+        tx,
+        &format!("{NATIVE} --mode rxdrop --bind zero-copy"),
+        &format!("--bind zero-copy -n {n} -r 3000"),
+    );
     assert!(r["bind"].as_str().unwrap_or("").contains("zero"), "{rx} did not bind zero-copy: {r}");
     assert_eq!(u(&gn, "completed"), N, "gen zero-copy on {tx}: {gn}");
     assert_eq!(u(&r, "rx_packets"), N, "zero-copy rxdrop on {rx}: {r}");
 
     // l2fwd: every frame comes back to the sender's port, MACs swapped.
     let before: u64 = g.sh(&format!("cat /sys/class/net/{tx}/statistics/rx_packets")).trim().parse().unwrap();
-    let (r, _) = g.run_gen(rx, tx, "--mode l2fwd --bind copy", &format!("--bind copy -n {n} -r 3000"));
+    let (r, _) =
+        g.run_gen(rx, tx, &format!("{NATIVE} --mode l2fwd --bind copy"), &format!("--bind copy -n {n} -r 3000"));
     let after: u64 = g.sh(&format!("cat /sys/class/net/{tx}/statistics/rx_packets")).trim().parse().unwrap();
     assert_eq!(u(&r, "rx_packets"), N, "{r}");
     assert_eq!(u(&r, "tx_packets"), N, "l2fwd sent back: {r}");
@@ -136,8 +82,12 @@ echo \"NICS {{\\\"out_tx\\\": $(( $(cat /sys/class/net/{out}/statistics/tx_packe
     g.sh(&format!(
         "ethtool -L {rx} combined 4; ethtool -N {rx} rx-flow-hash udp4 sdfn 2>/dev/null; ethtool -l {rx} | tail -5"
     ));
-    let (r, _) =
-        g.run_gen(rx, tx, "--mode rxdrop --bind copy --queues 0-3", &format!("--bind copy --flows 64 -n {n} -r 3000"));
+    let (r, _) = g.run_gen(
+        rx,
+        tx,
+        &format!("{NATIVE} --mode rxdrop --bind copy --queues 0-3"),
+        &format!("--bind copy --flows 64 -n {n} -r 3000"),
+    );
     let q = per_queue(&r);
     assert_eq!(q.len(), 4, "{r}");
     assert_eq!(q.iter().sum::<u64>(), N, "RSS on {rx}: per queue {q:?}");
@@ -157,25 +107,8 @@ fn guest_test(name: &str, rx: &str, tx: &str, other: (&str, &str)) {
     let g = Vm::boot(name);
     let drivers = g.sh("for i in igb0 igb1 vio0 vio1; do printf '%s ' $i; ethtool -i $i | head -1; done");
     assert!(drivers.contains("igb1 driver: igb") && drivers.contains("vio1 driver: virtio_net"), "{drivers}");
-    deepest_rx_rings(&g);
+    g.deepest_rx_rings();
     driver_paths(&g, rx, tx, other);
-}
-
-/// Every port's receive ring at the NIC's maximum. Frames come in bursts (fwd's arrive
-/// through the host's taps and leave as they came; l2fwd answers in batches), and QEMU's
-/// igb model drops what finds its receive ring full without counting it anywhere; under
-/// TCG the receiving vCPU can be off for longer than 256 descriptors last (seen: a fwd
-/// sink missing 41 to 339 of 3000 frames its peer's counter had sent). igb goes to 4096;
-/// virtio-net's maximum is its queue size, already in use.
-fn deepest_rx_rings(g: &Vm) {
-    g.sh("for p in igb0 igb1 vio0 vio1; do
-  max=$(ethtool -g $p | awk '/^RX:/ { print $2; exit }')
-  cur=$(ethtool -g $p | awk '/^RX:/ { n++ } n == 2 { print $2; exit }')
-  [ \"$cur\" = \"$max\" ] || ethtool -G $p rx $max || exit 1
-done
-for p in igb0 igb1 vio0 vio1; do
-  i=0; until [ \"$(cat /sys/class/net/$p/operstate)\" = up ]; do i=$((i+1)); [ $i -gt 100 ] && { echo \"$p did not come back up\" >&2; exit 2; }; usleep 100000; done
-done");
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! sends traffic from the peer namespace.
 #![allow(dead_code)]
 
+pub mod vm;
+
 use std::{
     io::{BufRead as _, BufReader},
     net::UdpSocket,

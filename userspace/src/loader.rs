@@ -513,16 +513,18 @@ pub fn keep_zero_copy_tx_program(iface: &str, early: Option<Steering>, zerocopy:
 }
 
 /// Whether a socket bound with `bind` on `iface` may come out zero-copy: asked for it, or
-/// `auto` on a driver that declares xsk-zerocopy (netlink). If the features cannot be
-/// read (kernels before 6.3 have no netdev family), it may.
-pub fn may_bind_zero_copy(iface: &str, bind: crate::config::BindMode) -> bool {
+/// `auto` on a driver that declares xsk-zerocopy (netlink), and for a multi-buffer socket
+/// (`sg`) also a zc-max-segs above 1: the kernel binds such a socket in copy mode
+/// otherwise (xp_assign_dev). If the features cannot be read (kernels before 6.3 have no
+/// netdev family), it may.
+pub fn may_bind_zero_copy(iface: &str, bind: crate::config::BindMode, sg: bool) -> bool {
     use crate::config::BindMode;
     match bind {
         BindMode::Copy => false,
         BindMode::ZeroCopy => true,
         BindMode::Auto => crate::sys::ifindex(iface)
             .and_then(|i| crate::netdev::xdp_features(i).ok())
-            .is_none_or(|f| f.xdp.contains(&"xsk-zerocopy")),
+            .is_none_or(|f| f.xdp.contains(&"xsk-zerocopy") && (!sg || f.zc_max_segs.unwrap_or(1) > 1)),
     }
 }
 

@@ -51,6 +51,7 @@ fn dispatch() -> ExitCode {
         Cmd::Testbed { action } => cli::admin::cmd_testbed(action),
         Cmd::Cleanup { all } => cli::admin::cmd_cleanup(all),
         Cmd::Features { iface, json } => cli::admin::cmd_features(&iface, json),
+        Cmd::Napi { iface, json } => cli::admin::cmd_napi(&iface, json),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,4 @@
-//! The small commands: `testbed`, `cleanup`, `features`.
+//! The small commands: `testbed`, `cleanup`, `features`, `napi`.
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -21,10 +21,15 @@ pub enum TestbedAction {
     },
 }
 
-pub fn cmd_features(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let ifindex = xdpipe::sys::ifindex(iface).ok_or_else(|| {
+/// The index of `iface`, or an error that says how to find the right name.
+fn ifindex(iface: &str) -> anyhow::Result<u32> {
+    xdpipe::sys::ifindex(iface).ok_or_else(|| {
         anyhow::anyhow!("no interface named {iface:?} in this network namespace; list them with `ip link`")
-    })?;
+    })
+}
+
+pub fn cmd_features(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let ifindex = ifindex(iface)?;
     let f = xdpipe::netdev::xdp_features(ifindex).with_context(|| format!("reading the XDP features of {iface}"))?;
     if json {
         super::print_json(&f)?;
@@ -32,6 +37,29 @@ pub fn cmd_features(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
         println!("{iface}: {}", f.describe());
         println!("{iface}: {}", f.describe_rx_metadata());
         println!("{iface}: {}", f.describe_xsk());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn cmd_napi(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let ifindex = ifindex(iface)?;
+    let napis = xdpipe::netdev::Netdev::open()
+        .and_then(|mut nd| nd.napis(ifindex))
+        .with_context(|| format!("reading the NAPI settings of {iface}"))?;
+    if json {
+        super::print_json(&napis)?;
+    } else if napis.is_empty() {
+        println!("{iface}: no NAPI instances (a veth has them only with a native XDP program or GRO on)");
+    }
+    let shown = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+    for n in napis.iter().filter(|_| !json) {
+        println!(
+            "{iface}: napi {}: defer-hard-irqs {}, gro-flush-timeout {} ns, irq-suspend-timeout {} ns",
+            n.id,
+            shown(n.defer_hard_irqs.map(u64::from)),
+            shown(n.gro_flush_timeout_ns),
+            shown(n.irq_suspend_timeout_ns)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -75,6 +75,15 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a device's NAPI instances with their busy-polling settings (netlink netdev
+    /// napi-get, Linux 6.13+): what `run --poll busy-poll` sets and restores.
+    Napi {
+        #[arg(long, short = 'i')]
+        iface: String,
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses a command line (`argv[0]` first), noting which `bench` flags were given on it:

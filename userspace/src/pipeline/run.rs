@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     accounting::Accounting,
-    config::{BindMode, PollWait},
+    config::{BindMode, PollWait, XdpMode},
     loader::Steering,
     stats::{CounterSnapshot, SharedCounters, WorkerCounters, rates},
     sys::{self, XdpStatistics},
@@ -170,15 +170,23 @@ where
     }
     crate::preflight::check_no_foreign_program(&cfg.iface, cfg.force)?;
 
-    let mut steering = Steering::attach(&cfg.iface, cfg.xdp_mode, cfg.filter, cfg.rx_metadata)?;
-    crate::preflight::check_multi_buffer(
-        &cfg.iface,
-        frame_len,
-        segs,
-        cfg.xsk.frame_size.get() - 256,
-        steering.mode() == crate::config::XdpMode::Native,
-        cfg.xsk.bind == BindMode::ZeroCopy,
-    )?;
+    // Checked before attaching: a driver without rx-sg refuses a native program at this
+    // MTU in its own words (igb: "The RX buffer size is too small for the frame size") or
+    // takes it and drops the chains. Auto then goes straight to skb mode.
+    let room = cfg.xsk.frame_size.get() - 256;
+    let xdp_mode = match cfg.xdp_mode {
+        XdpMode::Skb => XdpMode::Skb,
+        m => match (m, crate::preflight::check_multi_buffer(&cfg.iface, frame_len, segs, room, true, false)) {
+            (_, Ok(())) => m,
+            (XdpMode::Auto, Err(e)) => {
+                log::info!("{e}: auto mode attaches in skb mode");
+                XdpMode::Skb
+            }
+            (_, Err(e)) => return Err(e.into()),
+        },
+    };
+    crate::preflight::check_multi_buffer(&cfg.iface, frame_len, segs, room, false, cfg.xsk.bind == BindMode::ZeroCopy)?;
+    let mut steering = Steering::attach(&cfg.iface, xdp_mode, cfg.filter, cfg.rx_metadata)?;
     // From here on, `steering` detaches on every return path (drop).
     // Out sockets only transmit, but on a zero-copy bind some drivers (igb) send nothing
     // without a program on the port. A physical driver resets the device to attach one,
@@ -186,7 +194,9 @@ where
     // it goes on before any socket binds (after, igb under QEMU lost frames sent once
     // carrier was back); it is taken off again below if the sockets bound in copy mode.
     let early_out_program = match &cfg.out_iface {
-        Some(o) if crate::loader::may_bind_zero_copy(o, cfg.xsk.bind) => crate::loader::zero_copy_tx_program(o),
+        Some(o) if crate::loader::may_bind_zero_copy(o, cfg.xsk.bind, cfg.xsk.sg) => {
+            crate::loader::zero_copy_tx_program(o)
+        }
         _ => None,
     };
     // Out sockets only transmit: no RX ring, so none of their frames wait on a fill ring.

@@ -133,7 +133,7 @@ where
     // out zero-copy (asked for, or auto on a driver that has it), the program goes on
     // before the sockets bind, so the reset cannot catch a bound socket (igb under
     // QEMU then lost part of what it sent after carrier came back).
-    let early = if crate::loader::may_bind_zero_copy(&cfg.iface, cfg.xsk.bind) {
+    let early = if crate::loader::may_bind_zero_copy(&cfg.iface, xsk_cfg.bind, xsk_cfg.sg) {
         crate::loader::zero_copy_tx_program(&cfg.iface)
     } else {
         None
