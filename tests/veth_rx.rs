@@ -133,7 +133,7 @@ fn bad_input_is_refused_with_a_clear_message() {
     let tb = testbed(2);
     let cases: &[(&[&str], &str)] = &[
         (&["run", "-i", "nosuchif0", "-d", "1"], "no interface named \"nosuchif0\""),
-        (&["run", "-i", RX_IFACE, "-q", "2", "-d", "1"], "xp-rx has 2 RX queue(s)"),
+        (&["run", "-i", RX_IFACE, "-q", "2", "-d", "1"], "xp-rx has 2 queue(s)"),
         (&["run", "-i", RX_IFACE, "--rx-ring", "1000", "-d", "1"], "power of two"),
         (&["run", "-i", RX_IFACE, "--frame-size", "3000", "-d", "1"], "frame size"),
         (&["run", "-i", RX_IFACE, "-q", "0-1", "-c", "0", "-d", "1"], "one core per queue"),
@@ -147,6 +147,13 @@ fn bad_input_is_refused_with_a_clear_message() {
         assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
         assert!(!xdp_attached(&tb.rx_ns, RX_IFACE), "{args:?} left a program attached");
     }
+    // gen on a queue the device lacks: refused before its zero-copy TX program attaches.
+    let gen_args =
+        ["gen", "-i", TX_IFACE, "--src-ip", TX_IP, "--dst-ip", RX_IP, "--queues", "0-2", "--flows", "3", "-n", "10"];
+    let (code, _, err) = Xdpipe::spawn(&tb.tx_ns, &gen_args).finish(Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("xp-tx has 2 queue(s)") && err.contains("ethtool -L"), "{err}");
+    assert!(!xdp_attached(&tb.tx_ns, TX_IFACE), "gen left a program attached");
 }
 
 /// The receiver stops while the generator still sends (200 kpps, for longer than the run):

@@ -395,7 +395,7 @@ impl QueueList {
                 "queue",
                 q.to_string(),
                 format!(
-                    "{iface} has {available} RX queue(s) (0 to {}); pick queues in range or raise \
+                    "{iface} has {available} queue(s) (0 to {}); pick queues in range or raise \
                      the channel count with `ethtool -L {iface} combined N`",
                     available.saturating_sub(1)
                 ),
@@ -692,7 +692,7 @@ mod tests {
         let q: QueueList = "0-2".parse().unwrap();
         let e = q.check_against("veth0", 2).unwrap_err();
         assert_eq!(e.value, "2");
-        assert!(e.why.contains("veth0 has 2 RX queue(s)"));
+        assert!(e.why.contains("veth0 has 2 queue(s)"));
         assert!(e.why.contains("ethtool -L"));
         assert!(q.check_against("veth0", 3).is_ok());
     }

@@ -589,6 +589,12 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
     if cfg.flows == 0 {
         return Err(GenError::Flows);
     }
+    // Before any program is attached: a queue the device lacks fails only at bind.
+    if cfg.engine == Engine::Xsk
+        && let Ok(n) = sys::xsk_queue_limit(&cfg.iface)
+    {
+        cfg.queues.check_against(&cfg.iface, n)?;
+    }
     if !cfg.allow_uplink
         && let Some(why) = crate::preflight::uplink_reason(&cfg.iface)?
     {

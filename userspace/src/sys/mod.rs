@@ -109,6 +109,20 @@ pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
     }
 }
 
+/// The queue ids an AF_XDP socket may bind on `iface`: below its RX or its TX channel
+/// count, whichever is larger (xsk_bind's own rule); the RX count where ethtool has no
+/// channel counts.
+pub fn xsk_queue_limit(iface: &str) -> Result<u32, SysError> {
+    let sock = IoctlSocket::new()?;
+    let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+    let mut req = ifreq_named(iface);
+    req.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
+    // SAFETY: `req` points at a live, correctly laid out ethtool_channels struct.
+    let rc = unsafe { libc::ioctl(sock.0, libc::SIOCETHTOOL, &mut req) };
+    let n = (ch.rx_count + ch.combined_count).max(ch.tx_count + ch.combined_count);
+    if rc == 0 && n > 0 { Ok(n) } else { rx_queue_count(iface) }
+}
+
 /// A zeroed `ifreq` carrying the interface name (truncated to IFNAMSIZ - 1).
 fn ifreq_named(iface: &str) -> libc::ifreq {
     // SAFETY: ifreq is plain data; all-zero is a valid value.
