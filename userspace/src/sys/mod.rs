@@ -86,16 +86,11 @@ impl Drop for IoctlSocket {
 /// Number of RX queues the device has: ethtool's channel count (rx + combined), or the
 /// `queues/rx-*` entries in sysfs for devices without the ethtool call.
 pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
-    let sock = IoctlSocket::new()?;
-    let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
-    let mut req = ifreq_named(iface);
-    req.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
-    // SAFETY: `req` points at a live, correctly laid out ethtool_channels struct.
-    let rc = unsafe { libc::ioctl(sock.0, libc::SIOCETHTOOL, &mut req) };
-    if rc == 0 && ch.rx_count + ch.combined_count > 0 {
-        return Ok(ch.rx_count + ch.combined_count);
-    }
-    let err = SysError::last("ioctl(SIOCETHTOOL, ETHTOOL_GCHANNELS)", iface);
+    let err = match ethtool_channels(iface)? {
+        Ok(ch) if ch.rx_count + ch.combined_count > 0 => return Ok(ch.rx_count + ch.combined_count),
+        Ok(_) => SysError::from_errno("ioctl(SIOCETHTOOL, ETHTOOL_GCHANNELS)", iface, libc::EOPNOTSUPP),
+        Err(e) => e,
+    };
     let dir = format!("/sys/class/net/{iface}/queues");
     match std::fs::read_dir(&dir) {
         Ok(entries) => {
@@ -113,14 +108,23 @@ pub fn rx_queue_count(iface: &str) -> Result<u32, SysError> {
 /// count, whichever is larger (xsk_bind's own rule); the RX count where ethtool has no
 /// channel counts.
 pub fn xsk_queue_limit(iface: &str) -> Result<u32, SysError> {
+    match ethtool_channels(iface)? {
+        Ok(ch) if ch.rx_count + ch.tx_count + ch.combined_count > 0 => {
+            Ok((ch.rx_count + ch.combined_count).max(ch.tx_count + ch.combined_count))
+        }
+        _ => rx_queue_count(iface),
+    }
+}
+
+/// ethtool's channel counts of `iface` (inner error: the ioctl failed; outer: no socket).
+fn ethtool_channels(iface: &str) -> Result<Result<EthtoolChannels, SysError>, SysError> {
     let sock = IoctlSocket::new()?;
     let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
     let mut req = ifreq_named(iface);
     req.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
     // SAFETY: `req` points at a live, correctly laid out ethtool_channels struct.
     let rc = unsafe { libc::ioctl(sock.0, libc::SIOCETHTOOL, &mut req) };
-    let n = (ch.rx_count + ch.combined_count).max(ch.tx_count + ch.combined_count);
-    if rc == 0 && n > 0 { Ok(n) } else { rx_queue_count(iface) }
+    Ok(if rc == 0 { Ok(ch) } else { Err(SysError::last("ioctl(SIOCETHTOOL, ETHTOOL_GCHANNELS)", iface)) })
 }
 
 /// A zeroed `ifreq` carrying the interface name (truncated to IFNAMSIZ - 1).
