@@ -59,7 +59,7 @@ pub enum Hop {
 }
 
 /// Adds the hops up to `upto` on the sending side of `t`, which has the Geneve tunnel
-/// ([`super::geneve`]), and points the generator (or the tap writer) at the first one.
+/// (the geneve topology), and points the generator (or the tap writer) at the first one.
 pub fn build(tb: &Testbed, t: &mut Topology, upto: Hop) -> Result<(), TestbedError> {
     let tx_ns = tb.tx_ns.as_str();
     with_netns(tx_ns, || {
