@@ -306,7 +306,7 @@ fn idle(xsk: &mut Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCoun
         // so without making the socket readable (it asks precisely because it stopped
         // delivering): an unbounded sleep would never see the flag. With need_wakeup, the
         // sleep is bounded, so the flag is looked at again soon.
-        waiter.wait(sleep_timeout(*timeout_ms, wait.need_wakeup));
+        waiter.wait(sleep_timeout(*timeout_ms, wait.need_wakeup && !waiter.rechecks()));
         bump(&counters.wakeups, 1);
         if let Some(c) = wait.coalesce {
             // Interrupt moderation: a wakeup for a frame or two would be followed by

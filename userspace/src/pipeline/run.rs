@@ -269,7 +269,11 @@ where
     let mut waits = Vec::with_capacity(sockets.len());
     for (_, xsk, _) in &sockets {
         let sleep = match cfg.wait.timeout_arg() {
-            Some(t) => Some((sys::ReadableWaiter::new(xsk.fd(), &stop_event).map_err(PipelineError::Wait)?, t)),
+            Some(t) => {
+                let w = sys::ReadableWaiter::new(xsk.fd(), &stop_event).map_err(PipelineError::Wait)?;
+                let w = if cfg.xsk.need_wakeup { w.with_recheck(1).map_err(PipelineError::Wait)? } else { w };
+                Some((w, t))
+            }
             None => None,
         };
         let busy_poll = match (cfg.wait, cfg.busy_poll.irq_suspend_ns) {

@@ -59,7 +59,7 @@ impl ReadableWaiter {
     pub fn busy_poll_params(&self) -> Result<EpollParams, SysError> {
         let mut p = EpollParams::default();
         // SAFETY: the ioctl writes 8 bytes into a live epoll_params.
-        if unsafe { libc::ioctl(self.0.as_raw_fd(), EPIOCGPARAMS as _, &mut p as *mut EpollParams) } != 0 {
+        if unsafe { libc::ioctl(self.ep.as_raw_fd(), EPIOCGPARAMS as _, &mut p as *mut EpollParams) } != 0 {
             return Err(SysError::last("ioctl(EPIOCGPARAMS)", "the busy-poll epoll set"));
         }
         Ok(p)
