@@ -271,7 +271,11 @@ where
         let sleep = match cfg.wait.timeout_arg() {
             Some(t) => {
                 let w = sys::ReadableWaiter::new(xsk.fd(), &stop_event).map_err(PipelineError::Wait)?;
-                let w = if cfg.xsk.need_wakeup { w.with_recheck(1).map_err(PipelineError::Wait)? } else { w };
+                let w = if cfg.xsk.need_wakeup {
+                    w.with_recheck(super::driver::NEED_WAKEUP_RECHECK_MS as u32).map_err(PipelineError::Wait)?
+                } else {
+                    w
+                };
                 Some((w, t))
             }
             None => None,
