@@ -49,4 +49,7 @@ pub struct AnchorConfig {
     pub trials: usize,
     /// Offered rate of the CPU-per-frame comparison, packets per second.
     pub cpu_pps: f64,
+    /// Only the comparisons whose name holds one of these (case-insensitive); all when
+    /// empty.
+    pub only: Vec<String>,
 }

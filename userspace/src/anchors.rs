@@ -361,9 +361,13 @@ impl AnchorWait {
     }
 }
 
-/// The coalescing time of the coalesced CPU pairing when `xdpipe bench` is given none: at
-/// 200 kpps about 20 frames gather per wakeup, and a frame waits at most this long more.
-pub const DEFAULT_ANCHOR_COALESCE_US: u32 = 100;
+/// The coalescing times of the coalesced CPU pairings when `xdpipe bench` is given none.
+/// At 200 kpps about 20 frames gather in 100 us; in 500 us the batch (64 frames) ends the
+/// gathering first, after about 320 us. Two, because what a gathering costs is a timer, and
+/// a timer's price differs by machine: on the project's VM each sleep on one cost about
+/// 25 us of CPU (a 2 us clock_nanosleep loop: 24.7 us of CPU per turn), more than the
+/// wakeups 20 frames would have caused, so 100 us costs CPU there and 500 us saves it.
+pub const DEFAULT_ANCHOR_COALESCE_US: [u32; 2] = [100, 500];
 
 /// What sits on the receiving end.
 #[derive(Clone, Debug, PartialEq)]
@@ -467,11 +471,62 @@ pub struct Pairing {
     pub goal: Goal,
 }
 
+/// Keeps the pairings whose name holds one of `only` (case-insensitive; `bench
+/// --anchor-only`); all of them when `only` is empty.
+pub fn select(pairings: Vec<Pairing>, only: &[String]) -> Vec<Pairing> {
+    if only.is_empty() {
+        return pairings;
+    }
+    let only: Vec<String> = only.iter().map(|o| o.to_lowercase()).collect();
+    pairings.into_iter().filter(|p| only.iter().any(|o| p.name.to_lowercase().contains(o))).collect()
+}
+
+/// Checks each of `only` against the names of every pairing a run with all three tools
+/// would make: a text that matches none is refused with the names it could have matched.
+pub fn check_only(
+    only: &[String],
+    xdp_modes: &[String],
+    engines: &[String],
+    cpu_pps: f64,
+    coalesce_us: &[u32],
+) -> Result<(), String> {
+    let every = Tools {
+        xdpsock: Some("xdpsock".into()),
+        xdp_bench: Some("xdp-bench".into()),
+        xdp_trafficgen: Some("xdp-trafficgen".into()),
+        refused: Vec::new(),
+    };
+    let mut names: Vec<String> =
+        plan(&every, xdp_modes, engines, cpu_pps, coalesce_us).into_iter().map(|p| p.name).collect();
+    names.dedup();
+    for o in only {
+        if o.trim().is_empty() {
+            return Err(
+                "--anchor-only: an empty text matches every comparison; leave the flag out to run them all".into()
+            );
+        }
+        let lower = o.to_lowercase();
+        if !names.iter().any(|n| n.to_lowercase().contains(&lower)) {
+            return Err(format!(
+                "--anchor-only {o:?} matches none of this run's comparisons; give part of one of: {}",
+                names.join("; ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The pairings the found tools allow, for each XDP mode. `engines`: the generator engines
 /// the run covers (rxdrop against xdpsock runs once per engine); `cpu_pps`: the offered
-/// rate of the CPU comparisons (below saturation); `coalesce_us`: the coalescing time of
-/// the coalesced one.
-pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f64, coalesce_us: u32) -> Vec<Pairing> {
+/// rate of the CPU comparisons (below saturation); `coalesce_us`: the coalescing times of
+/// the coalesced ones (one pairing each).
+pub fn plan(
+    tools: &Tools,
+    xdp_modes: &[String],
+    engines: &[String],
+    cpu_pps: f64,
+    coalesce_us: &[u32],
+) -> Vec<Pairing> {
     let mut v = Vec::new();
     for xm in xdp_modes {
         let p = |name: String, metric, ours, theirs, goal| Pairing {
@@ -520,10 +575,10 @@ pub fn plan(tools: &Tools, xdp_modes: &[String], engines: &[String], cpu_pps: f6
             }
             // CPU per frame in a sleeping wait, below saturation: plain, and with
             // coalescing (which trades latency for CPU, as NIC interrupt moderation does).
-            for (wait, what, goal) in [
-                (AnchorWait::Sleep, String::new(), 0.9),
-                (AnchorWait::SleepCoalesced { us: coalesce_us }, format!(" --coalesce-us {coalesce_us}"), 0.6),
-            ] {
+            let waits = std::iter::once((AnchorWait::Sleep, String::new(), 0.9)).chain(
+                coalesce_us.iter().map(|&us| (AnchorWait::SleepCoalesced { us }, format!(" --coalesce-us {us}"), 0.6)),
+            );
+            for (wait, what, goal) in waits {
                 v.push(p(
                     format!("rxdrop --poll{what} CPU per frame vs xdpsock -p, at {:.0} kpps", cpu_pps / 1e3),
                     Metric::CpuNsPerPkt,
@@ -831,13 +886,17 @@ pub fn parse_xdp_bench(out: &str) -> Vec<f64> {
         .collect()
 }
 
-/// Runs one side of a pairing for `secs` of traffic on a fresh testbed.
+/// Runs one side of a pairing for `secs` of traffic on a fresh testbed. `stamps`: an
+/// xdpipe receiver reads every frame's stamp, for its latency ([`Measured::p99_us`]); the
+/// trials whose CPU is compared do not, as xdpsock reads no frame either.
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     tools: &Tools,
     ours: &dyn XdpipeSides,
     pairing: &Pairing,
     side: &Side,
     secs: f64,
+    stamps: bool,
     stop: &Arc<AtomicBool>,
 ) -> Result<Measured, AnchorError> {
     if stop.load(Ordering::Relaxed) {
@@ -862,9 +921,6 @@ pub fn measure(
     let (subject_argv, ready) = match &side.subject {
         Subject::Xdpipe { mode, wait, all } => {
             let (cfg, desc) = ours.receiver(mode, *wait, *all, &pairing.xdp_mode).map_err(failed("xdpipe receiver"))?;
-            // A CPU pairing's receiver reads the stamps, for the latency beside its CPU
-            // (the parse per frame is counted in its CPU: the comparison errs against us).
-            let stamps = pairing.metric == Metric::CpuNsPerPkt;
             (vec![], Some((RunConfig { iface: RX_IFACE.into(), stamps, ..cfg }, desc)))
         }
         Subject::Xdpsock { l2fwd, poll, busy_poll } => {
@@ -1137,14 +1193,14 @@ Summary                   3677035 rx/s                  0 err/s
     #[test]
     fn the_plan_follows_the_tools_found() {
         let none = Tools::default();
-        assert!(plan(&none, &["native".into()], &["xsk".into()], 2e5, 100).is_empty());
+        assert!(plan(&none, &["native".into()], &["xsk".into()], 2e5, &[100]).is_empty());
         let all = Tools {
             xdpsock: Some("/x".into()),
             xdp_bench: Some("/b".into()),
             xdp_trafficgen: Some("/t".into()),
             refused: vec![],
         };
-        let p = plan(&all, &["skb".into(), "native".into()], &["xsk".into(), "xdp-live".into()], 2e5, 100);
+        let p = plan(&all, &["skb".into(), "native".into()], &["xsk".into(), "xdp-live".into()], 2e5, &[100]);
         // Per mode: rxdrop x2 engines (+ --filter all with xdp-live), CPU plain and
         // coalesced, l2fwd, txonly, ceiling, trafficgen; native also busy-poll.
         assert_eq!(p.len(), 19);
@@ -1166,13 +1222,40 @@ Summary                   3677035 rx/s                  0 err/s
         let txonly = p.iter().find(|x| x.theirs.driver == Driver::XdpsockTx).expect("a txonly pairing");
         assert_eq!((&txonly.ours.subject, &txonly.theirs.subject), (&Subject::XdpBenchDrop, &Subject::XdpBenchDrop));
         let no_bench = Tools { xdp_bench: None, ..all.clone() };
-        let p = plan(&no_bench, &["native".into()], &["xsk".into()], 2e5, 100);
+        let p = plan(&no_bench, &["native".into()], &["xsk".into()], 2e5, &[100]);
         let txonly = p.iter().find(|x| x.theirs.driver == Driver::XdpsockTx).expect("a txonly pairing");
         assert!(matches!(txonly.ours.subject, Subject::Xdpipe { mode: "rxdrop", all: true, .. }), "{txonly:?}");
         let only_bench = Tools { xdp_bench: Some("/b".into()), ..Default::default() };
-        let p = plan(&only_bench, &["native".into()], &["xsk".into()], 2e5, 100);
+        let p = plan(&only_bench, &["native".into()], &["xsk".into()], 2e5, &[100]);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].goal, Goal::Share);
+    }
+
+    #[test]
+    fn the_coalesced_pairings_follow_the_times_and_only_selects_by_name() {
+        let all = Tools { xdpsock: Some("/x".into()), ..Default::default() };
+        let cpu = |p: &[Pairing]| -> Vec<String> {
+            p.iter().filter(|x| x.metric == Metric::CpuNsPerPkt).map(|x| x.name.clone()).collect()
+        };
+        let p = plan(&all, &["native".into()], &["xsk".into()], 2e5, &DEFAULT_ANCHOR_COALESCE_US);
+        assert_eq!(
+            cpu(&p),
+            [
+                "rxdrop --poll CPU per frame vs xdpsock -p, at 200 kpps",
+                "rxdrop --poll --coalesce-us 100 CPU per frame vs xdpsock -p, at 200 kpps",
+                "rxdrop --poll --coalesce-us 500 CPU per frame vs xdpsock -p, at 200 kpps",
+            ]
+        );
+        let n = p.len();
+        assert_eq!(select(p.clone(), &[]).len(), n, "no texts: every pairing");
+        assert_eq!(cpu(&select(p.clone(), &["cpu PER frame".into()])).len(), 3);
+        assert_eq!(select(p.clone(), &["cpu per frame".into()]).len(), 3, "only those");
+        let two = select(p, &["coalesce-us 500".into(), "l2fwd".into()]);
+        assert_eq!(two.len(), 2);
+        let (modes, engines) = (["native".to_string()], ["xsk".to_string()]);
+        assert!(check_only(&["L2FWD".into()], &modes, &engines, 2e5, &[100]).is_ok());
+        let e = check_only(&["coalesce-us 500".into()], &modes, &engines, 2e5, &[100]).unwrap_err();
+        assert!(e.contains("\"coalesce-us 500\"") && e.contains("--coalesce-us 100 CPU per frame"), "{e}");
     }
 
     #[test]

@@ -70,8 +70,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "US")]
     pub irq_suspend_us: Option<u32>,
     /// Sleeping wait (--poll): after a wakeup, let frames gather for up to US
-    /// microseconds (sleeping in slices of a quarter of it, so the CPU a wakeup costs is
-    /// paid once per batch) before taking them (default with
+    /// microseconds (one timed sleep per batch while frames keep coming, so the CPU a
+    /// wakeup costs is paid once per batch) before taking them (default with
     /// --coalesce-frames: 50).
     #[arg(long, value_name = "US")]
     pub coalesce_us: Option<u32>,

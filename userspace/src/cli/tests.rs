@@ -496,6 +496,21 @@ fn bench_anchor_rates_and_trials() {
 }
 
 #[test]
+fn bench_anchor_only_names_the_comparisons_it_could_mean() {
+    let Cmd::Bench(a) = parse(&["bench", "--anchor-only", "CPU per frame,busy-poll"]) else { unreachable!() };
+    let only = a.validate().unwrap().anchors.unwrap().only;
+    assert_eq!(only, ["CPU per frame", "busy-poll"]);
+    // A text no comparison holds: refused with the names it could have matched.
+    let m = refused(&["bench", "--anchor-only", "cpu,nonsense"]);
+    assert_says(&m, &["--anchor-only \"nonsense\"", "rxdrop --poll CPU per frame vs xdpsock -p", "l2fwd vs xdpsock"]);
+    // busy-poll runs in native mode only: not in a skb-only run.
+    assert_says(&refused(&["bench", "--xdp-modes", "skb", "--anchor-only", "busy-poll"]), &["\"busy-poll\""]);
+    assert_says(&refused(&["bench", "--anchor-only", " "]), &["empty", "leave the flag out"]);
+    assert_says(&refused(&["bench", "--anchors", "off", "--anchor-only", "cpu"]), &["--anchors off"]);
+    assert_says(&refused(&["bench", "--target", "bridge", "--anchor-only", "cpu"]), &["plain veth testbed only"]);
+}
+
+#[test]
 fn bench_emulated_as_is_a_vm() {
     assert_says(&refused(&["bench", "--emulated-as", "veth"]), &["--emulated-as veth", "vm:igb"]);
 }

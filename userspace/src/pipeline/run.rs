@@ -271,7 +271,9 @@ where
         let sleep = match cfg.wait.timeout_arg() {
             Some(t) => {
                 let w = sys::ReadableWaiter::new(xsk.fd(), &stop_event).map_err(PipelineError::Wait)?;
-                let w = if cfg.xsk.need_wakeup {
+                // Only a zero-copy driver sets the fill ring's need_wakeup behind the
+                // worker's back (see driver::kernel_may_ask): a copy bind has no timer.
+                let w = if cfg.xsk.need_wakeup && xsk.is_zerocopy() {
                     w.with_recheck(super::driver::NEED_WAKEUP_RECHECK_MS as u32).map_err(PipelineError::Wait)?
                 } else {
                     w

@@ -179,13 +179,19 @@ pub enum HotCall {
     },
 }
 
+/// What [`hot_call`] returns for a [`HotCall::Wait`] that ended on a timeout, an error
+/// (EINTR) or an intercepted call, and for every other call.
+pub const WOKE_BY_NOTHING: u64 = u64::MAX;
+
 /// Makes one [`HotCall`]. Errors are "try again later" answers the loop ignores by design
-/// (EAGAIN, ENOBUFS, EBUSY, ENETDOWN, EINTR), so nothing is returned.
+/// (EAGAIN, ENOBUFS, EBUSY, ENETDOWN, EINTR), so none is returned. A [`HotCall::Wait`]
+/// returns the data word of the event that ended it (the waiter's token for the fd), or
+/// [`WOKE_BY_NOTHING`].
 #[inline]
-pub fn hot_call(call: HotCall) {
+pub fn hot_call(call: HotCall) -> u64 {
     #[cfg(test)]
     if testing::intercept(call) {
-        return;
+        return WOKE_BY_NOTHING;
     }
     match call {
         HotCall::WakeupRx { fd } => {
@@ -200,13 +206,15 @@ pub fn hot_call(call: HotCall) {
                     std::ptr::null_mut(),
                 )
             };
+            WOKE_BY_NOTHING
         }
         HotCall::KickTx { fd } => {
             // SAFETY: sendto with a null buffer of length 0 touches no memory.
             unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+            WOKE_BY_NOTHING
         }
         HotCall::Wait { epfd, timeout_ms } => {
-            let mut ev = libc::epoll_event { events: 0, u64: 0 };
+            let mut ev = libc::epoll_event { events: 0, u64: WOKE_BY_NOTHING };
             // The raw system call: glibc's epoll_wait is a thread cancellation point and
             // wraps the call in two bookkeeping calls (about 2% of a sleeping worker's CPU).
             // SAFETY: a one-event buffer that lives across the call, and no signal mask.
@@ -221,6 +229,7 @@ pub fn hot_call(call: HotCall) {
                     8,
                 )
             };
+            ev.u64
         }
     }
 }
@@ -308,6 +317,11 @@ pub struct ReadableWaiter {
 }
 
 impl ReadableWaiter {
+    /// The epoll data words that say which fd ended a wait.
+    const SOCKET: u64 = 0;
+    const STOP: u64 = 1;
+    const TIMER: u64 = 2;
+
     /// Watches `fd` (an AF_XDP socket) and `stop`.
     pub fn new(fd: RawFd, stop: &StopEvent) -> Result<Self, SysError> {
         Self::build(fd, stop, None)
@@ -332,8 +346,10 @@ impl ReadableWaiter {
         if let Some(p) = params {
             epoll::set_params(ep, &p)?;
         }
-        for (watched, events) in [(fd, libc::EPOLLIN | libc::EPOLLET), (stop.raw(), libc::EPOLLIN)] {
-            let mut ev = libc::epoll_event { events: events as u32, u64: 0 };
+        for (watched, events, token) in
+            [(fd, libc::EPOLLIN | libc::EPOLLET, Self::SOCKET), (stop.raw(), libc::EPOLLIN, Self::STOP)]
+        {
+            let mut ev = libc::epoll_event { events: events as u32, u64: token };
             // SAFETY: valid epoll fd, valid watched fd and event.
             if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, watched, &mut ev) } != 0 {
                 return Err(SysError::last("epoll_ctl(EPOLL_CTL_ADD)", "socket waiter"));
@@ -347,8 +363,8 @@ impl ReadableWaiter {
     /// ring's need_wakeup) is looked at again that soon. Armed once: a timeout on every
     /// wait arms and cancels a timer per sleep, which on the project's VM more than doubled
     /// a sleeping worker's CPU per frame (bisected to the commit that bounded the sleep:
-    /// 1386 against 3176 ns at 200 kpps). Level-triggered, and read after each wait (a
-    /// non-blocking read; EAGAIN when it did not fire).
+    /// 1386 against 3176 ns at 200 kpps). Level-triggered, and read only after a wait it
+    /// ended: a read after every wait was one more system call per wakeup.
     pub fn with_recheck(mut self, ms: u32) -> Result<Self, SysError> {
         use std::os::fd::{AsRawFd, FromRawFd};
         // SAFETY: plain timerfd_create call.
@@ -364,7 +380,7 @@ impl ReadableWaiter {
         if unsafe { libc::timerfd_settime(t, 0, &spec, std::ptr::null_mut()) } != 0 {
             return Err(SysError::last("timerfd_settime", "socket waiter"));
         }
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: Self::TIMER };
         // SAFETY: valid fds.
         if unsafe { libc::epoll_ctl(self.ep.as_raw_fd(), libc::EPOLL_CTL_ADD, t, &mut ev) } != 0 {
             return Err(SysError::last("epoll_ctl(EPOLL_CTL_ADD)", "socket waiter's timer"));
@@ -386,10 +402,12 @@ impl ReadableWaiter {
     #[inline]
     pub fn wait(&self, timeout_ms: i32) {
         use std::os::fd::AsRawFd;
-        hot_call(HotCall::Wait { epfd: self.ep.as_raw_fd(), timeout_ms });
-        if let Some(t) = &self.recheck {
+        let woke_by = hot_call(HotCall::Wait { epfd: self.ep.as_raw_fd(), timeout_ms });
+        if woke_by == Self::TIMER
+            && let Some(t) = &self.recheck
+        {
             let mut n = 0u64;
-            // SAFETY: reads 8 bytes into a live u64 (EAGAIN when the timer did not fire).
+            // SAFETY: reads 8 bytes into a live u64 (the expirations; non-blocking).
             unsafe { libc::read(t.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
         }
     }
@@ -434,6 +452,15 @@ mod waiter_tests {
         for _ in 0..3 {
             assert!(timed_wait(&w, -1) < Duration::from_secs(1), "the timer did not end the sleep");
         }
+    }
+
+    #[test]
+    fn the_recheck_timer_is_read_when_it_ends_a_sleep() {
+        // Unread, the level-triggered timer would end every later sleep at once.
+        let (sock, stop) = (readable_fd(), StopEvent::new().unwrap());
+        let w = ReadableWaiter::new(sock.as_raw_fd(), &stop).unwrap().with_recheck(20).unwrap();
+        let slept: Duration = (0..3).map(|_| timed_wait(&w, -1)).sum();
+        assert!(slept >= Duration::from_millis(40), "three sleeps took {slept:?}: the timer was not read");
     }
 
     #[test]

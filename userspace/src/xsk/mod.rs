@@ -907,6 +907,12 @@ pub(crate) mod fake {
         socket_with(frames, frame_size, ring, with_rx, with_tx, 0)
     }
 
+    /// Makes a fake socket say it is bound zero-copy (the binds whose driver may set the
+    /// fill ring's need_wakeup).
+    pub fn zero_copy(xsk: &mut Xsk) {
+        xsk.zerocopy = true;
+    }
+
     /// A TX-only [`socket`] whose UMEM has a TX metadata area of [`TX_METADATA_LEN`]
     /// before every frame.
     pub fn socket_with_tx_metadata(frames: u32, frame_size: u32, ring: u32) -> (Xsk, Kernel) {

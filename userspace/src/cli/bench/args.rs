@@ -132,6 +132,11 @@ pub struct BenchArgs {
     /// Offered rate of the CPU-per-frame comparison (below saturation), a packet rate.
     #[arg(long, default_value = "200kpps")]
     pub anchor_cpu_rate: Rate,
+    /// Run only the anchor comparisons whose name holds one of these texts
+    /// (case-insensitive), e.g. `--anchor-only "CPU per frame",busy-poll`. The names are
+    /// those of the report's Anchors table.
+    #[arg(long, value_delimiter = ',')]
+    pub anchor_only: Vec<String>,
     /// Exact-count trials per scenario (sent must equal received, none twice), after the
     /// latency trials (0: none; --quick: 1).
     #[arg(long, default_value_t = 0)]
@@ -415,6 +420,25 @@ impl BenchArgs {
                 self.target
             );
         }
+        if !self.anchor_only.is_empty() {
+            if self.anchors == AnchorsArg::Off {
+                refuse!("--anchor-only with --anchors off: no comparison runs; drop one of the two");
+            }
+            let coalesce_us =
+                self.coalesce_us.map_or(xdpipe::anchors::DEFAULT_ANCHOR_COALESCE_US.to_vec(), |us| vec![us]);
+            let cpu_pps = match self.anchor_cpu_rate {
+                Rate::Pps(p) => p,
+                _ => 0.0,
+            };
+            xdpipe::anchors::check_only(
+                &self.anchor_only,
+                &names(&self.xdp_modes),
+                &names(&self.engines),
+                cpu_pps,
+                &coalesce_us,
+            )
+            .map_err(CliError)?;
+        }
         let anchors = match self.anchors {
             AnchorsArg::Off => None,
             AnchorsArg::Auto => {
@@ -428,6 +452,7 @@ impl BenchArgs {
                     dirs: self.anchor_dir.clone(),
                     trials: self.anchor_trials.unwrap_or(self.trials),
                     cpu_pps,
+                    only: self.anchor_only.clone(),
                 })
             }
         };
@@ -471,4 +496,9 @@ impl BenchArgs {
             kernel_baselines: self.kernel_baselines,
         })
     }
+}
+
+/// An axis's values as the strings the anchors' plan takes.
+fn names<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
+    values.iter().map(ToString::to_string).collect()
 }

@@ -356,8 +356,8 @@ fn run_anchors(
     let engines: Vec<String> = cfg.matrix.engines.iter().map(ToString::to_string).collect();
     // The coalesced CPU pairing uses the run's --coalesce-us, so the scenarios' latency
     // figures with that setting stand beside its CPU ratio.
-    let coalesce_us = cfg.coalesce.0.unwrap_or(anchors::DEFAULT_ANCHOR_COALESCE_US);
-    let pairings = plan(&tools, &xdp_modes, &engines, ac.cpu_pps, coalesce_us);
+    let coalesce_us = cfg.coalesce.0.map_or(anchors::DEFAULT_ANCHOR_COALESCE_US.to_vec(), |us| vec![us]);
+    let pairings = anchors::select(plan(&tools, &xdp_modes, &engines, ac.cpu_pps, &coalesce_us), &ac.only);
     let stopping = cfg.procedure.stopping(ac.trials);
     for (k, p) in pairings.iter().enumerate() {
         eprintln!(
@@ -377,15 +377,11 @@ fn run_anchors(
             for (k, (side, name, cmd)) in
                 [(&p.ours, "xdpipe", &mut ours_cmd), (&p.theirs, "anchor", &mut theirs_cmd)].into_iter().enumerate()
             {
-                let m = anchors::measure(&tools, &OurSides, p, side, trial_secs, stop)
+                let m = anchors::measure(&tools, &OurSides, p, side, trial_secs, false, stop)
                     .map_err(|e| format!("anchor {}: {e}", p.name))?;
                 let shown =
                     if p.metric == Metric::CpuNsPerPkt { format!("{:.0} ns/frame", m.value) } else { fmt_pps(m.value) };
-                let p99 = m.p99_us.map(|l| format!(", p99 {l:.0} us")).unwrap_or_default();
-                eprintln!("bench:   {name} {}: {shown}{p99}", i + 1);
-                if k == 0 {
-                    p99s.extend(m.p99_us);
-                }
+                eprintln!("bench:   {name} {}: {shown}", i + 1);
                 dir.record_anchor(&p.name, &p.xdp_mode, name, i, m.value, p.metric.unit(), &m.command)
                     .map_err(|e| e.to_string())?;
                 v[k] = m.value;
@@ -393,6 +389,20 @@ fn run_anchors(
             }
             Ok(precision::Pair { ours: v[0], theirs: v[1] })
         })?;
+        if p.metric == Metric::CpuNsPerPkt {
+            // The latency this wait costs, beside its CPU: trials of xdpipe's side alone
+            // that read every frame's stamp (the compared trials read none, as xdpsock
+            // reads no frame).
+            for i in 0..CPU_PAIRING_LATENCY_TRIALS {
+                let m = anchors::measure(&tools, &OurSides, p, &p.ours, trial_secs, true, stop)
+                    .map_err(|e| format!("anchor {}: {e}", p.name))?;
+                let p99 = m.p99_us.map(|l| format!("p99 {l:.0} us")).unwrap_or_else(|| "no latency read".into());
+                eprintln!("bench:   xdpipe latency {}: {p99} ({:.0} ns/frame reading the stamps)", i + 1, m.value);
+                p99s.extend(m.p99_us);
+                dir.record_anchor(&p.name, &p.xdp_mode, "xdpipe-stamps", i, m.value, p.metric.unit(), &m.command)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
         let f = precision::finding(&ours, &theirs, p.metric == Metric::CpuNsPerPkt, &p.goal, stopping.confidence);
         eprintln!(
             "bench:   {} after {} pair(s){}",
@@ -408,6 +418,10 @@ fn run_anchors(
     }
     Ok(())
 }
+
+/// Trials of xdpipe's side alone after a CPU pairing's pairs, reading the stamps for the
+/// p99 latency beside the CPU ratio.
+const CPU_PAIRING_LATENCY_TRIALS: usize = 2;
 
 /// xdpipe's sides of the anchor pairings, through `xdpipe run` / `xdpipe gen`'s own flags
 /// and validation: receiver pinned to core 1 with a copy bind, generator on core 0.
