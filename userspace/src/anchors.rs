@@ -369,6 +369,12 @@ impl AnchorWait {
 /// wakeups 20 frames would have caused, so 100 us costs CPU there and 500 us saves it.
 pub const DEFAULT_ANCHOR_COALESCE_US: [u32; 2] = [100, 500];
 
+/// The coalescing times of a run's coalesced CPU pairings: the run's `--coalesce-us`, or
+/// [`DEFAULT_ANCHOR_COALESCE_US`].
+pub fn coalesce_times(given_us: Option<u32>) -> Vec<u32> {
+    given_us.map_or(DEFAULT_ANCHOR_COALESCE_US.to_vec(), |us| vec![us])
+}
+
 /// What sits on the receiving end.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Subject {
@@ -477,8 +483,12 @@ pub fn select(pairings: Vec<Pairing>, only: &[String]) -> Vec<Pairing> {
     if only.is_empty() {
         return pairings;
     }
-    let only: Vec<String> = only.iter().map(|o| o.to_lowercase()).collect();
-    pairings.into_iter().filter(|p| only.iter().any(|o| p.name.to_lowercase().contains(o))).collect()
+    pairings.into_iter().filter(|p| only.iter().any(|o| name_holds(&p.name, o))).collect()
+}
+
+/// Whether a pairing's name holds `text`, case-insensitive (`bench --anchor-only`).
+fn name_holds(name: &str, text: &str) -> bool {
+    name.to_lowercase().contains(&text.to_lowercase())
 }
 
 /// Checks each of `only` against the names of every pairing a run with all three tools
@@ -496,17 +506,20 @@ pub fn check_only(
         xdp_trafficgen: Some("xdp-trafficgen".into()),
         refused: Vec::new(),
     };
-    let mut names: Vec<String> =
-        plan(&every, xdp_modes, engines, cpu_pps, coalesce_us).into_iter().map(|p| p.name).collect();
-    names.dedup();
+    // One name per comparison (each XDP mode makes the same names again).
+    let mut names: Vec<String> = Vec::new();
+    for p in plan(&every, xdp_modes, engines, cpu_pps, coalesce_us) {
+        if !names.contains(&p.name) {
+            names.push(p.name);
+        }
+    }
     for o in only {
         if o.trim().is_empty() {
             return Err(
                 "--anchor-only: an empty text matches every comparison; leave the flag out to run them all".into()
             );
         }
-        let lower = o.to_lowercase();
-        if !names.iter().any(|n| n.to_lowercase().contains(&lower)) {
+        if !names.iter().any(|n| name_holds(n, o)) {
             return Err(format!(
                 "--anchor-only {o:?} matches none of this run's comparisons; give part of one of: {}",
                 names.join("; ")

@@ -295,29 +295,27 @@ fn idle(xsk: &mut Xsk, wait: &WaitPolicy, pace: &mut Pace, counters: &WorkerCoun
         // for). Epoll: the wait polls the NAPI (that is the wakeup), and sleeps only once
         // a poll found nothing; bounded like a sleep, for the need_wakeup flag's sake.
         if let KernelBusyPoll::Epoll(waiter, timeout_ms) = b {
-            waiter.wait(sleep_timeout(*timeout_ms, kernel_may_ask(wait, xsk) && !waiter.rechecks()));
+            waiter.wait(sleep_timeout(*timeout_ms, kernel_may_ask(wait.need_wakeup, xsk) && !waiter.rechecks()));
             bump(&counters.wakeups, 1);
         }
     } else if wait.need_wakeup && xsk.fill_needs_wakeup() {
         sys::wakeup_rx(xsk.fd());
         bump(&counters.wakeups, 1);
     } else if let Some((waiter, timeout_ms)) = &wait.sleep {
-        // The kernel may set need_wakeup between the look above and the sleep, and it does
-        // so without making the socket readable (it asks precisely because it stopped
-        // delivering): an unbounded sleep would never see the flag. With need_wakeup, the
-        // sleep is bounded, so the flag is looked at again soon.
-        if let Some(c) = wait.coalesce
-            && pace.flowing
-        {
-            // Frames came in the last gathering: the next ones gather in a timed sleep
-            // too, without the wakeup in between (one sleep per batch, not two). Once a
-            // gathering finds none, the worker sleeps until the socket is readable again.
-            pace.flowing =
-                gather(c, &mut pace.ns_per_frame, || xsk.rx_ready(), sys::monotonic_ns, sys::sleep_ns, stop) > 0;
-            return;
+        // A zero-copy driver may set need_wakeup between the look above and the sleep, and
+        // it does so without making the socket readable (it asks precisely because it
+        // stopped delivering): an unbounded sleep would never see the flag. There the
+        // sleep is bounded (the waiter's recheck timer, else the timeout), so the flag is
+        // looked at again soon.
+        //
+        // Coalescing, when the last gathering found frames (traffic flows): the next ones
+        // gather in a timed sleep too, without the wakeup in between (one sleep per batch,
+        // not two). Once a gathering finds none, the worker sleeps until the socket is
+        // readable again.
+        if !(wait.coalesce.is_some() && pace.flowing) {
+            waiter.wait(sleep_timeout(*timeout_ms, kernel_may_ask(wait.need_wakeup, xsk) && !waiter.rechecks()));
+            bump(&counters.wakeups, 1);
         }
-        waiter.wait(sleep_timeout(*timeout_ms, kernel_may_ask(wait, xsk) && !waiter.rechecks()));
-        bump(&counters.wakeups, 1);
         if let Some(c) = wait.coalesce {
             // Interrupt moderation: a wakeup for a frame or two would be followed by
             // another sleep and wakeup; sleeping a while first lets a batch gather.
@@ -381,8 +379,8 @@ fn gather(
 /// never has it set, so its sleeps need no bound and no recheck timer (on the project's VM
 /// the 1 ms timer cost 120 ns per frame at 200 kpps: 720 against 600 ns).
 #[inline]
-fn kernel_may_ask(wait: &WaitPolicy, xsk: &Xsk) -> bool {
-    wait.need_wakeup && xsk.is_zerocopy()
+pub(super) fn kernel_may_ask(need_wakeup: bool, xsk: &Xsk) -> bool {
+    need_wakeup && xsk.is_zerocopy()
 }
 
 /// The longest sleep while need_wakeup is on: how late a worker at most notices a

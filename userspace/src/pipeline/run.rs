@@ -272,8 +272,8 @@ where
             Some(t) => {
                 let w = sys::ReadableWaiter::new(xsk.fd(), &stop_event).map_err(PipelineError::Wait)?;
                 // Only a zero-copy driver sets the fill ring's need_wakeup behind the
-                // worker's back (see driver::kernel_may_ask): a copy bind has no timer.
-                let w = if cfg.xsk.need_wakeup && xsk.is_zerocopy() {
+                // worker's back: a copy bind has no timer.
+                let w = if super::driver::kernel_may_ask(cfg.xsk.need_wakeup, xsk) {
                     w.with_recheck(super::driver::NEED_WAKEUP_RECHECK_MS as u32).map_err(PipelineError::Wait)?
                 } else {
                     w

@@ -420,24 +420,8 @@ impl BenchArgs {
                 self.target
             );
         }
-        if !self.anchor_only.is_empty() {
-            if self.anchors == AnchorsArg::Off {
-                refuse!("--anchor-only with --anchors off: no comparison runs; drop one of the two");
-            }
-            let coalesce_us =
-                self.coalesce_us.map_or(xdpipe::anchors::DEFAULT_ANCHOR_COALESCE_US.to_vec(), |us| vec![us]);
-            let cpu_pps = match self.anchor_cpu_rate {
-                Rate::Pps(p) => p,
-                _ => 0.0,
-            };
-            xdpipe::anchors::check_only(
-                &self.anchor_only,
-                &names(&self.xdp_modes),
-                &names(&self.engines),
-                cpu_pps,
-                &coalesce_us,
-            )
-            .map_err(CliError)?;
+        if !self.anchor_only.is_empty() && self.anchors == AnchorsArg::Off {
+            refuse!("--anchor-only with --anchors off: no comparison runs; drop one of the two");
         }
         let anchors = match self.anchors {
             AnchorsArg::Off => None,
@@ -447,6 +431,16 @@ impl BenchArgs {
                 };
                 if self.anchor_trials == Some(0) {
                     refuse!("--anchor-trials 0: give at least 1 trial per side, or --anchors off");
+                }
+                if !self.anchor_only.is_empty() {
+                    xdpipe::anchors::check_only(
+                        &self.anchor_only,
+                        &names(&self.xdp_modes),
+                        &names(&self.engines),
+                        cpu_pps,
+                        &xdpipe::anchors::coalesce_times(self.coalesce_us),
+                    )
+                    .map_err(CliError)?;
                 }
                 Some(AnchorConfig {
                     dirs: self.anchor_dir.clone(),

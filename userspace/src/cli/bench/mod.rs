@@ -356,7 +356,7 @@ fn run_anchors(
     let engines: Vec<String> = cfg.matrix.engines.iter().map(ToString::to_string).collect();
     // The coalesced CPU pairing uses the run's --coalesce-us, so the scenarios' latency
     // figures with that setting stand beside its CPU ratio.
-    let coalesce_us = cfg.coalesce.0.map_or(anchors::DEFAULT_ANCHOR_COALESCE_US.to_vec(), |us| vec![us]);
+    let coalesce_us = anchors::coalesce_times(cfg.coalesce.0);
     let pairings = anchors::select(plan(&tools, &xdp_modes, &engines, ac.cpu_pps, &coalesce_us), &ac.only);
     let stopping = cfg.procedure.stopping(ac.trials);
     for (k, p) in pairings.iter().enumerate() {
