@@ -116,6 +116,27 @@ pub fn tagged(out: &str, tag: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{tag} is not JSON ({e}): {line}"))
 }
 
+/// What `gen --rss-of` planned each of `queues` RX queues to receive: the frames each
+/// flow sent, summed by the RX queue its plan gives it.
+pub fn rss_planned(g: &Value, queues: usize) -> Vec<u64> {
+    let sent = g["sent_per_flow"].as_array().unwrap_or_else(|| panic!("no sent_per_flow in {g}"));
+    let to = g["per_queue"].as_array().unwrap_or_else(|| panic!("no per_queue in {g}")).iter().flat_map(|q| {
+        q["rss_rx_queues"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no rss_rx_queues in {q}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+    });
+    let mut planned = vec![0; queues];
+    let mut flows = 0;
+    for (q, n) in to.zip(sent) {
+        planned[q as usize] += n.as_u64().unwrap();
+        flows += 1;
+    }
+    assert_eq!(flows, sent.len(), "a planned RX queue for each flow: {g}");
+    planned
+}
+
 /// rx_packets of each queue of a run summary.
 pub fn per_queue(r: &Value) -> Vec<u64> {
     r["queues"].as_array().map(|q| q.iter().map(|x| u(x, "rx_packets")).collect()).unwrap_or_default()

@@ -15,6 +15,7 @@ use std::{
 use serde::Serialize;
 
 mod offload;
+pub mod rss;
 pub use offload::{OffloadPlan, TxOffload, TxOffloadReport};
 
 use crate::{
@@ -163,7 +164,8 @@ pub struct GenConfig {
     pub dst_ip: IpAddr,
     /// VLAN tags on every frame (none: untagged).
     pub vlan: VlanTags,
-    /// UDP source port of flow 0; flow i sends from `src_port + i` (wrapping).
+    /// UDP source port of flow 0; flow i sends from `src_port + i` (wrapping), or, with
+    /// `rss_of`, from the port [`rss::spread`] picks.
     pub src_port: u16,
     /// UDP destination port of flow 0; flow i sends to `dst_port + i % 256` (wrapping), so
     /// the flows stay in a steered range of 256 ports.
@@ -179,6 +181,10 @@ pub struct GenConfig {
     pub allow_uplink: bool,
     /// Which AF_XDP TX metadata requests the frames carry (xsk engine).
     pub tx_offload: TxOffload,
+    /// The receiving interface, on this machine, whose RSS key and table pick the source
+    /// ports: flow i reaches its i-th RX queue, round robin (xsk engine; None: `src_port +
+    /// i`, and the receiver's hash decides).
+    pub rss_of: Option<String>,
 }
 
 /// The default source address of IPv4 frames. The defaults come from the ranges set
@@ -284,6 +290,17 @@ pub enum GenError {
     /// `flows` was 0.
     #[error("--flows must be 1 to 65535")]
     Flows,
+    /// `--rss-of` names a receiver whose RSS cannot be planned for.
+    #[error("--rss-of {iface}: {why}")]
+    Rss {
+        /// The receiving interface.
+        iface: String,
+        /// What is wrong and what to do.
+        why: String,
+    },
+    /// `--rss-of` with the xdp-live engine, whose program derives the ports itself.
+    #[error("--rss-of works with --engine xsk only: the xdp-live program sends flow i from --src-port + i")]
+    LiveRss,
     /// Fewer flows than queues: each queue sends flows of its own.
     #[error(
         "--flows {flows} with {queues} queues: each queue sends its own flows, so give at least \
@@ -344,7 +361,8 @@ pub struct QueuePlan {
     pub flow_base: u16,
     /// How many flows it sends.
     pub flows: u16,
-    /// UDP source ports of its flows, first and last (`src_port + flow`, wrapping).
+    /// UDP source ports of its flows, first and last (`src_port + flow`, wrapping; with
+    /// `--rss-of`, those of its first and last flow).
     pub src_ports: (u16, u16),
     /// UDP destination ports of its flows, first and last (`dst_port + flow % 256`,
     /// wrapping; all 256 of the range once it has 256 flows or more).
@@ -353,6 +371,13 @@ pub struct QueuePlan {
     pub count: Option<u64>,
     /// Its target rate, packets per second (None: as fast as it goes).
     pub target_pps: Option<f64>,
+    /// With `--rss-of`: each of its flows' source port and the RX queue the receiver's
+    /// RSS gives it (empty without).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rss_src_ports: Vec<u16>,
+    /// With `--rss-of`: each of its flows' RX queue at the receiver (empty without).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rss_rx_queues: Vec<u32>,
 }
 
 /// Splits `flows` flows over `queues` (one worker each, pinned to `cores[i]` if given):
@@ -405,10 +430,33 @@ pub fn plan_flows(
             dst_ports,
             count: count.map(|c| c / n as u64 + u64::from((i as u64) < c % n as u64)),
             target_pps: target_pps.map(|p| p / n as f64),
+            rss_src_ports: Vec::new(),
+            rss_rx_queues: Vec::new(),
         });
         base = base.wrapping_add(k);
     }
     Ok(plan)
+}
+
+/// Puts the ports and RX queues of `rss` into each queue's share of `plan`.
+fn apply_rss(plan: &mut [QueuePlan], rss: &rss::RssPlan) {
+    for q in plan {
+        let flows = usize::from(q.flow_base)..usize::from(q.flow_base) + usize::from(q.flows);
+        q.rss_src_ports = rss.src_ports[flows.clone()].to_vec();
+        q.rss_rx_queues = rss.rx_queues[flows].to_vec();
+        if let (Some(&first), Some(&last)) = (q.rss_src_ports.first(), q.rss_src_ports.last()) {
+            q.src_ports = (first, last);
+        }
+    }
+}
+
+/// At most 8 items of a list, comma-separated, with a count of the rest.
+fn some_of<T: std::fmt::Display>(items: &[T]) -> String {
+    let shown: Vec<String> = items.iter().take(8).map(T::to_string).collect();
+    match items.len() {
+        n if n > 8 => format!("{} and {} more", shown.join(","), n - 8),
+        _ => shown.join(","),
+    }
 }
 
 /// The plan as text, a line per queue, for the log (stderr).
@@ -426,10 +474,18 @@ pub fn describe_plan(plan: &[QueuePlan], engine: Engine) -> String {
             Engine::Xsk => format!("TX queue {}", q.queue),
             Engine::XdpLive => format!("worker {}", q.queue),
         };
+        let src = match q.rss_src_ports.is_empty() {
+            true => format!("src ports {}-{}", q.src_ports.0, q.src_ports.1),
+            false => format!("src ports {} to RX queues {}", some_of(&q.rss_src_ports), some_of(&q.rss_rx_queues)),
+        };
         out.push_str(&format!(
-            "\n  {name} ({core}): {flows}, src ports {}-{}, dst ports {}-{}, rate {rate}",
-            q.src_ports.0, q.src_ports.1, q.dst_ports.0, q.dst_ports.1
+            "\n  {name} ({core}): {flows}, {src}, dst ports {}-{}, rate {rate}",
+            q.dst_ports.0, q.dst_ports.1
         ));
+    }
+    if plan.iter().any(|q| !q.rss_src_ports.is_empty()) {
+        out.push_str("\n  the source ports are chosen from the receiver's RSS key and table (--rss-of): flow i reaches its i-th RX queue, round robin");
+        return out;
     }
     out.push_str(match engine {
         Engine::Xsk => {
@@ -551,8 +607,8 @@ fn iface_mtu(iface: &str) -> Option<usize> {
 /// own), each pinned to its core of `cfg.cores` if given, each sending its share of the
 /// flows ([`plan_flows`], logged before the start).
 pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounters) -> Result<GenSummary, GenError> {
-    let (templates, pattern, nsizes) = prepare(cfg)?;
-    let plan = plan_flows(
+    let (templates, pattern, nsizes, rss) = prepare(cfg)?;
+    let mut plan = plan_flows(
         cfg.queues.ids(),
         cfg.cores.as_ref().map(|c| c.ids()),
         cfg.flows,
@@ -560,6 +616,9 @@ pub fn generate(cfg: &GenConfig, stop: Arc<AtomicBool>, counters: &WorkerCounter
         cfg.count,
         cfg.rate.pps(cfg.sizes.mean()),
     )?;
+    if let Some(r) = &rss {
+        apply_rss(&mut plan, r);
+    }
     log::info!("flow plan on {}:{}", cfg.iface, describe_plan(&plan, cfg.engine));
     match cfg.engine {
         Engine::Xsk => generate_xsk(cfg, &plan, &templates, &pattern, nsizes, stop, counters),
@@ -578,8 +637,10 @@ fn per_queue(plan: &[QueuePlan], sent: &[(u64, u64, u64)], secs: f64) -> Vec<Gen
         .collect()
 }
 
-/// Validates the config and builds the frame templates: `templates[flow * nsizes + i]`.
-fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), GenError> {
+/// Validates the config, plans the ports for the receiver's RSS (`--rss-of`) and builds
+/// the frame templates: `templates[flow * nsizes + i]`.
+#[allow(clippy::type_complexity)]
+fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize, Option<rss::RssPlan>), GenError> {
     if !sys::is_root() {
         return Err(GenError::NotRoot);
     }
@@ -606,6 +667,14 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
     if cfg.src_ip.is_ipv6() != cfg.dst_ip.is_ipv6() {
         return Err(GenError::MixedFamilies { src: cfg.src_ip, dst: cfg.dst_ip });
     }
+    let rss = match &cfg.rss_of {
+        Some(_) if cfg.engine == Engine::XdpLive => return Err(GenError::LiveRss),
+        Some(rx) => {
+            let table = rss::read(rx, cfg.dst_ip.is_ipv6())?;
+            Some(rss::spread(rx, &table, (cfg.src_ip, cfg.dst_ip), (cfg.src_port, cfg.dst_port), cfg.flows)?)
+        }
+        None => None,
+    };
     let (sizes, pattern) = cfg.sizes.plan();
     let frame = cfg.xsk.frame_size.get();
     let shape = UdpFlow {
@@ -659,7 +728,7 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
             src_mac,
             // Ports vary per flow so RSS spreads flows over queues; the destination stays
             // in the steered range (256 ports).
-            src_port: cfg.src_port.wrapping_add(f),
+            src_port: rss.as_ref().map_or(cfg.src_port.wrapping_add(f), |r| r.src_ports[usize::from(f)]),
             dst_port: cfg.dst_port.wrapping_add(f % 256),
             ..shape
         };
@@ -678,7 +747,7 @@ fn prepare(cfg: &GenConfig) -> Result<(Vec<FrameTemplate>, Vec<usize>, usize), G
     if cfg.engine == Engine::XdpLive && cfg.rate != Rate::Max {
         return Err(GenError::LivePaced);
     }
-    Ok((templates, pattern, sizes.len()))
+    Ok((templates, pattern, sizes.len(), rss))
 }
 
 /// The headers of `flow`'s frames, for messages: "Ethernet, 1 VLAN tag, IPv6, UDP".

@@ -88,6 +88,14 @@ pub struct GenArgs {
     /// First source port (flow i uses this + i).
     #[arg(long, default_value_t = 10000)]
     pub src_port: u16,
+    /// The receiver, when it is on this machine (a cabled port pair, a guest): read its RSS
+    /// key and indirection table and pick each flow's source port (the first of
+    /// --src-port + i + k * flows) so that flow i reaches its i-th RX queue, round robin.
+    /// Needs a Toeplitz hash over addresses and ports (`ethtool -N IFACE rx-flow-hash udp4
+    /// sdfn`). Without it the ports are sequential and the receiver's hash spreads them as
+    /// it happens to.
+    #[arg(long, value_name = "IFACE")]
+    pub rss_of: Option<String>,
     /// First destination port (flow i uses this + i mod 256); the default is the start of
     /// the range xdpipe run steers.
     #[arg(long, default_value_t = xdp_common::BENCH_UDP_PORT_LO)]
@@ -311,6 +319,7 @@ impl GenArgs {
             engine,
             allow_uplink: self.allow_uplink,
             tx_offload: self.tx_offload,
+            rss_of: self.rss_of.clone(),
         };
         Ok(GenCommand { config, json: self.json })
     }

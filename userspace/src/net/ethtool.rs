@@ -350,7 +350,7 @@ struct EthtoolRxfh {
     rest: [u8; 256],
 }
 
-fn ethtool_ioctl<T>(iface: &str, data: &mut T, op: &'static str) -> Result<(), NetError> {
+fn ethtool_ioctl<T: ?Sized>(iface: &str, data: &mut T, op: &'static str) -> Result<(), NetError> {
     super::check_ifname(iface)?;
     // SAFETY: plain socket(2).
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -399,11 +399,65 @@ pub fn driver_info(iface: &str) -> Result<DriverInfo, NetError> {
 
 /// RSS hash fields for UDP over IPv4 as `ethtool -n IFACE rx-flow-hash udp4` names them.
 pub fn udp4_flow_hash(iface: &str) -> Result<Vec<&'static str>, NetError> {
+    udp_flow_hash(iface, false).map(flow_hash_names)
+}
+
+/// The RXH_* bits of `iface`'s RSS hash for UDP over IPv4 (or IPv6): ETHTOOL_GRXFH.
+pub fn udp_flow_hash(iface: &str, ipv6: bool) -> Result<u64, NetError> {
     const ETHTOOL_GRXFH: u32 = 0x29;
-    const UDP_V4_FLOW: u32 = 0x02;
-    let mut r = EthtoolRxfh { cmd: ETHTOOL_GRXFH, flow_type: UDP_V4_FLOW, data: 0, rest: [0; 256] };
+    let flow_type = if ipv6 { 0x06 } else { 0x02 }; // UDP_V6_FLOW, UDP_V4_FLOW
+    let mut r = EthtoolRxfh { cmd: ETHTOOL_GRXFH, flow_type, data: 0, rest: [0; 256] };
     ethtool_ioctl(iface, &mut r, "reading the RSS flow hash (ETHTOOL_GRXFH) of")?;
-    Ok(flow_hash_names(r.data))
+    Ok(r.data)
+}
+
+/// The RXH_* bits of a hash over the IP addresses and both UDP/TCP ports (`sdfn`).
+pub const RXH_ADDRS_AND_PORTS: u64 = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7);
+
+/// The ETH_RSS_HASH_* bit of the Toeplitz hash function.
+pub const ETH_RSS_HASH_TOP: u8 = 1 << 0;
+
+/// A device's RSS settings for its default context, as `ethtool -x IFACE` shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RssConfig {
+    /// The hash function, an ETH_RSS_HASH_* bit ([`ETH_RSS_HASH_TOP`]: Toeplitz); 0 if the
+    /// driver does not say.
+    pub hfunc: u8,
+    /// The input transform, RXH_XFRM_* bits (0: none; 1 or 2: symmetric).
+    pub input_xfrm: u8,
+    /// The hash key.
+    pub key: Vec<u8>,
+    /// The indirection table: the RX queue of each entry.
+    pub indir: Vec<u32>,
+}
+
+/// `iface`'s RSS key, indirection table and hash function (ETHTOOL_GRSSH, asked twice:
+/// first for the sizes, then for the contents).
+pub fn rss_config(iface: &str) -> Result<RssConfig, NetError> {
+    const ETHTOOL_GRSSH: u32 = 0x46;
+    const OP: &str = "reading the RSS settings (ETHTOOL_GRSSH) of";
+    // struct ethtool_rxfh in u32 words: cmd, rss_context, indir_size, key_size,
+    // (hfunc, input_xfrm, rsvd8[2]), rsvd32, then rss_config[]: the table, then the key.
+    const HEAD: usize = 6;
+    let mut head = [0u32; HEAD];
+    head[0] = ETHTOOL_GRSSH;
+    ethtool_ioctl(iface, &mut head, OP)?;
+    let (indir_size, key_size) = (head[2] as usize, head[3] as usize);
+    if indir_size > 1 << 16 || key_size > 1 << 10 {
+        return Err(NetError::Decode {
+            op: OP,
+            what: iface.into(),
+            detail: format!("an indirection table of {indir_size} entries and a key of {key_size} B"),
+        });
+    }
+    let mut buf = vec![0u32; HEAD + indir_size + key_size.div_ceil(4)];
+    buf[0] = ETHTOOL_GRSSH;
+    buf[2] = indir_size as u32;
+    buf[3] = key_size as u32;
+    ethtool_ioctl(iface, buf.as_mut_slice(), OP)?;
+    let [hfunc, input_xfrm, ..] = buf[4].to_ne_bytes();
+    let key = buf[HEAD + indir_size..].iter().flat_map(|w| w.to_ne_bytes()).take(key_size).collect();
+    Ok(RssConfig { hfunc, input_xfrm, key, indir: buf[HEAD..HEAD + indir_size].to_vec() })
 }
 
 /// The RXH_* bits of a flow hash, by name.

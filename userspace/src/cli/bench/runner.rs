@@ -95,6 +95,13 @@ impl Runner for VethRunner {
                 // As many generator workers as the target has queues (TX queues 0..q, 64
                 // flows split over them), unpinned: the cores are the receiver's.
                 gen_args.extend(["--queues".into(), format!("0-{}", sc.queues - 1)]);
+                // A receiver on this machine whose RSS can be read gets ports that reach
+                // each of its queues evenly; otherwise its hash spreads sequential ports.
+                if let Some(p) = self.ports.as_ref().filter(|_| self.remote.is_none())
+                    && xdpipe::generator::rss::read(&p.rx, false).is_ok()
+                {
+                    gen_args.extend(["--rss-of".into(), p.rx.clone()]);
+                }
             } else {
                 gen_args.extend(["--core".into(), "0".into()]);
             }
