@@ -29,6 +29,9 @@ pub struct VethRunner {
     pub remote: Option<crate::cli::agent::RemoteRun>,
     /// The receiving device of a testbed target (veth, bridge, macvlan, vxlan, tap).
     pub device: xdpipe::topology::Device,
+    /// nic target on this machine whose RSS settings gen can read: the receiver, for
+    /// `gen --rss-of` in scenarios with several queues.
+    pub rss_of: Option<String>,
 }
 
 /// Offloads turned off for `offloads: off` scenarios, by kernel feature name (`ethtool -K`
@@ -95,12 +98,10 @@ impl Runner for VethRunner {
                 // As many generator workers as the target has queues (TX queues 0..q, 64
                 // flows split over them), unpinned: the cores are the receiver's.
                 gen_args.extend(["--queues".into(), format!("0-{}", sc.queues - 1)]);
-                // A receiver on this machine whose RSS can be read gets ports that reach
-                // each of its queues evenly; otherwise its hash spreads sequential ports.
-                if let Some(p) = self.ports.as_ref().filter(|_| self.remote.is_none())
-                    && xdpipe::generator::rss::read(&p.rx, false).is_ok()
-                {
-                    gen_args.extend(["--rss-of".into(), p.rx.clone()]);
+                // Ports that reach each of the receiver's queues, where its RSS settings
+                // could be read; otherwise its hash spreads sequential ports.
+                if let Some(rx) = &self.rss_of {
+                    gen_args.extend(["--rss-of".into(), rx.clone()]);
                 }
             } else {
                 gen_args.extend(["--core".into(), "0".into()]);
