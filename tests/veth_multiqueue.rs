@@ -2,10 +2,11 @@
 //! from two TX workers into rxdrop on two RX queues, and every RX queue receives exactly
 //! what the matching TX queue sent, for the AF_XDP engine and for the in-kernel engine
 //! (two threads, two program instances: each flow's sequence numbers come from one of
-//! them, so the receiver sees every flow with no duplicate and no gap).
+//! them, so the receiver sees every flow with no duplicate and no gap). `gen --rss-of`
+//! on veth, which has no RSS settings, is refused by name.
 mod common;
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
 use common::*;
 
@@ -67,4 +68,27 @@ fn two_queues_xdp_live_exact_per_queue_and_per_flow_sequence() {
     let r = veth(&["--queues", "2", "--flows", "8", "--engine", "xdp-live", "--count", "3000", "--poll", "50"]);
     assert_eq!(r["generator"]["engine"], "xdp-live");
     two_queues_count_exactly(&r, 3000);
+}
+
+/// `gen --rss-of` on a receiver without RSS settings (veth) is refused before anything
+/// is sent or attached, naming the device and what to do; so is it with the xdp-live
+/// engine, whose program derives the ports itself.
+#[test]
+fn rss_of_a_device_without_rss_is_refused_by_name() {
+    if !privileged() {
+        return;
+    }
+    let tb = testbed(2);
+    let cases: [(&[&str], &[&str]); 2] = [
+        (&[], &["--rss-of xp-tx: its RSS settings cannot be read", "leave --rss-of out"]),
+        (&["--engine", "xdp-live"], &["--rss-of works with --engine xsk only"]),
+    ];
+    for (extra, says) in cases {
+        let mut args = vec!["gen", "-i", "xp-tx", "--rss-of", "xp-tx", "-n", "4"];
+        args.extend(extra);
+        let (code, _, err) = Xdpipe::spawn(&tb.tx_ns, &args).finish(Duration::from_secs(20));
+        assert_eq!(code, Some(1), "gen {args:?}: {err}");
+        assert!(says.iter().all(|s| err.contains(s)), "gen {args:?} does not say {says:?}: {err}");
+        assert!(!xdp_attached(&tb.tx_ns, "xp-tx"), "gen {args:?} left a program on xp-tx");
+    }
 }

@@ -489,7 +489,7 @@ pub fn describe_plan(plan: &[QueuePlan], engine: Engine) -> String {
     }
     out.push_str(match engine {
         Engine::Xsk => {
-            "\n  the receiver decides each flow's RX queue: a NIC by its RSS hash of the ports (key unknown here), a veth peer by the TX queue (i -> i)"
+            "\n  the receiver decides each flow's RX queue: a NIC by its RSS hash of the ports (its key unknown here: --rss-of IFACE reads a local receiver's), a veth peer by the TX queue (i -> i)"
         }
         Engine::XdpLive => {
             "\n  the driver picks each worker's TX queue by its CPU (a veth peer receives on RX queue cpu % queues); the receiver's RSS decides on a NIC"
