@@ -371,8 +371,7 @@ pub struct QueuePlan {
     pub count: Option<u64>,
     /// Its target rate, packets per second (None: as fast as it goes).
     pub target_pps: Option<f64>,
-    /// With `--rss-of`: each of its flows' source port and the RX queue the receiver's
-    /// RSS gives it (empty without).
+    /// With `--rss-of`: each of its flows' source port (empty without).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rss_src_ports: Vec<u16>,
     /// With `--rss-of`: each of its flows' RX queue at the receiver (empty without).
@@ -474,9 +473,10 @@ pub fn describe_plan(plan: &[QueuePlan], engine: Engine) -> String {
             Engine::Xsk => format!("TX queue {}", q.queue),
             Engine::XdpLive => format!("worker {}", q.queue),
         };
-        let src = match q.rss_src_ports.is_empty() {
-            true => format!("src ports {}-{}", q.src_ports.0, q.src_ports.1),
-            false => format!("src ports {} to RX queues {}", some_of(&q.rss_src_ports), some_of(&q.rss_rx_queues)),
+        let src = if q.rss_src_ports.is_empty() {
+            format!("src ports {}-{}", q.src_ports.0, q.src_ports.1)
+        } else {
+            format!("src ports {} to RX queues {}", some_of(&q.rss_src_ports), some_of(&q.rss_rx_queues))
         };
         out.push_str(&format!(
             "\n  {name} ({core}): {flows}, {src}, dst ports {}-{}, rate {rate}",

@@ -10,8 +10,6 @@
 //! over the queues its table names), and the plan says which queue each flow reaches.
 use std::net::IpAddr;
 
-use serde::Serialize;
-
 use super::GenError;
 use crate::net::ethtool::{self, ETH_RSS_HASH_TOP, RXH_ADDRS_AND_PORTS, RssConfig};
 
@@ -49,17 +47,13 @@ fn tuple(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
 }
 
 /// Where each flow goes: its source port and the RX queue the receiver's RSS gives it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RssPlan {
-    /// The receiving interface whose RSS settings were read.
-    pub iface: String,
-    /// The RX queues its indirection table names, ascending.
+    /// The RX queues the receiver's indirection table names, ascending.
     pub queues: Vec<u32>,
     /// Each flow's source port.
-    #[serde(skip)]
     pub src_ports: Vec<u16>,
     /// Each flow's RX queue.
-    #[serde(skip)]
     pub rx_queues: Vec<u32>,
 }
 
@@ -118,12 +112,14 @@ pub fn spread(
     let mut queues = cfg.indir.clone();
     queues.sort_unstable();
     queues.dedup();
-    if queues.is_empty() || !cfg.indir.len().is_power_of_two() {
-        return Err(GenError::Rss { iface: iface.into(), why: "its indirection table is empty".into() });
+    if !cfg.indir.len().is_power_of_two() {
+        return Err(GenError::Rss {
+            iface: iface.into(),
+            why: format!("its indirection table has {} entries, not a power of two", cfg.indir.len()),
+        });
     }
     let tries = 65536 / u32::from(flows.max(1));
     let mut plan = RssPlan {
-        iface: iface.into(),
         queues: queues.clone(),
         src_ports: Vec::with_capacity(flows.into()),
         rx_queues: Vec::with_capacity(flows.into()),
