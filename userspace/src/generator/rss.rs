@@ -76,12 +76,8 @@ pub fn read(iface: &str, ipv6: bool) -> Result<RssConfig, GenError> {
             cfg.input_xfrm
         )));
     }
-    if cfg.key.is_empty() || !cfg.indir.len().is_power_of_two() {
-        return Err(why(format!(
-            "it reports a {} B key and an indirection table of {} entries; xdpipe plans for a key and a table whose size is a power of two",
-            cfg.key.len(),
-            cfg.indir.len()
-        )));
+    if cfg.key.is_empty() {
+        return Err(why("it reports no RSS key, so there is no hash to plan for; leave --rss-of out".into()));
     }
     let family = if ipv6 { "udp6" } else { "udp4" };
     let fields = ethtool::udp_flow_hash(iface, ipv6)
@@ -109,23 +105,23 @@ pub fn spread(
     (src_port, dst_port): (u16, u16),
     flows: u16,
 ) -> Result<RssPlan, GenError> {
-    let mut queues = cfg.indir.clone();
-    queues.sort_unstable();
-    queues.dedup();
     if !cfg.indir.len().is_power_of_two() {
         return Err(GenError::Rss {
             iface: iface.into(),
-            why: format!("its indirection table has {} entries, not a power of two", cfg.indir.len()),
+            why: format!(
+                "its indirection table has {} entries, not a power of two, so xdpipe cannot tell which entry a hash picks; leave --rss-of out",
+                cfg.indir.len()
+            ),
         });
     }
+    let mut queues = cfg.indir.clone();
+    queues.sort_unstable();
+    queues.dedup();
     let tries = 65536 / u32::from(flows.max(1));
-    let mut plan = RssPlan {
-        queues: queues.clone(),
-        src_ports: Vec::with_capacity(flows.into()),
-        rx_queues: Vec::with_capacity(flows.into()),
-    };
+    let mut plan =
+        RssPlan { queues, src_ports: Vec::with_capacity(flows.into()), rx_queues: Vec::with_capacity(flows.into()) };
     for f in 0..flows {
-        let want = queues[usize::from(f) % queues.len()];
+        let want = plan.queues[usize::from(f) % plan.queues.len()];
         let dport = dst_port.wrapping_add(f % 256);
         let port = (0..tries)
             .map(|k| src_port.wrapping_add(f).wrapping_add((k * u32::from(flows)) as u16))

@@ -164,24 +164,28 @@ pub fn run_bench(
     // Several queues on a receiver here: gen picks its ports from the receiver's RSS
     // settings where they can be read (`gen --rss-of`), so that every queue gets flows.
     let rss_of = match (&ports, &remote) {
-        (Some(p), None) if scenarios.iter().any(|s| s.queues > 1) => match xdpipe::generator::rss::read(&p.rx, false) {
-            Ok(_) => {
-                summary.run.notes.push(format!(
-                    "several queues: gen picks each flow's source port from {}'s RSS key and table (gen --rss-of), flow i on its i-th RX queue",
-                    p.rx
-                ));
-                Some(p.rx.clone())
-            }
-            Err(e) => {
-                summary.run.notes.push(format!("several queues: gen's source ports are sequential and the receiver's hash spreads them as it happens to ({e})"));
-                None
-            }
-        },
+        (Some(p), None) if scenarios.iter().any(|s| s.queues > 1) => {
+            let (note, rx) = match xdpipe::generator::rss::read(&p.rx, false) {
+                Ok(_) => (
+                    format!(
+                        "several queues: gen picks each flow's source port from {}'s RSS key and table (gen --rss-of), flow i on its i-th RX queue",
+                        p.rx
+                    ),
+                    Some(p.rx.clone()),
+                ),
+                Err(e) => (
+                    format!(
+                        "several queues: gen's source ports are sequential and the receiver's hash spreads them as it happens to ({e})"
+                    ),
+                    None,
+                ),
+            };
+            eprintln!("bench: {note}");
+            summary.run.notes.push(note);
+            rx
+        }
         _ => None,
     };
-    for n in summary.run.notes.iter().filter(|n| n.starts_with("several queues")) {
-        eprintln!("bench: {n}");
-    }
     dir.write_readme(&summary)?;
     dir.write_summary(&summary)?;
     let (least, most) = xdpipe_bench::estimate::expected_secs(&cfg.procedure, &scenarios, TRIAL_OVERHEAD_S);
